@@ -1,0 +1,246 @@
+"""The ``matterflow`` command.
+
+Core commands: ``run``, ``demo``, ``tasks``, ``inspect``, ``report``. Each
+domain adds a sub-app (``matterflow xrd ...``) through the entry-point group
+``matterflow.cli``; a domain whose optional packages are missing still shows
+up, and says what to install.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from matterflow import __version__
+from matterflow.clitools import console, handle_errors, make_progress, state
+from matterflow.core.errors import InputError
+
+app = typer.Typer(
+    name="matterflow",
+    help="Data-driven materials science: workflows on Dask, HDF5 results with provenance, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Workers = Annotated[Optional[int], typer.Option(min=1, help="Worker processes of the local Dask cluster (default: cores, at most 4).")]
+Scheduler = Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"matterflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """matterflow: data-driven materials science on one small core."""
+    state.debug = state.debug or debug
+
+
+def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | None, force: bool,
+         quiet: bool, report: bool = True) -> tuple[Path, str]:
+    from matterflow.core.execute import run_workflow
+    from matterflow.core.report import write_report
+    from matterflow.core.workflow import load_workflow
+
+    wf = load_workflow(workflow)
+    with make_progress(quiet) as progress:
+        summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
+                               progress=progress)
+    if not quiet:
+        console.print(f"[green]done[/green] in {summary.seconds:.1f} s: computed "
+                      f"{', '.join(summary.computed) or 'nothing'}; reused {', '.join(summary.reused) or 'nothing'}")
+    rep = write_report(summary.results) if report else None
+    console.print(f"results: {summary.results}" + (f"\nreport:  {rep}" if rep else ""))
+    return summary.results, "complete"
+
+
+@app.command()
+@handle_errors
+def run(
+    workflow: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (results.h5, report.html).")] = Path("matterflow-out"),
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Annotated[bool, typer.Option(help="Recompute all steps, even those already stored.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
+    _run(workflow, out, workers=workers, scheduler=scheduler, force=force, quiet=quiet,
+         report=not no_report)
+
+
+def examples_dir() -> Path:
+    """Where the example workflows live (package data)."""
+    return Path(__file__).resolve().parent / "examples"
+
+
+def demo_workflows() -> dict[str, Path]:
+    """Domain -> example workflow, for the domains whose tasks are installed."""
+    from matterflow.core.registry import list_tasks
+
+    domains = {name.split(".")[0] for name in list_tasks()}
+    found = {"core": examples_dir() / "quickstart.yaml"}
+    for path in sorted(examples_dir().glob("*.yaml")):
+        if path.stem in domains and path.stem != "core":
+            found[path.stem] = path
+    return found
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only this domain (repeatable), e.g. core, xrd.")] = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run one small example workflow per installed domain and link their reports."""
+    from matterflow.core.report import write_index
+
+    available = demo_workflows()
+    chosen = only or list(available)
+    unknown = [d for d in chosen if d not in available]
+    if unknown:
+        raise InputError(f"--only: no demo for {', '.join(unknown)}; available: {', '.join(available)}")
+    entries = []
+    failed = []
+    for domain in chosen:
+        console.rule(f"[bold]{domain}[/bold]: {available[domain].name}")
+        try:
+            results, status = _run(available[domain], out / domain, workers=workers,
+                                   scheduler=scheduler, force=False, quiet=quiet)
+        except typer.Exit:
+            raise
+        except Exception as exc:  # one broken demo must not hide the others
+            failed.append(domain)
+            console.print(f"[red]{domain} failed:[/red] {exc}")
+            continue
+        entries.append((domain, results.with_name("report.html"), status))
+    index = write_index(entries, out / "index.html")
+    console.print(f"\n[bold]demo report:[/bold] {index.resolve()}")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@handle_errors
+def tasks(
+    name: Annotated[Optional[str], typer.Argument(help="Show the parameters of this task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the registered tasks, or show one task's parameters, types, defaults and units."""
+    from matterflow.core.registry import get_task, list_tasks, unavailable_domains
+
+    if name is None:
+        table = Table("task", "maps over", "description", box=None)
+        for tname, t in list_tasks().items():
+            table.add_row(tname, t.map_over or "", t.doc)
+        console.print(table)
+        for domain, why in unavailable_domains().items():
+            console.print(f"[yellow]{domain}: not available[/yellow] ", end=""); console.print(f"({why})", markup=False)
+        return
+    t = get_task(name)
+    schema = t.params.model_json_schema()
+    if as_json:
+        console.print_json(json.dumps(schema))
+        return
+    console.print(f"[bold]{t.name}[/bold] (version {t.version}): {t.doc}")
+    console.print(f"inputs: {', '.join(t.input_names) or '(none)'}"
+                  + (f"; maps over [bold]{t.map_over}[/bold]" if t.map_over else ""))
+    table = Table("parameter", "type", "default", "units", "description", box=None)
+    for fname, f in t.params.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        prop = schema.get("properties", {}).get(fname, {})
+        bounds = ", ".join(f"{k} {prop[k]}" for k in ("minimum", "exclusiveMinimum", "maximum",
+                                                        "exclusiveMaximum") if k in prop)
+        typ = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+        default = "(required)" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        desc = (f.description or "") + (f" [{bounds}]" if bounds else "")
+        table.add_row(fname, typ, default, str(extra.get("units", "")), desc)
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def inspect(
+    file: Annotated[Path, typer.Argument(help="A results file (HDF5).")],
+) -> None:
+    """Print the tree of a results file (names, shapes, dtypes, units) and its provenance."""
+    from matterflow.core.store import Results, describe
+
+    res = Results(file)
+    table = Table("name", "shape", "dtype", "units", box=None)
+    for row in describe(file):
+        table.add_row(*row)
+    console.print(table)
+    console.print("\n[bold]provenance[/bold]")
+    for key, value in res.provenance.items():
+        if key == "workflow_text":
+            console.print(f"  {key}:", highlight=False)
+            console.print("    " + str(value).replace("\n", "\n    "), markup=False, highlight=False)
+        else:
+            text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+            console.print(f"  {key}: {text}", markup=False, highlight=False)
+
+
+@app.command()
+@handle_errors
+def report(
+    file: Annotated[Path, typer.Argument(help="A results file (HDF5).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: report.html beside FILE).")] = None,
+) -> None:
+    """Write a self-contained HTML report (provenance, outputs, figures) of a results file."""
+    from matterflow.core.report import write_report
+
+    console.print(f"report: {write_report(file, out)}")
+
+
+def _add_domain_apps() -> None:
+    for ep in entry_points(group="matterflow.cli"):
+        try:
+            sub = ep.load()
+        except ImportError as exc:
+            sub = _unavailable_app(ep.name, str(exc))
+        app.add_typer(sub, name=ep.name)
+
+
+def _unavailable_app(name: str, why: str) -> typer.Typer:
+    from rich.markup import escape
+
+    sub = typer.Typer(help=escape(f"[not installed: {why}; pip install 'matterflow[{name}]']"),
+                      invoke_without_command=True)
+
+    @sub.callback()
+    @handle_errors
+    def _missing() -> None:
+        raise InputError(f"the {name} commands need extra packages ({why}); "
+                         f"install them with: pip install 'matterflow[{name}]'")
+
+    return sub
+
+
+_add_domain_apps()
+
+
+def main() -> None:
+    """Entry point of the ``matterflow`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""Run a workflow on Dask, writing one results file, resumable after a crash.
+
+The executor is the only place that knows about Dask and the only writer of
+HDF5 files during a run:
+
+- By default it starts an embedded :class:`distributed.LocalCluster`
+  (``workers`` processes, one thread each); ``scheduler="tcp://host:8786"``
+  uses an existing cluster instead (``dask scheduler`` / ``dask worker``,
+  dask-jobqueue on SLURM/PBS).
+- Steps whose inputs are ready run concurrently. A task with ``map_over`` is
+  called once per item; items go to the workers in batches.
+- Every step has a *key*: a hash of the task name and version, its
+  parameters, and the keys or file checksums of its inputs. Finished steps
+  (and finished batches of mapped steps) are written at once, atomically, to
+  ``OUT/.matterflow-cache/``. A rerun skips everything already stored under
+  the same key, so a run killed halfway resumes where it stopped.
+- At the end (or on failure, with what was finished) the cache is assembled
+  into ``OUT/results.h5`` with provenance, atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from matterflow.core.errors import ComputeError, InputError, MatterflowError
+from matterflow.core.registry import Params, result_to_dict, stack_results
+from matterflow.core.store import (
+    atomic_h5,
+    base_provenance,
+    now_iso,
+    read_group,
+    sha256_file,
+    write_outputs,
+    write_provenance,
+)
+from matterflow.core.workflow import Step, Workflow
+
+__all__ = ["run_workflow", "RunSummary", "dask_client", "map_items", "step_keys"]
+
+RESULTS_NAME = "results.h5"
+CACHE_NAME = ".matterflow-cache"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did: where the results are, and which steps were computed or reused."""
+
+    results: Path
+    computed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- Dask
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ComputeError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
+                               "start one with `dask scheduler` and `dask worker ADDRESS`, "
+                               "or leave out --scheduler to use a local cluster") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or _default_workers()
+    if n < 1:
+        raise InputError(f"--workers must be >= 1; got {n}")
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _default_workers() -> int:
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _n_workers(client: Any) -> int:
+    return max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+
+
+def _call_task(func: Callable, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
+    return result_to_dict(func(params=params, **inputs))
+
+
+def _call_batch(func: Callable, params: Params, map_over: str, items: Sequence[Any],
+                inputs: dict[str, Any]) -> tuple[dict, dict]:
+    return stack_results([func(params=params, **{map_over: item}, **inputs) for item in items])
+
+
+def default_batch_size(n_items: int, n_workers: int) -> int:
+    """A few batches per worker (load balance, resume granularity), at most 256 items."""
+    return max(1, min(256, math.ceil(n_items / (4 * n_workers))))
+
+
+def map_items(client: Any, func: Callable, items: Sequence[Any], *, map_over: str,
+              params: Params, inputs: dict[str, Any] | None = None,
+              batch_size: int | None = None) -> tuple[dict, dict]:
+    """Call ``func`` on every item on the cluster, in batches; stacked ``(values, units)``.
+
+    The building block of mapped steps, exposed for benchmarks and notebooks.
+    """
+    from distributed import wait
+
+    n = len(items)
+    bs = batch_size or default_batch_size(n, _n_workers(client))
+    shared = client.scatter(inputs or {}, broadcast=False) if inputs else {}
+    futures = [client.submit(_call_batch, func, params, map_over, items[i:i + bs], shared,
+                             pure=False) for i in range(0, n, bs)]
+    wait(futures)
+    parts = client.gather(futures)
+    return _concat([p[0] for p in parts]), parts[0][1] if parts else {}
+
+
+def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    if not parts:
+        return {}
+    out: dict[str, Any] = {}
+    for key, first in parts[0].items():
+        items = [p[key] for p in parts]
+        if isinstance(first, dict):
+            out[key] = _concat(items)
+        elif isinstance(first, list):
+            out[key] = [x for part in items for x in part]
+        else:
+            out[key] = np.concatenate([np.asarray(x) for x in items], axis=0)
+    return out
+
+
+# --------------------------------------------------------------------------- keys
+
+def step_keys(workflow: Workflow) -> tuple[dict[str, str], dict[str, str]]:
+    """``(keys, checksums)``: a content hash per step, and the sha256 of each input file."""
+    keys: dict[str, str] = {}
+    checksums: dict[str, str] = {}
+    for step in workflow.steps:
+        refs = {}
+        for name, ref in sorted(step.inputs.items()):
+            if ref.step:
+                refs[name] = ["step", keys[ref.step], ref.output]
+            else:
+                p = str(ref.path)
+                if p not in checksums:
+                    checksums[p] = sha256_file(ref.path)
+                refs[name] = ["file", checksums[p]]
+        blob = json.dumps({"task": step.task.name, "version": step.task.version,
+                           "params": step.params.model_dump(mode="json"), "inputs": refs},
+                          sort_keys=True, default=str)
+        keys[step.id] = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return keys, checksums
+
+
+# --------------------------------------------------------------------------- the run
+
+class _Run:
+    def __init__(self, workflow: Workflow, out: Path, force: bool, progress: Any):
+        self.wf = workflow
+        self.out = out
+        self.results_path = out / RESULTS_NAME
+        self.cache = out / CACHE_NAME
+        self.progress = progress
+        self.keys, self.checksums = step_keys(workflow)
+        self.values: dict[str, dict[str, Any]] = {}
+        self.sources: dict[str, tuple[Path, str]] = {}  # step -> (file, group) holding it
+        self.meta: dict[str, dict[str, Any]] = {}
+        self.summary = RunSummary(self.results_path)
+        self.force = force
+        self.bars: dict[str, Any] = {}
+
+    # -- what is stored already
+    def find_stored(self) -> None:
+        if self.force:
+            shutil.rmtree(self.cache, ignore_errors=True)
+            return
+        old: dict[str, str] = {}
+        if self.results_path.exists():
+            try:
+                with h5py.File(self.results_path, "r") as f:
+                    old = {name: str(g.attrs.get("key", "")) for name, g in f.items()
+                           if isinstance(g, h5py.Group) and g.attrs.get("status") != "failed"}
+            except OSError:
+                old = {}
+        for step in self.wf.steps:
+            key = self.keys[step.id]
+            cached = self.cache / f"{key}.h5"
+            if cached.exists():
+                self.sources[step.id] = (cached, "step")
+            elif old.get(step.id) == key:
+                self.sources[step.id] = (self.results_path, step.id)
+
+    def load_stored(self, step: Step) -> None:
+        path, group = self.sources[step.id]
+        with h5py.File(path, "r") as f:
+            self.values[step.id] = read_group(f[group])[0]
+            self.meta[step.id] = dict(f[group].attrs)
+        self.summary.reused.append(step.id)
+        self._bar(step, total=1, done=1, note="reused")
+
+    def inputs_of(self, step: Step) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, ref in step.inputs.items():
+            if ref.path is not None:
+                out[name] = ref.path
+                continue
+            value: Any = self.values[ref.step]
+            for part in ref.output.split("/"):
+                if not isinstance(value, dict) or part not in value:
+                    raise InputError(
+                        f"step {step.id!r}: input {name!r} refers to {ref}, but step "
+                        f"{ref.step!r} has no output {ref.output!r}; its outputs: "
+                        f"{', '.join(self.values[ref.step])}")
+                value = value[part]
+            out[name] = value
+        return out
+
+    # -- writing
+    def write_step(self, step: Step, values: dict, units: dict, started: str, seconds: float,
+                   n_items: int | None = None) -> None:
+        meta = self._step_attrs(step, started, seconds, n_items)
+        path = self.cache / f"{self.keys[step.id]}.h5"
+        with atomic_h5(path) as f:
+            g = f.create_group("step")
+            write_outputs(g, values, units)
+            g.attrs.update(meta)
+        self.values[step.id] = values
+        self.meta[step.id] = meta
+        self.sources[step.id] = (path, "step")
+        self.summary.computed.append(step.id)
+
+    def _step_attrs(self, step: Step, started: str, seconds: float, n_items: int | None) -> dict:
+        meta = {"NX_class": "NXentry", "task": step.task.name, "task_version": step.task.version,
+                "key": self.keys[step.id],
+                "params": json.dumps(step.params.model_dump(mode="json"), sort_keys=True),
+                "inputs": json.dumps({k: str(v) for k, v in step.inputs.items()}, sort_keys=True),
+                "started": started, "finished": now_iso(), "duration_s": round(seconds, 6),
+                "status": "computed"}
+        if n_items is not None:
+            meta["n_items"] = n_items
+            meta["batch_size"] = step.batch_size or 0
+        return meta
+
+    def assemble(self, start: str, executor: str, status: str) -> None:
+        prov = base_provenance()
+        prov.update({
+            "workflow_name": self.wf.name,
+            "workflow_file": str(self.wf.source or ""),
+            "workflow_text": self.wf.text,
+            "parameters": {s.id: s.params.model_dump(mode="json") for s in self.wf.steps},
+            "input_checksums": self.checksums,
+            "seeds": {s.id: getattr(s.params, "seed") for s in self.wf.steps
+                      if "seed" in type(s.params).model_fields},
+            "step_keys": self.keys,
+            "start_time": start,
+            "end_time": now_iso(),
+            "executor": executor,
+            "status": status,
+        })
+        with atomic_h5(self.results_path) as dst:
+            for step in self.wf.steps:
+                if step.id not in self.sources:
+                    continue
+                path, group = self.sources[step.id]
+                with h5py.File(path, "r") as src:
+                    src.copy(src[group], dst, name=step.id)
+                if step.id in self.summary.reused:
+                    dst[step.id].attrs["status"] = "reused"
+            write_provenance(dst, prov)
+
+    # -- progress
+    def _bar(self, step: Step, total: int, done: int = 0, note: str = "") -> None:
+        if self.progress is None:
+            return
+        label = f"{step.id} [dim]({step.task.name})[/dim]" + (f" [green]{note}[/green]" if note else "")
+        if step.id not in self.bars:
+            self.bars[step.id] = self.progress.add_task(label, total=total, completed=done)
+        else:
+            self.progress.update(self.bars[step.id], description=label, total=total, completed=done)
+
+    def advance(self, step: Step, n: int = 1) -> None:
+        if self.progress is not None and step.id in self.bars:
+            self.progress.advance(self.bars[step.id], n)
+
+
+def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
+                 workers: int | None = None, force: bool = False,
+                 progress: Any = None) -> RunSummary:
+    """Run ``workflow``; results go to ``out_dir/results.h5``.
+
+    Parameters
+    ----------
+    workflow : Workflow
+        From :func:`matterflow.core.workflow.load_workflow`.
+    out_dir : path
+        Created if missing. Holds ``results.h5`` and the step cache.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; default: a new LocalCluster.
+    workers : int, optional
+        Worker processes of the LocalCluster (default: cores, at most 4).
+    force : bool
+        Recompute every step even if stored results match.
+    progress : rich.progress.Progress, optional
+        Shows one bar per step.
+    """
+    t0 = time.perf_counter()
+    start = now_iso()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(workflow, out, force, progress)
+    run.find_stored()
+    executor = f"scheduler {scheduler}" if scheduler else f"LocalCluster({workers or _default_workers()} workers)"
+    status = "complete"
+    try:
+        todo = [s for s in workflow.steps if s.id not in run.sources]
+        for step in workflow.steps:
+            if step.id in run.sources:
+                run.load_stored(step)
+        if todo:
+            with dask_client(scheduler, workers) as client:
+                _execute(run, client, todo)
+    except BaseException as exc:
+        status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"
+        if run.sources:
+            with contextlib.suppress(Exception):
+                run.assemble(start, executor, status)
+        raise
+    run.assemble(start, executor, status)
+    shutil.rmtree(run.cache, ignore_errors=True)
+    run.summary.seconds = time.perf_counter() - t0
+    return run.summary
+
+
+def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
+    from distributed import as_completed
+
+    pending = {s.id: s for s in todo}
+    done = set(run.sources)
+    futures = as_completed()
+    owner: dict[Any, tuple[Step, int | None]] = {}
+    mapped: dict[str, dict[str, Any]] = {}
+    n_workers = _n_workers(client)
+
+    def launch_ready() -> None:
+        for sid, step in list(pending.items()):
+            if not step.depends_on <= done:
+                continue
+            del pending[sid]
+            inputs = run.inputs_of(step)
+            started = now_iso()
+            if step.task.map_over is None:
+                run._bar(step, total=1)
+                shared = client.scatter(inputs, broadcast=False) if inputs else {}
+                fut = client.submit(_call_task, step.task.func, step.params, shared, pure=False)
+                owner[fut] = (step, None)
+                mapped[sid] = {"started": started, "t0": time.perf_counter()}
+                futures.add(fut)
+                continue
+            items = inputs.pop(step.task.map_over)
+            if isinstance(items, (str, Path)) or not hasattr(items, "__len__"):
+                raise InputError(f"step {sid!r}: input {step.task.map_over!r} must hold items "
+                                 f"(an array along axis 0 or a list); got {type(items).__name__}")
+            n = len(items)
+            bs = step.batch_size or default_batch_size(n, n_workers)
+            bdir = run.cache / run.keys[sid] / f"bs{bs}"
+            state = {"started": started, "t0": time.perf_counter(), "n": n, "bs": bs,
+                     "dir": bdir, "parts": {}, "units": {}, "remaining": 0}
+            mapped[sid] = state
+            run._bar(step, total=n)
+            shared = client.scatter(inputs, broadcast=False) if inputs else {}
+            for b, i in enumerate(range(0, n, bs)):
+                part = bdir / f"batch-{b:06d}.h5"
+                if part.exists():
+                    with h5py.File(part, "r") as f:
+                        state["parts"][b], state["units"] = read_group(f["batch"])
+                    run.advance(step, min(bs, n - i))
+                    continue
+                fut = client.submit(_call_batch, step.task.func, step.params, step.task.map_over,
+                                    items[i:i + bs], shared, pure=False)
+                owner[fut] = (step, b)
+                state["remaining"] += 1
+                futures.add(fut)
+            if state["remaining"] == 0:
+                finish_mapped(step)
+
+    def finish_mapped(step: Step) -> None:
+        st = mapped[step.id]
+        parts = [st["parts"][b] for b in sorted(st["parts"])]
+        if not parts:  # zero items: call once to learn the outputs, keep none
+            values, units = {}, {}
+        else:
+            values, units = _concat(parts), st["units"]
+        run.write_step(step, values, units, st["started"], time.perf_counter() - st["t0"], st["n"])
+        shutil.rmtree(run.cache / run.keys[step.id], ignore_errors=True)
+        done.add(step.id)
+
+    launch_ready()
+    try:
+        for fut in futures:
+            step, batch = owner.pop(fut)
+            try:
+                values, units = fut.result()
+            except MatterflowError:
+                raise
+            except Exception as exc:
+                raise ComputeError(f"step {step.id!r} ({step.task.name}) failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            st = mapped[step.id]
+            if batch is None:
+                run.write_step(step, values, units, st["started"], time.perf_counter() - st["t0"])
+                run.advance(step)
+                done.add(step.id)
+            else:
+                with atomic_h5(st["dir"] / f"batch-{batch:06d}.h5") as f:
+                    write_outputs(f.create_group("batch"), values, units)
+                st["parts"][batch], st["units"] = values, units
+                st["remaining"] -= 1
+                run.advance(step, len(next(iter(values.values()))) if values else 0)
+                if st["remaining"] == 0:
+                    finish_mapped(step)
+            launch_ready()
+    finally:
+        for fut in list(owner):
+            fut.cancel()
+    if pending:
+        raise ComputeError(f"steps never became ready: {', '.join(pending)}")

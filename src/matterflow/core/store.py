@@ -1,0 +1,300 @@
+"""HDF5 result files: datasets with units, one group per step, provenance at the root.
+
+Layout of a results file::
+
+    /                         NX_class=NXroot, provenance attributes (JSON where nested)
+    /<step_id>                NX_class=NXentry; task, task_version, key, params, status
+    /<step_id>/<output>       dataset, attribute ``units``
+    /<step_id>/<group>/<...>  nested outputs (dicts, nested dataclasses)
+
+Every write is atomic: the file is written under a temporary name in the same
+folder, flushed to disk and renamed into place with :func:`os.replace`. A
+process killed at any moment leaves the previous complete file, or none, but
+never one that h5py cannot open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import getpass
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _pkg_version
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from matterflow.core.errors import InputError
+
+__all__ = [
+    "atomic_h5",
+    "write_outputs",
+    "read_group",
+    "read_results",
+    "Results",
+    "sha256_file",
+    "base_provenance",
+    "now_iso",
+]
+
+_KEY_LIBRARIES = ("numpy", "scipy", "h5py", "dask", "distributed", "pydantic", "torch",
+                  "pyscf", "pyFAI", "pycalphad", "espei", "scikit-learn", "quantile-forest",
+                  "neuraloperator", "ase")
+_STRING = h5py.string_dtype("utf-8")
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 with time zone."""
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
+    """Open an HDF5 file for writing such that it appears only when complete.
+
+    ``mode="w"`` starts an empty file; ``mode="a"`` starts from a copy of the
+    existing file (if any). On an exception the temporary file is removed and
+    the existing file is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if mode == "a" and path.exists():
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 24):
+                dst.write(chunk)
+    elif mode not in ("w", "a"):
+        raise ValueError(f"mode must be 'w' or 'a'; got {mode!r}")
+    try:
+        with h5py.File(tmp, "a" if mode == "a" else "w") as f:
+            yield f
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(path.parent, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _as_storable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=object)
+    arr = np.asarray(value)
+    if arr.dtype == object:
+        raise TypeError(f"cannot store a value of type {type(value).__name__} in HDF5")
+    return arr
+
+
+def write_outputs(group: h5py.Group, values: Mapping[str, Any], units: Mapping[str, str],
+                  *, _prefix: str = "") -> None:
+    """Write ``values`` into ``group``: arrays as datasets with a ``units`` attribute.
+
+    ``units`` is keyed by output name (``"a/b"`` for nested entries). Nested
+    mappings become sub-groups. ``None`` values are skipped.
+    """
+    for name, value in values.items():
+        key = f"{_prefix}{name}"
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            sub = group.require_group(name)
+            if key in units:
+                sub.attrs["units"] = units[key]
+            write_outputs(sub, value, units, _prefix=f"{key}/")
+            continue
+        data = _as_storable(value)
+        if isinstance(data, str):
+            ds = group.create_dataset(name, data=data, dtype=_STRING)
+        elif isinstance(data, np.ndarray) and data.dtype == object:
+            ds = group.create_dataset(name, data=data, dtype=_STRING)
+        else:
+            big = data.size > 65536
+            ds = group.create_dataset(name, data=data, compression="lzf" if big else None,
+                                      chunks=True if big else None)
+        ds.attrs["units"] = units.get(key, units.get(_prefix.rstrip("/"), "dimensionless"))
+
+
+def _read_value(ds: h5py.Dataset) -> Any:
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        data = ds.asstr()[()]
+        return data if isinstance(data, str) else [str(s) for s in np.ravel(data)]
+    return ds[()]
+
+
+def read_group(group: h5py.Group) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a group back into ``(values, units)``, the inverse of :func:`write_outputs`."""
+    values: dict[str, Any] = {}
+    units: dict[str, str] = {}
+
+    def visit(g: h5py.Group, out: dict[str, Any], prefix: str) -> None:
+        for name, obj in g.items():
+            if isinstance(obj, h5py.Group):
+                out[name] = {}
+                visit(obj, out[name], f"{prefix}{name}/")
+            else:
+                out[name] = _read_value(obj)
+                units[f"{prefix}{name}"] = str(obj.attrs.get("units", ""))
+
+    visit(group, values, "")
+    return values, units
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file's bytes (or of all files below a folder, in order)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode())
+        with open(p, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if out.returncode != 0:
+        return ""
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the key scientific libraries that are installed."""
+    found = {}
+    for name in _KEY_LIBRARIES:
+        try:
+            found[name] = _pkg_version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def base_provenance() -> dict[str, Any]:
+    """Provenance that does not depend on the workflow: versions, host, user, commit."""
+    from matterflow import __version__
+
+    return {
+        "matterflow_version": __version__,
+        "git_commit": _git_commit(),
+        "python_version": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "user": _safe_user(),
+        "library_versions": library_versions(),
+        "command": " ".join(sys.argv),
+    }
+
+
+def _safe_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def write_provenance(f: h5py.File, provenance: Mapping[str, Any]) -> None:
+    """Write provenance as root attributes; nested values as JSON text."""
+    f.attrs["NX_class"] = "NXroot"
+    f.attrs["creator"] = "matterflow"
+    for key, value in provenance.items():
+        if isinstance(value, (dict, list, tuple)):
+            f.attrs[key] = json.dumps(value, sort_keys=True, default=str)
+        elif value is None:
+            continue
+        else:
+            f.attrs[key] = value
+
+
+class Results:
+    """Read access to a results file.
+
+    ``Results(path)["step"]["output"]`` is a NumPy array (loaded on access);
+    :attr:`provenance` is the root provenance with JSON decoded.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such results file")
+        try:
+            with h5py.File(self.path, "r") as f:
+                self.provenance = {k: _decode_attr(v) for k, v in f.attrs.items()}
+                self.steps = {name: {k: _decode_attr(v) for k, v in g.attrs.items()}
+                              for name, g in f.items() if isinstance(g, h5py.Group)}
+        except OSError as exc:
+            raise InputError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+
+    def __getitem__(self, step: str) -> dict[str, Any]:
+        return self.read(step)[0]
+
+    def __contains__(self, step: str) -> bool:
+        return step in self.steps
+
+    def read(self, step: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(values, units)`` of one step."""
+        if step not in self.steps:
+            raise InputError(f"{self.path}: no step {step!r}; steps: {', '.join(self.steps)}")
+        with h5py.File(self.path, "r") as f:
+            return read_group(f[step])
+
+
+def read_results(path: str | os.PathLike) -> Results:
+    """Open a results file for reading (see :class:`Results`)."""
+    return Results(path)
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def describe(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
+    """Rows ``(name, shape, dtype, units)`` for every dataset and group in a file."""
+    rows: list[tuple[str, str, str, str]] = []
+    with h5py.File(path, "r") as f:
+        def visit(name: str, obj: Any) -> None:
+            depth = name.count("/")
+            label = "  " * depth + name.rsplit("/", 1)[-1]
+            if isinstance(obj, h5py.Dataset):
+                rows.append((label, str(obj.shape), str(obj.dtype if h5py.check_string_dtype(obj.dtype) is None else "str"),
+                             str(obj.attrs.get("units", ""))))
+            else:
+                rows.append((label + "/", "", "", str(obj.attrs.get("units", ""))))
+        f.visititems(visit)
+    return rows

@@ -1,0 +1,1 @@
+"""Diffraction: XRD processing (xrd) and GIXD feature detection (gixd)."""

@@ -1,0 +1,1 @@
+"""ML surrogate for DFT (MALA-like): grid descriptors -> neural network -> LDOS -> observables."""
