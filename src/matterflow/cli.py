@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -29,8 +29,8 @@ app = typer.Typer(
 )
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-Workers = Annotated[Optional[int], typer.Option(min=1, help="Worker processes of the local Dask cluster (default: cores, at most 4).")]
-Scheduler = Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")]
+Workers = Annotated[int | None, typer.Option(min=1, help="Worker processes of the local Dask cluster (default: cores, at most 4).")]
+Scheduler = Annotated[str | None, typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")]
 
 
 def _version(value: bool) -> None:
@@ -104,7 +104,7 @@ def demo_workflows() -> dict[str, Path]:
 @handle_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only this domain (repeatable), e.g. core, xrd.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only this domain (repeatable), e.g. core, xrd.")] = None,
     workers: Workers = None,
     scheduler: Scheduler = None,
     quiet: Quiet = False,
@@ -140,7 +140,7 @@ def demo(
 @app.command()
 @handle_errors
 def tasks(
-    name: Annotated[Optional[str], typer.Argument(help="Show the parameters of this task.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show the parameters of this task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the registered tasks, or show one task's parameters, types, defaults and units."""
@@ -152,7 +152,8 @@ def tasks(
             table.add_row(tname, t.map_over or "", t.doc)
         console.print(table)
         for domain, why in unavailable_domains().items():
-            console.print(f"[yellow]{domain}: not available[/yellow] ", end=""); console.print(f"({why})", markup=False)
+            console.print(f"[yellow]{domain}: not available[/yellow] ", end="")
+            console.print(f"({why})", markup=False)
         return
     t = get_task(name)
     schema = t.params.model_json_schema()
@@ -202,7 +203,7 @@ def inspect(
 @handle_errors
 def report(
     file: Annotated[Path, typer.Argument(help="A results file (HDF5).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: report.html beside FILE).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default: report.html beside FILE).")] = None,
 ) -> None:
     """Write a self-contained HTML report (provenance, outputs, figures) of a results file."""
     from matterflow.core.report import write_report

@@ -56,7 +56,7 @@ def handle_errors(func: F) -> F:
                 err_console.print(traceback.format_exc(), markup=False, highlight=False)
             kind = "bad input" if exc.exit_code == 2 else "error"
             err_console.print(f"[bold red]{kind}:[/bold red] ", end="")
-            err_console.print(str(exc), markup=False, highlight=False)
+            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/red]; finished steps are kept, rerun to resume")

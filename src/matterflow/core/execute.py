@@ -27,7 +27,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from matterflow.core.errors import ComputeError, InputError, MatterflowError
-from matterflow.core.registry import Params, result_to_dict, stack_results
+from matterflow.core.registry import Params, Task, result_to_dict, stack_results
 from matterflow.core.store import (
     atomic_h5,
     base_provenance,
@@ -103,13 +103,13 @@ def _n_workers(client: Any) -> int:
     return max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
 
 
-def _call_task(func: Callable, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
-    return result_to_dict(func(params=params, **inputs))
+def _call_task(task: Task, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
+    return result_to_dict(task.run(params, inputs))
 
 
-def _call_batch(func: Callable, params: Params, map_over: str, items: Sequence[Any],
+def _call_batch(task: Task, params: Params, map_over: str, items: Sequence[Any],
                 inputs: dict[str, Any]) -> tuple[dict, dict]:
-    return stack_results([func(params=params, **{map_over: item}, **inputs) for item in items])
+    return stack_results([task.run(params, {map_over: item, **inputs}) for item in items])
 
 
 def default_batch_size(n_items: int, n_workers: int) -> int:
@@ -117,10 +117,10 @@ def default_batch_size(n_items: int, n_workers: int) -> int:
     return max(1, min(256, math.ceil(n_items / (4 * n_workers))))
 
 
-def map_items(client: Any, func: Callable, items: Sequence[Any], *, map_over: str,
-              params: Params, inputs: dict[str, Any] | None = None,
+def map_items(client: Any, task: Task, items: Sequence[Any], *, params: Params,
+              inputs: dict[str, Any] | None = None,
               batch_size: int | None = None) -> tuple[dict, dict]:
-    """Call ``func`` on every item on the cluster, in batches; stacked ``(values, units)``.
+    """Call a mapped ``task`` on every item on the cluster, in batches; stacked ``(values, units)``.
 
     The building block of mapped steps, exposed for benchmarks and notebooks.
     """
@@ -129,7 +129,7 @@ def map_items(client: Any, func: Callable, items: Sequence[Any], *, map_over: st
     n = len(items)
     bs = batch_size or default_batch_size(n, _n_workers(client))
     shared = client.scatter(inputs or {}, broadcast=False) if inputs else {}
-    futures = [client.submit(_call_batch, func, params, map_over, items[i:i + bs], shared,
+    futures = [client.submit(_call_batch, task, params, task.map_over, items[i:i + bs], shared,
                              pure=False) for i in range(0, n, bs)]
     wait(futures)
     parts = client.gather(futures)
@@ -271,7 +271,7 @@ class _Run:
             "workflow_text": self.wf.text,
             "parameters": {s.id: s.params.model_dump(mode="json") for s in self.wf.steps},
             "input_checksums": self.checksums,
-            "seeds": {s.id: getattr(s.params, "seed") for s in self.wf.steps
+            "seeds": {s.id: s.params.seed for s in self.wf.steps
                       if "seed" in type(s.params).model_fields},
             "step_keys": self.keys,
             "start_time": start,
@@ -373,7 +373,7 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
             if step.task.map_over is None:
                 run._bar(step, total=1)
                 shared = client.scatter(inputs, broadcast=False) if inputs else {}
-                fut = client.submit(_call_task, step.task.func, step.params, shared, pure=False)
+                fut = client.submit(_call_task, step.task, step.params, shared, pure=False)
                 owner[fut] = (step, None)
                 mapped[sid] = {"started": started, "t0": time.perf_counter()}
                 futures.add(fut)
@@ -397,7 +397,7 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
                         state["parts"][b], state["units"] = read_group(f["batch"])
                     run.advance(step, min(bs, n - i))
                     continue
-                fut = client.submit(_call_batch, step.task.func, step.params, step.task.map_over,
+                fut = client.submit(_call_batch, step.task, step.params, step.task.map_over,
                                     items[i:i + bs], shared, pure=False)
                 owner[fut] = (step, b)
                 state["remaining"] += 1

@@ -31,6 +31,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
@@ -122,6 +123,17 @@ class Task:
         sig = inspect.signature(self.func)
         return [n for n in self.input_names if sig.parameters[n].default is inspect.Parameter.empty]
 
+    @property
+    def output_names(self) -> list[str] | None:
+        """Fields of the result dataclass named in the return annotation (None if unknown)."""
+        try:
+            ret = typing.get_type_hints(self.func).get("return")
+        except Exception:  # unresolvable annotations: outputs are checked at run time
+            return None
+        if ret is not None and dataclasses.is_dataclass(ret):
+            return [f.name for f in dataclasses.fields(ret)]
+        return None
+
     def make_params(self, params: Params | dict[str, Any] | None = None, *, where: str = "") -> Params:
         """Validate ``params`` (a model, a dict or None for defaults) into the model."""
         if isinstance(params, self.params):
@@ -139,9 +151,17 @@ class Task:
             raise InputError(validation_message(exc, prefix=where or f"{self.name} params",
                                                 model=self.params)) from None
 
+    def run(self, params: Params, inputs: dict[str, Any]) -> Any:
+        """Call the function with already validated ``params`` and keyword ``inputs``."""
+        if "params" in inspect.signature(self.func).parameters:
+            return self.func(params=params, **inputs)
+        return self.func(**inputs)
+
     def __call__(self, *args: Any, params: Params | dict[str, Any] | None = None, **inputs: Any) -> Any:
         """Call the function with validated parameters (the Python API)."""
-        return self.func(*args, params=self.make_params(params), **inputs)
+        if "params" in inspect.signature(self.func).parameters:
+            return self.func(*args, params=self.make_params(params), **inputs)
+        return self.func(*args, **inputs)
 
 
 def task(name: str, *, params: type[Params] = NoParams, version: str = "1",

@@ -39,6 +39,9 @@ from matterflow.core.registry import Params, Task, get_task, list_tasks, validat
 __all__ = ["Workflow", "Step", "load_workflow", "parse_workflow", "InputRef"]
 
 _ID = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+_FILE_SUFFIXES = {".h5", ".hdf5", ".nxs", ".nx5", ".tif", ".tiff", ".cbf", ".edf", ".csv", ".json",
+                  ".tdb", ".npy", ".npz", ".cube", ".poni", ".yaml", ".yml", ".txt", ".xy",
+                  ".dat", ".xyz", ".cif", ".pt", ".pth", ".db"}
 
 
 class StepSpec(BaseModel):
@@ -218,6 +221,18 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
                           "over items; remove batch_size")
         steps.append(Step(s.id, t, params, inputs, s.batch_size))
 
+    tasks_by_id = {st.id: st.task for st in steps}
+    for i, s in enumerate(spec.steps):
+        for name, ref in s.inputs.items():
+            src = _match_ref(ref)
+            if not src or src[0] not in tasks_by_id:
+                continue
+            outputs = tasks_by_id[src[0]].output_names
+            if outputs is not None and src[1].split("/")[0] not in outputs:
+                errors.append(f"{loc.where(('steps', i, 'inputs', name))}: step {src[0]!r} "
+                              f"({tasks_by_id[src[0]].name}) has no output {src[1]!r}; its "
+                              f"outputs: {', '.join(outputs)}")
+
     if errors:
         raise InputError("\n".join(errors))
 
@@ -235,6 +250,11 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
                     _by_id=by_id)
 
 
+def _match_ref(ref: str) -> tuple[str, str] | None:
+    m = re.match(r"^([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][\w/]*)$", ref)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def _resolve_ref(ref: str, step_ids: dict[str, int], own: str, base_dir: Path, where: str,
                  errors: list[str]) -> InputRef:
     m = re.match(r"^([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][\w/]*)$", ref)
@@ -245,7 +265,8 @@ def _resolve_ref(ref: str, step_ids: dict[str, int], own: str, base_dir: Path, w
     path = (base_dir / ref).resolve()
     if path.exists():
         return InputRef(path=path)
-    if m and "/" not in ref:  # looks like step.output, but no such step and no such file
+    looks_like_file = "/" in ref or Path(ref).suffix.lower() in _FILE_SUFFIXES
+    if m and not looks_like_file:  # looks like step.output, but no such step and no such file
         near = difflib.get_close_matches(m.group(1), list(step_ids), n=2)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         errors.append(f"{where}: {ref!r} is neither an output of a step (steps: "

@@ -1,0 +1,8 @@
+"""Shared test settings: headless plotting, quiet Dask, small thread pools."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("DDE_BACKEND", "pytorch")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
