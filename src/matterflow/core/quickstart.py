@@ -42,7 +42,29 @@ class RandomWalks:
     exact_diffusion_nm2_per_ps: float = quantity("nm^2/ps", "step_nm**2 / (2 dt_ps)")
 
 
-@task("core.random_walks", params=RandomWalkParams)
+def _walk_figures(outputs: dict, params: RandomWalkParams) -> dict:
+    import matplotlib.pyplot as plt
+
+    pos, t = outputs["positions_nm"], outputs["time_ps"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for walk in pos[:8]:
+        ax1.plot(walk[:, 0], walk[:, 1] if pos.shape[2] > 1 else t, lw=0.7)
+    ax1.set_xlabel("x (nm)")
+    ax1.set_ylabel("y (nm)" if pos.shape[2] > 1 else "t (ps)")
+    ax1.set_title("first 8 walkers")
+    final = pos[:, -1, 0]
+    sigma = params.step_nm * np.sqrt(params.n_steps)
+    ax2.hist(final, bins=30, density=True, alpha=0.6, label="walkers")
+    x = np.linspace(-4 * sigma, 4 * sigma, 200)
+    ax2.plot(x, np.exp(-x**2 / (2 * sigma**2)) / np.sqrt(2 * np.pi * sigma**2), "k--",
+             label="exact Gaussian")
+    ax2.set_xlabel("final x (nm)")
+    ax2.legend()
+    fig.tight_layout()
+    return {"Trajectories and final displacement": fig}
+
+
+@task("core.random_walks", params=RandomWalkParams, figures=_walk_figures)
 def random_walks(*, params: RandomWalkParams) -> RandomWalks:
     """Gaussian random walks of independent walkers, starting at the origin."""
     rng = np.random.default_rng(params.seed)

@@ -76,7 +76,7 @@ def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
     elif mode not in ("w", "a"):
         raise ValueError(f"mode must be 'w' or 'a'; got {mode!r}")
     try:
-        with h5py.File(tmp, "a" if mode == "a" else "w") as f:
+        with h5py.File(tmp, "a" if mode == "a" else "w", track_order=True) as f:
             yield f
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
