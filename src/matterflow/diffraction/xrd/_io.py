@@ -1,0 +1,300 @@
+"""Frame sources: HDF5/NeXus (Eiger master files too), TIFF/CBF/EDF series, NumPy.
+
+:func:`open_frames` returns a :class:`FrameSource`: ``len(src)`` frames of
+shape ``src.shape`` (rows, columns), read one at a time with ``src[i]`` so a
+scan of 10^4 frames never sits in memory. Ranges and strides select frames
+(``first``, ``last`` inclusive-exclusive, ``stride``); the logical index ``i``
+maps to a file and a frame inside it.
+
+Accepted inputs
+---------------
+- ``scan.h5`` / ``.nxs`` / ``*_master.h5``: a 2D or 3D dataset (``dataset``,
+  default: the NeXus ``/entry/data/data`` or the first 3D dataset found). Eiger
+  master files hold ``/entry/data/data_000001 ...`` as external links; these
+  are followed and concatenated. Bitshuffle/LZ4 and other filters are read
+  through ``hdf5plugin``.
+- ``frame.tif`` / ``.cbf`` / ``.edf`` (any format ``fabio`` reads), one or many
+  frames per file.
+- A series: a glob pattern (``scan_*.cbf``) or a folder with ``pattern``; files
+  are taken in natural (numeric) order.
+- ``.npy`` (2D or 3D array, memory-mapped).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from matterflow.core.errors import ComputeError, InputError
+
+__all__ = ["FrameSource", "open_frames", "read_image", "FrameError"]
+
+_H5 = {".h5", ".hdf5", ".nxs", ".nx5", ".hdf", ".nx"}
+_FABIO = {".tif", ".tiff", ".cbf", ".edf", ".img", ".mccd", ".sfrm", ".mar3450", ".gfrm"}
+
+
+class FrameError(ComputeError):
+    """One frame could not be read (truncated or corrupt); other frames go on."""
+
+
+def _natural_key(path: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def _expand(path: str | Path, pattern: str | None) -> list[Path]:
+    text = str(path)
+    if pattern:
+        base = Path(text)
+        if not base.is_dir():
+            raise InputError(f"input {text!r}: with pattern={pattern!r} the input must be a folder")
+        files = sorted((str(p) for p in base.glob(pattern)), key=_natural_key)
+        if not files:
+            raise InputError(f"input {text!r}: no file matches pattern {pattern!r}")
+        return [Path(f) for f in files]
+    if any(c in text for c in "*?["):
+        files = sorted(glob.glob(text), key=_natural_key)
+        if not files:
+            raise InputError(f"input {text!r}: no file matches this pattern")
+        return [Path(f) for f in files]
+    p = Path(text)
+    if not p.exists():
+        raise InputError(f"input {text!r}: no such file")
+    if p.is_dir():
+        raise InputError(f"input {text!r} is a folder; give a file, a glob pattern "
+                         "('scan_*.cbf') or the folder with a 'pattern' parameter")
+    return [p]
+
+
+def _h5py() -> Any:
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers bitshuffle, LZ4, ... filters)
+
+    return h5py
+
+
+def _find_h5_dataset(f: Any, dataset: str | None, path: Path) -> list[Any]:
+    """The dataset(s) holding frames; Eiger masters give data_000001, data_000002, ..."""
+    h5py = _h5py()
+    if dataset:
+        if dataset not in f:
+            found: list[str] = []
+            f.visititems(lambda n, o: found.append("/" + n) if isinstance(o, h5py.Dataset)
+                         and o.ndim >= 2 else None)
+            raise InputError(f"{path}: dataset {dataset!r} does not exist; datasets with 2 or "
+                             f"more dimensions: {', '.join(found[:20]) or '(none)'}")
+        obj = f[dataset]
+        if isinstance(obj, h5py.Group):
+            keys = sorted(k for k in obj if re.fullmatch(r"data_\d+", k))
+            if not keys:
+                raise InputError(f"{path}: {dataset!r} is a group without data_NNNNNN datasets")
+            return [obj[k] for k in keys]
+        return [obj]
+    if "entry/data" in f:
+        grp = f["entry/data"]
+        keys = sorted(k for k in grp if re.fullmatch(r"data_\d+", k))
+        if keys:  # Eiger/Dectris master: external links data_000001 ...
+            out = []
+            for k in keys:
+                try:
+                    out.append(grp[k])
+                except KeyError:  # dangling external link: data file missing
+                    raise InputError(f"{path}: external link /entry/data/{k} points to a "
+                                     "missing data file") from None
+            return out
+        if "data" in grp and isinstance(grp["data"], h5py.Dataset):
+            return [grp["data"]]
+    found = []
+    f.visititems(lambda n, o: found.append(o) if isinstance(o, h5py.Dataset)
+                 and o.ndim in (2, 3) else None)
+    if not found:
+        raise InputError(f"{path}: no 2D or 3D dataset found; give 'dataset'")
+    return [found[0]]
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: Path
+    kind: str          # "h5", "fabio", "npy"
+    dataset: str       # h5 dataset name inside the file ("" otherwise)
+    n: int             # frames in this part
+
+
+class FrameSource:
+    """Lazy, indexable frames of one file or a series.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file, a glob pattern, or a folder (with ``pattern``).
+    dataset : str, optional
+        HDF5 dataset path (default: ``/entry/data/data`` or Eiger ``data_NNNNNN``).
+    first, last, stride : int
+        Frames ``first, first+stride, ... < last`` (``last=None``: to the end).
+    pattern : str, optional
+        Glob of file names inside a folder ``path``.
+
+    ``src[i]`` is frame ``i`` (after range/stride) as float32 ``(rows, cols)``.
+    """
+
+    def __init__(self, path: str | Path, *, dataset: str | None = None, first: int = 0,
+                 last: int | None = None, stride: int = 1, pattern: str | None = None):
+        if stride < 1:
+            raise InputError(f"stride must be >= 1; got {stride}")
+        if first < 0:
+            raise InputError(f"first must be >= 0; got {first}")
+        self.path = str(path)
+        self.files = _expand(path, pattern)
+        self.parts: list[_Part] = []
+        self.shape: tuple[int, int] | None = None
+        for p in self.files:
+            self.parts.extend(self._scan(p, dataset))
+        total = sum(p.n for p in self.parts)
+        stop = total if last is None else min(int(last), total)
+        self.indices = np.arange(first, stop, stride, dtype=np.int64)
+        if self.indices.size == 0:
+            raise InputError(f"input {self.path!r}: the range first={first}, last={last}, "
+                             f"stride={stride} selects no frame out of {total}")
+        self._offsets = np.cumsum([0] + [p.n for p in self.parts])
+        self._handles: OrderedDict[str, Any] = OrderedDict()
+
+    # -- discovery
+    def _scan(self, path: Path, dataset: str | None) -> list[_Part]:
+        suffix = path.suffix.lower()
+        if suffix in _H5:
+            h5py = _h5py()
+            try:
+                f = h5py.File(path, "r")
+            except OSError as exc:
+                raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+            with f:
+                parts = []
+                for ds in _find_h5_dataset(f, dataset, path):
+                    if ds.ndim not in (2, 3):
+                        raise InputError(f"{path}: dataset {ds.name!r} has shape {ds.shape}; "
+                                         "frames need 2 (one frame) or 3 dimensions")
+                    self._check_shape(ds.shape[-2:], path)
+                    # external links resolve to a dataset in another file
+                    real = Path(ds.file.filename)
+                    parts.append(_Part(real, "h5", ds.name, 1 if ds.ndim == 2 else ds.shape[0]))
+                return parts
+        if suffix == ".npy":
+            arr = np.load(path, mmap_mode="r")
+            if arr.ndim not in (2, 3):
+                raise InputError(f"{path}: array of shape {arr.shape}; frames need 2 or 3 dims")
+            self._check_shape(arr.shape[-2:], path)
+            return [_Part(path, "npy", "", 1 if arr.ndim == 2 else arr.shape[0])]
+        try:
+            import fabio
+
+            img = fabio.open(str(path))
+        except Exception as exc:  # fabio raises many kinds
+            raise InputError(f"{path}: cannot read as an image (fabio: {exc}); accepted: HDF5 "
+                             f"{sorted(_H5)}, {sorted(_FABIO)}, .npy") from None
+        try:
+            self._check_shape(img.shape[-2:], path)
+            return [_Part(path, "fabio", "", int(getattr(img, "nframes", 1) or 1))]
+        finally:
+            img.close()
+
+    def _check_shape(self, shape: tuple, path: Path) -> None:
+        shape = tuple(int(s) for s in shape)
+        if self.shape is None:
+            self.shape = shape  # type: ignore[assignment]
+        elif shape != self.shape:
+            raise InputError(f"{path}: frames of shape {shape} differ from the series' "
+                             f"{self.shape}")
+
+    # -- reading
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def locate(self, i: int) -> tuple[_Part, int]:
+        """The part and the frame inside it for logical frame ``i``."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} out of range 0..{len(self) - 1}")
+        g = int(self.indices[i])
+        k = int(np.searchsorted(self._offsets, g, side="right") - 1)
+        return self.parts[k], g - int(self._offsets[k])
+
+    def _handle(self, part: _Part) -> Any:
+        key = f"{part.path}::{part.dataset}"
+        if key in self._handles:
+            self._handles.move_to_end(key)
+            return self._handles[key]
+        if part.kind == "h5":
+            h = _h5py().File(part.path, "r")[part.dataset]
+        elif part.kind == "npy":
+            h = np.load(part.path, mmap_mode="r")
+        else:
+            return None
+        self._handles[key] = h
+        while len(self._handles) > 8:
+            _, old = self._handles.popitem(last=False)
+            if hasattr(old, "file"):
+                old.file.close()
+        return h
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        part, j = self.locate(int(i))
+        try:
+            if part.kind == "fabio":
+                import fabio
+
+                with fabio.open(str(part.path)) as img:
+                    data = img.data if j == 0 else img.getframe(j).data
+            else:
+                h = self._handle(part)
+                data = h[()] if h.ndim == 2 else h[j]
+            data = np.asarray(data, dtype=np.float32)
+        except Exception as exc:
+            raise FrameError(f"{part.path}: frame {j} cannot be read: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if data.shape != self.shape:
+            raise FrameError(f"{part.path}: frame {j} has shape {data.shape}, expected {self.shape}")
+        return data
+
+    def describe(self, i: int) -> str:
+        part, j = self.locate(i)
+        return f"{part.path.name}[{j}]"
+
+    def close(self) -> None:
+        for h in self._handles.values():
+            if hasattr(h, "file"):
+                h.file.close()
+        self._handles.clear()
+
+
+def open_frames(path: str | Path, **options: Any) -> FrameSource:
+    """Open frames lazily (see :class:`FrameSource` for the options)."""
+    return FrameSource(path, **options)
+
+
+def read_image(path: str | Path, *, dataset: str | None = None, what: str = "image") -> np.ndarray:
+    """One 2D image (dark, flat, mask, calibrant) from any supported file, float32.
+
+    A 3D stack is averaged over its first axis (several dark frames).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what} file {str(p)!r} not found")
+    if p.suffix.lower() == ".npy":
+        arr = np.load(p)
+    else:
+        src = FrameSource(p, dataset=dataset)
+        if len(src) == 1:
+            arr = src[0]
+        else:
+            arr = np.mean([src[i] for i in range(len(src))], axis=0)
+        src.close()
+    arr = np.asarray(arr)
+    if arr.ndim == 3:
+        arr = arr.mean(axis=0)
+    if arr.ndim != 2:
+        raise InputError(f"{what} file {str(p)!r}: expected a 2D image; got shape {arr.shape}")
+    return arr.astype(np.float32, copy=False)

@@ -1,0 +1,168 @@
+"""``matterflow xrd``: calibrate, process, show, plugins, simulate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.core.errors import InputError
+
+app = typer.Typer(help="X-ray diffraction processing on pyFAI: calibrate, process, show.",
+                  no_args_is_help=True)
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    image: Annotated[Path, typer.Argument(help="Calibrant image (HDF5, TIFF, CBF, EDF, .npy).")],
+    calibrant: Annotated[str, typer.Option(help="pyFAI calibrant name, e.g. LaB6, CeO2, Si.")],
+    energy: Annotated[Optional[float], typer.Option(help="X-ray energy in keV.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="pyFAI detector name, e.g. Pilatus1M.")] = None,
+    pixel_size: Annotated[Optional[float], typer.Option("--pixel-size", help="Pixel size in µm (if no --detector).")] = None,
+    guess_distance: Annotated[Optional[float], typer.Option("--guess-distance", help="Rough distance in mm.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="HDF5 dataset of the image.")] = None,
+    frame: Annotated[int, typer.Option(help="Frame of a multi-frame file.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PONI file to write.")] = Path("geometry.poni"),
+    figure: Annotated[Optional[Path], typer.Option(help="Figure of the fitted rings (default: OUT with .png).")] = None,
+) -> None:
+    """Find the rings of a calibrant image automatically and refine the geometry (writes PONI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matterflow.diffraction.xrd.figures import calibrate_figures
+    from matterflow.diffraction.xrd.tasks import calibrate as task
+
+    if energy is None:
+        raise InputError("--energy: the X-ray energy in keV is needed (e.g. --energy 20)")
+    if detector is None and pixel_size is None:
+        raise InputError("give --detector NAME (pyFAI) or --pixel-size MICRONS")
+    if not image.exists():
+        raise InputError(f"{image}: calibrant image not found")
+    res = task(image, params={"calibrant": calibrant, "energy_kev": energy, "detector": detector,
+                              "pixel_size_um": pixel_size, "guess_distance_mm": guess_distance,
+                              "dataset": dataset, "frame": frame})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(res.poni)
+    fig_path = figure or out.with_suffix(".png")
+    vals = {k: getattr(res, k) for k in res.__dataclass_fields__}
+    for fig in calibrate_figures(vals).values():
+        fig.savefig(fig_path, dpi=120)
+    console.print(f"distance {res.distance_mm:.4f} mm, beam centre x={res.centre_px[0]:.2f} "
+                  f"y={res.centre_px[1]:.2f} px, rot1 {res.rot_deg[0]:.3f}° rot2 "
+                  f"{res.rot_deg[1]:.3f}°, rms 2θ {res.rms_tth_deg:.2g}° "
+                  f"({len(res.control_points)} points)")
+    console.print(f"geometry: {out}\nfigure:   {fig_path}")
+
+
+@app.command()
+@handle_errors
+def process(
+    workflow: Annotated[Path, typer.Argument(help="Process file (YAML): input, geometry, plugins.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("xrd-out"),
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Local Dask workers.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler address.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run a plugin chain over frames on Dask; a killed run resumes where it stopped."""
+    from matterflow.diffraction.xrd.processing import run_process
+
+    with make_progress(quiet) as progress:
+        res = run_process(workflow, out, workers=workers, scheduler=scheduler, force=force,
+                          progress=progress, report=not no_report)
+    console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
+                  f"{res.seconds:.1f} s; results: {res.results}")
+    for p in res.files:
+        console.print(f"  {p}")
+    if res.n_failed:
+        console.print(f"[red]{res.n_failed} frame(s) failed:[/red]")
+        for i, why in res.failed[:20]:
+            console.print(f"  frame {i}: {why}", markup=False)
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@handle_errors
+def show(
+    results: Annotated[Path, typer.Argument(help="results.h5 of a run.")],
+    save: Annotated[Optional[Path], typer.Option(help="Save the figures as PNG in this folder instead of opening windows.")] = None,
+) -> None:
+    """Open the plots of an XRD results file (heat map, peaks vs frame, cake, mean pattern)."""
+    import matplotlib
+
+    if save is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matterflow.core.registry import get_task
+    from matterflow.core.store import Results
+
+    res = Results(results)
+    figs = {}
+    for step, meta in res.steps.items():
+        name = str(meta.get("task", ""))
+        if not name.startswith("xrd."):
+            continue
+        t = get_task(name)
+        if t.figures is None:
+            continue
+        params = t.make_params(meta.get("params") or {})
+        figs.update({f"{step}: {k}": v for k, v in t.figures(res[step], params).items()})
+    if not figs:
+        raise InputError(f"{results}: no xrd step with figures; steps: {', '.join(res.steps)}")
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        for i, (title, fig) in enumerate(figs.items()):
+            p = save / f"{i:02d}_{''.join(c if c.isalnum() else '_' for c in title)[:60]}.png"
+            fig.savefig(p, dpi=110)
+            console.print(str(p))
+        return
+    plt.show()
+
+
+@app.command()
+@handle_errors
+def plugins(
+    name: Annotated[Optional[str], typer.Argument(help="Show this plugin's parameters.")] = None,
+) -> None:
+    """List the processing plugins (built-in and from entry points), or one plugin's parameters."""
+    from rich.table import Table
+
+    from matterflow.diffraction.xrd.plugins import get_plugin, list_plugins
+
+    if name is None:
+        table = Table("plugin", "stage", "description", box=None)
+        for n, cls in list_plugins().items():
+            table.add_row(n, cls.stage, (cls.__doc__ or "").strip().splitlines()[0])
+        console.print(table)
+        return
+    cls = get_plugin(name)
+    table = Table("parameter", "type", "default", "units", "description", box=None)
+    for fname, f in cls.Params.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        table.add_row(fname, str(f.annotation).replace("typing.", ""),
+                      "required" if f.is_required() else repr(f.default),
+                      str(extra.get("units", "")), f.description or "")
+    console.print(f"[bold]{name}[/bold] ({cls.stage}): {(cls.__doc__ or '').strip()}")
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def simulate(
+    out: Annotated[Path, typer.Argument(help="Folder for frames.h5, calibrant.h5, true.poni, process.yaml.")],
+    frames: Annotated[int, typer.Option(min=1, help="Frames of the heating run.")] = 24,
+    size: Annotated[int, typer.Option(min=64, help="Detector rows = columns.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    compression: Annotated[str, typer.Option(help="HDF5 compression: none, gzip or bitshuffle (LZ4).")] = "bitshuffle",
+) -> None:
+    """Write a synthetic heating run (HDF5, NeXus layout) and a calibrant image to try the tools on."""
+    from matterflow.diffraction.xrd.sample_data import write_sample
+
+    paths = write_sample(out, n_frames=frames, size=size, seed=seed, compression=compression)
+    for p in paths:
+        console.print(str(p))

@@ -1,0 +1,169 @@
+"""One frame through a plugin chain, with one prepared pipeline per worker process.
+
+:class:`Pipeline` holds the geometry (one pyFAI ``AzimuthalIntegrator``,
+whose integration engine -- CSR matrix etc. -- is built on the first frame and
+reused for all later ones), the plugins after their ``setup`` (dark, flat and
+mask files loaded once), and the lazily opened frame source. Pipelines are
+cached per process by a hash of (geometry, chain, source), so a Dask worker
+builds its integrator once and reuses it for every batch it runs.
+
+A frame that cannot be read or processed gives a result with ``status`` 1,
+the reason, and NaN arrays of the declared shapes; the other frames go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from matterflow.core.errors import InputError, MatterflowError
+from matterflow.core.registry import quantity
+from matterflow.diffraction.xrd._geometry import load_geometry
+from matterflow.diffraction.xrd._io import FrameSource
+from matterflow.diffraction.xrd.plugins import Frame, Integrate1D, Plugin, radial_units, validate_chain
+
+__all__ = ["Pipeline", "get_pipeline", "result_class"]
+
+_CACHE: OrderedDict[str, Pipeline] = OrderedDict()
+
+
+class Pipeline:
+    """A prepared chain: geometry + plugins (+ frame source); see the module docstring."""
+
+    def __init__(self, geometry: str | Path, plugins: list[dict[str, Any]], *,
+                 source: str | Path | None = None, source_options: dict[str, Any] | None = None,
+                 shape: tuple[int, int] | None = None, base_dir: Path | None = None):
+        self.ai = load_geometry(geometry)
+        self.chain: list[Plugin] = validate_chain(plugins, base_dir=base_dir)
+        self.source = FrameSource(source, **(source_options or {})) if source is not None else None
+        if self.source is not None:
+            shape = self.source.shape
+        self.shape: tuple[int, int] | None = None
+        if shape is not None:
+            self.prepare(tuple(shape))  # type: ignore[arg-type]
+        i1 = next(p for p in self.chain if isinstance(p, Integrate1D))
+        self.npt = int(i1.params.npt)  # type: ignore[attr-defined]
+        self.unit = str(i1.params.unit)  # type: ignore[attr-defined]
+        self.declared = {p.id: p.outputs(self.chain) for p in self.chain}
+        self.declared = {k: v for k, v in self.declared.items() if v}
+        self.cls = result_class(self.npt, self.unit, self.declared)
+
+    def prepare(self, shape: tuple[int, int]) -> None:
+        if self.shape == shape:
+            return
+        det = self.ai.detector
+        if det.max_shape is not None and tuple(det.max_shape) != shape:
+            raise InputError(f"geometry: the detector in the PONI has shape "
+                             f"{tuple(det.max_shape)}; the frames have {shape}")
+        for p in self.chain:
+            p.setup(shape, self.ai, self.chain)
+        self.shape = shape
+
+    def run(self, image: np.ndarray | None = None, index: int = -1) -> Any:
+        """Process one frame (an image, or frame ``index`` of the source); a result dataclass."""
+        reason = ""
+        try:
+            if image is None:
+                if self.source is None:
+                    raise InputError("a frame index was given but no source file")
+                image = self.source[index]
+            image = np.asarray(image, dtype=np.float32)
+            if image.ndim != 2:
+                raise InputError(f"frame: expected a 2D image (rows, cols); got shape {image.shape}")
+            self.prepare(image.shape)  # type: ignore[arg-type]
+            fr = Frame(image=image, mask=~np.isfinite(image), ai=self.ai)
+            for p in self.chain:
+                out = p.process(fr)
+                if out:
+                    fr.outputs[p.id] = {k: np.asarray(v) for k, v in out.items()}
+            return self._result(index, 0, "", fr)
+        except InputError:
+            raise
+        except (MatterflowError, Exception) as exc:  # recorded, the run goes on
+            reason = f"{type(exc).__name__}: {exc}"
+        return self._result(index, 1, reason, None)
+
+    def _result(self, index: int, status: int, reason: str, fr: Frame | None) -> Any:
+        npt = self.npt
+        nan = np.full(npt, np.nan)
+        extras = {}
+        for pid, decl in self.declared.items():
+            got = fr.outputs.get(pid, {}) if fr is not None else {}
+            vals = {}
+            for name, (shape, _u) in decl.items():
+                v = got.get(name)
+                if v is None:
+                    v = np.full(shape, np.nan)
+                elif v.shape != tuple(shape):
+                    raise MatterflowError(f"plugin {pid}: output {name!r} has shape {v.shape}, "
+                                          f"declared {tuple(shape)}")
+                vals[name] = v
+            extras[pid] = self.cls.extras[pid](**vals)
+        if fr is not None and fr.radial is not None:
+            radial, inten, sig = fr.radial, fr.intensity, fr.sigma
+        else:
+            radial, inten, sig = nan, nan, nan
+        return self.cls(frame_index=int(index), status=int(status), reason=reason,
+                        radial=radial, intensity=inten, sigma=sig, **extras)
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def result_class(npt: int, unit: str, declared: dict[str, dict[str, tuple]]) -> Any:
+    """A frozen dataclass for one chain's per-frame result (fields with units)."""
+    key = json.dumps([npt, unit, {k: {n: [list(s), u] for n, (s, u) in v.items()}
+                                  for k, v in declared.items()}], sort_keys=True)
+    if key in _CLASSES:
+        return _CLASSES[key]
+    ru = radial_units(unit)
+    fields: list[Any] = [
+        ("frame_index", int, quantity("dimensionless", "index of the frame in the selection")),
+        ("status", int, quantity("dimensionless", "0 processed, 1 failed (see reason)")),
+        ("reason", str, quantity("", "why the frame failed ('' if it did not)")),
+        ("radial", np.ndarray, quantity(ru, f"({npt},) bin centres, pyFAI unit {unit}")),
+        ("intensity", np.ndarray, quantity("counts", f"({npt},) azimuthal average")),
+        ("sigma", np.ndarray, quantity("counts", f"({npt},) standard error of intensity")),
+    ]
+    extras = {}
+    for pid, decl in declared.items():
+        sub = dataclasses.make_dataclass(
+            f"Out_{pid}", [(n, np.ndarray, quantity(u, f"{tuple(s)}")) for n, (s, u) in decl.items()],
+            frozen=True)
+        extras[pid] = sub
+        fields.append((pid, sub, quantity("", f"outputs of plugin {pid}")))
+    cls = dataclasses.make_dataclass("FrameResult", fields, frozen=True)
+    cls.extras = extras
+    _CLASSES[key] = cls
+    return cls
+
+
+def get_pipeline(geometry: str | Path, plugins: list[dict[str, Any]], *,
+                 source: str | Path | None = None, source_options: dict[str, Any] | None = None,
+                 base_dir: Path | None = None) -> Pipeline:
+    """The cached pipeline of this process for these settings (built on first use)."""
+    geo = str(geometry)
+    if "\n" not in geo and Path(geo).exists():
+        geo_id = hashlib.sha256(Path(geo).read_bytes()).hexdigest()
+    else:
+        geo_id = hashlib.sha256(geo.encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([geo_id, plugins, str(source), source_options or {},
+                                     str(base_dir)], sort_keys=True, default=str).encode()
+                         ).hexdigest()
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    pipe = Pipeline(geometry, plugins, source=source, source_options=source_options,
+                    base_dir=base_dir)
+    _CACHE[key] = pipe
+    while len(_CACHE) > 4:
+        _, old = _CACHE.popitem(last=False)
+        if old.source is not None:
+            old.source.close()
+    return pipe
