@@ -31,7 +31,12 @@ import numpy as np
 from scipy import optimize, signal
 
 from matterflow.core.errors import ComputeError, InputError
-from matterflow.diffraction.xrd._geometry import get_calibrant, make_detector, poni_text, wavelength_m
+from matterflow.diffraction.xrd._geometry import (
+    get_calibrant,
+    make_detector,
+    poni_text,
+    wavelength_m,
+)
 
 __all__ = ["auto_calibrate", "Calibration", "find_beam_centre", "guess_distance"]
 
@@ -151,7 +156,7 @@ def find_beam_centre(image: np.ndarray, mask: np.ndarray | None = None,
         scores = np.array([[_sharpness(s, n, x, y) for x in xs] for y in ys])
         iy, ix = np.unravel_index(np.argmax(scores), scores.shape)
         x0, y0 = xs[ix], ys[iy]
-        res = optimize.minimize(lambda p: -_sharpness(s, n, p[0], p[1]), [x0, y0],
+        res = optimize.minimize(lambda p, s=s, n=n: -_sharpness(s, n, p[0], p[1]), [x0, y0],
                                 method="Nelder-Mead",
                                 options={"xatol": 0.05, "fatol": 1e-9, "maxiter": 200})
         x, y = res.x if -res.fun >= scores.max() else (x0, y0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,14 +19,14 @@ app = typer.Typer(help="X-ray diffraction processing on pyFAI: calibrate, proces
 def calibrate(
     image: Annotated[Path, typer.Argument(help="Calibrant image (HDF5, TIFF, CBF, EDF, .npy).")],
     calibrant: Annotated[str, typer.Option(help="pyFAI calibrant name, e.g. LaB6, CeO2, Si.")],
-    energy: Annotated[Optional[float], typer.Option(help="X-ray energy in keV.")] = None,
-    detector: Annotated[Optional[str], typer.Option(help="pyFAI detector name, e.g. Pilatus1M.")] = None,
-    pixel_size: Annotated[Optional[float], typer.Option("--pixel-size", help="Pixel size in µm (if no --detector).")] = None,
-    guess_distance: Annotated[Optional[float], typer.Option("--guess-distance", help="Rough distance in mm.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="HDF5 dataset of the image.")] = None,
+    energy: Annotated[float | None, typer.Option(help="X-ray energy in keV.")] = None,
+    detector: Annotated[str | None, typer.Option(help="pyFAI detector name, e.g. Pilatus1M.")] = None,
+    pixel_size: Annotated[float | None, typer.Option("--pixel-size", help="Pixel size in µm (if no --detector).")] = None,
+    guess_distance: Annotated[float | None, typer.Option("--guess-distance", help="Rough distance in mm.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="HDF5 dataset of the image.")] = None,
     frame: Annotated[int, typer.Option(help="Frame of a multi-frame file.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="PONI file to write.")] = Path("geometry.poni"),
-    figure: Annotated[Optional[Path], typer.Option(help="Figure of the fitted rings (default: OUT with .png).")] = None,
+    figure: Annotated[Path | None, typer.Option(help="Figure of the fitted rings (default: OUT with .png).")] = None,
 ) -> None:
     """Find the rings of a calibrant image automatically and refine the geometry (writes PONI)."""
     import matplotlib
@@ -62,8 +62,8 @@ def calibrate(
 def process(
     workflow: Annotated[Path, typer.Argument(help="Process file (YAML): input, geometry, plugins.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("xrd-out"),
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Local Dask workers.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler address.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Local Dask workers.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address.")] = None,
     force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -89,7 +89,7 @@ def process(
 @handle_errors
 def show(
     results: Annotated[Path, typer.Argument(help="results.h5 of a run.")],
-    save: Annotated[Optional[Path], typer.Option(help="Save the figures as PNG in this folder instead of opening windows.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Save the figures as PNG in this folder instead of opening windows.")] = None,
 ) -> None:
     """Open the plots of an XRD results file (heat map, peaks vs frame, cake, mean pattern)."""
     import matplotlib
@@ -127,7 +127,7 @@ def show(
 @app.command()
 @handle_errors
 def plugins(
-    name: Annotated[Optional[str], typer.Argument(help="Show this plugin's parameters.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show this plugin's parameters.")] = None,
 ) -> None:
     """List the processing plugins (built-in and from entry points), or one plugin's parameters."""
     from rich.table import Table

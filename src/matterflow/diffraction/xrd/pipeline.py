@@ -26,7 +26,13 @@ from matterflow.core.errors import InputError, MatterflowError
 from matterflow.core.registry import quantity
 from matterflow.diffraction.xrd._geometry import load_geometry
 from matterflow.diffraction.xrd._io import FrameSource
-from matterflow.diffraction.xrd.plugins import Frame, Integrate1D, Plugin, radial_units, validate_chain
+from matterflow.diffraction.xrd.plugins import (
+    Frame,
+    Integrate1D,
+    Plugin,
+    radial_units,
+    validate_chain,
+)
 
 __all__ = ["Pipeline", "get_pipeline", "result_class"]
 

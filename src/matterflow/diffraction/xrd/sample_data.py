@@ -81,7 +81,9 @@ def write_sample(out: str | Path, *, n_frames: int = 24, size: int = 512, seed: 
     calib = write_frames_h5(out / "calibrant.h5", sim.calibrant_image[None], compression=compression)
     poni = out / "true.poni"
     poni.write_text(sim.true_poni)
-    centers = [round(float(t), 2) for t in sim.tth_a_deg[0][:3]]
+    # A(111), A(311) (phase A, shifting) and B(111) (phase B, growing): no overlaps
+    centers = [round(float(sim.tth_a_deg[0][0]), 2), round(float(sim.tth_a_deg[0][3]), 2),
+               round(float(sim.tth_b_deg[0]), 2)]
     spec = {
         "name": "synthetic-heating-run",
         "input": {"path": "frames.h5"},
@@ -89,9 +91,9 @@ def write_sample(out: str | Path, *, n_frames: int = 24, size: int = 512, seed: 
         "plugins": [
             {"plugin": "mask", "high": 1.0e7},
             {"plugin": "integrate1d", "npt": 1000, "unit": "2th_deg", "error_model": "poisson"},
-            {"plugin": "fit_peaks", "centers": centers, "window": 0.35},
+            {"plugin": "fit_peaks", "centers": centers, "window": 0.45},
         ],
-        "reduce": {"operation": "mean", "centers": centers, "window": 0.35},
+        "reduce": {"operation": "mean", "centers": centers, "window": 0.45},
     }
     wf = out / "process.yaml"
     wf.write_text("# run `matterflow xrd calibrate calibrant.h5 --calibrant LaB6 --energy 25 "

@@ -63,12 +63,12 @@ def fcc_peaks(a_angstrom: float, energy_kev: float, tth_max_deg: float = 40.0,
     """2θ (degrees, ascending) and one (h, k, l) per distinct fcc reflection below ``tth_max``."""
     lam = wavelength_m(energy_kev) * 1e10
     seen: dict[int, tuple[int, int, int]] = {}
-    for h, k, l in product(range(max_index + 1), repeat=3):
-        if (h, k, l) == (0, 0, 0) or not (h >= k >= l):
+    for h, k, m in product(range(max_index + 1), repeat=3):
+        if (h, k, m) == (0, 0, 0) or not (h >= k >= m):
             continue
-        if len({h % 2, k % 2, l % 2}) != 1:  # fcc: all even or all odd
+        if len({h % 2, k % 2, m % 2}) != 1:  # fcc: all even or all odd
             continue
-        seen.setdefault(h * h + k * k + l * l, (h, k, l))
+        seen.setdefault(h * h + k * k + m * m, (h, k, m))
     tth, hkls = [], []
     for s in sorted(seen):
         x = lam * np.sqrt(s) / (2 * a_angstrom)
@@ -96,7 +96,7 @@ def ring_image(tth_deg_map: np.ndarray, tth_deg: np.ndarray, heights: np.ndarray
     lo, hi = float(np.nanmin(tth_deg_map)), float(np.nanmax(tth_deg_map))
     grid = np.linspace(lo, hi, max(2000, int((hi - lo) / (fwhm_deg / 40)) + 1))
     prof = np.full_like(grid, background)
-    for t, h in zip(tth_deg, heights):
+    for t, h in zip(tth_deg, heights, strict=True):
         prof += h * pseudo_voigt(grid, t, fwhm_deg, eta)
     return np.interp(tth_deg_map, grid, prof).astype(np.float32)
 
@@ -114,7 +114,7 @@ class HeatingSeries:
 def heating_series(ai: Any, n_frames: int = 24, *, a0_angstrom: float = 4.05,
                    alpha_per_k: float = 2.5e-5, t0_k: float = 300.0, t1_k: float = 900.0,
                    b_angstrom: float = 5.64, tth_max_deg: float | None = None,
-                   height: float = 400.0, fwhm_deg: float = 0.05, background: float = 10.0,
+                   height: float = 400.0, fwhm_deg: float = 0.12, background: float = 10.0,
                    seed: int = 0, dtype: Any = np.float32) -> HeatingSeries:
     """A heating run on geometry ``ai``: fcc phase A expands, fcc phase B grows in.
 

@@ -59,7 +59,7 @@ class SimulateParams(Params):
                                json_schema_extra={"units": "Å"})
     b_angstrom: float = Field(5.64, gt=1, description="phase B lattice parameter",
                               json_schema_extra={"units": "Å"})
-    alpha_per_k: float = Field(2.5e-5, ge=0, description="linear thermal expansion of phase A",
+    alpha_per_k: float = Field(1.5e-5, ge=0, description="linear thermal expansion of phase A",
                                json_schema_extra={"units": "1/K"})
     seed: int = Field(0, ge=0, description="random seed of the Poisson noise")
 
