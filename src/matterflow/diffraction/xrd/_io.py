@@ -152,8 +152,16 @@ class FrameSource:
         self.files = _expand(path, pattern)
         self.parts: list[_Part] = []
         self.shape: tuple[int, int] | None = None
-        for p in self.files:
-            self.parts.extend(self._scan(p, dataset))
+        fabio_series = len(self.files) > 1 and all(
+            p.suffix.lower() not in _H5 | {".npy"} for p in self.files)
+        if fabio_series:
+            # a series of image files: open only the first (10^4 files stay cheap); the
+            # others are assumed alike and checked when read (a bad one fails alone)
+            first_part = self._scan(self.files[0], dataset)[0]
+            self.parts = [_Part(p, "fabio", "", first_part.n) for p in self.files]
+        else:
+            for p in self.files:
+                self.parts.extend(self._scan(p, dataset))
         total = sum(p.n for p in self.parts)
         stop = total if last is None else min(int(last), total)
         self.indices = np.arange(first, stop, stride, dtype=np.int64)
@@ -247,7 +255,10 @@ class FrameSource:
                 import fabio
 
                 with fabio.open(str(part.path)) as img:
-                    data = img.data if j == 0 else img.getframe(j).data
+                    frm = img if j == 0 else img.getframe(j)
+                    if getattr(img, "incomplete_file", False) or getattr(frm, "incomplete_data", False):
+                        raise OSError("the file is truncated (incomplete data)")
+                    data = frm.data
             else:
                 h = self._handle(part)
                 data = h[()] if h.ndim == 2 else h[j]

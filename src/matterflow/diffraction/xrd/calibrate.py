@@ -256,6 +256,7 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 2:
         raise InputError(f"calibration image: expected 2D (rows, cols); got shape {img.shape}")
+    wavelength_m(energy_kev)  # a clear error if the energy is missing
     cal = get_calibrant(calibrant, energy_kev)
     det = make_detector(detector, pixel_size_um, img.shape)
     if detector and tuple(det.max_shape) != img.shape:

@@ -141,14 +141,14 @@ def plugins(
         console.print(table)
         return
     cls = get_plugin(name)
-    table = Table("parameter", "type", "default", "units", "description", box=None)
+    console.print(f"{name} ({cls.stage}): {(cls.__doc__ or '').strip()}", markup=False)
     for fname, f in cls.Params.model_fields.items():
         extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-        table.add_row(fname, str(f.annotation).replace("typing.", ""),
-                      "required" if f.is_required() else repr(f.default),
-                      str(extra.get("units", "")), f.description or "")
-    console.print(f"[bold]{name}[/bold] ({cls.stage}): {(cls.__doc__ or '').strip()}")
-    console.print(table)
+        units = f" [{extra['units']}]" if extra.get("units") else ""
+        default = "required" if f.is_required() else f"default {f.default!r}"
+        typ = str(f.annotation).replace("typing.", "")
+        console.print(f"  {fname}: {typ}, {default}{units} -- {f.description or ''}",
+                      markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from matterflow.core.errors import InputError, MatterflowError
+from matterflow.core.errors import ComputeError, InputError, MatterflowError
 from matterflow.core.registry import quantity
 from matterflow.diffraction.xrd._geometry import load_geometry
 from matterflow.diffraction.xrd._io import FrameSource
@@ -82,6 +82,9 @@ class Pipeline:
             image = np.asarray(image, dtype=np.float32)
             if image.ndim != 2:
                 raise InputError(f"frame: expected a 2D image (rows, cols); got shape {image.shape}")
+            if self.shape is not None and image.shape != self.shape:
+                raise ComputeError(f"frame {index}: shape {image.shape} differs from the "
+                                   f"series' {self.shape}")
             self.prepare(image.shape)  # type: ignore[arg-type]
             fr = Frame(image=image, mask=~np.isfinite(image), ai=self.ai)
             for p in self.chain:

@@ -1,0 +1,96 @@
+"""The pipeline's integration equals a direct pyFAI call with the same options (1e-6 rel.)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matterflow.core.errors import InputError
+from matterflow.diffraction.xrd import Pipeline
+from matterflow.diffraction.xrd._geometry import load_geometry
+
+
+def rel_err(a, b):
+    """Largest relative difference over finite, non-negligible reference values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b) & (np.abs(b) > 1e-9 * np.nanmax(np.abs(b)))
+    assert ok.sum() > 0.5 * b.size
+    return float(np.max(np.abs(a[ok] - b[ok]) / np.abs(b[ok])))
+
+
+@pytest.mark.parametrize("unit, pol, err, method", [
+    ("2th_deg", None, "poisson", ("bbox", "csr", "cython")),
+    ("q_nm^-1", 0.95, "azimuthal", ("full", "csr", "cython")),
+    ("2th_deg", 0.99, None, ("no", "histogram", "cython")),
+])
+def test_1d_matches_direct_pyfai(series, poni_file, tmp_path, unit, pol, err, method):
+    img = series.frames[2]
+    rng = np.random.default_rng(0)
+    dark = rng.uniform(0, 3, img.shape).astype(np.float32)
+    flat = rng.uniform(0.9, 1.1, img.shape).astype(np.float32)
+    mask = np.zeros(img.shape, np.int8)
+    mask[100:110, :] = 1
+    for name, arr in (("dark", dark), ("flat", flat), ("mask", mask)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    chain = [{"plugin": "dark_flat", "dark": str(tmp_path / "dark.npy"),
+              "flat": str(tmp_path / "flat.npy")},
+             {"plugin": "mask", "file": str(tmp_path / "mask.npy"), "high": 1e9},
+             {"plugin": "integrate1d", "npt": 700, "unit": unit, "polarization_factor": pol,
+              "error_model": err, "method": list(method)}]
+    res = Pipeline(str(poni_file), chain).run(image=img)
+    assert res.status == 0, res.reason
+    ai = load_geometry(poni_file)  # a separate integrator: nothing shared with the pipeline
+    ref = ai.integrate1d(img, 700, unit=unit, polarization_factor=pol, error_model=err,
+                         method=method, mask=mask, dark=dark, flat=flat, correctSolidAngle=True)
+    assert rel_err(res.radial, ref.radial) < 1e-6
+    assert rel_err(res.intensity, ref.intensity) < 1e-6
+    if err is not None:
+        assert rel_err(res.sigma, ref.sigma) < 1e-6
+
+
+def test_sector_and_cake_match_pyfai(series, poni_file):
+    img = series.frames[0]
+    chain = [{"plugin": "integrate1d", "npt": 300},
+             {"plugin": "sector", "npt": 300, "azimuth_range": [-60, 30]},
+             {"plugin": "integrate2d", "npt": 200, "npt_azim": 90}]
+    res = Pipeline(str(poni_file), chain).run(image=img)
+    ai = load_geometry(poni_file)
+    ref = ai.integrate1d(img, 300, unit="2th_deg", azimuth_range=(-60, 30), error_model="poisson")
+    assert rel_err(res.sector.intensity, ref.intensity) < 1e-6
+    cake = ai.integrate2d(img, 200, 90, unit="2th_deg")
+    assert res.integrate2d.intensity.shape == (90, 200)
+    assert rel_err(res.integrate2d.intensity, cake.intensity) < 1e-6
+
+
+def test_bad_inputs_before_any_frame(poni_file, tmp_path):
+    np.save(tmp_path / "m.npy", np.zeros((10, 10)))
+    p = Pipeline(str(poni_file), [{"plugin": "mask", "file": str(tmp_path / "m.npy")},
+                                  {"plugin": "integrate1d"}])
+    with pytest.raises(InputError, match=r"mask.file: .*m.npy has shape \(10, 10\); the frames have \(256, 256\)"):
+        p.prepare((256, 256))
+    with pytest.raises(InputError, match=r"plugins\[0\] \(integrate1d\)\.npt"):
+        Pipeline(str(poni_file), [{"plugin": "integrate1d", "npt": 0}])
+    with pytest.raises(InputError, match=r"unknown plugin 'integrate3d'; known: .*integrate1d"):
+        Pipeline(str(poni_file), [{"plugin": "integrate3d"}])
+    with pytest.raises(InputError, match="exactly one integrate1d"):
+        Pipeline(str(poni_file), [{"plugin": "mask"}])
+    with pytest.raises(InputError, match="cannot come after"):
+        Pipeline(str(poni_file), [{"plugin": "integrate1d"}, {"plugin": "mask"}])
+    bad = tmp_path / "bad.poni"
+    bad.write_text("this is not a poni file\n")
+    with pytest.raises(InputError, match=r"bad.poni.* does not parse as a PONI file"):
+        Pipeline(str(bad), [{"plugin": "integrate1d"}])
+    nowl = tmp_path / "nowl.poni"
+    nowl.write_text("\n".join(line for line in poni_file.read_text().splitlines()
+                              if not line.startswith("Wavelength")))
+    with pytest.raises(InputError, match="has no Wavelength"):
+        Pipeline(str(nowl), [{"plugin": "integrate1d"}])
+
+
+def test_corrupt_frame_is_recorded_not_fatal(poni_file):
+    p = Pipeline(str(poni_file), [{"plugin": "integrate1d", "npt": 100}])
+    good = p.run(image=np.ones((256, 256), np.float32), index=0)
+    assert good.status == 0
+    bad = p.run(image=np.ones((256, 200), np.float32), index=1)
+    assert bad.status == 1 and "shape" in bad.reason
+    assert bad.intensity.shape == (100,) and np.isnan(bad.intensity).all()
