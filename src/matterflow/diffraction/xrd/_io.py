@@ -139,7 +139,8 @@ class FrameSource:
     pattern : str, optional
         Glob of file names inside a folder ``path``.
 
-    ``src[i]`` is frame ``i`` (after range/stride) as float32 ``(rows, cols)``.
+    ``src[i]`` is frame ``i`` (after range/stride), ``(rows, cols)`` in the file's
+    numeric dtype (integers stay integers: pyFAI converts them, no extra copy).
     """
 
     def __init__(self, path: str | Path, *, dataset: str | None = None, first: int = 0,
@@ -262,7 +263,9 @@ class FrameSource:
             else:
                 h = self._handle(part)
                 data = h[()] if h.ndim == 2 else h[j]
-            data = np.asarray(data, dtype=np.float32)
+            data = np.asarray(data)
+            if data.dtype.kind not in "iuf":
+                data = data.astype(np.float32)
         except Exception as exc:
             raise FrameError(f"{part.path}: frame {j} cannot be read: "
                              f"{type(exc).__name__}: {exc}") from exc

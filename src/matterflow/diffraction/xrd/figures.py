@@ -50,15 +50,19 @@ def process_figures(outputs: dict, params: Any = None) -> dict:
             a, ae = np.asarray(sub["area"], float), np.asarray(sub["area_err"], float)
             fig, axs = plt.subplots(3, 1, figsize=(6.5, 7), sharex=True)
             x = np.arange(c.shape[0])
+            # positions as shifts from the first good frame, so small shifts show
+            first = np.array([col[np.isfinite(col)][0] if np.isfinite(col).any() else 0.0
+                              for col in c.T])
             for j in range(c.shape[1]):
-                for axx, v, e in ((axs[0], c, ce), (axs[1], w, we), (axs[2], a, ae)):
+                for axx, v, e in ((axs[0], c - first, ce), (axs[1], w, we), (axs[2], a, ae)):
                     axx.errorbar(x, v[:, j], yerr=e[:, j], fmt=".-", ms=3, capsize=2,
                                  label=f"peak {j + 1}")
-            axs[0].set_ylabel(f"position ({unit})")
+            axs[0].set_ylabel(f"shift ({unit})")
+            axs[0].legend([f"peak {j + 1} at {first[j]:.3f}" for j in range(c.shape[1])],
+                          fontsize=7, ncol=3)
             axs[1].set_ylabel(f"FWHM ({unit})")
             axs[2].set_ylabel("area")
             axs[2].set_xlabel("frame")
-            axs[0].legend(fontsize=7, ncol=3)
             fig.suptitle(f"{pid}: fitted peaks against frame (±1σ)")
             fig.tight_layout()
             figs[f"Peak parameters against frame ({pid})"] = fig

@@ -79,14 +79,18 @@ class Pipeline:
                 if self.source is None:
                     raise InputError("a frame index was given but no source file")
                 image = self.source[index]
-            image = np.asarray(image, dtype=np.float32)
+            image = np.asarray(image)
+            if image.dtype.kind not in "iuf":
+                image = image.astype(np.float32)
             if image.ndim != 2:
                 raise InputError(f"frame: expected a 2D image (rows, cols); got shape {image.shape}")
             if self.shape is not None and image.shape != self.shape:
                 raise ComputeError(f"frame {index}: shape {image.shape} differs from the "
                                    f"series' {self.shape}")
             self.prepare(image.shape)  # type: ignore[arg-type]
-            fr = Frame(image=image, mask=~np.isfinite(image), ai=self.ai)
+            invalid = (~np.isfinite(image) if image.dtype.kind == "f"
+                       else np.zeros(image.shape, bool))
+            fr = Frame(image=image, mask=invalid, ai=self.ai)
             for p in self.chain:
                 out = p.process(fr)
                 if out:

@@ -62,7 +62,7 @@ def radial_units(unit: str) -> str:
 class Frame:
     """What flows through a chain for one frame.
 
-    image : (rows, cols) float32 counts; mask : (rows, cols) bool, True = ignored;
+    image : (rows, cols) counts (the file's numeric dtype); mask : (rows, cols) bool, True = ignored;
     dark, flat : optional (rows, cols) handed to pyFAI; radial, intensity,
     sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays.
     """
@@ -188,6 +188,8 @@ class Mask(Plugin):
             keep[r0:r1, c0:c1] = True
             m |= ~keep
         self.static = m
+        if ai is not None:  # pyFAI leaves these pixels out of its engine (built once)
+            ai.detector.mask = m.astype(np.int8)
 
     def process(self, frame):
         p: MaskParams = self.params  # type: ignore[assignment]
@@ -233,12 +235,30 @@ class IntegrateParams(Params):
         return self
 
 
-def integrate_kwargs(p: IntegrateParams, frame: Frame) -> dict[str, Any]:
-    """The keyword arguments of pyFAI's integrate1d/2d for these parameters."""
-    return dict(unit=p.unit, radial_range=p.radial_range, azimuth_range=p.azimuth_range,
-                polarization_factor=p.polarization_factor, correctSolidAngle=p.solid_angle,
-                error_model=p.error_model, method=p.method, mask=frame.mask, dark=frame.dark,
-                flat=frame.flat)
+_DUMMY = -1.0e9  # value given to per-frame masked pixels (pyFAI "dummy"), never a count
+
+
+def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict[str, Any]]:
+    """The image and keyword arguments of pyFAI's integrate1d/2d for these parameters.
+
+    Static masks (file, gaps, ROI) live in the integrator's detector mask, set
+    once by the ``mask`` plugin, so pyFAI leaves those pixels out of its
+    sparse matrix and does not re-check a mask array on every frame. Pixels
+    masked in this frame only (thresholds, non-finite values) are flagged
+    with pyFAI's ``dummy`` value: the same pixels are ignored either way.
+    """
+    static = frame.ai.detector.mask
+    dyn = frame.mask if static is None else (frame.mask & ~np.asarray(static, bool))
+    img = frame.image
+    extra: dict[str, Any] = {}
+    if dyn.any():
+        img = img.astype(np.float32)  # a copy: the frame itself is left as it is
+        img[dyn] = _DUMMY
+        extra = {"dummy": _DUMMY, "delta_dummy": 0.5}
+    return img, dict(unit=p.unit, radial_range=p.radial_range, azimuth_range=p.azimuth_range,
+                     polarization_factor=p.polarization_factor, correctSolidAngle=p.solid_angle,
+                     error_model=p.error_model, method=p.method, dark=frame.dark, flat=frame.flat,
+                     **extra)
 
 
 class Integrate1D(Plugin):
@@ -250,7 +270,8 @@ class Integrate1D(Plugin):
 
     def process(self, frame):
         p: IntegrateParams = self.params  # type: ignore[assignment]
-        res = frame.ai.integrate1d(frame.image, p.npt, **integrate_kwargs(p, frame))
+        img, kw = integrate_kwargs(p, frame)
+        res = frame.ai.integrate1d(img, p.npt, **kw)
         frame.radial = np.asarray(res.radial)
         frame.intensity = np.asarray(res.intensity, dtype=np.float64)
         frame.sigma = (np.asarray(res.sigma, dtype=np.float64) if res.sigma is not None
@@ -279,7 +300,8 @@ class Sector(Plugin):
 
     def process(self, frame):
         p: SectorParams = self.params  # type: ignore[assignment]
-        res = frame.ai.integrate1d(frame.image, p.npt, **integrate_kwargs(p, frame))
+        img, kw = integrate_kwargs(p, frame)
+        res = frame.ai.integrate1d(img, p.npt, **kw)
         sig = res.sigma if res.sigma is not None else np.full(p.npt, np.nan)
         return {"radial": res.radial, "intensity": res.intensity, "sigma": sig}
 
@@ -305,7 +327,8 @@ class Integrate2D(Plugin):
 
     def process(self, frame):
         p: Integrate2DParams = self.params  # type: ignore[assignment]
-        res = frame.ai.integrate2d(frame.image, p.npt, p.npt_azim, **integrate_kwargs(p, frame))
+        img, kw = integrate_kwargs(p, frame)
+        res = frame.ai.integrate2d(img, p.npt, p.npt_azim, **kw)
         return {"intensity": res.intensity, "radial": res.radial, "azimuthal": res.azimuthal}
 
 
