@@ -62,7 +62,9 @@ def radial_units(unit: str) -> str:
 class Frame:
     """What flows through a chain for one frame.
 
-    image : (rows, cols) counts (the file's numeric dtype); mask : (rows, cols) bool, True = ignored;
+    image : (rows, cols) counts (the file's numeric dtype); mask : (rows, cols) bool,
+    True = ignored in this frame (thresholds, non-finite values; static masks --
+    file, gaps, ROI -- are in ``ai.detector.mask``);
     dark, flat : optional (rows, cols) handed to pyFAI; radial, intensity,
     sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays.
     """
@@ -192,13 +194,13 @@ class Mask(Plugin):
             ai.detector.mask = m.astype(np.int8)
 
     def process(self, frame):
+        # the static part is in the integrator's detector mask; frame.mask gets the
+        # pixels masked in this frame only (thresholds)
         p: MaskParams = self.params  # type: ignore[assignment]
-        m = frame.mask | self.static
         if p.low is not None:
-            m |= frame.image < p.low
+            frame.mask |= frame.image < p.low
         if p.high is not None:
-            m |= frame.image > p.high
-        frame.mask = m
+            frame.mask |= frame.image > p.high
         return None
 
 
@@ -247,8 +249,7 @@ def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict
     masked in this frame only (thresholds, non-finite values) are flagged
     with pyFAI's ``dummy`` value: the same pixels are ignored either way.
     """
-    static = frame.ai.detector.mask
-    dyn = frame.mask if static is None else (frame.mask & ~np.asarray(static, bool))
+    dyn = frame.mask
     img = frame.image
     extra: dict[str, Any] = {}
     if dyn.any():
