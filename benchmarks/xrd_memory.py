@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZE = 512
+SIZE = 256
 
 
 def prepare(folder: Path, n_max: int) -> tuple[Path, Path, list]:
@@ -32,7 +32,7 @@ def prepare(folder: Path, n_max: int) -> tuple[Path, Path, list]:
     from matterflow.diffraction.xrd.sample_data import write_frames_h5
     from matterflow.diffraction.xrd.synthetic import heating_series, make_geometry
 
-    ai = make_geometry(distance_mm=120.0, centre_px=(262.4, 247.8), pixel_size_um=150.0,
+    ai = make_geometry(distance_mm=60.0, centre_px=(131.2, 123.9), pixel_size_um=150.0,
                        shape=(SIZE, SIZE), energy_kev=25.0)
     run = heating_series(ai, 10, seed=2)
     data = write_frames_h5(folder / "scan_data_000001.h5", run.frames, compression="bitshuffle")
@@ -50,7 +50,7 @@ def child(master: str, poni: str, n: int, center: float, out: str) -> None:
     from matterflow.diffraction.xrd.pipeline import Pipeline
 
     chain = [{"plugin": "mask", "high": 1e7},
-             {"plugin": "integrate1d", "npt": 500, "unit": "2th_deg"},
+             {"plugin": "integrate1d", "npt": 500, "unit": "2th_deg", "error_model": None},
              {"plugin": "fit_peaks", "centers": [center], "window": 0.4}]
     pipe = Pipeline(poni, chain, source=master, source_options={"last": n})
     t0 = time.perf_counter()

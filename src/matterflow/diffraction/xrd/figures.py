@@ -43,6 +43,21 @@ def process_figures(outputs: dict, params: Any = None) -> dict:
     fig.tight_layout()
     figs["Patterns against frame (heat map)"] = fig
 
+    good = np.nonzero(ok)[0]
+    if good.size:
+        pick = good[np.unique(np.linspace(0, good.size - 1, min(30, good.size)).astype(int))]
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+        span = np.nanpercentile(data[pick], 99.5) - np.nanpercentile(data[pick], 1)
+        step = 0.25 * span if np.isfinite(span) and span > 0 else 1.0
+        cmap = plt.get_cmap("viridis")
+        for k, i in enumerate(pick):
+            ax.plot(radial[i], data[i] + k * step, lw=0.8, color=cmap(k / max(1, len(pick) - 1)))
+        ax.set_xlabel(unit)
+        ax.set_ylabel("intensity + offset (counts)")
+        ax.set_title(f"waterfall: {len(pick)} of {len(frames)} frames, first at the bottom")
+        fig.tight_layout()
+        figs["Patterns against frame (waterfall)"] = fig
+
     for pid, sub in outputs.items():
         if isinstance(sub, dict) and "center" in sub and "center_err" in sub:
             c, ce = np.asarray(sub["center"], float), np.asarray(sub["center_err"], float)

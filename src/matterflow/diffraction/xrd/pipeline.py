@@ -34,7 +34,7 @@ from matterflow.diffraction.xrd.plugins import (
     validate_chain,
 )
 
-__all__ = ["Pipeline", "get_pipeline", "result_class"]
+__all__ = ["Pipeline", "get_pipeline", "result_class", "FrameResult"]
 
 _CACHE: OrderedDict[str, Pipeline] = OrderedDict()
 
@@ -126,6 +126,28 @@ class Pipeline:
                         radial=radial, intensity=inten, sigma=sig, **extras)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FrameResult:
+    """What ``xrd.process`` returns per frame (the chain adds its plugins' outputs).
+
+    A chain's own result class derives from this one: ``radial`` gets the units
+    of the chain's radial unit, and each plugin that declares outputs gets a
+    sub-result named by its id (``fit_peaks``, ``integrate2d``, ``sector``,
+    ``background`` for the built-ins; the ones not in the chain stay empty).
+    """
+
+    frame_index: int = quantity("dimensionless", "index of the frame in the selection")
+    status: int = quantity("dimensionless", "0 processed, 1 failed (see reason)")
+    reason: str = quantity("", "why the frame failed ('' if it did not)")
+    radial: np.ndarray = quantity("radial unit", "(npt,) bin centres")
+    intensity: np.ndarray = quantity("counts", "(npt,) azimuthal average")
+    sigma: np.ndarray = quantity("counts", "(npt,) standard error of intensity")
+    sector: Any = quantity("", "outputs of the sector plugin", default_factory=dict)
+    integrate2d: Any = quantity("", "outputs of the integrate2d plugin", default_factory=dict)
+    background: Any = quantity("", "outputs of the background plugin", default_factory=dict)
+    fit_peaks: Any = quantity("", "outputs of the fit_peaks plugin", default_factory=dict)
+
+
 _CLASSES: dict[str, Any] = {}
 
 
@@ -137,12 +159,7 @@ def result_class(npt: int, unit: str, declared: dict[str, dict[str, tuple]]) -> 
         return _CLASSES[key]
     ru = radial_units(unit)
     fields: list[Any] = [
-        ("frame_index", int, quantity("dimensionless", "index of the frame in the selection")),
-        ("status", int, quantity("dimensionless", "0 processed, 1 failed (see reason)")),
-        ("reason", str, quantity("", "why the frame failed ('' if it did not)")),
         ("radial", np.ndarray, quantity(ru, f"({npt},) bin centres, pyFAI unit {unit}")),
-        ("intensity", np.ndarray, quantity("counts", f"({npt},) azimuthal average")),
-        ("sigma", np.ndarray, quantity("counts", f"({npt},) standard error of intensity")),
     ]
     extras = {}
     for pid, decl in declared.items():
@@ -151,7 +168,8 @@ def result_class(npt: int, unit: str, declared: dict[str, dict[str, tuple]]) -> 
             frozen=True)
         extras[pid] = sub
         fields.append((pid, sub, quantity("", f"outputs of plugin {pid}")))
-    cls = dataclasses.make_dataclass("FrameResult", fields, frozen=True)
+    cls = dataclasses.make_dataclass("ChainFrameResult", fields, bases=(FrameResult,),
+                                     frozen=True, kw_only=True)
     cls.extras = extras
     _CLASSES[key] = cls
     return cls

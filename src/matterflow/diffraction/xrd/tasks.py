@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 from matterflow.diffraction.xrd.figures import calibrate_figures, process_figures, reduce_figures
+from matterflow.diffraction.xrd.pipeline import FrameResult
 
 __all__ = ["TASKS", "simulate_heating", "calibrate", "frames", "process", "reduce"]
 
@@ -232,7 +233,7 @@ class ProcessParams(SourceParams):
 
 @task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="1")
 def process(frame: Any, geometry: Any, source: Path | None = None, *,
-            params: ProcessParams) -> Any:
+            params: ProcessParams) -> FrameResult:
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
     from matterflow.diffraction.xrd.pipeline import get_pipeline
 
