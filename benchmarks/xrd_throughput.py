@@ -106,6 +106,7 @@ def matterflow_run(folder: Path, master: Path, poni: Path, n: int, centers: list
     dt = time.perf_counter() - t0
     with h5py.File(out / "results.h5") as f:
         pos = f["process/fit_peaks/center"][()]
+        matterflow_run.process_step_s = float(f["process"].attrs["duration_s"])
     return dt, pos
 
 
@@ -141,6 +142,7 @@ def main() -> None:
             "plain_pyfai_loop_s": round(t_base, 2),
             "plain_pyfai_loop_frames_per_s": round(a.frames / t_base, 2),
             "speedup_vs_plain_loop": round(t_base / t_mf, 3),
+            "matterflow_process_step_s": round(matterflow_run.process_step_s, 2),
             "plain_loop_1_thread_s": round(t_one, 2),
             "speedup_vs_plain_loop_1_thread": round(t_one / t_mf, 3),
             "pydidas": "not run: its pins (pyFAI 2026.3, numpy 2.4.1, h5py 3.15, silx 2.2) and "

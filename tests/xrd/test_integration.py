@@ -97,3 +97,22 @@ def test_corrupt_frame_is_recorded_not_fatal(poni_file):
     bad = p.run(image=np.ones((256, 200), np.float32), index=1)
     assert bad.status == 1 and "shape" in bad.reason
     assert bad.intensity.shape == (100,) and np.isnan(bad.intensity).all()
+
+
+def test_chi_profile_and_image_subtraction_match_pyfai(series, poni_file, tmp_path):
+    img = series.frames[1].astype(np.float32)
+    bg = np.full(img.shape, 4.0, np.float32)
+    np.save(tmp_path / "bg.npy", bg)
+    t0 = float(series.tth_a_deg[1][0])
+    chain = [{"plugin": "subtract_image", "file": str(tmp_path / "bg.npy"), "scale": 0.5},
+             {"plugin": "integrate1d", "npt": 300, "error_model": None},
+             {"plugin": "chi_profile", "npt": 72, "radial_range": [t0 - 0.2, t0 + 0.2]}]
+    res = Pipeline(str(poni_file), chain).run(image=img)
+    assert res.status == 0, res.reason
+    ai = load_geometry(poni_file)
+    ref1 = ai.integrate1d(img - 2.0, 300, unit="2th_deg")
+    assert rel_err(res.intensity, ref1.intensity) < 1e-6
+    ref = ai.integrate_radial(img - 2.0, 72, 100, radial_range=(t0 - 0.2, t0 + 0.2),
+                              radial_unit="2th_deg", unit="chi_deg")
+    assert rel_err(res.chi_profile.chi, ref.radial) < 1e-6
+    assert rel_err(res.chi_profile.intensity, ref.intensity) < 1e-6

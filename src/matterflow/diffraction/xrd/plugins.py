@@ -204,6 +204,37 @@ class Mask(Plugin):
         return None
 
 
+class SubtractImageParams(Params):
+    file: str = Field(..., description="background image file (empty cell, air scatter); a "
+                      "stack is averaged")
+    dataset: str | None = Field(None, description="HDF5 dataset of the file")
+    scale: float = Field(1.0, description="factor applied to the background image "
+                         "(e.g. exposure or monitor ratio)", json_schema_extra={"units": "dimensionless"})
+
+
+class SubtractImage(Plugin):
+    """Subtract a scaled background image from each frame (before integration)."""
+
+    name = "subtract_image"
+    stage = "image"
+    Params = SubtractImageParams
+
+    def setup(self, shape, ai, chain):
+        from matterflow.diffraction.xrd._io import read_image
+
+        p: SubtractImageParams = self.params  # type: ignore[assignment]
+        fp = self.path(p.file)
+        img = read_image(fp, dataset=p.dataset, what="subtract_image.file")
+        if img.shape != shape:
+            raise InputError(f"subtract_image.file: {fp} has shape {img.shape}; the frames have "
+                             f"{shape}")
+        self.bg = (p.scale * img).astype(np.float32)
+
+    def process(self, frame):
+        frame.image = np.asarray(frame.image, dtype=np.float32) - self.bg
+        return None
+
+
 # --------------------------------------------------------------------------- integration
 
 class IntegrateParams(Params):
@@ -333,6 +364,50 @@ class Integrate2D(Plugin):
         return {"intensity": res.intensity, "radial": res.radial, "azimuthal": res.azimuthal}
 
 
+class ChiProfileParams(Params):
+    npt: int = Field(360, ge=2, le=36_000, description="azimuthal bins")
+    radial_range: tuple[float, float] = Field(..., description="radial range averaged over, "
+                                              "in radial_unit")
+    radial_unit: RadialUnit = Field("2th_deg", description="unit of radial_range")
+    npt_rad: int = Field(100, ge=1, le=10_000, description="radial bins inside the range")
+    polarization_factor: float | None = Field(None, ge=-1, le=1, description="polarisation factor")
+    solid_angle: bool = Field(True, description="correct for the pixels' solid angle")
+
+    @model_validator(mode="after")
+    def _check(self) -> ChiProfileParams:
+        if not self.radial_range[0] < self.radial_range[1]:
+            raise ValueError(f"radial_range must be (low, high) with low < high; got "
+                             f"{self.radial_range}")
+        return self
+
+
+class ChiProfile(Plugin):
+    """Azimuthal (χ) profile of a radial range, e.g. one ring (texture, strain): pyFAI integrate_radial."""
+
+    name = "chi_profile"
+    stage = "integrate"
+    Params = ChiProfileParams
+
+    def outputs(self, chain):
+        n = self.params.npt  # type: ignore[attr-defined]
+        return {"chi": ((n,), "deg"), "intensity": ((n,), "counts")}
+
+    def process(self, frame):
+        p: ChiProfileParams = self.params  # type: ignore[assignment]
+        img = frame.image
+        extra: dict[str, Any] = {}
+        if frame.mask.any():
+            img = np.asarray(img, dtype=np.float32).copy()
+            img[frame.mask] = _DUMMY
+            extra = {"dummy": _DUMMY, "delta_dummy": 0.5}
+        res = frame.ai.integrate_radial(img, p.npt, p.npt_rad, radial_range=p.radial_range,
+                                        radial_unit=p.radial_unit, unit="chi_deg",
+                                        polarization_factor=p.polarization_factor,
+                                        correctSolidAngle=p.solid_angle, dark=frame.dark,
+                                        flat=frame.flat, **extra)
+        return {"chi": res.radial, "intensity": res.intensity}
+
+
 # --------------------------------------------------------------------------- pattern stage
 
 class BackgroundParams(Params):
@@ -443,8 +518,9 @@ def _unit(chain: list[Plugin]) -> str:
 
 # --------------------------------------------------------------------------- registry
 
-BUILTIN: dict[str, type[Plugin]] = {c.name: c for c in (DarkFlat, Mask, Integrate1D, Sector,
-                                                         Integrate2D, Background, FitPeaks)}
+BUILTIN: dict[str, type[Plugin]] = {c.name: c for c in (DarkFlat, Mask, SubtractImage, Integrate1D,
+                                                         Sector, Integrate2D, ChiProfile,
+                                                         Background, FitPeaks)}
 
 
 @functools.lru_cache(maxsize=1)
