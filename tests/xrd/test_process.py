@@ -134,3 +134,29 @@ def test_killed_run_resumes_with_stored_batches(tmp_path, series, poni_file):
     assert np.all(inten[marked:marked + 2] == -1.0)          # reused, not recomputed
     rest = np.delete(inten, [marked, marked + 1], axis=0)
     assert np.all(np.isfinite(rest)) and np.all(rest != -1.0)
+
+
+def test_export_command_on_a_run_workflow(tmp_path):
+    """`matterflow run` of the demo-like chain, then `xrd export` finds the calibrated geometry."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(yaml.safe_dump({"name": "t", "steps": [
+        {"id": "sim", "task": "xrd.simulate_heating",
+         "params": {"n_frames": 3, "rows": 256, "cols": 256, "distance_mm": 60,
+                    "centre_px": [131.2, 123.9], "pixel_size_um": 150}},
+        {"id": "cal", "task": "xrd.calibrate", "inputs": {"image": "sim.calibrant_image"},
+         "params": {"calibrant": "LaB6", "energy_kev": 25, "pixel_size_um": 150}},
+        {"id": "proc", "task": "xrd.process", "inputs": {"frame": "sim.frames", "geometry": "cal.poni"},
+         "params": {"plugins": [{"plugin": "integrate1d", "npt": 300},
+                                {"plugin": "fit_peaks", "centers": [12.17], "window": 0.4}]}}]}))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(wf), "--out", str(out), "--workers", "1", "-q", "--no-report"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["xrd", "export", str(out / "results.h5"), "--out", str(tmp_path / "a.nxs"),
+                            "--csv", str(tmp_path / "f.csv")])
+    assert r.exit_code == 0, r.output
+    with h5py.File(tmp_path / "a.nxs") as f:
+        assert f["entry/data/I"].shape == (3, 300)
+        # calibrated distance, mm (256² with 0.14° pixels: coarser than the 1024² tests)
+        assert abs(f["entry/instrument/detector/distance"][()] - 60.0) < 0.3
+        assert abs(f["entry/instrument/monochromator/energy"][()] - 25.0) < 1e-9
+    assert len((tmp_path / "f.csv").read_text().splitlines()) == 4

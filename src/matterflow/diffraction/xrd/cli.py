@@ -126,6 +126,34 @@ def show(
 
 @app.command()
 @handle_errors
+def export(
+    results: Annotated[Path, typer.Argument(help="results.h5 with an xrd.process step.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="NeXus file to write.")] = Path("azint.nxs"),
+    xy: Annotated[Path | None, typer.Option(help="Also write .xy files and patterns.csv here.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Also write the per-frame fit table here.")] = None,
+    geometry: Annotated[Path | None, typer.Option(help="PONI file (default: found in the results).")] = None,
+) -> None:
+    """Export a results file as NeXus NXazint1d/NXazint2d (and .xy / CSV)."""
+    from matterflow.core.store import Results
+    from matterflow.diffraction.xrd.export import (
+        export_fit_csv,
+        export_nexus,
+        export_xy,
+        find_geometry,
+    )
+
+    Results(results)  # a clear error for a missing or unreadable file
+    poni = geometry.read_text() if geometry else find_geometry(results)
+    console.print(str(export_nexus(results, out, geometry_text=poni)))
+    if xy is not None:
+        console.print(f"{len(export_xy(results, xy))} files in {xy}")
+    if csv is not None:
+        p = export_fit_csv(results, csv)
+        console.print(str(p) if p else "no fit plugin in the results: no CSV written")
+
+
+@app.command()
+@handle_errors
 def plugins(
     name: Annotated[str | None, typer.Argument(help="Show this plugin's parameters.")] = None,
 ) -> None:

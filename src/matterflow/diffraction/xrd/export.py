@@ -30,7 +30,7 @@ import numpy as np
 from matterflow.core.errors import InputError
 from matterflow.core.store import atomic_h5, now_iso
 
-__all__ = ["export_nexus", "export_xy", "export_fit_csv", "find_process_step"]
+__all__ = ["export_nexus", "export_xy", "export_fit_csv", "find_process_step", "find_geometry"]
 
 
 def find_process_step(f: h5py.File) -> str:
@@ -206,3 +206,22 @@ def export_fit_csv(results: str | Path, path: str | Path) -> Path | None:
                                  else h for h in header[4:]])
         w.writerows(rows)
     return path
+
+
+def find_geometry(results: str | Path) -> str:
+    """PONI text of a results file: an ``xrd.calibrate`` step's output, or the process
+    step's geometry input (file path or step output); '' if none is found."""
+    with h5py.File(results, "r") as f:
+        step = find_process_step(f)
+        inputs = json.loads(f[step].attrs.get("inputs", "{}"))
+        ref = str(inputs.get("geometry", ""))
+        if "." in ref and ref.split(".", 1)[0] in f:
+            sid, out = ref.split(".", 1)
+            if out in f[sid]:
+                return f[sid][out].asstr()[()]
+        if ref and Path(ref).exists():
+            return Path(ref).read_text()
+        for g in f.values():
+            if isinstance(g, h5py.Group) and g.attrs.get("task") == "xrd.calibrate" and "poni" in g:
+                return g["poni"].asstr()[()]
+    return ""
