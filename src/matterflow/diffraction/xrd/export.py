@@ -88,6 +88,8 @@ def export_nexus(results: str | Path, out: str | Path, *, geometry_text: str = "
             d["radial"] = r0
             d["radial"].attrs["units"] = _unit(g["radial"])
             d["frame_index"] = g["frame_index"][()]
+            if "source_frame" in g:
+                d["source_frame"] = g["source_frame"][()]
             d["status"] = g["status"][()]
             d["reason"] = g["reason"][()]
             n2d = 0
@@ -158,6 +160,8 @@ def export_xy(results: str | Path, folder: str | Path, *, every: int = 1) -> lis
         g = f[find_process_step(f)]
         ru = _unit(g["radial"])
         status, idx = g["status"][()], g["frame_index"][()]
+        if "source_frame" in g and (g["source_frame"][()] >= 0).all():
+            idx = g["source_frame"][()]  # numbers of the source files/frames
         for k in range(0, len(status), every):
             if status[k] != 0:
                 continue

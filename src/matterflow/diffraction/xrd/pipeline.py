@@ -125,7 +125,11 @@ class Pipeline:
             radial, inten, sig = fr.radial, fr.intensity, fr.sigma
         else:
             radial, inten, sig = nan, nan, nan
-        return self.cls(frame_index=int(index), status=int(status), reason=reason,
+        src_frame = -1
+        if self.source is not None and 0 <= index < len(self.source):
+            src_frame = int(self.source.indices[index])
+        return self.cls(frame_index=int(index), source_frame=src_frame, status=int(status),
+                        reason=reason,
                         seconds=time.perf_counter() - getattr(self, "_t0", time.perf_counter()),
                         radial=radial, intensity=inten, sigma=sig, **extras)
 
@@ -141,6 +145,8 @@ class FrameResult:
     """
 
     frame_index: int = quantity("dimensionless", "index of the frame in the selection")
+    source_frame: int = quantity("dimensionless", "frame number in the source before range and "
+                                 "stride (-1 for frames given as arrays)")
     status: int = quantity("dimensionless", "0 processed, 1 failed (see reason)")
     reason: str = quantity("", "why the frame failed ('' if it did not)")
     seconds: float = quantity("s", "time spent on the frame (read + chain) in the worker")
