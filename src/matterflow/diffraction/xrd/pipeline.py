@@ -76,7 +76,7 @@ class Pipeline:
     def run(self, image: np.ndarray | None = None, index: int = -1) -> Any:
         """Process one frame (an image, or frame ``index`` of the source); a result dataclass."""
         reason = ""
-        self._t0 = time.perf_counter()
+        t0 = time.perf_counter()
         try:
             if image is None:
                 if self.source is None:
@@ -98,14 +98,15 @@ class Pipeline:
                 out = p.process(fr)
                 if out:
                     fr.outputs[p.id] = {k: np.asarray(v) for k, v in out.items()}
-            return self._result(index, 0, "", fr)
+            return self._result(index, 0, "", fr, t0)
         except InputError:
             raise
         except (MatterflowError, Exception) as exc:  # recorded, the run goes on
             reason = f"{type(exc).__name__}: {exc}"
-        return self._result(index, 1, reason, None)
+        return self._result(index, 1, reason, None, t0)
 
-    def _result(self, index: int, status: int, reason: str, fr: Frame | None) -> Any:
+    def _result(self, index: int, status: int, reason: str, fr: Frame | None,
+                t0: float) -> Any:
         npt = self.npt
         nan = np.full(npt, np.nan)
         extras = {}
@@ -130,7 +131,7 @@ class Pipeline:
             src_frame = int(self.source.indices[index])
         return self.cls(frame_index=int(index), source_frame=src_frame, status=int(status),
                         reason=reason,
-                        seconds=time.perf_counter() - getattr(self, "_t0", time.perf_counter()),
+                        seconds=time.perf_counter() - t0,
                         radial=radial, intensity=inten, sigma=sig, **extras)
 
 
