@@ -1,0 +1,5 @@
+"""``matterflow basis ...`` commands."""
+
+import typer
+
+app = typer.Typer(help="basis", no_args_is_help=True)

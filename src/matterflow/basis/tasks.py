@@ -1,0 +1,3 @@
+"""Tasks of the basis domain (entry point ``matterflow.tasks: basis``)."""
+
+TASKS: list = []

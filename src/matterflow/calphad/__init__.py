@@ -1,0 +1,1 @@
+"""Bayesian CALPHAD: fit, sample, propagate to phase diagrams, propose experiments."""

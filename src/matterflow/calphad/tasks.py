@@ -1,0 +1,3 @@
+"""Tasks of the calphad domain (entry point ``matterflow.tasks: calphad``)."""
+
+TASKS: list = []
