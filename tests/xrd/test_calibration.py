@@ -18,6 +18,8 @@ def _truth(ai):
 @pytest.mark.parametrize("calibrant, energy, dist, centre, rot1, rot2, guess", [
     ("LaB6", 20.0, 150.0, (530.3, 495.7), 2.0, -1.5, None),
     ("CeO2", 30.0, 250.0, (470.8, 560.2), -1.2, 2.5, 230.0),
+    ("Si", 17.0, 150.0, (512.0, 512.0), 5.0, -4.0, None),        # strong tilt
+    ("CeO2", 30.0, 150.0, (-80.0, 520.0), 3.0, 1.0, None),       # beam off the detector
 ])
 def test_recovers_distance_and_centre(calibrant, energy, dist, centre, rot1, rot2, guess):
     ai = make_geometry(distance_mm=dist, centre_px=centre, rot1_deg=rot1, rot2_deg=rot2,

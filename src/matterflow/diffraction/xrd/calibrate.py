@@ -282,11 +282,14 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
                              detector=det, wavelength=wavelength_m(energy_kev))
     det.mask = m.astype(np.int8)
     n_rings_all = int(np.sum(np.unique(tth) < np.nanmax(ai.twoThetaArray(img.shape))))
-    schedule = [3, 6, 10, None] if max_rings is None else [min(3, max_rings), max_rings]
+    # (rings used, tilts refined): the first pass keeps the detector flat so few
+    # rings cannot trade distance against tilt; later passes free the tilts
+    schedule = ([(3, False), (3, True), (6, True), (10, True), (None, True)]
+                if max_rings is None else [(min(3, max_rings), False), (max_rings, True)])
     work = np.where(m, 0, img)
     rms = np.nan
     cp = np.zeros((0, 3))
-    for rings in schedule:
+    for rings, tilts in schedule:
         sg = SingleGeometry("calib", work, calibrant=cal, detector=det, geometry=ai)
         sg.extract_cp(max_rings=rings if rings is None else min(rings, n_rings_all),
                       pts_per_deg=1.0)
@@ -296,7 +299,7 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
                                "rings; check calibrant, energy and pixel size (or give "
                                "--guess-distance)")
         gr = sg.geometry_refinement
-        gr.refine3(fix=list(fix))
+        gr.refine3(fix=list(fix) if tilts else list(fix) + ["rot1", "rot2", "rot3"])
         ai = gr if isinstance(gr, AzimuthalIntegrator) else sg.get_ai()
         cp = data
         tth_calc = gr.tth(data[:, 0], data[:, 1])
@@ -305,6 +308,15 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
     ai = AzimuthalIntegrator(dist=gr.dist, poni1=gr.poni1, poni2=gr.poni2, rot1=gr.rot1,
                              rot2=gr.rot2, rot3=gr.rot3, detector=make_detector(detector,
                              pixel_size_um, img.shape), wavelength=gr.wavelength)
+    px_deg = float(np.degrees(pixel / ai.dist))
+    if not np.isfinite(rms) or rms > px_deg:
+        import warnings
+
+        from matterflow.core.errors import MatterflowWarning
+
+        warnings.warn(f"calibration: rms 2θ residual {rms:.3g}° exceeds one pixel ({px_deg:.3g}°); "
+                      "the rings may be mis-assigned: check the figure, give --guess-distance",
+                      MatterflowWarning, stacklevel=2)
     f2d = ai.getFit2D()
     return Calibration(ai=ai, poni=poni_text(ai), distance_mm=ai.dist * 1e3,
                        centre_px=(float(f2d["centerX"]), float(f2d["centerY"])),
