@@ -1,0 +1,399 @@
+"""A parametric physics-informed network for the driven 1D Schrödinger equation.
+
+One network ``N_θ(x, t, E₀) → (Re, Im)`` is trained once for a range of field
+amplitudes ``E₀ ∈ [e0_min, e0_max]`` of the problem of :mod:`.tdse`
+(atomic units). The wave function is built so that the initial condition,
+the walls and the field-free limit hold exactly::
+
+    ψ(x, t; E₀) = exp(-i ε₀ t) [ ψ₀(x) + (t/T) (E₀/E_max) (1 − x²/L²) N_θ(x, t, E₀) ]
+
+with ``ψ₀, ε₀`` the ground state of the binding well (from the same grid
+solver as the reference, splined in ``x``). Since ``(H₀ − ε₀)ψ₀ = 0`` the
+loss needs only the correction ``c = (t/T)(E₀/E_max)(1 − x²/L²) N``; the
+residual of ``φ = e^{iε₀t}ψ`` is
+
+    R = i ∂ₜc + ½ ∂ₓ²c − (V − ε₀) c − x E(t) (ψ₀ + c).
+
+Training: Adam on fresh random collocation points every step (time drawn in
+equal strata), with *causal weights* (Wang, Sankaran & Perdikaris 2022):
+stratum k weighs ``exp(−ε Σ_{j<k} L_j)``, so late times are learned only
+once earlier ones are; then an L-BFGS finish on a fixed point set.
+
+The class follows scikit-learn: ``__init__`` stores the settings, ``fit``
+trains and returns ``self``, learned state ends in ``_``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from matterflow.core.errors import ComputeError, InputError, NotFittedError
+from matterflow.dft1d.tdse import TDSESetup, ground_state, grid
+
+__all__ = ["TDSEPINN"]
+
+_PARAM_NAMES = ("potential", "omega0", "charge", "softening", "omega", "t_final", "x_max",
+                "e0_min", "e0_max", "width", "depth", "n_fourier", "adam_steps", "lbfgs_steps",
+                "learning_rate", "batch_size", "n_time_bins", "causal_eps", "seed", "n_threads")
+
+
+def _build_net(width: int, depth: int, n_fourier: int):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        """MLP on (x/L, t/T, scaled E₀), with optional sin/cos(kπx/L) features."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n_fourier = n_fourier
+            n_in = 3 + 2 * n_fourier
+            layers: list[nn.Module] = []
+            for i in range(depth):
+                layers += [nn.Linear(n_in if i == 0 else width, width), nn.Tanh()]
+            layers.append(nn.Linear(width, 2))
+            self.mlp = nn.Sequential(*layers)
+            for m in self.mlp:
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_normal_(m.weight)
+                    nn.init.zeros_(m.bias)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            if self.n_fourier:
+                k = torch.arange(1, self.n_fourier + 1, dtype=z.dtype, device=z.device)
+                arg = torch.pi * z[:, :1] * k
+                z = torch.cat([z, torch.sin(arg), torch.cos(arg)], dim=1)
+            return self.mlp(z)
+
+    return Net()
+
+
+class TDSEPINN:
+    """Parametric PINN ``(x, t, E₀) → ψ`` for one electron driven by ``E₀ sin(ωt)``.
+
+    Parameters
+    ----------
+    potential, omega0, charge, softening, omega, t_final, x_max
+        The problem, as in :class:`~matterflow.dft1d.tdse.TDSESetup` (a.u.).
+    e0_min, e0_max : float
+        Range of field amplitudes (a.u.) the network is trained for.
+    width, depth : int
+        Hidden units per layer and number of hidden layers (tanh).
+    n_fourier : int
+        Number of ``sin/cos(kπx/L)`` input features (0: plain inputs).
+    adam_steps, lbfgs_steps : int
+        Adam iterations (fresh collocation points each) and L-BFGS iterations.
+    learning_rate : float
+        Initial Adam step (decays ×0.1 over the run, exponentially).
+    batch_size : int
+        Collocation points per Adam step (L-BFGS uses 4× as many, fixed).
+    n_time_bins : int
+        Time strata for the causal weights.
+    causal_eps : float
+        Causality strength ε (0 switches causal weighting off).
+    seed : int
+        Seed of the weights and the collocation points.
+    n_threads : int
+        Torch CPU threads while training (0 keeps torch's setting).
+    """
+
+    def __init__(self, potential: str = "harmonic", omega0: float = 1.0, charge: float = 1.0,
+                 softening: float = 1.0, omega: float = 1.0, t_final: float = 4.0,
+                 x_max: float = 6.0, e0_min: float = 0.0, e0_max: float = 1.0, width: int = 64,
+                 depth: int = 4, n_fourier: int = 0, adam_steps: int = 3000,
+                 lbfgs_steps: int = 300, learning_rate: float = 2e-3, batch_size: int = 2048,
+                 n_time_bins: int = 16, causal_eps: float = 5.0, seed: int = 0,
+                 n_threads: int = 0) -> None:
+        self.potential = potential
+        self.omega0 = omega0
+        self.charge = charge
+        self.softening = softening
+        self.omega = omega
+        self.t_final = t_final
+        self.x_max = x_max
+        self.e0_min = e0_min
+        self.e0_max = e0_max
+        self.width = width
+        self.depth = depth
+        self.n_fourier = n_fourier
+        self.adam_steps = adam_steps
+        self.lbfgs_steps = lbfgs_steps
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_time_bins = n_time_bins
+        self.causal_eps = causal_eps
+        self.seed = seed
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ settings
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {k: getattr(self, k) for k in _PARAM_NAMES}
+
+    @property
+    def setup(self) -> TDSESetup:
+        """The physical problem (validated)."""
+        return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
+                         softening=self.softening, omega=self.omega, t_final=self.t_final,
+                         x_max=self.x_max)
+
+    def _validate(self) -> None:
+        self.setup  # noqa: B018  (raises InputError on a bad problem)
+        if not (0 <= self.e0_min < self.e0_max):
+            raise InputError(f"e0_min, e0_max: need 0 <= e0_min < e0_max; "
+                             f"got {self.e0_min!r}, {self.e0_max!r}")
+        for name, low in (("width", 1), ("depth", 1), ("adam_steps", 0), ("lbfgs_steps", 0),
+                          ("batch_size", 16), ("n_time_bins", 1), ("n_fourier", 0),
+                          ("n_threads", 0)):
+            if int(getattr(self, name)) < low:
+                raise InputError(f"{name}: must be >= {low}; got {getattr(self, name)!r}")
+        if not self.learning_rate > 0 or self.causal_eps < 0:
+            raise InputError("learning_rate must be > 0 and causal_eps >= 0; got "
+                             f"{self.learning_rate!r}, {self.causal_eps!r}")
+
+    # ------------------------------------------------------------------ ground state
+    def _init_ground_state(self) -> None:
+        from scipy.interpolate import CubicSpline
+
+        setup = self.setup
+        xg = grid(setup.x_max, 1023)
+        energy, psi0 = ground_state(setup, xg)
+        self.ground_energy_ = energy
+        self._psi0_grid = (xg, psi0)
+        xs = np.concatenate([[-setup.x_max], xg, [setup.x_max]])
+        self._psi0_spline = CubicSpline(xs, np.concatenate([[0.0], psi0, [0.0]]))
+
+    def psi0(self, x: np.ndarray) -> np.ndarray:
+        """Ground state ``ψ₀(x)`` (bohr^-1/2), splined from a 1023-point grid."""
+        return self._psi0_spline(np.clip(x, -self.x_max, self.x_max))
+
+    # ------------------------------------------------------------------ the ansatz
+    def _correction(self, xte):
+        """``c = (t/T)(E₀/E_max)(1−x²/L²) N`` at points ``xte`` (n, 3): (Re, Im) each (n,)."""
+        import torch
+
+        x, t, e = xte[:, 0], xte[:, 1], xte[:, 2]
+        mid = 0.5 * (self.e0_min + self.e0_max)
+        half = 0.5 * (self.e0_max - self.e0_min)
+        z = torch.stack([x / self.x_max, 2 * t / self.t_final - 1, (e - mid) / half], dim=1)
+        out = self.model_(z)
+        gate = (t / self.t_final) * (e / self.e0_max) * (1 - (x / self.x_max) ** 2)
+        return gate * out[:, 0], gate * out[:, 1]
+
+    def _residual(self, xte, psi0):
+        """Real and imaginary parts of the TDSE residual at points ``xte`` (n, 3)."""
+        import torch
+
+        xte = xte.requires_grad_(True)
+        a, b = self._correction(xte)
+        ga = torch.autograd.grad(a.sum(), xte, create_graph=True)[0]
+        gb = torch.autograd.grad(b.sum(), xte, create_graph=True)[0]
+        a_xx = torch.autograd.grad(ga[:, 0].sum(), xte, create_graph=True)[0][:, 0]
+        b_xx = torch.autograd.grad(gb[:, 0].sum(), xte, create_graph=True)[0][:, 0]
+        x, t, e = xte[:, 0], xte[:, 1], xte[:, 2]
+        v = self._potential_torch(x) - self.ground_energy_
+        xe = x * e * torch.sin(self.omega * t)
+        r_re = -gb[:, 1] + 0.5 * a_xx - v * a - xe * (psi0 + a)
+        r_im = ga[:, 1] + 0.5 * b_xx - v * b - xe * b
+        return r_re, r_im
+
+    def _potential_torch(self, x):
+        import torch
+
+        if self.potential == "harmonic":
+            return 0.5 * self.omega0**2 * x**2
+        return -self.charge / torch.sqrt(x**2 + self.softening**2)
+
+    def _sample(self, rng: np.random.Generator, n: int):
+        """Collocation points: x uniform, t in equal strata (sorted by stratum), E₀ uniform."""
+        import torch
+
+        nb = self.n_time_bins
+        per = max(1, n // nb)
+        x = rng.uniform(-self.x_max, self.x_max, nb * per)
+        t = ((np.repeat(np.arange(nb), per) + rng.uniform(0, 1, nb * per)) / nb) * self.t_final
+        e = rng.uniform(self.e0_min, self.e0_max, nb * per)
+        xte = torch.tensor(np.stack([x, t, e], axis=1), dtype=torch.float32)
+        psi0 = torch.tensor(self.psi0(x), dtype=torch.float32)
+        return xte, psi0, per
+
+    def _loss(self, xte, psi0, per: int):
+        """Causally weighted mean squared residual; also the plain mean."""
+        import torch
+
+        r_re, r_im = self._residual(xte, psi0)
+        sq = (r_re**2 + r_im**2).reshape(self.n_time_bins, per).mean(dim=1)
+        if self.causal_eps > 0:
+            with torch.no_grad():
+                w = torch.exp(-self.causal_eps * torch.cumsum(
+                    torch.cat([sq.new_zeros(1), sq[:-1]]), dim=0))
+            return (w * sq).mean(), sq.mean()
+        return sq.mean(), sq.mean()
+
+    # ------------------------------------------------------------------ training
+    def fit(self, progress: Callable[[int, int, float], None] | None = None) -> TDSEPINN:
+        """Train the network; ``progress(step, total_steps, loss)`` is called along the way.
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        self._validate()
+        self._init_ground_state()
+        old_threads = torch.get_num_threads()
+        if self.n_threads:
+            torch.set_num_threads(int(self.n_threads))
+        try:
+            torch.manual_seed(self.seed)
+            rng = np.random.default_rng(self.seed)
+            self.model_ = _build_net(int(self.width), int(self.depth), int(self.n_fourier))
+            history: list[float] = []
+            total = int(self.adam_steps) + int(self.lbfgs_steps)
+            start = time.perf_counter()
+            if self.adam_steps:
+                opt = torch.optim.Adam(self.model_.parameters(), lr=self.learning_rate)
+                sched = torch.optim.lr_scheduler.ExponentialLR(
+                    opt, gamma=0.1 ** (1.0 / max(1, self.adam_steps)))
+                for step in range(int(self.adam_steps)):
+                    xte, psi0, per = self._sample(rng, int(self.batch_size))
+                    loss, plain = self._loss(xte, psi0, per)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    history.append(float(plain.detach()))
+                    if progress is not None:
+                        progress(step + 1, total, history[-1])
+            if self.lbfgs_steps:
+                xte, psi0, per = self._sample(rng, 4 * int(self.batch_size))
+                opt = torch.optim.LBFGS(self.model_.parameters(), lr=1.0, max_iter=20,
+                                        history_size=50, line_search_fn="strong_wolfe")
+                done = 0
+                while done < self.lbfgs_steps:
+                    def closure():
+                        opt.zero_grad()
+                        loss, _ = self._loss(xte.detach().clone(), psi0, per)
+                        loss.backward()
+                        return loss
+                    opt.step(closure)
+                    done += 20
+                    _, plain = self._loss(xte.detach().clone(), psi0, per)
+                    history.append(float(plain.detach()))
+                    if progress is not None:
+                        progress(int(self.adam_steps) + min(done, int(self.lbfgs_steps)), total,
+                                 history[-1])
+            self.fit_time_s_ = time.perf_counter() - start
+            self.loss_history_ = np.asarray(history)
+        finally:
+            torch.set_num_threads(old_threads)
+        if not np.all(np.isfinite(self.loss_history_)):
+            raise ComputeError("PINN training diverged: the residual loss became NaN/inf; "
+                               "lower learning_rate")
+        self.model_.eval()
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this TDSEPINN is not trained yet: call fit() or load()")
+
+    def _check_e0(self, e0: float) -> None:
+        if not (self.e0_min - 1e-12 <= e0 <= self.e0_max + 1e-12):
+            raise InputError(f"e0: {e0!r} is outside the trained range "
+                             f"[{self.e0_min}, {self.e0_max}]")
+
+    def predict_psi(self, x: np.ndarray, t: np.ndarray, e0: float) -> np.ndarray:
+        """Wave function on the grid ``t × x`` for amplitude ``e0``.
+
+        Parameters
+        ----------
+        x : (n_x,) positions (bohr), inside ``[-x_max, x_max]``.
+        t : (n_t,) times (a.u.), inside ``[0, t_final]``.
+        e0 : float, inside the trained range.
+
+        Returns
+        -------
+        (n_t, n_x) complex ψ (bohr^-1/2).
+        """
+        import torch
+
+        self._check_fitted()
+        self._check_e0(float(e0))
+        x = np.asarray(x, dtype=float)
+        t = np.asarray(t, dtype=float)
+        if np.any(np.abs(x) > self.x_max + 1e-9) or np.any(t < -1e-9) or np.any(t > self.t_final + 1e-9):
+            raise InputError(f"x, t: points must lie in [-{self.x_max}, {self.x_max}] × "
+                             f"[0, {self.t_final}]")
+        tt, xx = np.meshgrid(t, x, indexing="ij")
+        pts = np.stack([xx.ravel(), tt.ravel(), np.full(xx.size, float(e0))], axis=1)
+        with torch.no_grad():
+            a, b = self._correction(torch.tensor(pts, dtype=torch.float32))
+        phi = self.psi0(x)[None, :] + (a.numpy() + 1j * b.numpy()).reshape(xx.shape)
+        return np.exp(-1j * self.ground_energy_ * t)[:, None] * phi
+
+    def predict_density(self, x: np.ndarray, t: np.ndarray, e0: float) -> np.ndarray:
+        """(n_t, n_x) density ``|ψ|²`` (1/bohr) on the grid ``t × x``."""
+        return np.abs(self.predict_psi(x, t, e0)) ** 2
+
+    def residual_loss(self, n_points: int = 4096, seed: int = 123) -> float:
+        """Mean squared TDSE residual (no causal weights) on fresh random points."""
+        self._check_fitted()
+        xte, psi0, per = self._sample(np.random.default_rng(seed), n_points)
+        _, plain = self._loss(xte, psi0, per)
+        return float(plain.detach())
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The trained model (settings, weights, history) as bytes (``torch.save``)."""
+        import torch
+
+        self._check_fitted()
+        buf = io.BytesIO()
+        torch.save({"format": "matterflow.dft1d.TDSEPINN/1", "params": self.get_params(),
+                    "state": self.model_.state_dict(), "loss_history": self.loss_history_,
+                    "fit_time_s": self.fit_time_s_}, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "model") -> TDSEPINN:
+        """Rebuild a trained model written by :meth:`to_bytes`."""
+        import torch
+
+        try:
+            blob = torch.load(io.BytesIO(bytes(data)), weights_only=False)
+        except Exception as exc:  # not a torch file at all
+            raise InputError(f"{where}: not a saved TDSEPINN model ({exc})") from None
+        if not isinstance(blob, dict) or blob.get("format") != "matterflow.dft1d.TDSEPINN/1":
+            raise InputError(f"{where}: not a saved TDSEPINN model (format tag missing)")
+        model = cls(**blob["params"])
+        model._init_ground_state()
+        model.model_ = _build_net(int(model.width), int(model.depth), int(model.n_fourier))
+        model.model_.load_state_dict(blob["state"])
+        model.model_.eval()
+        model.loss_history_ = np.asarray(blob["loss_history"])
+        model.fit_time_s_ = float(blob["fit_time_s"])
+        return model
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trained model to ``path``; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TDSEPINN:
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: model file not found")
+        return cls.from_bytes(path.read_bytes(), where=str(path))
+
