@@ -1,0 +1,435 @@
+"""Bispectrum components on a real-space grid, as LAMMPS ``compute sna/grid``.
+
+The definition, parameters and output order are those of LAMMPS (Thompson et
+al., J. Comput. Phys. 285, 316 (2015); ``src/ML-SNAP/sna.cpp``): for a grid
+point at :math:`\\mathbf r` the neighbour density
+
+.. math:: \\rho(\\mathbf r') = w_\\mathrm{self}\\,\\delta(\\mathbf r')
+          + \\sum_{r_j < R_j} f_c(r_j)\\, w_j\\, \\delta(\\mathbf r' - \\mathbf r_j)
+
+is mapped onto the 3-sphere (polar angle
+:math:`\\theta_0 = r_\\mathrm{fac0}\\,\\pi (r - r_\\mathrm{min0})/(R_j - r_\\mathrm{min0})`) and expanded
+in Wigner matrices :math:`U^j_{m,m'}`, computed by the Cayley-Klein recursion;
+the bispectrum components are
+
+.. math:: B_{j_1 j_2 j} = \\sum_{m,m'} (U^j_{m,m'})^*\\, Z^{j}_{j_1 j_2, m m'},\\quad
+          Z = \\sum C^{j m}_{j_1 m_1 j_2 m_2} C^{j m'}_{j_1 m'_1 j_2 m'_2}
+              U^{j_1}_{m_1 m'_1} U^{j_2}_{m_2 m'_2}
+
+for :math:`j_2 \\le j_1 \\le j`, in LAMMPS's order (``idxb``). With
+``bzeroflag`` the value for an empty neighbourhood, :math:`(j+1)\\,w_\\mathrm{self}^3`, is
+subtracted; with ``quadraticflag`` the products :math:`B_i B_j/(1+\\delta_{ij})`,
+:math:`j \\ge i`, follow the linear components.
+
+Neighbour :math:`j` of species :math:`s` counts when
+:math:`0 < r_j < R_s = 2\\,\\mathrm{radius}_s\\,\\mathrm{rcutfac}`, as in LAMMPS
+(all grid points are of "type 1", and the cut-off is the neighbour's own).
+LAMMPS puts the Cartesian coordinates of each grid point in its first three
+columns; :func:`bispectrum_descriptors` leaves them out (they are
+:func:`~matterflow.electrons.descriptors.grid_coordinates`), so column ``c``
+here is LAMMPS column ``c + 3``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+from pydantic import Field, field_validator
+
+from matterflow.core import Params
+from matterflow.core.errors import InputError
+from matterflow.electrons.descriptors._grid import (
+    NeighbourGrid,
+    check_atoms,
+    check_grid_shape,
+    grid_points,
+    normalize_points,
+    species_index,
+)
+
+__all__ = ["BispectrumParams", "bispectrum_descriptors", "bispectrum_indices",
+           "n_bispectrum_features"]
+
+
+class BispectrumParams(Params):
+    """Parameters of LAMMPS ``compute sna/grid`` (same names, same meaning).
+
+    The defaults are MALA's for aluminium (cut-off 4.67637 Å, 2J = 10, 91
+    components).
+    """
+
+    twojmax: int = Field(10, ge=0, le=24, description="band limit 2J of the expansion")
+    rcutfac: float = Field(4.67637, gt=0, description="scale factor of the radii; cut-off of "
+                           "species s is 2 * radius[s] * rcutfac",
+                           json_schema_extra={"units": "Å"})
+    rfac0: float = Field(0.99363, gt=0, le=1, description="fraction of pi the cut-off maps to "
+                         "on the 3-sphere")
+    rmin0: float = Field(0.0, ge=0, description="distance mapped to the pole of the 3-sphere",
+                         json_schema_extra={"units": "Å"})
+    radius: dict[str, float] = Field(default_factory=lambda: {"Al": 0.5},
+                                     description="radius per species (LAMMPS R_i; dimensionless)")
+    weight: dict[str, float] = Field(default_factory=lambda: {"Al": 1.0},
+                                     description="neighbour weight per species (LAMMPS w_i)")
+    switchflag: bool = Field(True, description="smooth cosine switching function to zero at "
+                             "the cut-off")
+    bzeroflag: bool = Field(True, description="subtract the components of an empty "
+                            "neighbourhood")
+    quadraticflag: bool = Field(False, description="append the products B_i B_j, j >= i")
+
+    @field_validator("radius")
+    @classmethod
+    def _positive_radius(cls, value: dict[str, float]) -> dict[str, float]:
+        for sym, r in value.items():
+            if not (r > 0 and math.isfinite(r)):
+                raise ValueError(f"radius of {sym} must be a positive number; got {r}")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _finite_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        for sym, w in value.items():
+            if not math.isfinite(w):
+                raise ValueError(f"weight of {sym} must be finite; got {w}")
+        return value
+
+    @field_validator("rmin0")
+    @classmethod
+    def _finite_rmin(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+
+# --------------------------------------------------------------------------- index tables
+
+@functools.lru_cache(maxsize=16)
+def bispectrum_indices(twojmax: int) -> np.ndarray:
+    """The (j1, j2, j) triples of the components in LAMMPS order, shape (n, 3).
+
+    Values are doubled angular momenta (``2j``), as LAMMPS prints them.
+    """
+    out = []
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                if j >= j1:
+                    out.append((j1, j2, j))
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+def n_bispectrum_features(params: BispectrumParams) -> int:
+    """Number of columns :func:`bispectrum_descriptors` returns."""
+    n = len(bispectrum_indices(params.twojmax))
+    return n + n * (n + 1) // 2 if params.quadraticflag else n
+
+
+def _deltacg(j1: int, j2: int, j: int) -> float:
+    f = math.factorial
+    return math.sqrt(f((j1 + j2 - j) // 2) * f((j1 - j2 + j) // 2) * f((-j1 + j2 + j) // 2)
+                     / f((j1 + j2 + j) // 2 + 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(twojmax: int):
+    """idxu_block, rootpq, Clebsch-Gordan list and its block offsets (as LAMMPS builds them)."""
+    f = math.factorial
+    J = twojmax
+    idxu_block = np.zeros(J + 1, dtype=np.int64)
+    count = 0
+    for j in range(J + 1):
+        idxu_block[j] = count
+        count += (j + 1) ** 2
+    idxu_max = count
+    rootpq = np.zeros((J + 2, J + 2))
+    for p in range(1, J + 1):
+        for q in range(1, J + 1):
+            rootpq[p, q] = math.sqrt(p / q)
+    idxcg_block = np.full((J + 1, J + 1, J + 1), -1, dtype=np.int64)
+    cg = []
+    for j1 in range(J + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(J, j1 + j2) + 1, 2):
+                idxcg_block[j1, j2, j] = len(cg)
+                for m1 in range(j1 + 1):
+                    aa2 = 2 * m1 - j1
+                    for m2 in range(j2 + 1):
+                        bb2 = 2 * m2 - j2
+                        m = (aa2 + bb2 + j) // 2
+                        if m < 0 or m > j:
+                            cg.append(0.0)
+                            continue
+                        total = 0.0
+                        zlo = max(0, -(j - j2 + aa2) // 2, -(j - j1 - bb2) // 2)
+                        zhi = min((j1 + j2 - j) // 2, (j1 - aa2) // 2, (j2 + bb2) // 2)
+                        for z in range(zlo, zhi + 1):
+                            sign = -1.0 if z % 2 else 1.0
+                            total += sign / (f(z) * f((j1 + j2 - j) // 2 - z) * f((j1 - aa2) // 2 - z)
+                                             * f((j2 + bb2) // 2 - z) * f((j - j2 + aa2) // 2 + z)
+                                             * f((j - j1 - bb2) // 2 + z))
+                        cc2 = 2 * m - j
+                        sfac = math.sqrt(f((j1 + aa2) // 2) * f((j1 - aa2) // 2) * f((j2 + bb2) // 2)
+                                         * f((j2 - bb2) // 2) * f((j + cc2) // 2) * f((j - cc2) // 2)
+                                         * (j + 1))
+                        cg.append(total * _deltacg(j1, j2, j) * sfac)
+    return idxu_block, idxu_max, rootpq, np.array(cg), idxcg_block
+
+
+# --------------------------------------------------------------------------- numba kernels
+
+@njit(cache=True, fastmath=False)
+def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr, uti):
+    """Wigner U of one neighbour (Cayley-Klein recursion) times ``fac``, added to utot."""
+    r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
+    a_r = r0inv * z0
+    a_i = -r0inv * dz
+    b_r = r0inv * dy
+    b_i = -r0inv * dx
+    ur[0] = 1.0
+    ui[0] = 0.0
+    utr[0] += fac
+    for j in range(1, twojmax + 1):
+        jju = idxu_block[j]
+        jjup = idxu_block[j - 1]
+        mb = 0
+        while 2 * mb <= j:
+            ur[jju] = 0.0
+            ui[jju] = 0.0
+            for ma in range(j):
+                rq = rootpq[j - ma, j - mb]
+                ur[jju] += rq * (a_r * ur[jjup] + a_i * ui[jjup])
+                ui[jju] += rq * (a_r * ui[jjup] - a_i * ur[jjup])
+                rq = rootpq[ma + 1, j - mb]
+                ur[jju + 1] = -rq * (b_r * ur[jjup] + b_i * ui[jjup])
+                ui[jju + 1] = -rq * (b_r * ui[jjup] - b_i * ur[jjup])
+                jju += 1
+                jjup += 1
+            jju += 1
+            mb += 1
+        # right half by inversion symmetry u[j-ma][j-mb] = (-1)^(ma-mb) conj(u[ma][mb])
+        jju = idxu_block[j]
+        jjup = jju + (j + 1) * (j + 1) - 1
+        mbpar = 1
+        mb = 0
+        while 2 * mb <= j:
+            mapar = mbpar
+            for _ma in range(j + 1):
+                if mapar == 1:
+                    ur[jjup] = ur[jju]
+                    ui[jjup] = -ui[jju]
+                else:
+                    ur[jjup] = -ur[jju]
+                    ui[jjup] = ui[jju]
+                mapar = -mapar
+                jju += 1
+                jjup -= 1
+            mbpar = -mbpar
+            mb += 1
+        n = (j + 1) * (j + 1)
+        base = idxu_block[j]
+        for q in range(base, base + n):
+            utr[q] += fac * ur[q]
+            uti[q] += fac * ui[q]
+
+
+@njit(cache=True, fastmath=False)
+def _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti):
+    """Z^{j}_{j1 j2}(ma, mb) from the summed U (LAMMPS compute_zi, one element)."""
+    ma1min = max(0, (2 * ma - j - j2 + j1) // 2)
+    ma2max = (2 * ma - j - (2 * ma1min - j1) + j2) // 2
+    na = min(j1, (2 * ma - j + j2 + j1) // 2) - ma1min + 1
+    mb1min = max(0, (2 * mb - j - j2 + j1) // 2)
+    mb2max = (2 * mb - j - (2 * mb1min - j1) + j2) // 2
+    nb = min(j1, (2 * mb - j + j2 + j1) // 2) - mb1min + 1
+    jju1 = idxu_block[j1] + (j1 + 1) * mb1min
+    jju2 = idxu_block[j2] + (j2 + 1) * mb2max
+    icgb = mb1min * (j2 + 1) + mb2max
+    zr = 0.0
+    zi = 0.0
+    for _ib in range(nb):
+        sr = 0.0
+        si = 0.0
+        ma1 = ma1min
+        ma2 = ma2max
+        icga = ma1min * (j2 + 1) + ma2max
+        for _ia in range(na):
+            c = cg[cgoff + icga]
+            u1r = utr[jju1 + ma1]
+            u1i = uti[jju1 + ma1]
+            u2r = utr[jju2 + ma2]
+            u2i = uti[jju2 + ma2]
+            sr += c * (u1r * u2r - u1i * u2i)
+            si += c * (u1r * u2i + u1i * u2r)
+            ma1 += 1
+            ma2 -= 1
+            icga += j2
+        c = cg[cgoff + icgb]
+        zr += c * sr
+        zi += c * si
+        jju1 += j1 + 1
+        jju2 -= j2 + 1
+        icgb += j2
+    return zr, zi
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj,
+                       rmin0, rfac0, switchflag, twojmax, idxu_block, idxu_max, rootpq, cg,
+                       idxcg_block, idxb, bzeroflag, wself, out):
+    npts = pts.shape[0]
+    nbl = idxb.shape[0]
+    block = 32
+    nblocks = (npts + block - 1) // block
+    for iblock in prange(nblocks):
+        ur = np.empty(idxu_max)
+        ui = np.empty(idxu_max)
+        utr = np.empty(idxu_max)
+        uti = np.empty(idxu_max)
+        for ip in range(iblock * block, min(npts, (iblock + 1) * block)):
+            px = pts[ip, 0]
+            py = pts[ip, 1]
+            pz = pts[ip, 2]
+            utr[:] = 0.0
+            uti[:] = 0.0
+            for j in range(twojmax + 1):
+                jju = idxu_block[j]
+                for mab in range(j + 1):
+                    utr[jju + mab * (j + 2)] = wself
+            bx = int(math.floor((px - lo[0]) / bin_size))
+            by = int(math.floor((py - lo[1]) / bin_size))
+            bz = int(math.floor((pz - lo[2]) / bin_size))
+            for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
+                for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
+                    for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
+                        f = (ax * nbins[1] + ay) * nbins[2] + az
+                        for ia in range(start[f], start[f + 1]):
+                            dx = xyz[ia, 0] - px
+                            dy = xyz[ia, 1] - py
+                            dz = xyz[ia, 2] - pz
+                            rsq = dx * dx + dy * dy + dz * dz
+                            s = spec[ia]
+                            if rsq < cutsq[s] and rsq > 1e-20:
+                                r = math.sqrt(rsq)
+                                rc = rcut[s]
+                                theta0 = (r - rmin0) * rfac0 * math.pi / (rc - rmin0)
+                                z0 = r / math.tan(theta0)
+                                if switchflag == 0 or r <= rmin0:
+                                    sfac = 1.0
+                                else:
+                                    sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
+                                _add_uarray(dx, dy, dz, r, z0, sfac * wj[s], twojmax, idxu_block,
+                                            rootpq, ur, ui, utr, uti)
+            for ib in range(nbl):
+                j1 = idxb[ib, 0]
+                j2 = idxb[ib, 1]
+                j = idxb[ib, 2]
+                cgoff = idxcg_block[j1, j2, j]
+                jju0 = idxu_block[j]
+                sumzu = 0.0
+                mb = 0
+                while 2 * mb < j:
+                    for ma in range(j + 1):
+                        zr, zi = _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti)
+                        q = jju0 + (j + 1) * mb + ma
+                        sumzu += utr[q] * zr + uti[q] * zi
+                    mb += 1
+                if j % 2 == 0:
+                    mb = j // 2
+                    for ma in range(mb + 1):
+                        zr, zi = _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti)
+                        q = jju0 + (j + 1) * mb + ma
+                        t = utr[q] * zr + uti[q] * zi
+                        sumzu += 0.5 * t if ma == mb else t
+                b = 2.0 * sumzu
+                if bzeroflag:
+                    b -= wself * wself * wself * (j + 1)
+                out[ip, ib] = b
+
+
+# --------------------------------------------------------------------------- public API
+
+def _species_arrays(params: BispectrumParams, symbols: list[str]):
+    species = list(params.radius)
+    missing_w = [s for s in species if s not in params.weight]
+    if missing_w:
+        raise InputError(f"params.weight: no weight for species {', '.join(missing_w)} "
+                         f"(params.radius has {', '.join(species)}); give both for every species")
+    index = species_index(symbols, species, "params.radius")
+    rcut = np.array([2.0 * params.radius[s] * params.rcutfac for s in species])
+    if np.any(rcut <= params.rmin0):
+        raise InputError(f"params.rmin0: must be below every cut-off 2*radius*rcutfac "
+                         f"({rcut.min():.4g} Å); got {params.rmin0}")
+    wj = np.array([params.weight[s] for s in species])
+    return index, rcut, wj
+
+
+def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | None = None, *,
+                           points=None, n_threads: int | None = None) -> np.ndarray:
+    """Bispectrum components of ``atoms`` on a ``grid_shape`` grid (LAMMPS ``sna/grid``).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Periodic structure; positions outside the cell are wrapped.
+    grid_shape : (nx, ny, nz)
+        Grid point ``(i, j, k)`` sits at fractional coordinates ``(i/nx, j/ny, k/nz)``.
+    params : BispectrumParams or dict
+        Descriptor parameters (LAMMPS names); None gives the defaults.
+    points : slice or 1-D int array, optional
+        Flat C-order indices of the grid points to compute (chunked inference).
+    n_threads : int, optional
+        Numba threads (default: numba's setting).
+
+    Returns
+    -------
+    ndarray
+        ``(nx, ny, nz, n_features)``, or ``(n_points, n_features)`` with
+        ``points``; dimensionless. Columns in LAMMPS order without LAMMPS's
+        three leading coordinate columns.
+    """
+    if not isinstance(params, BispectrumParams):
+        from pydantic import ValidationError
+
+        from matterflow.core.registry import validation_message
+        try:
+            params = BispectrumParams(**(params or {}))
+        except ValidationError as exc:
+            raise InputError(validation_message(exc, prefix="params", model=BispectrumParams)) from None
+        except TypeError:
+            raise InputError(f"params: a BispectrumParams or a mapping is needed; got "
+                             f"{type(params).__name__}") from None
+    shape = check_grid_shape(grid_shape)
+    idx = normalize_points(points, shape)
+    cell, pos, symbols = check_atoms(atoms)
+    spec, rcut, wj = _species_arrays(params, symbols)
+    pts = grid_points(cell, shape, idx)
+    idxu_block, idxu_max, rootpq, cg, idxcg_block = _tables(params.twojmax)
+    idxb = bispectrum_indices(params.twojmax)
+    out = np.empty((len(pts), len(idxb)))
+    if len(pts):
+        ngrid = NeighbourGrid(cell, pos, spec, float(rcut.max()))
+        old = numba.get_num_threads()
+        if n_threads is not None:
+            numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
+        try:
+            _bispectrum_kernel(pts, ngrid.xyz, ngrid.species, ngrid.start, ngrid.lo,
+                               ngrid.bin_size, ngrid.nbins, rcut ** 2, rcut, wj,
+                               float(params.rmin0), float(params.rfac0), int(params.switchflag),
+                               int(params.twojmax), idxu_block, idxu_max, rootpq, cg, idxcg_block,
+                               idxb, bool(params.bzeroflag), 1.0, out)
+        finally:
+            numba.set_num_threads(old)
+    if params.quadraticflag:
+        n = out.shape[1]
+        iu, ju = np.triu_indices(n)
+        quad = out[:, iu] * out[:, ju]
+        quad[:, iu == ju] *= 0.5
+        out = np.concatenate([out, quad], axis=1)
+    if not np.all(np.isfinite(out)):
+        from matterflow.core.errors import ComputeError
+        raise ComputeError("bispectrum_descriptors: non-finite values computed; check rfac0 < 1 "
+                           "and the cut-offs")
+    return out if idx is not None else out.reshape(*shape, out.shape[1])
