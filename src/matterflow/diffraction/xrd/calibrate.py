@@ -281,7 +281,7 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
     ai = AzimuthalIntegrator(dist=d, poni1=centre[1] * det.pixel1, poni2=centre[0] * det.pixel2,
                              detector=det, wavelength=wavelength_m(energy_kev))
     det.mask = m.astype(np.int8)
-    n_rings_all = int(np.sum(np.unique(tth) < np.nanmax(ai.twoThetaArray(img.shape))))
+    n_rings_all = int(np.sum(np.unique(tth) < np.nanmax(ai.center_array(img.shape, unit="2th_rad"))))
     # (rings used, tilts refined): the first pass keeps the detector flat so few
     # rings cannot trade distance against tilt; later passes free the tilts
     schedule = ([(3, False), (3, True), (6, True), (10, True), (None, True)]
