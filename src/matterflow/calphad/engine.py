@@ -136,7 +136,9 @@ def _hull_indices(x, g):  # pragma: no cover - compiled
     k = 0
     for i in range(n):
         if k > 0 and x[i] == x[out[k - 1]]:
-            continue  # same x: the first (lowest g) wins
+            if g[i] >= g[out[k - 1]]:
+                continue  # same x: the lowest g wins
+            k -= 1
         while k >= 2:
             o, a = out[k - 2], out[k - 1]
             cross = (x[a] - x[o]) * (g[i] - g[o]) - (g[a] - g[o]) * (x[i] - x[o])
@@ -157,7 +159,12 @@ def lower_hull(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     x, g : ndarray, shape (n,)
         Compositions and energies of candidate points (any order).
     """
-    order = np.lexsort((g, x))
+    order = np.argsort(x, kind="stable")
+    return lower_hull_sorted(x, g, order)
+
+
+def lower_hull_sorted(x: np.ndarray, g: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """As :func:`lower_hull` with ``order = argsort(x)`` precomputed (x fixed, g varies)."""
     idx = _hull_indices(np.ascontiguousarray(x[order]), np.ascontiguousarray(g[order]))
     return order[idx]
 
@@ -268,6 +275,16 @@ class BinaryModel:
         self.x_all = np.concatenate(self._x)
         self.phase_all = np.concatenate(self._phase_of)
         self.n_points = len(self.x_all)
+        self.x_order = np.argsort(self.x_all, kind="stable")
+        self._init_args = dict(components=components, phases=phases, parameters=parameters,
+                               n_grid=n_grid, t_range=t_range)
+
+    def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
+        return {"database": self.database, **self._init_args}
+
+    def __setstate__(self, state):
+        db = state.pop("database")
+        self.__init__(db, **state)
 
     # ------------------------------------------------------------------ grids
     def _internal_grid(self, mod) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +372,7 @@ class BinaryModel:
     def hull(self, temperature: float, params=None, g_row=None):
         """Hull vertices at one temperature: (x (m,), g (m,), phase index (m,))."""
         g = self.energies([temperature], params)[0] if g_row is None else g_row
-        idx = lower_hull(self.x_all, g)
+        idx = lower_hull_sorted(self.x_all, g, self.x_order)
         return self.x_all[idx], g[idx], self.phase_all[idx]
 
     def regions(self, temperature: float, params=None, g_row=None) -> list[Region]:

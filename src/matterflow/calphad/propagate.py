@@ -1,0 +1,166 @@
+"""Posterior draws -> phase diagrams, invariant points, properties; proposal of experiments.
+
+Per draw (:func:`diagram_of_draw`): the invariant points matched to a fixed
+list of labels (``"eutectic:FCC_A1+LIQUID+CU2MG"``), the two-phase boundaries
+on a temperature grid for every ordered phase pair, the stable phase set on a
+(T, x) grid, and properties at query points. Across draws (:func:`summarize`):
+mean and central 95 % credible interval. :func:`propose` ranks (T, x) by the
+Shannon entropy of the predicted phase set across draws, divided by a cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+
+from matterflow.calphad.engine import R_GAS, BinaryModel, load_database
+from matterflow.core.errors import InputError
+
+__all__ = ["model_from_text", "phase_set_labels", "diagram_of_draw", "summarize",
+           "entropy_map", "propose"]
+
+
+@functools.lru_cache(maxsize=4)
+def model_from_text(tdb_text: str, parameters: tuple[str, ...], n_grid: int,
+                    phases: tuple[str, ...] | None = None) -> BinaryModel:
+    """A compiled :class:`BinaryModel` from TDB text (cached per process / Dask worker)."""
+    from pycalphad import Database
+
+    try:
+        dbf = Database(tdb_text)
+    except Exception as exc:
+        raise InputError(f"model TDB does not parse: {exc}") from None
+    return BinaryModel(load_database(dbf), parameters=list(parameters), n_grid=n_grid,
+                       phases=list(phases) if phases else None)
+
+
+def phase_set_labels(phases) -> list[str]:
+    """All single phases and phase pairs, ``"A"`` and ``"A+B"`` (names sorted)."""
+    phases = sorted(phases)
+    return phases + ["+".join(p) for p in itertools.combinations(phases, 2)]
+
+
+def pair_keys(phases) -> list[str]:
+    """Ordered pairs ``"A|B"`` (A left of B in x) of distinct phases."""
+    return [f"{a}|{b}" for a, b in itertools.permutations(sorted(phases), 2)]
+
+
+def diagram_of_draw(model: BinaryModel, params, labels, temperatures, x_grid,
+                    query_points=(), t_scan=(500.0, 1400.0), dt=10.0, tol=0.05) -> dict:
+    """Everything one posterior draw predicts (fixed shapes for stacking).
+
+    Returns
+    -------
+    dict with
+      invariant_temperature_k (n_labels,), invariant_x (n_labels, 3),
+      boundary_x (n_pairs, n_T, 2), phase_set_code (n_T, n_x) into
+      :func:`phase_set_labels`, query_fractions (n_q, n_phases),
+      query_gibbs_j_mol (n_q,), query_activity (n_q,) of the second component
+      (reference: its stable state at the same T).
+    """
+    inv_t = np.full(len(labels), np.nan)
+    inv_x = np.full((len(labels), 3), np.nan)
+    for inv in model.invariants(params, t_min=t_scan[0], t_max=t_scan[1], dt=dt, tol=tol):
+        if inv.label in labels:
+            k = labels.index(inv.label)
+            if np.isnan(inv_t[k]):
+                inv_t[k] = inv.temperature_k
+                inv_x[k, :len(inv.compositions)] = inv.compositions
+    temps = np.asarray(temperatures, dtype=float)
+    pairs = pair_keys(model.phases)
+    bnd = np.full((len(pairs), len(temps), 2), np.nan)
+    for key, arr in model.boundaries(temps, params).items():
+        bnd[pairs.index(key)] = arr
+    set_labels = phase_set_labels(model.phases)
+    codes = np.zeros((len(temps), len(x_grid)), dtype=np.int16)
+    g = model.energies(temps, params)
+    for i, t in enumerate(temps):
+        lab, _ = model.phase_set(t, x_grid, params, g_row=g[i])
+        codes[i] = [set_labels.index(s) for s in lab]
+    q = np.asarray(query_points, dtype=float).reshape(-1, 2)
+    fr = np.zeros((len(q), len(model.phases)))
+    gq = np.zeros(len(q))
+    act = np.zeros(len(q))
+    for j, (t, x) in enumerate(q):
+        _, f = model.phase_set(t, [x], params)
+        fr[j] = f[0]
+        mu_a, mu_b = model.chemical_potentials(t, x, params)
+        gq[j] = mu_a * (1 - x) + mu_b * x
+        _, mu_ref = model.chemical_potentials(t, 1.0 - 1e-12, params)
+        act[j] = np.exp((mu_b - mu_ref) / (R_GAS * t))
+    return {"invariant_temperature_k": inv_t, "invariant_x": inv_x, "boundary_x": bnd,
+            "phase_set_code": codes, "query_fractions": fr, "query_gibbs_j_mol": gq,
+            "query_activity": act}
+
+
+def interval(values: np.ndarray, axis=0, level=0.95):
+    """Mean and central credible interval over ``axis`` ignoring NaN (draws lacking a point)."""
+    lo_q, hi_q = 50 * (1 - level), 100 - 50 * (1 - level)
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        return (np.nanmean(values, axis=axis), np.nanpercentile(values, lo_q, axis=axis),
+                np.nanpercentile(values, hi_q, axis=axis))
+
+
+def summarize(inv_t, inv_x):
+    """Mean, 2.5 % and 97.5 % of invariant temperatures (n_draws, n_inv) and compositions
+    (n_draws, n_inv, 3), and the fraction of draws that have each invariant."""
+    t_mean, t_lo, t_hi = interval(inv_t)
+    x_mean, x_lo, x_hi = interval(inv_x)
+    found = np.mean(np.isfinite(inv_t), axis=0)
+    return t_mean, t_lo, t_hi, x_mean, x_lo, x_hi, found
+
+
+def entropy_map(codes: np.ndarray, n_labels: int):
+    """Shannon entropy (nats) of the phase set across draws, and the modal set.
+
+    Parameters
+    ----------
+    codes : ndarray, shape (n_draws, n_T, n_x), int
+    Returns
+    -------
+    entropy, mode_code, mode_probability : ndarray, shape (n_T, n_x)
+    """
+    codes = np.asarray(codes, dtype=int)
+    counts = np.stack([(codes == k).sum(axis=0) for k in range(n_labels)], axis=0)
+    p = counts / codes.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=0)
+    return h, counts.argmax(axis=0), p.max(axis=0)
+
+
+def propose(codes, temperatures, x_grid, n_labels, top_k=5, cost_per_100k=0.0,
+            min_separation=(20.0, 0.02), exclude=()):
+    """Top-k candidate experiments (T, x) by entropy / cost.
+
+    Cost = 1 + ``cost_per_100k`` x (T - min T)/100 K (hotter experiments cost more).
+    Picks are at least ``min_separation`` (K, x) apart from each other and from
+    ``exclude`` (already measured (T, x)).
+
+    Returns
+    -------
+    list of dict (temperature_k, x, entropy, cost, score, mode_code, mode_probability)
+    """
+    t = np.asarray(temperatures, dtype=float)
+    x = np.asarray(x_grid, dtype=float)
+    h, mode, pmax = entropy_map(codes, n_labels)
+    cost = 1.0 + cost_per_100k * (t[:, None] - t.min()) / 100.0 + 0 * x[None, :]
+    score = h / cost
+    order = np.argsort(-score, axis=None, kind="stable")
+    picks, taken = [], [tuple(e) for e in exclude]
+    dt_min, dx_min = min_separation
+    for flat in order:
+        i, j = np.unravel_index(flat, score.shape)
+        if score[i, j] <= 0:
+            break
+        if any(abs(t[i] - a) < dt_min and abs(x[j] - b) < dx_min for a, b in taken):
+            continue
+        picks.append({"temperature_k": float(t[i]), "x": float(x[j]), "entropy": float(h[i, j]),
+                      "cost": float(cost[i, j]), "score": float(score[i, j]),
+                      "mode_code": int(mode[i, j]), "mode_probability": float(pmax[i, j])})
+        taken.append((t[i], x[j]))
+        if len(picks) == top_k:
+            break
+    return picks
