@@ -1,0 +1,233 @@
+"""Periodic Kohn-Sham DFT with PySCF: one snapshot's LDOS, density and energies.
+
+:func:`run_dft` solves LDA Kohn-Sham equations for a periodic cell
+(``pyscf.pbc.dft.KRKS``: GTH pseudopotentials, a GTH Gaussian basis, a
+Monkhorst-Pack k-grid including Gamma, Fermi-Dirac smearing at the
+electronic temperature) and evaluates on PySCF's uniform real-space grid
+(``cell.mesh``; point (i, j, k) at fractional (i/nx, j/ny, k/nz)):
+
+- the Kohn-Sham density :math:`n(r)=\\sum_k w_k\\sum_n f_{nk}|\\psi_{nk}(r)|^2`
+  (both spins, f in [0, 2] from PySCF);
+- the local density of states, Gaussian-broadened (width ``sigma``),
+  :math:`L(r,\\varepsilon)=\\sum_k w_k\\sum_n 2|\\psi_{nk}(r)|^2 g_\\sigma(\\varepsilon-\\varepsilon_{nk})`.
+
+Energies: ``total_energy_ev`` is the Mermin free energy ``E - T S`` (PySCF's
+``e_free``; Quantum ESPRESSO's "total energy" with smearing), the internal
+energy ``E`` and ``T S`` are kept in ``meta``. The GTH local pseudopotential's
+G = 0 ("alpha Z") term is part of PySCF's core Hamiltonian, hence of the
+eigenvalues and of the band energy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from matterflow.core.errors import ComputeError, InputError
+from matterflow.electrons.snapshot import Snapshot
+from matterflow.electrons.structures import wrap_atoms
+
+__all__ = ["run_dft", "gaussian_ldos", "HARTREE_EV", "BOHR_A", "KB_EV"]
+
+HARTREE_EV = 27.211386245988
+"""Hartree in eV (PySCF's ``nist.HARTREE2EV``)."""
+BOHR_A = 0.52917721092
+"""Bohr radius in Å (PySCF's ``lib.param.BOHR``)."""
+KB_EV = 8.617333262e-5
+"""Boltzmann constant (eV/K)."""
+
+XC_CHOICES = ("lda,pz", "lda,vwn")
+BASIS_CHOICES = ("gth-szv", "gth-dzv", "gth-dzvp", "gth-tzvp")
+PSEUDO_CHOICES = ("gth-pade", "gth-lda")
+
+
+def _build_cell(atoms: Atoms, *, basis: str, pseudo: str, mesh: tuple[int, int, int] | None):
+    from pyscf.pbc import gto
+
+    atoms = wrap_atoms(atoms)
+    cell = gto.Cell()
+    cell.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions,
+                                                          strict=True)]
+    cell.a = np.asarray(atoms.cell[:], dtype=float)
+    cell.unit = "A"
+    cell.basis = basis
+    cell.pseudo = pseudo
+    cell.verbose = 0
+    if mesh is not None:
+        cell.mesh = list(mesh)
+    try:
+        cell.build()
+    except (KeyError, RuntimeError, ValueError) as exc:
+        syms = sorted(set(atoms.get_chemical_symbols()))
+        raise InputError(f"atoms: PySCF cannot build a cell with species {syms}, basis {basis!r}, "
+                         f"pseudopotential {pseudo!r}: {exc}") from None
+    if cell.nelectron % 2:
+        raise InputError(f"atoms: odd number of valence electrons ({cell.nelectron}); "
+                         "only spin-unpolarised (even) cells are supported")
+    return atoms, cell
+
+
+def gaussian_ldos(psi2: np.ndarray, eigenvalues_ev: np.ndarray, weights: np.ndarray,
+                  energy_grid_ev: np.ndarray, sigma_ev: float) -> np.ndarray:
+    """Gaussian-broadened LDOS from orbital densities.
+
+    Parameters
+    ----------
+    psi2 : (n_points, n_states)
+        :math:`|\\psi|^2` of each state (1/Å³).
+    eigenvalues_ev : (n_states,)
+    weights : (n_states,)
+        Weight of each state (k-weight times spin degeneracy 2).
+    energy_grid_ev : (ne,)
+    sigma_ev : float
+        Gaussian standard deviation (eV).
+
+    Returns
+    -------
+    (n_points, ne) states/(eV Å³)
+    """
+    x = (energy_grid_ev[None, :] - eigenvalues_ev[:, None]) / sigma_ev
+    g = np.exp(-0.5 * x * x) / (sigma_ev * np.sqrt(2 * np.pi))  # (n_states, ne)
+    return psi2 @ (weights[:, None] * g)
+
+
+def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo: str = "gth-pade",
+            kpts: tuple[int, int, int] = (2, 2, 2), mesh: tuple[int, int, int] | None = (18, 18, 18),
+            electronic_temperature_k: float = 298.0, energy_grid_ev: np.ndarray | None = None,
+            ldos_smearing_ev: float = 0.05, conv_tol_ha: float = 1e-10, max_cycle: int = 100,
+            ) -> Snapshot:
+    """Self-consistent LDA DFT of one periodic structure, with LDOS on the real-space grid.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Periodic structure (Å); atoms outside the cell are wrapped.
+    xc : {"lda,pz", "lda,vwn"}
+        Slater exchange with Perdew-Zunger 81 or VWN5 correlation.
+    basis, pseudo : str
+        PySCF GTH basis and pseudopotential names.
+    kpts : (3,) ints
+        Monkhorst-Pack grid (Gamma-centred, no symmetry; equal weights).
+    mesh : (3,) ints or None
+        Real-space FFT grid; None lets PySCF choose from the basis (fine, slow).
+    electronic_temperature_k : float
+        Fermi-Dirac smearing temperature (K).
+    energy_grid_ev : (ne,) or None
+        LDOS energies (eV, uniform); None: from 1 eV below the lowest eigenvalue
+        to 2 eV above the Fermi level, step ``ldos_smearing_ev / 2``.
+    ldos_smearing_ev : float
+        Gaussian standard deviation of the LDOS broadening (eV).
+    conv_tol_ha : float
+        SCF energy convergence (Hartree).
+
+    Returns
+    -------
+    Snapshot
+    """
+    from pyscf import __version__ as pyscf_version
+    from pyscf.pbc import dft as pbcdft
+
+    if xc not in XC_CHOICES:
+        raise InputError(f"xc: accepted {XC_CHOICES}; got {xc!r}")
+    if electronic_temperature_k <= 0:
+        raise InputError(f"electronic_temperature_k must be > 0 K; got {electronic_temperature_k}")
+    if ldos_smearing_ev <= 0:
+        raise InputError(f"ldos_smearing_ev must be > 0 eV; got {ldos_smearing_ev}")
+    pos = np.asarray(atoms.positions, dtype=float)
+    if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(np.asarray(atoms.cell[:]))):
+        raise InputError("atoms: positions or cell contain NaN/inf")
+    if abs(atoms.cell.volume) < 1e-6:
+        raise InputError("atoms: cell has zero volume (a periodic cell is required)")
+    t0 = time.perf_counter()
+    atoms, cell = _build_cell(atoms, basis=basis, pseudo=pseudo, mesh=mesh)
+    kpts_abs = cell.make_kpts(list(kpts))
+    nk = len(kpts_abs)
+    kweights = np.full(nk, 1.0 / nk)
+    kt_ha = KB_EV * electronic_temperature_k / HARTREE_EV
+
+    mf = pbcdft.KRKS(cell, kpts_abs)
+    mf.xc = xc
+    mf = mf.smearing(sigma=kt_ha, method="fermi")
+    mf.conv_tol = conv_tol_ha
+    mf.max_cycle = max_cycle
+    mf.verbose = 0
+    e_tot = mf.kernel()
+    if not mf.converged or not np.isfinite(e_tot):
+        raise ComputeError(f"PySCF SCF did not converge in {max_cycle} cycles "
+                           f"(E = {e_tot} Ha); raise max_cycle or the electronic temperature")
+    t_scf = time.perf_counter() - t0
+
+    eig_ev = np.asarray(mf.mo_energy) * HARTREE_EV  # (nk, nmo)
+    occ = np.asarray(mf.mo_occ)  # (nk, nmo) in [0, 2]
+    ts_ev = float(mf.sigma * mf.entropy) * HARTREE_EV
+    e_int_ev = float(e_tot) * HARTREE_EV
+    fermi_ev = _fermi_from_occupations(eig_ev, occ, KB_EV * electronic_temperature_k,
+                                       cell.nelectron)
+
+    if energy_grid_ev is None:
+        step = ldos_smearing_ev / 2
+        energy_grid_ev = np.arange(np.floor(eig_ev.min() - 1.0), fermi_ev + 2.0 + step, step)
+    energy_grid_ev = np.asarray(energy_grid_ev, dtype=float)
+    if energy_grid_ev.ndim != 1 or len(energy_grid_ev) < 2:
+        raise InputError("energy_grid_ev must be a 1-d array of at least 2 energies")
+    if eig_ev.min() - 3 * ldos_smearing_ev < energy_grid_ev[0]:
+        raise InputError(f"energy_grid_ev: lowest energy {energy_grid_ev[0]:.3f} eV must lie "
+                         f"3 sigma below the lowest eigenvalue {eig_ev.min():.3f} eV")
+    if fermi_ev + 10 * KB_EV * electronic_temperature_k + 3 * ldos_smearing_ev > energy_grid_ev[-1]:
+        raise InputError(f"energy_grid_ev: highest energy {energy_grid_ev[-1]:.3f} eV must lie "
+                         f"above the Fermi level {fermi_ev:.3f} eV + 10 kT + 3 sigma")
+
+    # orbitals on the uniform grid
+    coords = cell.get_uniform_grids(cell.mesh)
+    ngrid = len(coords)
+    ldos = np.zeros((ngrid, len(energy_grid_ev)))
+    density = np.zeros(ngrid)
+    bohr3 = BOHR_A**3
+    for k in range(nk):
+        ao = np.asarray(cell.pbc_eval_gto("GTOval", coords, kpt=kpts_abs[k]))
+        psi = ao @ np.asarray(mf.mo_coeff[k])
+        psi2 = (psi.real**2 + psi.imag**2) / bohr3  # 1/Å³
+        density += kweights[k] * psi2 @ occ[k]
+        ldos += gaussian_ldos(psi2, eig_ev[k], np.full(eig_ev.shape[1], 2 * kweights[k]),
+                              energy_grid_ev, ldos_smearing_ev)
+    mesh_t = tuple(int(m) for m in cell.mesh)
+    band_ev = float(np.sum(kweights[:, None] * occ * eig_ev))
+    summary = {key: float(val) * HARTREE_EV for key, val in getattr(mf, "scf_summary", {}).items()
+               if np.isscalar(val)}
+    meta: dict[str, Any] = {
+        "code": f"pyscf {pyscf_version}", "method": "KRKS (pyscf.pbc.dft), Fermi-Dirac smearing",
+        "functional": xc, "pseudopotential": pseudo, "basis": basis,
+        "kpts": list(int(k) for k in kpts), "mesh": list(mesh_t),
+        "n_electrons": float(cell.nelectron), "conv_tol_ha": conv_tol_ha,
+        "internal_energy_ev": e_int_ev, "entropy_ts_ev": ts_ev,
+        "ewald_energy_ev": float(cell.energy_nuc()) * HARTREE_EV,
+        "pyscf_terms_ev": summary,
+        "scf_seconds": t_scf, "total_seconds": time.perf_counter() - t0,
+        "total_energy_definition": "free energy E - TS (PySCF e_free)",
+    }
+    return Snapshot(atoms=atoms, grid_shape=mesh_t, energy_grid_ev=energy_grid_ev,
+                    ldos=ldos.reshape(*mesh_t, -1), density=density.reshape(mesh_t),
+                    eigenvalues_ev=eig_ev, kweights=kweights, fermi_ev=fermi_ev,
+                    electronic_temperature_k=float(electronic_temperature_k),
+                    band_energy_ev=band_ev, total_energy_ev=e_int_ev - ts_ev,
+                    ldos_smearing_ev=float(ldos_smearing_ev), meta=meta)
+
+
+def _fermi_from_occupations(eig_ev: np.ndarray, occ: np.ndarray, kt_ev: float,
+                            n_electrons: float) -> float:
+    """Chemical potential reproducing the SCF electron count with Fermi-Dirac occupations."""
+    from scipy.optimize import brentq
+
+    nk = eig_ev.shape[0]
+
+    def count(mu: float) -> float:
+        x = np.clip((eig_ev - mu) / kt_ev, -700, 700)
+        return 2.0 * np.sum(1.0 / (np.exp(x) + 1.0)) / nk - n_electrons
+
+    lo, hi = eig_ev.min() - 50 * kt_ev, eig_ev.max() + 50 * kt_ev
+    if count(hi) < 0:
+        raise ComputeError("too few bands for the electron count; use a larger basis")
+    return float(brentq(count, lo, hi, xtol=1e-12))
