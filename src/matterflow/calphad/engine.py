@@ -101,10 +101,32 @@ def add_offset_parameters(database, offsets: dict[str, str]):
                              "database (need exactly one)")
         sym = se.Symbol(name)
         term = sym * v.T if times_t else sym
-        database._parameters.update({"parameter": hits[0]["parameter"] + term},
+        database._parameters.update({"parameter": _add_term(hits[0]["parameter"], term)},
                                     doc_ids=[hits[0].doc_id])
         database.symbols[name] = se.S(0.0)
     return database
+
+
+def _symbol_value(expr) -> float:
+    """Numeric value of a database symbol (a TDB FUNCTION may be piecewise in T)."""
+    from pycalphad import variables as v
+
+    try:
+        return float(expr)
+    except (RuntimeError, TypeError, ValueError):
+        return float(expr.xreplace({v.T: 1000.0}))
+
+
+def _add_term(expr, term):
+    """``expr + term``, inside each branch of a piecewise expression (so it writes as TDB)."""
+    import symengine as se
+
+    if isinstance(expr, se.Piecewise):
+        args = expr.args
+        pairs = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+        new = [(e + term, c) if c != se.true else (e, c) for e, c in pairs]
+        return se.Piecewise(*new)
+    return expr + term
 
 
 def _first_bad_command_line(text: str) -> int | None:
@@ -258,7 +280,7 @@ class BinaryModel:
                 raise InputError(f"parameter {p!r} is not a symbol of the database; "
                                  f"known: {', '.join(known)}")
         self.default_parameters = np.array(
-            [float(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
+            [_symbol_value(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
         self.t_range = (float(t_range[0]), float(t_range[1]))
         self.n_grid = int(n_grid)
         psyms = [se.Symbol(p) for p in self.parameter_names]

@@ -1,3 +1,438 @@
-"""Tasks of the calphad domain (entry point ``matterflow.tasks: calphad``)."""
+"""Tasks of the calphad domain (entry point ``matterflow.tasks: calphad``).
 
-TASKS: list = []
+fit -> sample -> posterior -> diagram (mapped over draws) -> summarize, propose.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from matterflow.calphad import figures as figs
+from matterflow.core.errors import InputError
+from matterflow.core.registry import Params, quantity, task
+
+__all__ = ["fit", "sample", "posterior", "diagram", "summarize", "propose_experiments",
+           "TASKS", "sample_posterior"]
+
+DEFAULT_OFFSETS = {"DL0": "G(LIQUID,CU,MG;0)", "DCUMG2": "G(CUMG2,CU:MG;0)"}
+DEFAULT_ALIASES = {"LAVES_C15": "CU2MG"}
+JMOL = {"units": "J/mol"}
+KELVIN = {"units": "K"}
+
+
+# ============================================================================ fit
+class FitParams(Params):
+    ref_state: Literal["SGTE91"] = Field("SGTE91", description="unary reference data (ESPEI)")
+    excess_model: Literal["linear"] = Field("linear", description="ESPEI excess model")
+    ridge_alpha: float | None = Field(None, gt=0, description="ridge regularisation of the "
+                                      "linear fits (ESPEI; None = ordinary least squares)")
+    aicc_penalty_factor: float | None = Field(None, gt=0, description="AICc penalty factor")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    tdb: str = quantity("", "the fitted model as TDB text")
+    parameter_names: list = quantity("", "names of the fitted symbols (VV0000 ...)")
+    parameter_values: np.ndarray = quantity("J/mol or J/(mol K)", "(n_params,)")
+    n_datasets: int = quantity("dimensionless", "datasets read")
+
+
+def _fit_figures(outputs: dict, params: FitParams) -> dict:
+    return figs.fit_figures(outputs)
+
+
+@task("calphad.fit", params=FitParams, figures=_fit_figures)
+def fit(datasets: Path | None = None, phases: Path | None = None, *,
+        params: FitParams) -> FitResult:
+    """ESPEI parameter generation from thermochemical data; the model as TDB text."""
+    from espei.paramselect import generate_parameters
+
+    from matterflow.calphad.datasets import bundled_system, check_consistency, load_datasets
+
+    ds_path = Path(datasets) if datasets is not None else bundled_system("Cu-Mg")
+    ph_path = Path(phases) if phases is not None else ds_path.parent / f"{ds_path.name}-phases.json"
+    if not ph_path.exists():
+        raise InputError(f"{ph_path}: phase-models JSON not found (give --phases)")
+    try:
+        phase_models = json.loads(ph_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{ph_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    for key in ("components", "phases"):
+        if key not in phase_models:
+            raise InputError(f"{ph_path}: missing field {key!r} (ESPEI phase models need "
+                             "'components' and 'phases')")
+    for name, ph in phase_models["phases"].items():
+        if "sublattice_model" not in ph or "sublattice_site_ratios" not in ph:
+            raise InputError(f"{ph_path}: phases.{name}: needs 'sublattice_model' and "
+                             "'sublattice_site_ratios'")
+    dsets = load_datasets(ds_path)
+    check_consistency(dsets, phase_models["components"], phase_models["phases"])
+    dbf = generate_parameters(phase_models, dsets, params.ref_state, params.excess_model,
+                              ridge_alpha=params.ridge_alpha,
+                              aicc_penalty_factor=params.aicc_penalty_factor)
+    names = sorted(s for s in dbf.symbols if s.startswith("VV"))
+    return FitResult(tdb=dbf.to_string(fmt="tdb"), parameter_names=names,
+                     parameter_values=np.array([float(dbf.symbols[s]) for s in names]),
+                     n_datasets=len(dsets))
+
+
+# ============================================================================ sample
+class SampleParams(Params):
+    parameters: list[str] = Field([], description="database symbols to sample (e.g. VV0001); "
+                                  "with `offsets`, the offsets are sampled too")
+    offsets: dict[str, str] = Field(DEFAULT_OFFSETS, description="new symbol -> TDB parameter "
+                                    "it is added to ('G(LIQUID,CU,MG;0)', '...*T'); makes a "
+                                    "published (numeric) assessment sampleable, start 0 J/mol")
+    aliases: dict[str, str] = Field(DEFAULT_ALIASES, description="dataset phase -> model phase, "
+                                    "used where the dataset name is not a model phase")
+    engine: Literal["fast", "espei"] = Field("fast", description="likelihood: our vectorised "
+                                             "ZPF+activity one, or ESPEI's (all data types)")
+    data_stride: int = Field(1, ge=1, le=1000, description="use every k-th ZPF tie-line "
+                             "(fast engine; subsets for quick runs)")
+    n_walkers: int = Field(8, ge=2, le=1000, description="emcee walkers (>= 2 x n_params)")
+    n_steps: int = Field(20, ge=1, le=100_000, description="MCMC steps")
+    init_std: float = Field(300.0, gt=0, description="std of the initial walker ball",
+                            json_schema_extra=JMOL)
+    prior_std: float = Field(5000.0, gt=0, description="std of the Normal prior around the "
+                             "start values", json_schema_extra=JMOL)
+    sigma_zpf: float = Field(1000.0, gt=0, description="ZPF driving-force std",
+                             json_schema_extra=JMOL)
+    sigma_activity: float = Field(0.05, gt=0, description="activity std (dimensionless)")
+    n_grid: int = Field(150, ge=20, le=5000, description="grid points per site-fraction axis")
+    checkpoint: str | None = Field(None, description="checkpoint file; an existing one of the "
+                                   "same run is resumed")
+    seed: int = Field(0, ge=0, description="random seed")
+
+    @field_validator("offsets")
+    @classmethod
+    def _check_offsets(cls, v):
+        for name in v:
+            if not name.isidentifier():
+                raise ValueError(f"offset name {name!r} must be an identifier")
+        return v
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    chain: np.ndarray = quantity("J/mol", "(n_steps, n_walkers, n_params) parameter values")
+    lnprob: np.ndarray = quantity("dimensionless", "(n_steps, n_walkers) log-posterior")
+    parameter_names: list = quantity("", "(n_params,)")
+    start: np.ndarray = quantity("J/mol", "(n_params,) start values (prior centre)")
+    rhat: np.ndarray = quantity("dimensionless", "(n_params,) split R-hat, second half")
+    ess: np.ndarray = quantity("dimensionless", "(n_params,) bulk effective sample size")
+    acceptance: np.ndarray = quantity("dimensionless", "(n_walkers,) acceptance fraction")
+    model_tdb: str = quantity("", "model TDB with the sampled symbols (start values)")
+    n_data: int = quantity("dimensionless", "residuals in the likelihood")
+    seconds_per_evaluation: float = quantity("s", "mean wall time of one log-posterior")
+    resumed_from: int = quantity("dimensionless", "steps read from the checkpoint")
+
+
+def _sample_figures(outputs: dict, params: SampleParams) -> dict:
+    return figs.trace_figures(outputs)
+
+
+def build_model(tdb, params: SampleParams, n_grid=None):
+    """(BinaryModel, database) for ``tdb`` (path, text or None = published Cu-Mg) + offsets."""
+    from pycalphad import Database
+
+    from matterflow.calphad.datasets import cumg_truth_tdb
+    from matterflow.calphad.engine import BinaryModel, add_offset_parameters, load_database
+
+    if tdb is None:
+        dbf = load_database(cumg_truth_tdb())
+    elif isinstance(tdb, Path) or (isinstance(tdb, str) and "\n" not in tdb):
+        dbf = load_database(Path(tdb))
+    else:
+        try:
+            dbf = Database(tdb)
+        except Exception as exc:
+            raise InputError(f"model TDB text does not parse: {exc}") from None
+    add_offset_parameters(dbf, params.offsets)
+    names = list(params.parameters) + list(params.offsets)
+    if not names:
+        raise InputError("parameters: nothing to sample; give parameters and/or offsets")
+    model = BinaryModel(dbf, parameters=names, n_grid=n_grid or params.n_grid)
+    return model, dbf
+
+
+def make_loglike(model, dbf, datasets, params: SampleParams):
+    """The log-likelihood chosen by ``params.engine`` and the number of residuals."""
+    from matterflow.calphad.datasets import (activity_points, bundled_system, load_datasets,
+                                             zpf_points)
+    from matterflow.calphad.likelihood import EspeiLikelihood, FastLikelihood
+
+    ds = load_datasets(Path(datasets) if datasets is not None else bundled_system("Cu-Mg"))
+    aliases = {k: v for k, v in params.aliases.items() if k.upper() not in model.phases}
+    if params.engine == "espei":
+        if aliases:
+            raise InputError(f"engine 'espei' needs dataset phases named as in the model; "
+                             f"aliases {aliases} only work with engine 'fast'")
+        like = EspeiLikelihood(dbf, ds, model.parameter_names)
+        return like, len(ds)
+    wanted = set(model.phases) | {k.upper() for k in aliases}
+    zpf = zpf_points(ds, model.components, wanted)[::params.data_stride]
+    acts = activity_points(ds, model.components)
+    like = FastLikelihood(model, zpf, acts, sigma_zpf=params.sigma_zpf,
+                          sigma_activity=params.sigma_activity, aliases=aliases)
+    return like, len(like.residuals(model.default_parameters))
+
+
+def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None,
+                     progress=None) -> SampleResult:
+    """:func:`sample` with an optional parallel ``pool`` (``DaskPool``) and progress callback."""
+    from matterflow.calphad.likelihood import LogPosterior
+    from matterflow.calphad.mcmc import diagnostics, run_emcee
+
+    model, dbf = build_model(tdb, params)
+    like, n_data = make_loglike(model, dbf, datasets, params)
+    start = model.default_parameters
+    post = LogPosterior(like, start, params.prior_std)
+    t0 = time.perf_counter()
+    res = run_emcee(post, start, np.full(start.size, params.init_std),
+                    n_walkers=params.n_walkers, n_steps=params.n_steps, seed=params.seed,
+                    checkpoint=params.checkpoint, pool=pool, progress=progress)
+    n_eval = max((params.n_steps - res.resumed_from) * params.n_walkers, 1)
+    sec = (time.perf_counter() - t0) / n_eval
+    rhat, ess = diagnostics(res.chain, model.parameter_names)
+    return SampleResult(chain=res.chain, lnprob=res.lnprob,
+                        parameter_names=list(model.parameter_names), start=start, rhat=rhat,
+                        ess=ess, acceptance=res.acceptance, model_tdb=dbf.to_string(fmt="tdb"),
+                        n_data=int(n_data), seconds_per_evaluation=float(sec),
+                        resumed_from=int(res.resumed_from))
+
+
+@task("calphad.sample", params=SampleParams, figures=_sample_figures)
+def sample(tdb: Path | str | None = None, datasets: Path | None = None, *,
+           params: SampleParams) -> SampleResult:
+    """emcee MCMC of model parameters against phase-equilibrium and activity data."""
+    return sample_posterior(tdb, datasets, params=params)
+
+
+# ============================================================================ posterior
+class PosteriorParams(Params):
+    burn_fraction: float = Field(0.5, ge=0, lt=1, description="leading fraction of steps dropped")
+    n_draws: int = Field(20, ge=1, le=100_000, description="posterior draws to propagate")
+    n_grid: int = Field(150, ge=20, le=5000, description="grid points per site-fraction axis")
+    t_min: float = Field(500.0, gt=0, description="lowest temperature scanned",
+                         json_schema_extra=KELVIN)
+    t_max: float = Field(1400.0, gt=0, description="highest temperature scanned",
+                         json_schema_extra=KELVIN)
+    seed: int = Field(0, ge=0, description="random seed of the draw selection")
+
+
+@dataclass(frozen=True)
+class Posterior:
+    draws: np.ndarray = quantity("J/mol", "(n_draws, n_params) posterior samples")
+    posterior_mean: np.ndarray = quantity("J/mol", "(n_params,)")
+    invariant_labels: list = quantity("", "invariants of the posterior-mean model")
+    mean_model_temperature_k: np.ndarray = quantity("K", "(n_labels,) at the posterior mean")
+    phases: list = quantity("", "model phases (sorted)")
+
+
+@task("calphad.posterior", params=PosteriorParams)
+def posterior(chain: np.ndarray, model_tdb: str, parameter_names: list, *,
+              params: PosteriorParams) -> Posterior:
+    """Posterior draws after burn-in, and the invariant points of the posterior mean."""
+    from matterflow.calphad.propagate import model_from_text
+
+    chain = np.asarray(chain, dtype=float)
+    if chain.ndim != 3:
+        raise InputError(f"chain: expected shape (n_steps, n_walkers, n_params); got {chain.shape}")
+    if params.t_max <= params.t_min:
+        raise InputError(f"t_max ({params.t_max}) must exceed t_min ({params.t_min})")
+    kept = chain[int(len(chain) * params.burn_fraction):].reshape(-1, chain.shape[2])
+    rng = np.random.default_rng(params.seed)
+    idx = rng.choice(len(kept), size=params.n_draws, replace=len(kept) < params.n_draws)
+    draws = kept[idx]
+    mean = kept.mean(axis=0)
+    model = model_from_text(model_tdb, tuple(str(p) for p in parameter_names), params.n_grid)
+    invs = model.invariants(mean, t_min=params.t_min, t_max=params.t_max)
+    return Posterior(draws=draws, posterior_mean=mean, invariant_labels=[i.label for i in invs],
+                     mean_model_temperature_k=np.array([i.temperature_k for i in invs]),
+                     phases=list(model.phases))
+
+
+# ============================================================================ diagram
+class DiagramParams(Params):
+    t_min: float = Field(500.0, gt=0, description="lowest temperature", json_schema_extra=KELVIN)
+    t_max: float = Field(1400.0, gt=0, description="highest temperature",
+                         json_schema_extra=KELVIN)
+    n_temperatures: int = Field(46, ge=2, le=2000, description="temperatures of the grid")
+    n_x: int = Field(51, ge=2, le=2000, description="compositions of the grid")
+    dt_scan: float = Field(10.0, gt=0, le=200, description="invariant scan step",
+                           json_schema_extra=KELVIN)
+    query_points: list[tuple[float, float]] = Field(
+        [(800.0, 0.5), (1000.0, 0.3)], description="(T in K, x) where properties are reported")
+    n_grid: int = Field(150, ge=20, le=5000, description="grid points per site-fraction axis")
+
+
+@dataclass(frozen=True)
+class DrawDiagram:
+    invariant_temperature_k: np.ndarray = quantity("K", "(n_labels,) NaN if absent")
+    invariant_x: np.ndarray = quantity("dimensionless", "(n_labels, 3) phase compositions")
+    temperatures_k: np.ndarray = quantity("K", "(n_T,) grid")
+    x_grid: np.ndarray = quantity("dimensionless", "(n_x,) mole fraction of component 2")
+    boundary_x: np.ndarray = quantity("dimensionless", "(n_pairs, n_T, 2) two-phase edges")
+    phase_set_code: np.ndarray = quantity("dimensionless", "(n_T, n_x) index of phase set")
+    query_fractions: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
+    query_gibbs_j_mol: np.ndarray = quantity("J/mol", "(n_q,) equilibrium molar G")
+    query_activity: np.ndarray = quantity("dimensionless", "(n_q,) activity of component 2")
+
+
+@task("calphad.diagram", params=DiagramParams, map_over="draw")
+def diagram(draw: np.ndarray, model_tdb: str, parameter_names: list, labels: list, *,
+            params: DiagramParams) -> DrawDiagram:
+    """Phase diagram, invariant points and properties of one posterior draw."""
+    from matterflow.calphad.propagate import diagram_of_draw, model_from_text
+
+    if params.t_max <= params.t_min:
+        raise InputError(f"t_max ({params.t_max}) must exceed t_min ({params.t_min})")
+    for t, x in params.query_points:
+        if not 0 <= x <= 1:
+            raise InputError(f"query_points: composition x={x} is outside [0, 1]")
+    model = model_from_text(model_tdb, tuple(str(p) for p in parameter_names), params.n_grid)
+    model.check_temperature([params.t_min, params.t_max] + [t for t, _ in params.query_points])
+    temps = np.linspace(params.t_min, params.t_max, params.n_temperatures)
+    xg = np.linspace(0.0, 1.0, params.n_x)
+    out = diagram_of_draw(model, np.asarray(draw, dtype=float), list(labels), temps, xg,
+                          params.query_points, t_scan=(params.t_min, params.t_max),
+                          dt=params.dt_scan)
+    return DrawDiagram(temperatures_k=temps, x_grid=xg, **out)
+
+
+# ============================================================================ summarize
+class SummarizeParams(Params):
+    level: float = Field(0.95, gt=0, lt=1, description="credible level of the intervals")
+
+
+@dataclass(frozen=True)
+class InvariantTable:
+    labels: list = quantity("", "(n_labels,) kind:phases")
+    temperature_mean_k: np.ndarray = quantity("K", "(n_labels,)")
+    temperature_low_k: np.ndarray = quantity("K", "(n_labels,) lower end of the interval")
+    temperature_high_k: np.ndarray = quantity("K", "(n_labels,) upper end")
+    x_mean: np.ndarray = quantity("dimensionless", "(n_labels, 3)")
+    x_low: np.ndarray = quantity("dimensionless", "(n_labels, 3)")
+    x_high: np.ndarray = quantity("dimensionless", "(n_labels, 3)")
+    found_fraction: np.ndarray = quantity("dimensionless", "(n_labels,) draws showing it")
+    query_fraction_mean: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
+    query_fraction_low: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
+    query_fraction_high: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
+    query_gibbs_mean_j_mol: np.ndarray = quantity("J/mol", "(n_q,)")
+    query_gibbs_std_j_mol: np.ndarray = quantity("J/mol", "(n_q,)")
+    query_activity_mean: np.ndarray = quantity("dimensionless", "(n_q,)")
+    query_activity_low: np.ndarray = quantity("dimensionless", "(n_q,)")
+    query_activity_high: np.ndarray = quantity("dimensionless", "(n_q,)")
+    n_draws: int = quantity("dimensionless", "draws summarised")
+    # stored for the figure
+    temperatures_k: np.ndarray = quantity("K", "(n_T,)")
+    boundary_x: np.ndarray = quantity("dimensionless", "(n_draws, n_pairs, n_T, 2)")
+    invariant_temperature_k: np.ndarray = quantity("K", "(n_draws, n_labels)")
+    invariant_x: np.ndarray = quantity("dimensionless", "(n_draws, n_labels, 3)")
+
+
+def _summary_figures(outputs: dict, params: SummarizeParams) -> dict:
+    return figs.ensemble_figures(outputs)
+
+
+@task("calphad.summarize", params=SummarizeParams, figures=_summary_figures)
+def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
+              boundary_x: np.ndarray, temperatures_k: np.ndarray, labels: list,
+              query_fractions: np.ndarray | None = None,
+              query_gibbs_j_mol: np.ndarray | None = None,
+              query_activity: np.ndarray | None = None, *,
+              params: SummarizeParams) -> InvariantTable:
+    """Invariant points and properties with mean and credible interval over draws."""
+    from matterflow.calphad.propagate import interval
+
+    it = np.atleast_2d(np.asarray(invariant_temperature_k, dtype=float))
+    ix = np.asarray(invariant_x, dtype=float).reshape(it.shape[0], it.shape[1], 3)
+    if it.shape[1] != len(labels):
+        raise InputError(f"labels: {len(labels)} names for {it.shape[1]} invariant columns")
+    tm, tl, th = interval(it, level=params.level)
+    xm, xl, xh = interval(ix, level=params.level)
+    n = it.shape[0]
+    qf = np.zeros((n, 0, 0)) if query_fractions is None else np.asarray(query_fractions, float)
+    qg = np.zeros((n, 0)) if query_gibbs_j_mol is None else np.asarray(query_gibbs_j_mol, float)
+    qa = np.zeros((n, 0)) if query_activity is None else np.asarray(query_activity, float)
+    fm, fl, fh = interval(qf, level=params.level)
+    am, al, ah = interval(qa, level=params.level)
+    temps = np.asarray(temperatures_k, dtype=float)
+    temps = temps[0] if temps.ndim == 2 else temps
+    return InvariantTable(labels=list(labels), temperature_mean_k=tm, temperature_low_k=tl,
+                          temperature_high_k=th, x_mean=xm, x_low=xl, x_high=xh,
+                          found_fraction=np.mean(np.isfinite(it), axis=0),
+                          query_fraction_mean=fm, query_fraction_low=fl, query_fraction_high=fh,
+                          query_gibbs_mean_j_mol=qg.mean(axis=0),
+                          query_gibbs_std_j_mol=qg.std(axis=0),
+                          query_activity_mean=am, query_activity_low=al, query_activity_high=ah,
+                          n_draws=int(n), temperatures_k=temps,
+                          boundary_x=np.asarray(boundary_x, dtype=float),
+                          invariant_temperature_k=it, invariant_x=ix)
+
+
+# ============================================================================ propose
+class ProposeParams(Params):
+    top_k: int = Field(5, ge=1, le=1000, description="experiments to propose")
+    cost_per_100k: float = Field(0.0, ge=0, description="relative cost added per 100 K above "
+                                 "the lowest temperature (0 = all experiments cost the same)")
+    min_separation_k: float = Field(20.0, ge=0, description="minimum distance in T between "
+                                    "picks", json_schema_extra=KELVIN)
+    min_separation_x: float = Field(0.02, ge=0, le=1, description="minimum distance in x")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    temperature_k: np.ndarray = quantity("K", "(top_k,) proposed temperatures")
+    x: np.ndarray = quantity("dimensionless", "(top_k,) proposed compositions")
+    entropy: np.ndarray = quantity("nat", "(top_k,) entropy of the predicted phase set")
+    cost: np.ndarray = quantity("dimensionless", "(top_k,) relative cost")
+    score: np.ndarray = quantity("nat", "(top_k,) entropy / cost")
+    modal_phase_set: list = quantity("", "(top_k,) most probable phase set there")
+    modal_probability: np.ndarray = quantity("dimensionless", "(top_k,)")
+    entropy_map: np.ndarray = quantity("nat", "(n_T, n_x)")
+    temperatures_k: np.ndarray = quantity("K", "(n_T,)")
+    x_grid: np.ndarray = quantity("dimensionless", "(n_x,)")
+
+
+def _propose_figures(outputs: dict, params: ProposeParams) -> dict:
+    return figs.proposal_figures(outputs)
+
+
+@task("calphad.propose", params=ProposeParams, figures=_propose_figures)
+def propose_experiments(phase_set_code: np.ndarray, temperatures_k: np.ndarray,
+                        x_grid: np.ndarray, phases: list, *,
+                        params: ProposeParams) -> Proposal:
+    """Rank candidate (T, x) experiments by the entropy of the predicted phase set."""
+    from matterflow.calphad.propagate import entropy_map, phase_set_labels, propose
+
+    codes = np.asarray(phase_set_code)
+    temps = np.asarray(temperatures_k, dtype=float)
+    xg = np.asarray(x_grid, dtype=float)
+    temps = temps[0] if temps.ndim == 2 else temps
+    xg = xg[0] if xg.ndim == 2 else xg
+    if codes.ndim != 3 or codes.shape[1:] != (len(temps), len(xg)):
+        raise InputError(f"phase_set_code: expected (n_draws, {len(temps)}, {len(xg)}); "
+                         f"got {codes.shape}")
+    labels = phase_set_labels(phases)
+    picks = propose(codes, temps, xg, len(labels), top_k=params.top_k,
+                    cost_per_100k=params.cost_per_100k,
+                    min_separation=(params.min_separation_k, params.min_separation_x))
+    h, _, _ = entropy_map(codes, len(labels))
+    col = {k: np.array([p[k] for p in picks]) for k in
+           ("temperature_k", "x", "entropy", "cost", "score", "mode_probability")}
+    return Proposal(temperature_k=col["temperature_k"], x=col["x"], entropy=col["entropy"],
+                    cost=col["cost"], score=col["score"],
+                    modal_phase_set=[labels[p["mode_code"]] for p in picks],
+                    modal_probability=col["mode_probability"], entropy_map=h,
+                    temperatures_k=temps, x_grid=xg)
+
+
+TASKS = [fit, sample, posterior, diagram, summarize, propose_experiments]
