@@ -180,7 +180,7 @@ def _tables(twojmax: int):
 
 # --------------------------------------------------------------------------- numba kernels
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr, uti):
     """Wigner U of one neighbour (Cayley-Klein recursion) times ``fac``, added to utot."""
     r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
@@ -235,7 +235,7 @@ def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr
             uti[q] += fac * ui[q]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti):
     """Z^{j}_{j1 j2}(ma, mb) from the summed U (LAMMPS compute_zi, one element)."""
     ma1min = max(0, (2 * ma - j - j2 + j1) // 2)
@@ -275,7 +275,7 @@ def _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti):
     return zr, zi
 
 
-@njit(cache=True, parallel=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj,
                        rmin0, rfac0, switchflag, twojmax, idxu_block, idxu_max, rootpq, cg,
                        idxcg_block, idxb, bzeroflag, wself, out):
