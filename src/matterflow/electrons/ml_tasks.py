@@ -1,3 +1,348 @@
-"""Tasks of this part of the electrons domain (filled in as the part is built)."""
+"""Tasks of the LDOS model: ``electrons.train``, ``electrons.predict``, ``electrons.evaluate``.
 
-TASKS: list = []
+In a workflow the DFT step gives stacked snapshot arrays and the descriptor
+step the descriptors of each snapshot; ``electrons.train`` holds out some
+snapshots (``test_snapshots``) and returns the saved model as bytes (a
+``uint8`` array, so it is stored in the results file like any output);
+``electrons.predict`` applies it to one structure (chunked inference);
+``electrons.evaluate`` compares a prediction with the DFT reference (DOS,
+density slice, error table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from matterflow.core import Params, quantity, task
+from matterflow.core.errors import InputError
+from matterflow.electrons.training import TrainParams
+
+__all__ = ["TrainTaskParams", "train", "predict", "evaluate", "TASKS", "setup_for",
+           "training_arrays", "atoms_from_arrays"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def atoms_from_arrays(positions_a: np.ndarray, cell_a: np.ndarray, numbers: np.ndarray) -> Any:
+    """``ase.Atoms`` (periodic) from positions (n, 3) Å, cell (3, 3) Å, atomic numbers (n,)."""
+    from ase import Atoms
+
+    positions_a, cell_a = np.asarray(positions_a, float), np.asarray(cell_a, float)
+    numbers = np.asarray(numbers).astype(int)
+    if positions_a.ndim != 2 or positions_a.shape[1] != 3 or cell_a.shape != (3, 3) \
+            or numbers.shape != (positions_a.shape[0],):
+        raise InputError(f"structure: positions (n, 3), cell (3, 3) and numbers (n,) are needed; got "
+                         f"{positions_a.shape}, {cell_a.shape}, {numbers.shape}")
+    return Atoms(numbers=numbers, positions=positions_a, cell=cell_a, pbc=True)
+
+
+def _pick(a: Any, index: int, ndim_one: int, name: str) -> np.ndarray:
+    """Item ``index`` of a stacked array, or the array itself when it is a single item."""
+    a = np.asarray(a)
+    if a.ndim == ndim_one:
+        return a
+    if a.ndim != ndim_one + 1:
+        raise InputError(f"{name}: {ndim_one} dimensions (one structure) or {ndim_one + 1} (stacked) "
+                         f"are needed; got shape {a.shape}")
+    if not -a.shape[0] <= index < a.shape[0]:
+        raise InputError(f"snapshot: index {index} out of range for {a.shape[0]} snapshots ({name})")
+    return a[index]
+
+
+def setup_for(descriptor_kind: str, descriptor_params: Any, energy_grid_ev: np.ndarray, cell_a: np.ndarray,
+              grid_shape: tuple[int, int, int], *, temperature_k: float, ldos_smearing_ev: float,
+              valence_electrons: dict[str, float], meta: dict | None = None) -> Any:
+    """:class:`~matterflow.electrons.model.LdosSetup` of training data on a grid of a cell."""
+    from matterflow.electrons.model import LdosSetup
+
+    lengths = np.linalg.norm(np.asarray(cell_a, float), axis=1)
+    spacing = tuple(float(length / n) for length, n in zip(lengths, grid_shape, strict=True))
+    dp = descriptor_params.model_dump() if hasattr(descriptor_params, "model_dump") else dict(descriptor_params)
+    return LdosSetup(energy_grid_ev=tuple(float(e) for e in np.asarray(energy_grid_ev).ravel()),
+                     descriptor_kind=descriptor_kind, descriptor_params=dp, grid_spacing_ang=spacing,
+                     temperature_k=float(temperature_k), ldos_smearing_ev=float(ldos_smearing_ev),
+                     valence_electrons=dict(valence_electrons), meta=dict(meta or {}))
+
+
+def training_arrays(descriptors: np.ndarray, ldos: np.ndarray, indices: list[int], *,
+                    where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Flattened (n_points, n_features) and (n_points, n_energies) of the snapshots ``indices``.
+
+    ``descriptors`` (n_snap, nx, ny, nz, n_features) and ``ldos``
+    (n_snap, nx, ny, nz, n_energies) must share the grid.
+    """
+    d, y = np.asarray(descriptors), np.asarray(ldos)
+    if d.ndim != 5 or y.ndim != 5:
+        raise InputError(f"{where}descriptors and ldos: stacked grids (n_snapshots, nx, ny, nz, n) are "
+                         f"needed; got shapes {d.shape} and {y.shape}")
+    if d.shape[:4] != y.shape[:4]:
+        raise InputError(f"{where}ldos: its grid {y.shape[1:4]} (and snapshot count {y.shape[0]}) does not "
+                         f"match the descriptors' {d.shape[1:4]} ({d.shape[0]} snapshots)")
+    x = np.concatenate([d[i].reshape(-1, d.shape[-1]) for i in indices])
+    t = np.concatenate([y[i].reshape(-1, y.shape[-1]) for i in indices])
+    return x, t
+
+
+# --------------------------------------------------------------------------- train
+
+class TrainTaskParams(Params):
+    """Model, optimisation and data split of ``electrons.train``."""
+
+    hidden_layers: tuple[int, ...] = Field((64, 64), description="widths of the hidden layers")
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "silu", "gelu"] = Field(
+        "leaky_relu", description="activation after each hidden layer")
+    input_scaling: Literal["standard", "feature-minmax", "max", "none"] = Field(
+        "standard", description="scaling of the descriptors")
+    output_scaling: Literal["standard", "feature-minmax", "max", "none"] = Field(
+        "max", description="scaling of the LDOS")
+    train: TrainParams = Field(default_factory=TrainParams, description="optimisation settings")
+    test_snapshots: tuple[int, ...] = Field((-1,), description="snapshots held out of training (indices)")
+    validation_snapshots: tuple[int, ...] = Field(
+        (), description="snapshots for early stopping; empty: a random 10 % of the training points")
+    descriptor_kind: Literal["bispectrum", "gaussian"] = Field(
+        "bispectrum", description="descriptor kind the descriptors were made with")
+    descriptor_params: dict[str, Any] = Field(
+        default_factory=dict, description="descriptor parameters used (saved with the model)")
+    temperature_k: float = Field(298.0, gt=0, description="electronic temperature of the data",
+                                 json_schema_extra={"units": "K"})
+    ldos_smearing_ev: float = Field(0.05, gt=0, description="Gaussian width of the LDOS",
+                                    json_schema_extra={"units": "eV"})
+    valence_electrons: dict[str, float] = Field(default_factory=lambda: {"Al": 3.0},
+                                                description="valence electrons per species")
+    seed: int = Field(0, ge=0, description="seed of the split and of the training")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: np.ndarray = quantity("dimensionless", "(n_bytes,) uint8: the saved model file")
+    train_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
+    val_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
+    learning_rate: np.ndarray = quantity("dimensionless", "(epochs,) learning rate of each epoch")
+    best_epoch: int = quantity("dimensionless", "epoch of the saved weights")
+    n_parameters: int = quantity("dimensionless", "weights and biases of the network")
+    n_train_points: int = quantity("dimensionless", "grid points trained on")
+    train_seconds: float = quantity("s", "wall time of training")
+    test_ldos_mae: float = quantity("1/(eV*Å^3)", "mean absolute LDOS error on the test snapshots")
+
+
+def _train_figures(outputs: dict, params: TrainTaskParams) -> dict:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ep = np.arange(1, len(outputs["train_loss"]) + 1)
+    ax.semilogy(ep, outputs["train_loss"], label="training")
+    ax.semilogy(ep, outputs["val_loss"], label="validation")
+    ax.axvline(int(outputs["best_epoch"]) + 1, color="k", ls=":", lw=1, label="saved weights")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (scaled LDOS)")
+    ax.legend()
+    fig.tight_layout()
+    return {"Learning curves": fig}
+
+
+@task("electrons.train", params=TrainTaskParams, figures=_train_figures, version="1")
+def train(descriptors: np.ndarray, ldos: np.ndarray, energy_grid_ev: np.ndarray, cell_a: np.ndarray, *,
+          params: TrainTaskParams) -> TrainedModel:
+    """Train the feed-forward descriptors → LDOS network on DFT snapshots (some held out)."""
+    import time
+
+    from matterflow.electrons.model import FeedForwardLdosModel
+
+    d = np.asarray(descriptors)
+    n_snap = d.shape[0] if d.ndim == 5 else 0
+    if n_snap < 2:
+        raise InputError(f"descriptors: at least two stacked snapshots (n, nx, ny, nz, n_features) are "
+                         f"needed (one to train, one to test); got shape {d.shape}")
+    norm = [i % n_snap for i in range(n_snap)]
+
+    def resolve(idx: tuple[int, ...], name: str) -> list[int]:
+        for i in idx:
+            if not -n_snap <= i < n_snap:
+                raise InputError(f"params.{name}: index {i} out of range for {n_snap} snapshots")
+        return sorted({norm[i] for i in idx})
+
+    test = resolve(params.test_snapshots, "test_snapshots")
+    val = resolve(params.validation_snapshots, "validation_snapshots")
+    fit_idx = [i for i in range(n_snap) if i not in test and i not in val]
+    if not fit_idx:
+        raise InputError("params.test_snapshots/validation_snapshots: no snapshot is left to train on")
+    energies = _pick(energy_grid_ev, 0, 1, "energy_grid_ev")
+    x, y = training_arrays(d, ldos, fit_idx)
+    if y.shape[1] != energies.shape[0]:
+        raise InputError(f"energy_grid_ev: {energies.shape[0]} energies, but the LDOS has {y.shape[1]}")
+    xv, yv = training_arrays(d, ldos, val) if val else (None, None)
+    setup = setup_for(params.descriptor_kind, params.descriptor_params, energies,
+                      _pick(cell_a, 0, 2, "cell_a"), d.shape[1:4], temperature_k=params.temperature_k,
+                      ldos_smearing_ev=params.ldos_smearing_ev, valence_electrons=params.valence_electrons)
+    model = FeedForwardLdosModel(params.hidden_layers, params.activation, params.input_scaling,
+                                 params.output_scaling, params.train, setup)
+    t0 = time.perf_counter()
+    model.fit(x, y, xv, yv)
+    seconds = time.perf_counter() - t0
+    xt, yt = training_arrays(d, ldos, test) if test else (x[:1], y[:1])
+    mae = float(np.mean(np.abs(model.predict(xt) - yt)))
+    h = model.history_
+    n_par = sum(int(p.numel()) for p in model.network_.parameters())
+    return TrainedModel(model=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+                        train_loss=np.array(h.train_loss), val_loss=np.array(h.val_loss),
+                        learning_rate=np.array(h.learning_rate), best_epoch=int(h.best_epoch),
+                        n_parameters=n_par, n_train_points=int(x.shape[0]), train_seconds=seconds,
+                        test_ldos_mae=mae)
+
+
+# --------------------------------------------------------------------------- predict
+
+class PredictTaskParams(Params):
+    """Which structure, how finely chunked."""
+
+    snapshot: int = Field(-1, description="index of the structure when the inputs are stacked")
+    chunk_points: int = Field(16384, ge=1, le=10_000_000, description="grid points per chunk (memory bound)")
+    grid_shape: tuple[int, int, int] | None = Field(None, description="(nx, ny, nz); None: training spacing")
+    repeat: tuple[int, int, int] = Field((1, 1, 1), description="supercell of the structure to predict")
+
+
+@dataclass(frozen=True)
+class PredictedObservables:
+    dos: np.ndarray = quantity("1/eV", "(n_energies,) density of states of the cell, both spins")
+    energy_grid_ev: np.ndarray = quantity("eV", "(n_energies,)")
+    density: np.ndarray = quantity("1/Å^3", "(nx, ny, nz) electron density")
+    fermi_ev: float = quantity("eV", "Fermi level at the electronic temperature")
+    band_energy_ev: float = quantity("eV", "band energy of the cell")
+    total_energy_ev: float = quantity("eV", "total (free) energy of the cell")
+    n_atoms: int = quantity("dimensionless", "atoms in the predicted cell")
+    points_per_s: float = quantity("1/s", "grid points per second (descriptors + LDOS + density)")
+
+
+def _model_from_input(model: Any) -> Any:
+    from pathlib import Path
+
+    from matterflow.electrons.model import LdosModel, load_model, model_from_bytes
+
+    if isinstance(model, LdosModel):
+        return model
+    if isinstance(model, (str, Path)):
+        return load_model(model)
+    arr = np.asarray(model)
+    if arr.dtype != np.uint8:
+        raise InputError(f"model: the uint8 bytes of electrons.train, a model file or an LdosModel is "
+                         f"needed; got {arr.dtype} array")
+    return model_from_bytes(arr.tobytes())
+
+
+@task("electrons.predict", params=PredictTaskParams, version="1")
+def predict(model: Any, positions_a: np.ndarray, cell_a: np.ndarray, numbers: np.ndarray, *,
+            params: PredictTaskParams) -> PredictedObservables:
+    """DOS, density, Fermi level, band and total energy of a structure from a trained LDOS model."""
+    from matterflow.electrons.predict import predict_observables
+
+    m = _model_from_input(model)
+    atoms = atoms_from_arrays(_pick(positions_a, params.snapshot, 2, "positions_a"),
+                              _pick(cell_a, params.snapshot, 2, "cell_a"),
+                              _pick(numbers, params.snapshot, 1, "numbers"))
+    if params.repeat != (1, 1, 1):
+        atoms = atoms.repeat(params.repeat)
+    grid = params.grid_shape
+    p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
+                            scheduler="synchronous")
+    return PredictedObservables(dos=p.dos, energy_grid_ev=p.energy_grid_ev, density=p.density,
+                                fermi_ev=p.fermi_ev, band_energy_ev=p.band_energy_ev,
+                                total_energy_ev=p.total_energy_ev, n_atoms=p.n_atoms,
+                                points_per_s=p.timings["points_per_s"])
+
+
+# --------------------------------------------------------------------------- evaluate
+
+class EvaluateParams(Params):
+    snapshot: int = Field(-1, description="index of the reference snapshot when inputs are stacked")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    band_energy_error_mev_per_atom: float = quantity("meV", "predicted - DFT, per atom")
+    total_energy_error_mev_per_atom: float = quantity("meV", "predicted - DFT, per atom")
+    fermi_error_mev: float = quantity("meV", "predicted - DFT Fermi level")
+    density_mrae_percent: float = quantity("%", "mean |Δn| / n over grid points with n > 1e-6 of max")
+    dos_mae: float = quantity("1/eV", "mean absolute DOS error")
+    dos_predicted: np.ndarray = quantity("1/eV", "(n_energies,)")
+    dos_reference: np.ndarray = quantity("1/eV", "(n_energies,)")
+    energy_grid_ev: np.ndarray = quantity("eV", "(n_energies,)")
+    density_predicted_slice: np.ndarray = quantity("1/Å^3", "(nx, ny) at z = 0")
+    density_reference_slice: np.ndarray = quantity("1/Å^3", "(nx, ny) at z = 0")
+    table: list = quantity("", "rows 'quantity | predicted | DFT | error'")
+
+
+def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
+    import matplotlib.pyplot as plt
+
+    e = outputs["energy_grid_ev"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(e, outputs["dos_reference"], "k", lw=1.5, label="DFT")
+    ax.plot(e, outputs["dos_predicted"], "C1--", lw=1.5, label="ML (LDOS model)")
+    ax.set_xlabel("energy (eV)")
+    ax.set_ylabel("DOS (states/eV)")
+    ax.legend()
+    fig.tight_layout()
+    ref, pred = outputs["density_reference_slice"], outputs["density_predicted_slice"]
+    fig2, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+    for ax2, data, title in ((axes[0], ref, "DFT"), (axes[1], pred, "ML")):
+        im = ax2.imshow(data.T, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
+        ax2.set_title(f"density, z = 0 ({title})")
+        fig2.colorbar(im, ax=ax2, shrink=0.8, label="e/Å³")
+    im = axes[2].imshow((pred - ref).T, origin="lower", cmap="RdBu_r")
+    axes[2].set_title("ML − DFT")
+    fig2.colorbar(im, ax=axes[2], shrink=0.8, label="e/Å³")
+    fig2.tight_layout()
+    rows = [r.split(" | ") for r in outputs["table"]]
+    fig3, ax3 = plt.subplots(figsize=(7, 0.45 * len(rows) + 0.6))
+    ax3.axis("off")
+    tab = ax3.table(cellText=rows[1:], colLabels=rows[0], loc="center")
+    tab.scale(1, 1.3)
+    fig3.tight_layout()
+    return {"DOS: ML vs DFT": fig, "Density slice": fig2, "Errors": fig3}
+
+
+@task("electrons.evaluate", params=EvaluateParams, figures=_evaluate_figures, version="1")
+def evaluate(dos: np.ndarray, density: np.ndarray, band_energy_ev: Any, total_energy_ev: Any,
+             fermi_ev: Any, n_atoms: Any, reference_dos_energy_grid_ev: np.ndarray,
+             reference_ldos: np.ndarray, reference_density: np.ndarray, reference_band_energy_ev: Any,
+             reference_total_energy_ev: Any, reference_fermi_ev: Any, reference_cell_a: np.ndarray, *,
+             params: EvaluateParams) -> Evaluation:
+    """Errors of a prediction against the DFT snapshot: energies per atom, density MRAE, DOS."""
+    i = params.snapshot
+    rho_ref = _pick(reference_density, i, 3, "reference_density")
+    rho = np.asarray(density)
+    if rho.shape != rho_ref.shape:
+        raise InputError(f"density: predicted grid {rho.shape} does not match the reference {rho_ref.shape}")
+    ldos_ref = _pick(reference_ldos, i, 4, "reference_ldos")
+    cell = _pick(reference_cell_a, i, 2, "reference_cell_a")
+    voxel = abs(float(np.linalg.det(cell))) / rho_ref.size
+    dos_ref = ldos_ref.reshape(-1, ldos_ref.shape[-1]).sum(axis=0) * voxel
+    n = float(np.asarray(n_atoms).ravel()[0])
+    scalar = lambda v, j=i: float(np.asarray(v).ravel()[j] if np.asarray(v).size > 1 else np.asarray(v).ravel()[0])  # noqa: E731
+    eb, eb_ref = scalar(band_energy_ev, 0), scalar(reference_band_energy_ev)
+    et, et_ref = scalar(total_energy_ev, 0), scalar(reference_total_energy_ev)
+    ef, ef_ref = scalar(fermi_ev, 0), scalar(reference_fermi_ev)
+    mask = rho_ref > 1e-6 * rho_ref.max()
+    mrae = float(np.mean(np.abs(rho[mask] - rho_ref[mask]) / rho_ref[mask]) * 100)
+    dos = np.asarray(dos)
+    energies = _pick(reference_dos_energy_grid_ev, i, 1, "reference_dos_energy_grid_ev")
+    band_err = (eb - eb_ref) / n * 1000
+    tot_err = (et - et_ref) / n * 1000
+    table = ["quantity | ML | DFT | error",
+             f"band energy (eV) | {eb:.4f} | {eb_ref:.4f} | {band_err:+.2f} meV/atom",
+             f"total energy (eV) | {et:.4f} | {et_ref:.4f} | {tot_err:+.2f} meV/atom",
+             f"Fermi level (eV) | {ef:.4f} | {ef_ref:.4f} | {(ef - ef_ref) * 1000:+.1f} meV",
+             f"density | - | - | MRAE {mrae:.2f} %"]
+    return Evaluation(band_energy_error_mev_per_atom=band_err, total_energy_error_mev_per_atom=tot_err,
+                      fermi_error_mev=(ef - ef_ref) * 1000, density_mrae_percent=mrae,
+                      dos_mae=float(np.mean(np.abs(dos - dos_ref))), dos_predicted=dos, dos_reference=dos_ref,
+                      energy_grid_ev=energies, density_predicted_slice=rho[:, :, 0],
+                      density_reference_slice=rho_ref[:, :, 0], table=table)
+
+
+TASKS: list = [train, predict, evaluate]
