@@ -76,7 +76,9 @@ def main(config_path: str) -> None:
     integ.set_param_value("rad_unit", "2theta / deg")
     integ.set_param_value("int_method", "CSR")  # ("bbox", "csr", "cython"), as matterflow
     integ.set_param_value("polarization_factor", None)  # matterflow's default: no correction
-    integ.set_param_value("correct_solid_angle", True)
+    # off on both sides: pydidas hands its boolean to pyFAI as correctSolidAngle=1, which
+    # pyFAI >= 2025 reads as a first-order (cos) correction, not the full one (True = 3)
+    integ.set_param_value("correct_solid_angle", False)
     integ.set_param_value("keep_results", True)  # keep the patterns for the comparison
     integ_id = tree.create_and_add_node(integ, parent=0)
 
