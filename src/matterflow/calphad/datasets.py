@@ -128,7 +128,7 @@ def zpf_points(datasets, components, phases=None) -> list[ZPFPoint]:
         temps = np.atleast_1d(np.asarray(ds["conditions"]["T"], dtype=float))
         if len(temps) == 1:
             temps = np.repeat(temps, len(ds["values"]))
-        for t, tie in zip(temps, ds["values"]):
+        for t, tie in zip(temps, ds["values"], strict=False):
             names, xs = [], []
             for phase, comps, vals in tie:
                 if phase.startswith("__"):

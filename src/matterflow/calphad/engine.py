@@ -328,7 +328,7 @@ class BinaryModel:
         cols = []
         for combo in itertools.product(*[range(len(s[0])) for s in per_sub]):
             row = []
-            for sub_vals, k in zip(per_sub, combo):
+            for sub_vals, k in zip(per_sub, combo, strict=False):
                 row.extend(v[k] for v in sub_vals)
             cols.append(row)
         y = np.array(cols, dtype=float)
@@ -336,7 +336,7 @@ class BinaryModel:
         na = np.zeros(len(y))
         nb = np.zeros(len(y))
         col = 0
-        for ratio, sub in zip(mod.site_ratios, mod.constituents):
+        for ratio, sub in zip(mod.site_ratios, mod.constituents, strict=False):
             for s in sorted(str(s.name) for s in sub):
                 if s == a:
                     na += float(ratio) * y[:, col]
@@ -376,7 +376,7 @@ class BinaryModel:
         p = self.params_array(params)
         out = np.empty((len(t), self.n_points))
         col = 0
-        for f, y in zip(self._funcs, self._points):
+        for f, y in zip(self._funcs, self._points, strict=False):
             n = len(y)
             args = np.empty((len(t), n, 1 + y.shape[1] + len(p)))
             args[:, :, 0] = t[:, None]
@@ -488,7 +488,7 @@ class BinaryModel:
         p = self.params_array(params)
         ts = np.linspace(lo, hi, max(int(np.ceil((hi - lo) / dt)) + 1, 2))
         g = self.energies(ts, p)
-        topo = [self.topology(t, g_row=gi) for t, gi in zip(ts, g)]
+        topo = [self.topology(t, g_row=gi) for t, gi in zip(ts, g, strict=False)]
         found: list[Invariant] = []
         for k in range(len(ts) - 1):
             if topo[k] == topo[k + 1]:

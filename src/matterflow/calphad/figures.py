@@ -104,7 +104,7 @@ def proposal_figures(outputs: dict) -> dict:
     fig.colorbar(im, ax=ax, label="entropy of predicted phase set (nat)")
     tx, tt = np.asarray(outputs["x"]), np.asarray(outputs["temperature_k"])
     ax.plot(tx, tt, "c*", ms=11, mec="k")
-    for r, (x, t) in enumerate(zip(tx, tt), 1):
+    for r, (x, t) in enumerate(zip(tx, tt, strict=False), 1):
         ax.annotate(str(r), (x, t), color="c", xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("x (mole fraction of component 2)")
     ax.set_ylabel("T (K)")

@@ -94,7 +94,7 @@ class FastLikelihood:
         for t, names, xs in self.zpf:
             ti = self._t_index[t]
             tangents = []
-            for nm, x in zip(names, xs):
+            for nm, x in zip(names, xs, strict=False):
                 if np.isnan(x):
                     continue
                 cx, cg = curve(ti, phases.index(nm))
@@ -107,7 +107,7 @@ class FastLikelihood:
             if not tangents:
                 continue  # as ESPEI: a tie-line without any composition gives no hyperplane
             mu_a, mu_b = np.mean(tangents, axis=0)
-            for nm, x in zip(names, xs):
+            for nm, x in zip(names, xs, strict=False):
                 cx, cg = curve(ti, phases.index(nm))
                 plane = mu_a * (1 - cx) + mu_b * cx
                 if np.isnan(x) or len(cx) == 1:

@@ -156,7 +156,7 @@ def diagnostics(chain: np.ndarray, names, burn_fraction=0.5, rhat_max=1.1, warn=
         warnings.simplefilter("ignore")
         rhat = np.array([float(az.rhat(idata)[str(nm)]) for nm in names])
         ess = np.array([float(az.ess(idata)[str(nm)]) for nm in names])
-    bad = [f"{nm}: R-hat {r:.3f}, ESS {e:.0f}" for nm, r, e in zip(names, rhat, ess)
+    bad = [f"{nm}: R-hat {r:.3f}, ESS {e:.0f}" for nm, r, e in zip(names, rhat, ess, strict=False)
            if not r <= rhat_max]
     if bad and warn:
         warnings.warn(f"chain not converged (R-hat > {rhat_max} over {kept.shape[0]} kept "

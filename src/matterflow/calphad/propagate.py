@@ -164,3 +164,47 @@ def propose(codes, temperatures, x_grid, n_labels, top_k=5, cost_per_100k=0.0,
         if len(picks) == top_k:
             break
     return picks
+
+
+def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *, client=None,
+                 progress=None) -> dict:
+    """``calphad.diagram`` for every draw, on a Dask ``client`` if given, stacked.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (n_draws, n_params)
+    params : DiagramParams or dict, optional
+    progress : callable, optional
+        ``progress(done, total)``.
+    """
+    from matterflow.calphad.tasks import diagram
+    from matterflow.core.registry import stack_results
+
+    p = diagram.make_params(params)
+    draws = np.asarray(draws, dtype=float)
+    args = (model_tdb, list(parameter_names), list(labels))
+    results = []
+    if client is None:
+        for k, d in enumerate(draws):
+            results.append(diagram(d, *args, params=p))
+            if progress:
+                progress(k + 1, len(draws))
+    else:
+        from distributed import as_completed
+
+        shared = client.scatter(list(args), broadcast=True)
+        futs = [client.submit(_diagram_call, d, shared, p, pure=False) for d in draws]
+        index = {f.key: k for k, f in enumerate(futs)}
+        out = [None] * len(futs)
+        for done, fut in enumerate(as_completed(futs), 1):
+            out[index[fut.key]] = fut.result()
+            if progress:
+                progress(done, len(draws))
+        results = out
+    return stack_results(results)[0]
+
+
+def _diagram_call(draw, shared, p):
+    from matterflow.calphad.tasks import diagram
+
+    return diagram(draw, *shared, params=p)

@@ -164,8 +164,12 @@ def build_model(tdb, params: SampleParams, n_grid=None):
 
 def make_loglike(model, dbf, datasets, params: SampleParams):
     """The log-likelihood chosen by ``params.engine`` and the number of residuals."""
-    from matterflow.calphad.datasets import (activity_points, bundled_system, load_datasets,
-                                             zpf_points)
+    from matterflow.calphad.datasets import (
+        activity_points,
+        bundled_system,
+        load_datasets,
+        zpf_points,
+    )
     from matterflow.calphad.likelihood import EspeiLikelihood, FastLikelihood
 
     ds = load_datasets(Path(datasets) if datasets is not None else bundled_system("Cu-Mg"))
@@ -294,7 +298,7 @@ def diagram(draw: np.ndarray, model_tdb: str, parameter_names: list, labels: lis
 
     if params.t_max <= params.t_min:
         raise InputError(f"t_max ({params.t_max}) must exceed t_min ({params.t_min})")
-    for t, x in params.query_points:
+    for _t, x in params.query_points:
         if not 0 <= x <= 1:
             raise InputError(f"query_points: composition x={x} is outside [0, 1]")
     model = model_from_text(model_tdb, tuple(str(p) for p in parameter_names), params.n_grid)
@@ -385,7 +389,7 @@ class ProposeParams(Params):
                                  "the lowest temperature (0 = all experiments cost the same)")
     min_separation_k: float = Field(20.0, ge=0, description="minimum distance in T between "
                                     "picks", json_schema_extra=KELVIN)
-    min_separation_x: float = Field(0.02, ge=0, le=1, description="minimum distance in x")
+    min_separation_x: float = Field(0.05, ge=0, le=1, description="minimum distance in x")
 
 
 @dataclass(frozen=True)
