@@ -66,8 +66,8 @@ class TDSESetup:
     charge: float = 1.0
     softening: float = 1.0
     omega: float = 1.0
-    t_final: float = 4.0
-    x_max: float = 6.0
+    t_final: float = 2.0
+    x_max: float = 5.0
 
     def __post_init__(self) -> None:
         if self.potential not in ("harmonic", "soft_coulomb"):
