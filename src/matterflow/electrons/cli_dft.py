@@ -1,7 +1,161 @@
-"""CLI commands of this part of the electrons domain."""
+"""CLI of the DFT-data part: ``matterflow electrons dft | observables | import-mala``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.core.errors import InputError
+
+
+def _run_one(atoms, kwargs: dict, path: str):
+    """Worker: DFT of one snapshot, saved to ``path`` (returns a summary row)."""
+    from matterflow.electrons.dft import run_dft
+    from matterflow.electrons.snapshot import save_snapshot
+
+    snap = run_dft(atoms, **kwargs)
+    save_snapshot(snap, path)
+    return (path, len(snap.atoms), snap.total_energy_ev, snap.fermi_ev, snap.band_energy_ev,
+            snap.meta["total_seconds"])
+
+
+def dft(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for snapshot_NNN.h5 files.")] = Path("dft-snapshots"),
+    snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
+    repeat: Annotated[tuple[int, int, int], typer.Option(help="Repeats of the 4-atom fcc Al cube.")] = (1, 1, 1),
+    temperature: Annotated[float, typer.Option(help="Ionic temperature of the displacements (K).")] = 298.0,
+    electronic_temperature: Annotated[float | None, typer.Option(help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
+    structure: Annotated[Path | None, typer.Option(help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
+    kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
+    mesh: Annotated[tuple[int, int, int], typer.Option(help="Real-space grid per cell.")] = (12, 12, 12),
+    basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
+    xc: Annotated[str, typer.Option(help="lda,pz or lda,vwn.")] = "lda,pz",
+    smearing: Annotated[float, typer.Option(help="Gaussian LDOS broadening (eV).")] = 0.05,
+    energy_min: Annotated[float, typer.Option(help="Lowest LDOS energy (eV).")] = -5.0,
+    energy_max: Annotated[float, typer.Option(help="Highest LDOS energy (eV).")] = 12.0,
+    energy_step: Annotated[float, typer.Option(help="LDOS energy step (eV).")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (snapshot i uses seed + i).")] = 0,
+    workers: Annotated[int, typer.Option(help="Dask worker processes (1: run here).")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al snapshots: LDOS, density, energies."""
+    from matterflow.electrons.dft_tasks import DftParams, dft_kwargs
+    from matterflow.electrons.structures import aluminium_supercell
+
+    t_el = electronic_temperature if electronic_temperature is not None else max(temperature, 1.0)
+    try:
+        params = DftParams(xc=xc, basis=basis, kpts=kpts, mesh=mesh, electronic_temperature_k=t_el,
+                           energy_min_ev=energy_min, energy_max_ev=energy_max,
+                           energy_step_ev=energy_step, ldos_smearing_ev=smearing)
+    except Exception as exc:  # pydantic ValidationError -> clear message
+        from pydantic import ValidationError
+
+        from matterflow.core.registry import validation_message
+        if isinstance(exc, ValidationError):
+            raise InputError(validation_message(exc, prefix="electrons dft", model=DftParams)) from None
+        raise
+    kwargs = dft_kwargs(params)
+    if structure is not None:
+        from ase.io import read
+
+        if not structure.exists():
+            raise InputError(f"{structure}: structure file not found")
+        try:
+            frames = read(structure, index=":")
+        except Exception as exc:
+            raise InputError(f"{structure}: ASE cannot read it ({exc})") from None
+    else:
+        if snapshots < 1:
+            raise InputError(f"--snapshots must be >= 1; got {snapshots}")
+        frames = [aluminium_supercell(repeat, temperature, seed + i) for i in range(snapshots)]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [str(out / f"snapshot_{i:03d}.h5") for i in range(len(frames))]
+    todo = [i for i, p in enumerate(paths) if not Path(p).exists()]
+    rows = []
+    with make_progress(quiet) as progress:
+        bar = progress.add_task("DFT snapshots", total=len(frames), completed=len(frames) - len(todo))
+        if workers <= 1:
+            for i in todo:
+                rows.append(_run_one(frames[i], kwargs, paths[i]))
+                progress.advance(bar)
+        else:
+            from distributed import as_completed
+
+            from matterflow.core.execute import dask_client
+
+            with dask_client(workers=workers) as client:
+                futs = [client.submit(_run_one, frames[i], kwargs, paths[i], pure=False) for i in todo]
+                for fut in as_completed(futs):
+                    rows.append(fut.result())
+                    progress.advance(bar)
+    for path, n, e, mu, eb, sec in sorted(rows):
+        console.print(f"{path}: {n} atoms, F = {e:.6f} eV ({e / n:.6f} eV/atom), "
+                      f"E_F = {mu:.4f} eV, band = {eb:.4f} eV, {sec:.1f} s")
+    if len(todo) < len(frames):
+        console.print(f"{len(frames) - len(todo)} snapshot(s) already present in {out}, kept")
+
+
+def observables(
+    snapshot: Annotated[Path, typer.Argument(help="Snapshot HDF5 file (from `electrons dft`).")],
+    xc: Annotated[str, typer.Option(help="LDA of the data: lda,pz or lda,vwn.")] = "",
+    kernel: Annotated[str, typer.Option(help="Energy interpolant: cubic or linear.")] = "cubic",
+    no_correction: Annotated[bool, typer.Option("--no-correction", help="Do not correct the Gaussian broadening.")] = False,
+) -> None:
+    """Observables from a snapshot's LDOS (no DFT code), compared with its DFT values."""
+    import numpy as np
+
+    from matterflow.electrons.observables import observables_from_ldos
+    from matterflow.electrons.snapshot import load_snapshot
+
+    snap = load_snapshot(snapshot)
+    if snap.ldos is None:
+        raise InputError(f"{snapshot}: no LDOS in the file")
+    obs = observables_from_ldos(snap.ldos, snap.energy_grid_ev, snap.atoms,
+                                temperature_k=snap.electronic_temperature_k,
+                                ldos_smearing_ev=snap.ldos_smearing_ev,
+                                n_electrons=snap.n_electrons,
+                                xc=xc or snap.meta.get("functional", "lda,pz"), kernel=kernel,
+                                broadening_correction=not no_correction)
+    n = snap.n_atoms
+    console.print(f"{snapshot}: {n} atoms, grid {snap.grid_shape}, {len(snap.energy_grid_ev)} energies")
+    for name, val in obs.energy_terms.items():
+        console.print(f"  {name:>24s} {val:16.6f} eV")
+    rows = [("Fermi level (eV)", obs.fermi_ev, snap.fermi_ev, 1.0),
+            ("band energy (meV/atom)", obs.band_energy_ev, snap.band_energy_ev, 1000 / n),
+            ("total energy (meV/atom)", obs.total_energy_ev, snap.total_energy_ev, 1000 / n)]
+    for name, ours, ref, scale in rows:
+        console.print(f"  {name:>24s} from LDOS {ours:.6f}, DFT {ref:.6f}, "
+                      f"difference {(ours - ref) * scale:+.4f}")
+    if snap.density is not None:
+        rel = float(np.abs(obs.density - snap.density).sum() / np.abs(snap.density).sum())
+        console.print(f"  density mean relative absolute difference {rel * 100:.4f} %")
+
+
+def import_mala(
+    ldos: Annotated[Path, typer.Argument(help="MALA LDOS .npy (nx, ny, nz, ne).")],
+    dft_output: Annotated[Path, typer.Argument(help="DFT output beside it (ASE-readable, e.g. QE pw.x output).")],
+    offset: Annotated[float, typer.Option(help="ldos_gridoffset_ev (eV).")],
+    spacing: Annotated[float, typer.Option(help="ldos_gridspacing_ev (eV).")],
+    temperature: Annotated[float, typer.Option(help="Electronic temperature (K).")],
+    units: Annotated[str, typer.Option(help="LDOS units in the file: 1/(eV*A^3), 1/(eV*Bohr^3), 1/(Ry*Bohr^3).")] = "1/(eV*A^3)",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot HDF5 to write.")] = Path("snapshot.h5"),
+) -> None:
+    """Convert a MALA snapshot (LDOS .npy + DFT output) into a matterflow snapshot file."""
+    from matterflow.electrons.io_formats import load_mala
+    from matterflow.electrons.snapshot import save_snapshot
+
+    snap = load_mala(ldos, dft_output, energy_offset_ev=offset, energy_spacing_ev=spacing,
+                     electronic_temperature_k=temperature, ldos_units=units)  # type: ignore[arg-type]
+    save_snapshot(snap, out)
+    console.print(f"{out}: {snap.n_atoms} atoms, grid {snap.grid_shape}, "
+                  f"{len(snap.energy_grid_ev)} energies")
 
 
 def register(app: typer.Typer) -> None:
     """Add this part's commands to ``matterflow electrons``."""
+    app.command("dft")(handle_errors(dft))
+    app.command("observables")(handle_errors(observables))
+    app.command("import-mala")(handle_errors(import_mala))
