@@ -1,3 +1,194 @@
-"""Tasks of the basis domain (entry point ``matterflow.tasks: basis``)."""
+"""Tasks of the basis domain (entry point ``matterflow.tasks: basis``).
 
-TASKS: list = []
+- ``basis.evaluate``: grouped K-fold CV (by material) of the elemental
+  baseline, the QRF, the conformalised QRF and SISSO on one table.
+- ``basis.fit``: fit the predictor (conformal QRF + SISSO) on a table; the
+  fitted model is returned as bytes (``model_pickle``) for ``basis.predict``.
+- ``basis.predict``: predicted error, extrapolated converged energy, interval
+  and trustworthy-at-tolerance flag for new calculations.
+
+``data`` may be omitted (None): the shipped exciting data set is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from matterflow.core.errors import InputError
+from matterflow.core.registry import Params, quantity, task
+
+from .data import load_csv
+from .evaluate import MODEL_NAMES, cross_validate
+from .figures import evaluation_figures
+from .model import BasisPredictor
+
+__all__ = ["evaluate", "fit", "predict", "TASKS"]
+
+ModelName = Literal["baseline", "qrf", "qrf_conformal", "sisso"]
+
+
+def _column_map(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise InputError(f"column_map entry {p!r}: write OLD=NEW (a column of the file = "
+                             "the name matterflow expects)")
+        old, new = p.split("=", 1)
+        out[old.strip()] = new.strip()
+    return out
+
+
+class EvaluateParams(Params):
+    models: list[ModelName] = Field(list(MODEL_NAMES), min_length=1,
+                                    description="models to cross-validate")
+    n_splits: int = Field(5, ge=2, le=20, description="grouped folds (by material)")
+    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
+    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forests")
+    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
+    sisso_sis: int = Field(20, ge=2, le=200, description="features per SIS step")
+    sisso_rung: int = Field(1, ge=1, le=2, description="rungs of the SISSO feature space")
+    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
+    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forests")
+    seed: int = Field(0, ge=0, description="seed of the folds and forests")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    models: list = quantity("", "model names (n_models,)")
+    smape_pct: np.ndarray = quantity("%", "(n_models,) symmetric MAPE")
+    mae_mha: np.ndarray = quantity("mHa", "(n_models,) mean absolute error")
+    r2: np.ndarray = quantity("dimensionless", "(n_models,) coefficient of determination")
+    coverage: np.ndarray = quantity("dimensionless", "(n_models,) empirical interval coverage")
+    mean_width_mha: np.ndarray = quantity("mHa", "(n_models,) mean interval width")
+    median_rel_width: np.ndarray = quantity("dimensionless", "(n_models,) median width / |y|")
+    fit_s: np.ndarray = quantity("s", "(n_models,) fit time summed over folds")
+    predict_s: np.ndarray = quantity("s", "(n_models,) predict time summed over folds")
+    y_ha: np.ndarray = quantity("Ha", "(n,) true error E_ref - E(p) of non-reference rows")
+    pred_ha: np.ndarray = quantity("Ha", "(n_models, n) out-of-fold predictions")
+    lower_ha: np.ndarray = quantity("Ha", "(n_models, n) interval lower ends")
+    upper_ha: np.ndarray = quantity("Ha", "(n_models, n) interval upper ends")
+    precision_level: np.ndarray = quantity("dimensionless", "(n,) precision level of each row")
+    fold: np.ndarray = quantity("dimensionless", "(n,) test fold of each row")
+    nominal: np.ndarray = quantity("dimensionless", "(k,) nominal coverages")
+    coverage_curve: np.ndarray = quantity("dimensionless", "(n_models, k) empirical coverage")
+    levels: np.ndarray = quantity("dimensionless", "(L,) precision levels")
+    smape_by_level_pct: np.ndarray = quantity("%", "(n_models, L) sMAPE per level")
+    sisso_formula: str = quantity("", "SISSO formula fitted on all rows (Hartree)")
+    sisso_fold_formulas: list = quantity("", "SISSO formula of each fold")
+
+
+def _figures(outputs: dict, params: EvaluateParams) -> dict:
+    return evaluation_figures(outputs, params)
+
+
+@task("basis.evaluate", params=EvaluateParams, figures=_figures, version="1")
+def evaluate(data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
+    """Grouped cross-validation of baseline, QRF, conformal QRF and SISSO basis-error models."""
+    table = load_csv(data, column_map=_column_map(params.column_map))
+    res = cross_validate(table, models=tuple(dict.fromkeys(params.models)),
+                         n_splits=params.n_splits, seed=params.seed,
+                         coverage_level=params.coverage, n_estimators=params.n_estimators,
+                         sisso_dim=params.sisso_dim, sisso_sis=params.sisso_sis,
+                         sisso_rung=params.sisso_rung, n_jobs=params.n_jobs)
+    met = res.metrics()
+    levels, by_level = res.smape_by_level()
+
+    def col(key: str) -> np.ndarray:
+        return np.array([met[m][key] for m in res.models])
+
+    return Evaluation(
+        models=list(res.models), smape_pct=col("smape_pct"), mae_mha=col("mae_mha"),
+        r2=col("r2"), coverage=col("coverage"), mean_width_mha=col("mean_width_mha"),
+        median_rel_width=col("median_rel_width"), fit_s=col("fit_s"),
+        predict_s=col("predict_s"), y_ha=res.y, pred_ha=res.pred, lower_ha=res.lower,
+        upper_ha=res.upper, precision_level=res.precision, fold=res.fold.astype(float),
+        nominal=res.nominal, coverage_curve=res.coverage_curve, levels=levels,
+        smape_by_level_pct=by_level, sisso_formula=res.sisso_full_formula,
+        sisso_fold_formulas=list(res.formulas) or [""])
+
+
+class FitParams(Params):
+    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
+    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forest")
+    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
+    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
+    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forest")
+    seed: int = Field(0, ge=0, description="seed of the forest and calibration folds")
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    model_pickle: np.ndarray = quantity("", "(bytes,) uint8 pickle of the BasisPredictor")
+    features: list = quantity("", "feature columns")
+    feature_importance: np.ndarray = quantity("dimensionless", "(n_features,) forest importance")
+    conformal_correction: float = quantity("dimensionless",
+                                           "CQR widening of the log-ratio interval")
+    sisso_formula: str = quantity("", "SISSO formula of the error (Hartree)")
+    n_rows: int = quantity("", "training rows (below the reference precision)")
+    n_materials: int = quantity("", "training materials")
+
+
+@task("basis.fit", params=FitParams, version="1")
+def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
+    """Fit the basis-error predictor (conformal QRF + SISSO formula) on a table of calculations."""
+    table = load_csv(data, column_map=_column_map(params.column_map))
+    model = BasisPredictor(n_estimators=params.n_estimators, seed=params.seed,
+                           coverage=params.coverage, sisso_dim=params.sisso_dim,
+                           n_jobs=params.n_jobs).fit(table)
+    return FittedModel(model_pickle=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+                       features=list(model.features_),
+                       feature_importance=np.asarray(model.qrf_.feature_importances_),
+                       conformal_correction=model.qrf_.correction(params.coverage),
+                       sisso_formula=model.sisso_.formula(), n_rows=model.n_rows_,
+                       n_materials=model.n_materials_)
+
+
+class PredictParams(Params):
+    tolerance_mev_per_atom: float = Field(1.0, gt=0, description="accepted |error| per atom",
+                                          json_schema_extra={"units": "meV/atom"})
+    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    material: list = quantity("", "(n,) material of each row")
+    precision_level: np.ndarray = quantity("dimensionless", "(n,)")
+    error_ha: np.ndarray = quantity("Ha", "(n,) predicted E_ref - E(p)")
+    lower_ha: np.ndarray = quantity("Ha", "(n,) interval lower end of the error")
+    upper_ha: np.ndarray = quantity("Ha", "(n,) interval upper end of the error")
+    converged_energy_ha: np.ndarray = quantity("Ha", "(n,) E(p) + error (NaN without total_energy)")
+    converged_lower_ha: np.ndarray = quantity("Ha", "(n,)")
+    converged_upper_ha: np.ndarray = quantity("Ha", "(n,)")
+    max_abs_error_mev_per_atom: np.ndarray = quantity("meV/atom", "(n,) worst |error| in interval")
+    trustworthy: np.ndarray = quantity("", "(n,) bool: interval within the tolerance")
+    sisso_error_ha: np.ndarray = quantity("Ha", "(n,) SISSO formula's error")
+
+
+def _load_model(model) -> BasisPredictor:
+    if isinstance(model, BasisPredictor):
+        return model
+    if isinstance(model, (str, Path)):
+        return BasisPredictor.load(model)
+    arr = np.asarray(model)
+    if arr.dtype == np.uint8:
+        return BasisPredictor.from_bytes(arr.tobytes(), "model_pickle")
+    raise InputError(f"model: a model file, a BasisPredictor or basis.fit's model_pickle is "
+                     f"expected; got {type(model).__name__}")
+
+
+@task("basis.predict", params=PredictParams, version="1")
+def predict(model, data: Path | None = None, *, params: PredictParams) -> Prediction:
+    """Predicted basis-set error, converged energy, interval and trust flag of new calculations."""
+    predictor = _load_model(model)
+    table = load_csv(data, features=predictor.features_, require_target=False,
+                     require_levels=False, column_map=_column_map(params.column_map))
+    out = predictor.predict(table, params.tolerance_mev_per_atom)
+    return Prediction(**{k: getattr(out, k) for k in out.__dataclass_fields__})
+
+
+TASKS = [evaluate, fit, predict]

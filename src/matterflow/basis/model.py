@@ -1,0 +1,146 @@
+"""A fitted basis-error predictor: conformal QRF + SISSO formula, saved to and loaded from a file.
+
+``BasisPredictor.fit(data)`` trains on every row below the reference
+precision; ``predict(table)`` gives, per calculation, the predicted error
+``E_ref - E(p)`` (Hartree, <= 0), the extrapolated converged energy
+``E(p) + error`` (if ``total_energy`` is given), the conformal interval of
+both, and whether the calculation is trustworthy at a tolerance: the
+interval's largest |error| per atom is below ``tolerance`` (meV/atom).
+
+Model files are Python pickles: load only files you made or trust.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matterflow.core.errors import InputError, NotFittedError
+
+from .data import PRECISION, REFERENCE_PRECISION, BasisData
+from .qrf import ConformalQuantileForest
+from .sisso import SissoModel
+
+__all__ = ["BasisPredictor", "PredictionTable", "HARTREE_MEV"]
+
+HARTREE_MEV = 27211.386245988  # meV per Hartree (CODATA 2018)
+_MAGIC = "matterflow.basis.BasisPredictor/1"
+
+
+@dataclass(frozen=True)
+class PredictionTable:
+    """Per-row predictions, each array shape (n,)."""
+
+    material: list[str]
+    precision_level: np.ndarray
+    error_ha: np.ndarray
+    lower_ha: np.ndarray
+    upper_ha: np.ndarray
+    converged_energy_ha: np.ndarray
+    converged_lower_ha: np.ndarray
+    converged_upper_ha: np.ndarray
+    max_abs_error_mev_per_atom: np.ndarray
+    trustworthy: np.ndarray
+    sisso_error_ha: np.ndarray
+
+
+class BasisPredictor:
+    """Conformalised QRF (point, interval) plus a SISSO formula for reading.
+
+    Parameters
+    ----------
+    n_estimators, seed, coverage : forest size, seed, nominal interval coverage.
+    sisso_dim : int
+        Terms of the SISSO formula.
+    """
+
+    def __init__(self, n_estimators: int = 300, seed: int = 0, coverage: float = 0.9,
+                 sisso_dim: int = 3, n_jobs: int = 1):
+        self.n_estimators = n_estimators
+        self.seed = seed
+        self.coverage = coverage
+        self.sisso_dim = sisso_dim
+        self.n_jobs = n_jobs
+
+    def fit(self, data: BasisData) -> BasisPredictor:
+        d = data.nonreference()
+        X, y = d.frame[d.features], d.y
+        self.qrf_ = ConformalQuantileForest(n_estimators=self.n_estimators,
+                                            random_state=self.seed, coverage=self.coverage,
+                                            n_jobs=self.n_jobs).fit(X, y, groups=d.groups)
+        self.sisso_ = SissoModel(max_dim=self.sisso_dim).fit(X, y)
+        self.features_ = list(d.features)
+        self.n_rows_ = len(y)
+        self.n_materials_ = len(np.unique(d.groups))
+        self.source_ = data.source
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "qrf_"):
+            raise NotFittedError("BasisPredictor: call fit before predict")
+
+    def predict(self, data: BasisData, tolerance_mev_per_atom: float = 1.0) -> PredictionTable:
+        """Predictions for every row of ``data`` (rows at the reference precision get 0)."""
+        self._check()
+        missing = [c for c in self.features_ if c not in data.frame.columns]
+        if missing:
+            raise InputError(f"{data.source}: missing feature column(s) {', '.join(missing)} "
+                             f"the model was trained on; expected: {', '.join(self.features_)}")
+        X = data.frame[self.features_]
+        try:
+            err = self.qrf_.predict(X)
+            lo, hi = self.qrf_.predict_interval(X, self.coverage)
+            sis = self.sisso_.predict(X)
+        except InputError as exc:
+            raise InputError(f"{data.source}: {exc}") from None
+        ref = data.frame[PRECISION].to_numpy(dtype=float) >= REFERENCE_PRECISION
+        err, lo, hi, sis = (np.where(ref, 0.0, a) for a in (err, lo, hi, sis))
+        if "total_energy" in data.frame.columns:
+            e = data.frame["total_energy"].to_numpy(dtype=float)
+        else:
+            e = np.full(len(err), np.nan)
+        natoms = (data.frame["num_atoms"].to_numpy(dtype=float) if "num_atoms" in data.frame
+                  else np.ones(len(err)))
+        worst = np.maximum(np.abs(lo), np.abs(hi)) / natoms * HARTREE_MEV
+        return PredictionTable(
+            material=[str(g) for g in data.groups],
+            precision_level=data.frame[PRECISION].to_numpy(dtype=float),
+            error_ha=err, lower_ha=lo, upper_ha=hi,
+            converged_energy_ha=e + err, converged_lower_ha=e + lo, converged_upper_ha=e + hi,
+            max_abs_error_mev_per_atom=worst, trustworthy=worst <= tolerance_mev_per_atom,
+            sisso_error_ha=sis)
+
+    # ------------------------------------------------------------------ files
+    def to_bytes(self) -> bytes:
+        self._check()
+        buf = io.BytesIO()
+        pickle.dump({"magic": _MAGIC, "model": self}, buf, protocol=pickle.HIGHEST_PROTOCOL)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, source: str = "<bytes>") -> BasisPredictor:
+        try:
+            obj = pickle.loads(blob)  # noqa: S301 - model files are the user's own
+        except Exception as exc:
+            raise InputError(f"{source}: not a matterflow basis model file ({exc})") from None
+        if not isinstance(obj, dict) or obj.get("magic") != _MAGIC:
+            raise InputError(f"{source}: not a matterflow basis model file "
+                             "(write one with `matterflow basis fit DATA.csv --out MODEL`)")
+        return obj["model"]
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BasisPredictor:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: model file not found")
+        return cls.from_bytes(path.read_bytes(), str(path))
