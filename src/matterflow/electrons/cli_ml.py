@@ -1,7 +1,270 @@
-"""CLI commands of this part of the electrons domain."""
+"""``matterflow electrons train | hyperopt | predict``: the LDOS model on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.core.errors import InputError
+
+__all__ = ["register"]
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        vals = ()
+    if not vals or min(vals) < 1:
+        raise InputError(f"{option}: positive integers separated by commas are needed (e.g. 64,64); "
+                         f"got {text!r}")
+    return vals
+
+
+def _descriptor_params(kind: str, params_file: Path | None, twojmax: int | None, rcutfac: float | None):
+    from matterflow.electrons.cli_descriptors import build_params
+
+    if kind not in ("bispectrum", "gaussian"):
+        raise InputError(f"--kind: bispectrum or gaussian is accepted; got {kind!r}")
+    over: dict[str, Any] = {"rcutfac": rcutfac}
+    if kind == "bispectrum":
+        over["twojmax"] = twojmax
+    elif twojmax is not None:
+        raise InputError("--twojmax: only for --kind bispectrum")
+    return build_params(kind, params_file, over)
+
+
+def _load(snapshots: list[Path], kind: str, params_file: Path | None, twojmax: int | None,
+          rcutfac: float | None, descriptor_files: list[Path] | None, progress: Any):
+    from matterflow.electrons.ml_tasks import snapshot_dataset
+
+    for p in snapshots:
+        if not p.exists():
+            raise InputError(f"{p}: snapshot file not found")
+    dparams = _descriptor_params(kind, params_file, twojmax, rcutfac)
+    return snapshot_dataset(snapshots, kind, dparams, descriptor_files=descriptor_files or None,
+                            progress=progress)
+
+
+def _split(n: int, n_test: int, n_val: int) -> tuple[list[int], list[int], list[int]]:
+    if n_test < 0 or n_val < 0 or n_test + n_val >= n:
+        raise InputError(f"--test/--validation: {n_test} + {n_val} snapshots held out leave none of the "
+                         f"{n} to train on")
+    test = list(range(n - n_test, n))
+    val = list(range(n - n_test - n_val, n - n_test))
+    return [i for i in range(n) if i not in test and i not in val], val, test
+
+
+def _error_table(rows: list[tuple[str, dict]]) -> None:
+    from rich.table import Table
+
+    t = Table(title="held-out snapshots: ML vs DFT")
+    for col in ("snapshot", "band (meV/atom)", "total (meV/atom)", "Fermi (meV)", "density MRAE (%)"):
+        t.add_column(col)
+    for name, e in rows:
+        t.add_row(name, f"{e['band_energy_mev_per_atom']:+.2f}", f"{e['total_energy_mev_per_atom']:+.2f}",
+                  f"{e['fermi_mev']:+.1f}", f"{e['density_mrae_percent']:.2f}")
+    console.print(t)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow electrons``."""
+    """Add ``train``, ``hyperopt`` and ``predict`` to ``matterflow electrons``."""
+
+    @app.command("train")
+    @handle_errors
+    def train_cmd(
+        snapshots: Annotated[list[Path], typer.Argument(help="Snapshot .h5 files from `matterflow electrons dft`.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")] = Path("model.pt"),
+        test: Annotated[int, typer.Option(help="Last N snapshots held out and evaluated.")] = 1,
+        validation: Annotated[int, typer.Option(
+            help="N snapshots before the test ones for early stopping (0: 10 % of the points).")] = 0,
+        kind: Annotated[str, typer.Option(help="Descriptors: bispectrum or gaussian.")] = "bispectrum",
+        params: Annotated[Path | None, typer.Option("--params", help="YAML/JSON descriptor parameters.")] = None,
+        twojmax: Annotated[int | None, typer.Option(help="Bispectrum band limit 2J.")] = None,
+        rcutfac: Annotated[float | None, typer.Option(help="Descriptor cut-off scale (Å).")] = None,
+        descriptors: Annotated[list[Path] | None, typer.Option(
+            "--descriptors", help="Precomputed .npy descriptors, one per snapshot, same order.")] = None,
+        hidden: Annotated[str, typer.Option(help="Hidden layer widths, e.g. 128,128.")] = "128,128",
+        activation: Annotated[str, typer.Option(help="relu, leaky_relu, tanh, sigmoid, silu, gelu.")] = "leaky_relu",
+        epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 200,
+        lr: Annotated[float, typer.Option(help="Initial learning rate.")] = 1e-3,
+        batch_size: Annotated[int, typer.Option(min=1, help="Grid points per step.")] = 256,
+        patience: Annotated[int, typer.Option(min=1, help="Early stopping patience (epochs).")] = 20,
+        nproc: Annotated[int, typer.Option(min=1, help="Processes of DistributedDataParallel (gloo).")] = 1,
+        checkpoint_dir: Annotated[Path | None, typer.Option(
+            help="Checkpoints (default OUT.ckpt/); a killed run resumes from them.")] = None,
+        seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
+        import numpy as np
+
+        from matterflow.electrons.ml_tasks import prediction_errors
+        from matterflow.electrons.model import FeedForwardLdosModel
+        from matterflow.electrons.predict import predict_observables
+        from matterflow.electrons.training import TrainParams
+
+        tp = TrainParams(learning_rate=lr, batch_size=batch_size, max_epochs=epochs, patience=patience,
+                         nproc=nproc, seed=seed)
+        with make_progress(quiet) as progress:
+            data = _load(snapshots, kind, params, twojmax, rcutfac, descriptors, progress)
+            fit, val, held = _split(len(snapshots), test, validation)
+            x = np.concatenate([data.x[i] for i in fit])
+            y = np.concatenate([data.y[i] for i in fit])
+            xv = np.concatenate([data.x[i] for i in val]) if val else None
+            yv = np.concatenate([data.y[i] for i in val]) if val else None
+            model = FeedForwardLdosModel(_ints(hidden, "--hidden"), activation, train=tp, setup=data.setup)
+            bar = progress.add_task("training", total=epochs)
+
+            def on_epoch(epoch: int, loss: float) -> None:
+                progress.update(bar, completed=epoch + 1, description=f"training (val {loss:.3g})")
+
+            ckpt = checkpoint_dir or out.with_name(out.name + ".ckpt")
+            model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
+            progress.update(bar, completed=epochs)
+            model.save(out)
+            h = model.history_
+            console.print(f"trained on {len(fit)} snapshots ({x.shape[0]} points, {x.shape[1]} features → "
+                          f"{y.shape[1]} energies); best epoch {h.best_epoch + 1} of {h.epochs_run}"
+                          f"{' (resumed after epoch ' + str(h.resumed_from_epoch + 1) + ')' if h.resumed_from_epoch is not None else ''}, "
+                          f"val MSE {h.best_val_loss:.4g}, {h.seconds:.1f} s")
+            rows = []
+            for i in held:
+                snap = data.snapshots[i]
+                pred = predict_observables(model, snap.atoms, grid_shape=tuple(snap.grid_shape),
+                                           progress=progress)
+                rows.append((Path(data.paths[i]).name, prediction_errors(pred, snap)))
+        if rows:
+            _error_table(rows)
+        console.print(f"model: {out}")
+
+    @app.command("hyperopt")
+    @handle_errors
+    def hyperopt_cmd(
+        snapshots: Annotated[list[Path], typer.Argument(help="Snapshot .h5 files (last one: validation).")],
+        storage: Annotated[str, typer.Option(help="Optuna storage; rerun to resume.")] = "sqlite:///ldos-study.db",
+        study: Annotated[str, typer.Option(help="Study name.")] = "ldos",
+        trials: Annotated[int, typer.Option(min=1, help="Finished trials the study should hold.")] = 20,
+        epochs: Annotated[int, typer.Option(min=1, help="Max epochs per trial.")] = 30,
+        kind: Annotated[str, typer.Option(help="Descriptors: bispectrum or gaussian.")] = "bispectrum",
+        params: Annotated[Path | None, typer.Option("--params", help="YAML/JSON descriptor parameters.")] = None,
+        twojmax: Annotated[int | None, typer.Option(help="Bispectrum band limit 2J.")] = None,
+        rcutfac: Annotated[float | None, typer.Option(help="Descriptor cut-off scale (Å).")] = None,
+        naswot_prefilter: Annotated[int, typer.Option(
+            help="Per trial, draw K architectures and keep the best NASWOT score (0: off).")] = 0,
+        naswot_compare: Annotated[int, typer.Option(
+            help="Instead of a study: score N random architectures by NASWOT, train each, "
+                 "print the Spearman ρ.")] = 0,
+        seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Optuna search (SQLite, resumable, pruning) of the network; NASWOT training-free ranking."""
+        import numpy as np
+
+        from matterflow.electrons.hyperopt import HyperoptParams, run_study
+        from matterflow.electrons.scaling import Scaler
+
+        if len(snapshots) < 2:
+            raise InputError("snapshots: at least two are needed (the last one validates)")
+        with make_progress(quiet) as progress:
+            data = _load(snapshots, kind, params, twojmax, rcutfac, None, progress)
+            x = np.concatenate(data.x[:-1])
+            y = np.concatenate(data.y[:-1])
+            sx, sy = Scaler("standard").fit(x), Scaler("max").fit(y)
+            arrays = (sx.transform(x), sy.transform(y), sx.transform(data.x[-1]), sy.transform(data.y[-1]))
+            if naswot_compare:
+                from matterflow.electrons.naswot import naswot_vs_training, sample_architectures
+                from matterflow.electrons.training import TrainParams
+
+                archs = sample_architectures(naswot_compare, seed=seed)
+                cmp = naswot_vs_training(*arrays, archs, TrainParams(max_epochs=epochs, patience=5, seed=seed),
+                                         seed=seed)
+                for a, s, v in sorted(zip(cmp.architectures, cmp.scores, cmp.val_losses, strict=True),
+                                      key=lambda t: -t[1]):
+                    console.print(f"  NASWOT {s:9.2f}   val MSE {v:.4g}   {a['hidden']} {a['activation']}")
+                console.print(f"Spearman ρ(NASWOT score, validation loss) = {cmp.spearman_rho:+.3f} "
+                              f"(p = {cmp.spearman_p:.2g}) over {len(archs)} architectures; scoring "
+                              f"{cmp.score_seconds:.1f} s, training {cmp.train_seconds:.1f} s")
+                return
+            hp = HyperoptParams(n_trials=trials, epochs=epochs, naswot_prefilter=naswot_prefilter, seed=seed)
+            bar = progress.add_task("trials", total=trials)
+            res = run_study(*arrays, hp, storage=storage, study_name=study,
+                            callback=lambda done, total: progress.update(bar, completed=done))
+        console.print(f"study '{study}' in {storage}: {res.n_complete} complete, {res.n_pruned} pruned, "
+                      f"{res.n_failed} failed ({res.n_run_now} run now)")
+        console.print(f"best validation MSE {res.best_value:.4g}: {json.dumps(res.best_params)}")
+
+    @app.command("predict")
+    @handle_errors
+    def predict_cmd(
+        model: Annotated[Path, typer.Argument(help="Model file from `matterflow electrons train`.")],
+        structure: Annotated[Path, typer.Argument(help="Structure file (ASE-readable) or snapshot .h5.")],
+        repeat: Annotated[str, typer.Option(help="Supercell of the structure, e.g. 2,2,2.")] = "1,1,1",
+        grid: Annotated[str | None, typer.Option(help="Grid NX,NY,NZ (default: the training spacing).")] = None,
+        chunk_points: Annotated[int, typer.Option(min=1, help="Grid points per chunk (bounds memory).")] = 16384,
+        workers: Annotated[int | None, typer.Option(min=1, help="Dask worker threads.")] = None,
+        scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="HDF5 file of DOS and density.")] = None,
+        save_ldos: Annotated[bool, typer.Option(help="Keep the whole LDOS (memory!) in --out.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Predict DOS, density, Fermi level, band and total energy, chunk by chunk on Dask."""
+        import numpy as np
+
+        from matterflow.electrons.descriptor_tasks import load_structure
+        from matterflow.electrons.model import load_model
+        from matterflow.electrons.predict import predict_observables
+
+        m = load_model(model)
+        atoms, own_grid = load_structure(structure)
+        rep = _ints(repeat, "--repeat")
+        if len(rep) != 3:
+            raise InputError(f"--repeat: three integers are needed; got {repeat!r}")
+        atoms = atoms.repeat(rep)
+        grid_shape = _ints(grid, "--grid") if grid else None
+        if grid_shape is None and own_grid is not None:
+            grid_shape = tuple(g * r for g, r in zip(own_grid, rep, strict=True))
+        with make_progress(quiet) as progress:
+            if scheduler:
+                from matterflow.core.execute import dask_client
+
+                with dask_client(scheduler, workers) as client:
+                    p = predict_observables(m, atoms, grid_shape=grid_shape, chunk_points=chunk_points,
+                                            scheduler=client, return_ldos=save_ldos)
+            else:
+                import dask
+
+                with dask.config.set(num_workers=workers) if workers else _null():
+                    p = predict_observables(m, atoms, grid_shape=grid_shape, chunk_points=chunk_points,
+                                            scheduler="threads", return_ldos=save_ldos, progress=progress)
+        n = p.n_atoms
+        console.print(f"{n} atoms, grid {p.grid_shape} ({int(p.timings['n_points'])} points, "
+                      f"{int(p.timings['n_chunks'])} chunks): {p.timings['points_per_s']:.0f} points/s")
+        console.print(f"Fermi level {p.fermi_ev:.4f} eV; band energy {p.band_energy_ev:.4f} eV "
+                      f"({p.band_energy_ev / n:.4f} eV/atom); total energy {p.total_energy_ev:.4f} eV "
+                      f"({p.total_energy_ev / n:.4f} eV/atom)")
+        if out is not None:
+            from matterflow.core.store import atomic_h5
+
+            with atomic_h5(out) as f:
+                for name, val, units in (("dos", p.dos, "1/eV"), ("energy_grid_ev", p.energy_grid_ev, "eV"),
+                                         ("density", p.density, "1/Å^3"), ("fermi_ev", p.fermi_ev, "eV"),
+                                         ("band_energy_ev", p.band_energy_ev, "eV"),
+                                         ("total_energy_ev", p.total_energy_ev, "eV"),
+                                         *((("ldos", p.ldos, "1/(eV*Å^3)"),) if save_ldos else ())):
+                    f.create_dataset(name, data=np.asarray(val)).attrs["units"] = units
+                f.attrs["model"] = str(model)
+                f.attrs["structure"] = str(structure)
+            console.print(f"results: {out}")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -22,7 +22,8 @@ from matterflow.core.errors import InputError
 from matterflow.electrons.training import TrainParams
 
 __all__ = ["TrainTaskParams", "train", "predict", "evaluate", "TASKS", "setup_for",
-           "training_arrays", "atoms_from_arrays"]
+           "training_arrays", "atoms_from_arrays", "snapshot_dataset", "SnapshotData",
+           "prediction_errors"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -85,6 +86,89 @@ def training_arrays(descriptors: np.ndarray, ldos: np.ndarray, indices: list[int
     x = np.concatenate([d[i].reshape(-1, d.shape[-1]) for i in indices])
     t = np.concatenate([y[i].reshape(-1, y.shape[-1]) for i in indices])
     return x, t
+
+
+@dataclass
+class SnapshotData:
+    """Descriptors and LDOS of DFT snapshot files, ready for training."""
+
+    x: list  # per snapshot (n_points, n_features)
+    y: list  # per snapshot (n_points, n_energies)
+    snapshots: list  # Snapshot objects (with their LDOS)
+    paths: list
+    setup: Any
+
+
+def snapshot_dataset(paths: list, descriptor_kind: str, descriptor_params: Any, *,
+                     descriptor_files: list | None = None, progress: Any = None) -> SnapshotData:
+    """Load snapshot HDF5 files and compute (or read) their descriptors.
+
+    All snapshots must share the energy grid, grid shape and temperature (an
+    ``InputError`` names the first file that does not). ``descriptor_files``
+    (``.npy`` of shape (nx, ny, nz, n_features), one per snapshot) skip the
+    descriptor computation.
+    """
+    from matterflow.electrons.descriptors import compute_descriptors
+    from matterflow.electrons.observables import GTH_VALENCE
+    from matterflow.electrons.snapshot import load_snapshot
+
+    if not paths:
+        raise InputError("snapshots: at least one snapshot file is needed")
+    if descriptor_files is not None and len(descriptor_files) != len(paths):
+        raise InputError(f"descriptor files: one per snapshot is needed; got {len(descriptor_files)} for "
+                         f"{len(paths)} snapshots")
+    xs, ys, snaps = [], [], []
+    task_id = progress.add_task("descriptors", total=len(paths)) if progress is not None else None
+    first = None
+    for i, path in enumerate(paths):
+        snap = load_snapshot(path)
+        if snap.ldos is None:
+            raise InputError(f"{path}: ldos: the snapshot holds no LDOS (needed to train)")
+        if first is None:
+            first = snap
+        else:
+            if snap.ldos.shape != first.ldos.shape or not np.allclose(snap.energy_grid_ev, first.energy_grid_ev):
+                raise InputError(f"{path}: ldos/energy_grid_ev: grid {snap.ldos.shape} with energies "
+                                 f"[{snap.energy_grid_ev[0]:.3f}, {snap.energy_grid_ev[-1]:.3f}] eV does not match "
+                                 f"{paths[0]} ({first.ldos.shape}, [{first.energy_grid_ev[0]:.3f}, "
+                                 f"{first.energy_grid_ev[-1]:.3f}] eV); make the snapshots with one energy grid")
+        if descriptor_files is not None:
+            d = np.load(descriptor_files[i])
+            if d.shape[:3] != tuple(snap.grid_shape):
+                raise InputError(f"{descriptor_files[i]}: grid {d.shape[:3]} does not match the snapshot "
+                                 f"{path} grid {tuple(snap.grid_shape)}")
+        else:
+            d = compute_descriptors(snap.atoms, tuple(snap.grid_shape), descriptor_params)
+        xs.append(d.reshape(-1, d.shape[-1]))
+        ys.append(np.asarray(snap.ldos).reshape(-1, snap.ldos.shape[-1]))
+        snaps.append(snap)
+        if progress is not None:
+            progress.advance(task_id)
+    symbols = sorted({s for sn in snaps for s in sn.atoms.get_chemical_symbols()})
+    valence = {s: float(GTH_VALENCE[s]) for s in symbols if s in GTH_VALENCE}
+    setup = setup_for(descriptor_kind, descriptor_params, first.energy_grid_ev, first.atoms.get_cell()[:],
+                      tuple(first.grid_shape), temperature_k=first.electronic_temperature_k,
+                      ldos_smearing_ev=first.ldos_smearing_ev, valence_electrons=valence,
+                      meta={"xc": first.meta.get("functional", "lda,pz"),
+                            "trained_on": [str(p) for p in paths]})
+    return SnapshotData(x=xs, y=ys, snapshots=snaps, paths=list(paths), setup=setup)
+
+
+def prediction_errors(pred: Any, snap: Any) -> dict[str, float]:
+    """Errors of a :class:`~matterflow.electrons.predict.Prediction` against a DFT snapshot.
+
+    Energies in meV/atom (predicted − DFT), Fermi level in meV, density MRAE
+    in % over grid points where the DFT density exceeds 1e-6 of its maximum.
+    """
+    n = len(snap.atoms)
+    rho, rho_ref = np.asarray(pred.density), np.asarray(snap.density)
+    if rho.shape != rho_ref.shape:
+        raise InputError(f"density: predicted grid {rho.shape} does not match the snapshot's {rho_ref.shape}")
+    mask = rho_ref > 1e-6 * rho_ref.max()
+    return {"band_energy_mev_per_atom": (pred.band_energy_ev - snap.band_energy_ev) / n * 1000,
+            "total_energy_mev_per_atom": (pred.total_energy_ev - snap.total_energy_ev) / n * 1000,
+            "fermi_mev": (pred.fermi_ev - snap.fermi_ev) * 1000,
+            "density_mrae_percent": float(np.mean(np.abs(rho[mask] - rho_ref[mask]) / rho_ref[mask]) * 100)}
 
 
 # --------------------------------------------------------------------------- train
