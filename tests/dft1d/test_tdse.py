@@ -8,8 +8,8 @@ from matterflow.dft1d.tdse import (
     TDSESetup,
     binding_potential,
     density_rel_l2,
-    ground_state,
     grid,
+    ground_state,
     harmonic_centre,
     propagate,
 )

@@ -24,7 +24,6 @@ trajectory ``x_c'' = -ω₀² x_c − E(t)``, ``x_c(0) = x_c'(0) = 0``
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Literal
 
