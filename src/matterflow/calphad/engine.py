@@ -298,6 +298,10 @@ class BinaryModel:
         self.phase_all = np.concatenate(self._phase_of)
         self.n_points = len(self.x_all)
         self.x_order = np.argsort(self.x_all, kind="stable")
+        # largest spacing of each phase's own x points: a longer hull edge between two
+        # points of one phase is a miscibility gap
+        self._max_gap = np.array([np.max(np.diff(np.unique(x)), initial=0.0) * 1.5 + 1e-9
+                                  for x in self._x])
         self._init_args = dict(components=components, phases=phases, parameters=parameters,
                                n_grid=n_grid, t_range=t_range)
 
@@ -402,8 +406,9 @@ class BinaryModel:
         x, _, ph = self.hull(temperature, params, g_row)
         out: list[Region] = []
         start = 0
+        gap = self._max_gap
         for k in range(1, len(x) + 1):
-            if k == len(x) or ph[k] != ph[start]:
+            if k == len(x) or ph[k] != ph[start] or x[k] - x[k - 1] > gap[ph[k]]:
                 out.append(Region((self.phases[ph[start]],), float(x[start]), float(x[k - 1])))
                 if k < len(x):
                     out.append(Region((self.phases[ph[k - 1]], self.phases[ph[k]]),
@@ -446,10 +451,21 @@ class BinaryModel:
 
     def chemical_potentials(self, temperature: float, x: float, params=None, g_row=None):
         """Equilibrium chemical potentials (mu_A, mu_B) in J/mol at (T, x) from the hull."""
-        hx, hg, _ = self.hull(temperature, params, g_row)
+        hx, hg, ph = self.hull(temperature, params, g_row)
         k = int(np.clip(np.searchsorted(hx, x), 1, len(hx) - 1))
         slope = (hg[k] - hg[k - 1]) / (hx[k] - hx[k - 1])
         g = hg[k - 1] + slope * (x - hx[k - 1])
+
+        def same(i, j):
+            return 0 <= i < len(hx) and 0 <= j < len(hx) and ph[i] == ph[j] and \
+                abs(hx[j] - hx[i]) <= self._max_gap[ph[i]]
+
+        if same(k - 1, k):  # inside a single-phase region: 3-point (quadratic) derivative
+            third = k + 1 if same(k, k + 1) else (k - 2 if same(k - 2, k - 1) else None)
+            if third is not None:
+                idx = sorted([k - 1, k, third])
+                c = np.polyfit(hx[idx] - x, hg[idx], 2)
+                g, slope = c[2], c[1]
         return g - x * slope, g + (1 - x) * slope
 
     # ------------------------------------------------------------------ phase diagram
