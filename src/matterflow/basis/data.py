@@ -222,7 +222,8 @@ def load_csv(path: str | Path | None = None, *, features: list[str] | None = Non
     dup = frame.duplicated(keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((frame == frame.iloc[i]).all(axis=1).to_numpy())[0])
+        h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        first = int(np.flatnonzero(h == h[i])[0])
         raise InputError(f"{src}: {_row_label(frame, i)} duplicates {_row_label(frame, first)}; "
                          "remove duplicate rows")
     if require_levels:

@@ -195,11 +195,11 @@ class SissoRegressor:
             corr[pool] = -1
             pool.extend(int(i) for i in np.argsort(-corr)[: self.n_sis])
             best = self._l0(F, y, pool, d)
-            combo, coef, intercept, sse = best
+            combo, coef, intercept, _ = best
+            residual = y - (F[:, combo] @ coef + intercept)
             self.models_.append({"features": [exprs[i] for i in combo], "coef": coef,
                                  "intercept": intercept,
-                                 "rmse": float(np.sqrt(sse / len(y)))})
-            residual = y - (F[:, combo] @ coef + intercept)
+                                 "rmse": float(np.sqrt(np.mean(residual ** 2)))})
             residual = residual - residual.mean()
         self.names_ = names
         chosen = self.models_[-1]
