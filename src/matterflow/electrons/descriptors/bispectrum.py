@@ -178,6 +178,35 @@ def _tables(twojmax: int):
     return idxu_block, idxu_max, rootpq, np.array(cg), idxcg_block
 
 
+@functools.lru_cache(maxsize=16)
+def _zplan(twojmax: int):
+    """Per component t and magnetic index m: the m1 range and its Clebsch-Gordan values.
+
+    For ``Z(ma, mb)`` of component ``t = (j1, j2, j)`` the sums run over
+    ``m1 = m1min[t, m] + i``, ``m2 = m2max[t, m] - i``, ``i < n[t, m]`` (for
+    ``m = ma`` and ``m = mb`` alike, as in LAMMPS ``compute_zi``), with
+    coefficients ``cgm[off[t, m] + i]``: the anti-diagonal of LAMMPS's CG block
+    stored contiguously so the inner loops read memory in order.
+    """
+    _, _, _, cg, idxcg_block = _tables(twojmax)
+    idxb = bispectrum_indices(twojmax)
+    nt = len(idxb)
+    m1min = np.zeros((nt, twojmax + 1), dtype=np.int64)
+    m2max = np.zeros((nt, twojmax + 1), dtype=np.int64)
+    n = np.zeros((nt, twojmax + 1), dtype=np.int64)
+    off = np.zeros((nt, twojmax + 1), dtype=np.int64)
+    cgm: list[float] = []
+    for t, (j1, j2, j) in enumerate(idxb):
+        block = idxcg_block[j1, j2, j]
+        for m in range(j + 1):
+            lo = max(0, (2 * m - j - j2 + j1) // 2)
+            hi2 = (2 * m - j - (2 * lo - j1) + j2) // 2
+            cnt = min(j1, (2 * m - j + j2 + j1) // 2) - lo + 1
+            m1min[t, m], m2max[t, m], n[t, m], off[t, m] = lo, hi2, cnt, len(cgm)
+            cgm.extend(cg[block + (lo + i) * (j2 + 1) + (hi2 - i)] for i in range(cnt))
+    return m1min, m2max, n, off, np.array(cgm)
+
+
 # --------------------------------------------------------------------------- numba kernels
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -235,118 +264,138 @@ def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr
             uti[q] += fac * ui[q]
 
 
-@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
-def _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti):
-    """Z^{j}_{j1 j2}(ma, mb) from the summed U (LAMMPS compute_zi, one element)."""
-    ma1min = max(0, (2 * ma - j - j2 + j1) // 2)
-    ma2max = (2 * ma - j - (2 * ma1min - j1) + j2) // 2
-    na = min(j1, (2 * ma - j + j2 + j1) // 2) - ma1min + 1
-    mb1min = max(0, (2 * mb - j - j2 + j1) // 2)
-    mb2max = (2 * mb - j - (2 * mb1min - j1) + j2) // 2
-    nb = min(j1, (2 * mb - j + j2 + j1) // 2) - mb1min + 1
-    jju1 = idxu_block[j1] + (j1 + 1) * mb1min
-    jju2 = idxu_block[j2] + (j2 + 1) * mb2max
-    icgb = mb1min * (j2 + 1) + mb2max
-    zr = 0.0
-    zi = 0.0
-    for _ib in range(nb):
-        sr = 0.0
-        si = 0.0
-        ma1 = ma1min
-        ma2 = ma2max
-        icga = ma1min * (j2 + 1) + ma2max
-        for _ia in range(na):
-            c = cg[cgoff + icga]
-            u1r = utr[jju1 + ma1]
-            u1i = uti[jju1 + ma1]
-            u2r = utr[jju2 + ma2]
-            u2i = uti[jju2 + ma2]
-            sr += c * (u1r * u2r - u1i * u2i)
-            si += c * (u1r * u2i + u1i * u2r)
-            ma1 += 1
-            ma2 -= 1
-            icga += j2
-        c = cg[cgoff + icgb]
-        zr += c * sr
-        zi += c * si
-        jju1 += j1 + 1
-        jju2 -= j2 + 1
-        icgb += j2
-    return zr, zi
+BATCH = 32  # grid points whose components are computed together (SIMD over points)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _bcomp_batch(t, j1, j2, j, idxu_block, m1min, m2max, nm, moff, cgm, UR, UI, URR, URI,
+                 zr, zi, sr, si, acc):
+    """Component ``t`` for ``BATCH`` grid points at once (see :func:`_bcomp`); into ``acc``."""
+    base1 = idxu_block[j1]
+    base2 = idxu_block[j2]
+    base = idxu_block[j]
+    for p in range(BATCH):
+        acc[p] = 0.0
+    for mb in range(j // 2 + 1):
+        mb1min = m1min[t, mb]
+        mb2max = m2max[t, mb]
+        nb = nm[t, mb]
+        ob = moff[t, mb]
+        middle = 2 * mb == j
+        mamax = mb if middle else j
+        for ma in range(mamax + 1):
+            ma1min = m1min[t, ma]
+            na = nm[t, ma]
+            oa = moff[t, ma]
+            col2 = j2 - m2max[t, ma]
+            for p in range(BATCH):
+                zr[p] = 0.0
+                zi[p] = 0.0
+            for ib in range(nb):
+                r1 = base1 + (j1 + 1) * (mb1min + ib) + ma1min
+                r2 = base2 + (j2 + 1) * (mb2max - ib) + col2
+                for p in range(BATCH):
+                    sr[p] = 0.0
+                    si[p] = 0.0
+                for ia in range(na):
+                    c = cgm[oa + ia]
+                    for p in range(BATCH):
+                        a_r = UR[r1 + ia, p]
+                        a_i = UI[r1 + ia, p]
+                        b_r = URR[r2 + ia, p]
+                        b_i = URI[r2 + ia, p]
+                        sr[p] += c * (a_r * b_r - a_i * b_i)
+                        si[p] += c * (a_r * b_i + a_i * b_r)
+                c = cgm[ob + ib]
+                for p in range(BATCH):
+                    zr[p] += c * sr[p]
+                    zi[p] += c * si[p]
+            q = base + (j + 1) * mb + ma
+            w = 1.0 if (middle and ma == mb) else 2.0
+            for p in range(BATCH):
+                acc[p] += w * (UR[q, p] * zr[p] + UI[q, p] * zi[p])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj, rmin0,
+                rfac0, switchflag, twojmax, idxu_block, rootpq, wself, ur, ui, utr, uti):
+    """Sum of the neighbours' Wigner U (plus ``wself`` on the diagonal) at one grid point."""
+    utr[:] = 0.0
+    uti[:] = 0.0
+    for j in range(twojmax + 1):
+        jju = idxu_block[j]
+        for mab in range(j + 1):
+            utr[jju + mab * (j + 2)] = wself
+    bx = int(math.floor((px - lo[0]) / bin_size))
+    by = int(math.floor((py - lo[1]) / bin_size))
+    bz = int(math.floor((pz - lo[2]) / bin_size))
+    for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
+        for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
+            for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
+                f = (ax * nbins[1] + ay) * nbins[2] + az
+                for ia in range(start[f], start[f + 1]):
+                    dx = xyz[ia, 0] - px
+                    dy = xyz[ia, 1] - py
+                    dz = xyz[ia, 2] - pz
+                    rsq = dx * dx + dy * dy + dz * dz
+                    s = spec[ia]
+                    if rsq < cutsq[s] and rsq > 1e-20:
+                        r = math.sqrt(rsq)
+                        rc = rcut[s]
+                        theta0 = (r - rmin0) * rfac0 * math.pi / (rc - rmin0)
+                        z0 = r / math.tan(theta0)
+                        if switchflag == 0 or r <= rmin0:
+                            sfac = 1.0
+                        else:
+                            sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
+                        _add_uarray(dx, dy, dz, r, z0, sfac * wj[s], twojmax, idxu_block,
+                                    rootpq, ur, ui, utr, uti)
 
 
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj,
-                       rmin0, rfac0, switchflag, twojmax, idxu_block, idxu_max, rootpq, cg,
-                       idxcg_block, idxb, bzeroflag, wself, out):
+                       rmin0, rfac0, switchflag, twojmax, idxu_block, idxu_max, rootpq, idxb,
+                       m1min, m2max, nm, moff, cgm, bzeroflag, wself, out):
     npts = pts.shape[0]
     nbl = idxb.shape[0]
-    block = 32
-    nblocks = (npts + block - 1) // block
+    nblocks = (npts + BATCH - 1) // BATCH
     for iblock in prange(nblocks):
         ur = np.empty(idxu_max)
         ui = np.empty(idxu_max)
         utr = np.empty(idxu_max)
         uti = np.empty(idxu_max)
-        for ip in range(iblock * block, min(npts, (iblock + 1) * block)):
-            px = pts[ip, 0]
-            py = pts[ip, 1]
-            pz = pts[ip, 2]
-            utr[:] = 0.0
-            uti[:] = 0.0
+        UR = np.empty((idxu_max, BATCH))
+        UI = np.empty((idxu_max, BATCH))
+        URR = np.empty((idxu_max, BATCH))
+        URI = np.empty((idxu_max, BATCH))
+        zr = np.empty(BATCH)
+        zi = np.empty(BATCH)
+        sr = np.empty(BATCH)
+        si = np.empty(BATCH)
+        acc = np.empty(BATCH)
+        p0 = iblock * BATCH
+        count = min(BATCH, npts - p0)
+        for k in range(BATCH):
+            if k < count:                    # a short last batch repeats its last point
+                ip = p0 + k
+                _point_utot(pts[ip, 0], pts[ip, 1], pts[ip, 2], xyz, spec, start, lo, bin_size,
+                            nbins, cutsq, rcut, wj, rmin0, rfac0, switchflag, twojmax,
+                            idxu_block, rootpq, wself, ur, ui, utr, uti)
             for j in range(twojmax + 1):
-                jju = idxu_block[j]
-                for mab in range(j + 1):
-                    utr[jju + mab * (j + 2)] = wself
-            bx = int(math.floor((px - lo[0]) / bin_size))
-            by = int(math.floor((py - lo[1]) / bin_size))
-            bz = int(math.floor((pz - lo[2]) / bin_size))
-            for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
-                for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
-                    for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
-                        f = (ax * nbins[1] + ay) * nbins[2] + az
-                        for ia in range(start[f], start[f + 1]):
-                            dx = xyz[ia, 0] - px
-                            dy = xyz[ia, 1] - py
-                            dz = xyz[ia, 2] - pz
-                            rsq = dx * dx + dy * dy + dz * dz
-                            s = spec[ia]
-                            if rsq < cutsq[s] and rsq > 1e-20:
-                                r = math.sqrt(rsq)
-                                rc = rcut[s]
-                                theta0 = (r - rmin0) * rfac0 * math.pi / (rc - rmin0)
-                                z0 = r / math.tan(theta0)
-                                if switchflag == 0 or r <= rmin0:
-                                    sfac = 1.0
-                                else:
-                                    sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
-                                _add_uarray(dx, dy, dz, r, z0, sfac * wj[s], twojmax, idxu_block,
-                                            rootpq, ur, ui, utr, uti)
-            for ib in range(nbl):
-                j1 = idxb[ib, 0]
-                j2 = idxb[ib, 1]
-                j = idxb[ib, 2]
-                cgoff = idxcg_block[j1, j2, j]
-                jju0 = idxu_block[j]
-                sumzu = 0.0
-                mb = 0
-                while 2 * mb < j:
+                b0 = idxu_block[j]
+                for mb in range(j + 1):
+                    row = b0 + (j + 1) * mb
                     for ma in range(j + 1):
-                        zr, zi = _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti)
-                        q = jju0 + (j + 1) * mb + ma
-                        sumzu += utr[q] * zr + uti[q] * zi
-                    mb += 1
-                if j % 2 == 0:
-                    mb = j // 2
-                    for ma in range(mb + 1):
-                        zr, zi = _zcomp(j1, j2, j, ma, mb, cg, cgoff, idxu_block, utr, uti)
-                        q = jju0 + (j + 1) * mb + ma
-                        t = utr[q] * zr + uti[q] * zi
-                        sumzu += 0.5 * t if ma == mb else t
-                b = 2.0 * sumzu
-                if bzeroflag:
-                    b -= wself * wself * wself * (j + 1)
-                out[ip, ib] = b
+                        UR[row + ma, k] = utr[row + ma]
+                        UI[row + ma, k] = uti[row + ma]
+                        URR[row + ma, k] = utr[row + j - ma]
+                        URI[row + ma, k] = uti[row + j - ma]
+        for t in range(nbl):
+            _bcomp_batch(t, idxb[t, 0], idxb[t, 1], idxb[t, 2], idxu_block, m1min, m2max, nm,
+                         moff, cgm, UR, UI, URR, URI, zr, zi, sr, si, acc)
+            bz = wself * wself * wself * (idxb[t, 2] + 1) if bzeroflag else 0.0
+            for k in range(count):
+                out[p0 + k, t] = acc[k] - bz
 
 
 # --------------------------------------------------------------------------- public API
@@ -406,7 +455,7 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
     cell, pos, symbols = check_atoms(atoms)
     spec, rcut, wj = _species_arrays(params, symbols)
     pts = grid_points(cell, shape, idx)
-    idxu_block, idxu_max, rootpq, cg, idxcg_block = _tables(params.twojmax)
+    idxu_block, idxu_max, rootpq, _, _ = _tables(params.twojmax)
     idxb = bispectrum_indices(params.twojmax)
     out = np.empty((len(pts), len(idxb)))
     if len(pts):
@@ -418,8 +467,8 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
             _bispectrum_kernel(pts, ngrid.xyz, ngrid.species, ngrid.start, ngrid.lo,
                                ngrid.bin_size, ngrid.nbins, rcut ** 2, rcut, wj,
                                float(params.rmin0), float(params.rfac0), int(params.switchflag),
-                               int(params.twojmax), idxu_block, idxu_max, rootpq, cg, idxcg_block,
-                               idxb, bool(params.bzeroflag), 1.0, out)
+                               int(params.twojmax), idxu_block, idxu_max, rootpq, idxb,
+                               *_zplan(params.twojmax), bool(params.bzeroflag), 1.0, out)
         finally:
             numba.set_num_threads(old)
     if params.quadraticflag:
