@@ -10,8 +10,8 @@ model (zero-point motion included),
         \\frac{x\\,dx}{e^x - 1}\\right]
 
 per Cartesian direction (Debye temperature of Al: 428 K). At 298 K this gives
-an r.m.s. displacement of 0.095 Å per direction, close to the measured Debye-Waller
-factor of Al (B = 0.85 Å² at room temperature, :math:`\\langle u_x^2\\rangle = B/8\\pi^2`).
+an r.m.s. displacement of 0.096 Å per direction (14 % below in mean square the measured Debye-Waller
+factor of Al, B = 0.85 Å² at room temperature, :math:`\\langle u_x^2\\rangle = B/8\\pi^2`).
 The centre of mass is kept fixed.
 """
 
