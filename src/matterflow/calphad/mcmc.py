@@ -114,7 +114,7 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
         for k, (p, lp, rs) in enumerate(sampler.sample(pos, lnprob0=lnp0, rstate0=rstate,
                                                        iterations=todo, storechain=False)):
             accepted += (p != pos).any(axis=1)
-            pos = p
+            pos = np.array(p, copy=True)  # emcee updates its arrays in place
             steps.append(k)
             chain = np.concatenate([chain, p[None]], axis=0)
             lnp = np.concatenate([lnp, np.asarray(lp)[None]], axis=0)
