@@ -209,36 +209,37 @@ def _zplan(twojmax: int):
 
 # --------------------------------------------------------------------------- numba kernels
 
+NLANE = 8   # neighbours whose Wigner U are computed together (SIMD over neighbours)
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr, uti):
-    """Wigner U of one neighbour (Cayley-Klein recursion) times ``fac``, added to utot."""
-    r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
-    a_r = r0inv * z0
-    a_i = -r0inv * dz
-    b_r = r0inv * dy
-    b_i = -r0inv * dx
-    ur[0] = 1.0
-    ui[0] = 0.0
-    utr[0] += fac
+def _add_uarray_lanes(a_r, a_i, b_r, b_i, fac, twojmax, idxu_block, rootpq, ur, ui, utr, uti):
+    """:func:`_add_uarray` for ``NLANE`` neighbours at once (Cayley-Klein parameters given)."""
+    for lane in range(NLANE):
+        ur[0, lane] = 1.0
+        ui[0, lane] = 0.0
     for j in range(1, twojmax + 1):
         jju = idxu_block[j]
         jjup = idxu_block[j - 1]
         mb = 0
         while 2 * mb <= j:
-            ur[jju] = 0.0
-            ui[jju] = 0.0
+            for lane in range(NLANE):
+                ur[jju, lane] = 0.0
+                ui[jju, lane] = 0.0
             for ma in range(j):
-                rq = rootpq[j - ma, j - mb]
-                ur[jju] += rq * (a_r * ur[jjup] + a_i * ui[jjup])
-                ui[jju] += rq * (a_r * ui[jjup] - a_i * ur[jjup])
-                rq = rootpq[ma + 1, j - mb]
-                ur[jju + 1] = -rq * (b_r * ur[jjup] + b_i * ui[jjup])
-                ui[jju + 1] = -rq * (b_r * ui[jjup] - b_i * ur[jjup])
+                rq1 = rootpq[j - ma, j - mb]
+                rq2 = rootpq[ma + 1, j - mb]
+                for lane in range(NLANE):
+                    pr = ur[jjup, lane]
+                    pi = ui[jjup, lane]
+                    ur[jju, lane] += rq1 * (a_r[lane] * pr + a_i[lane] * pi)
+                    ui[jju, lane] += rq1 * (a_r[lane] * pi - a_i[lane] * pr)
+                    ur[jju + 1, lane] = -rq2 * (b_r[lane] * pr + b_i[lane] * pi)
+                    ui[jju + 1, lane] = -rq2 * (b_r[lane] * pi - b_i[lane] * pr)
                 jju += 1
                 jjup += 1
             jju += 1
             mb += 1
-        # right half by inversion symmetry u[j-ma][j-mb] = (-1)^(ma-mb) conj(u[ma][mb])
         jju = idxu_block[j]
         jjup = jju + (j + 1) * (j + 1) - 1
         mbpar = 1
@@ -247,21 +248,27 @@ def _add_uarray(dx, dy, dz, r, z0, fac, twojmax, idxu_block, rootpq, ur, ui, utr
             mapar = mbpar
             for _ma in range(j + 1):
                 if mapar == 1:
-                    ur[jjup] = ur[jju]
-                    ui[jjup] = -ui[jju]
+                    for lane in range(NLANE):
+                        ur[jjup, lane] = ur[jju, lane]
+                        ui[jjup, lane] = -ui[jju, lane]
                 else:
-                    ur[jjup] = -ur[jju]
-                    ui[jjup] = ui[jju]
+                    for lane in range(NLANE):
+                        ur[jjup, lane] = -ur[jju, lane]
+                        ui[jjup, lane] = ui[jju, lane]
                 mapar = -mapar
                 jju += 1
                 jjup -= 1
             mbpar = -mbpar
             mb += 1
-        n = (j + 1) * (j + 1)
-        base = idxu_block[j]
-        for q in range(base, base + n):
-            utr[q] += fac * ur[q]
-            uti[q] += fac * ui[q]
+    nu = idxu_block[twojmax] + (twojmax + 1) * (twojmax + 1)
+    for q in range(nu):
+        sr = 0.0
+        si = 0.0
+        for lane in range(NLANE):
+            sr += fac[lane] * ur[q, lane]
+            si += fac[lane] * ui[q, lane]
+        utr[q] += sr
+        uti[q] += si
 
 
 BATCH = 32  # grid points whose components are computed together (SIMD over points)
@@ -318,14 +325,20 @@ def _bcomp_batch(t, j1, j2, j, idxu_block, m1min, m2max, nm, moff, cgm, UR, UI, 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj, rmin0,
-                rfac0, switchflag, twojmax, idxu_block, rootpq, wself, ur, ui, utr, uti):
-    """Sum of the neighbours' Wigner U (plus ``wself`` on the diagonal) at one grid point."""
+                rfac0, switchflag, twojmax, idxu_block, rootpq, wself, lanes, ur, ui, utr, uti):
+    """Sum of the neighbours' Wigner U (plus ``wself`` on the diagonal) at one grid point.
+
+    ``lanes`` (5, NLANE) buffers the Cayley-Klein parameters and weights of
+    neighbours until ``NLANE`` are found; a partial last group is padded with
+    zero weights.
+    """
     utr[:] = 0.0
     uti[:] = 0.0
     for j in range(twojmax + 1):
         jju = idxu_block[j]
         for mab in range(j + 1):
             utr[jju + mab * (j + 2)] = wself
+    nfill = 0
     bx = int(math.floor((px - lo[0]) / bin_size))
     by = int(math.floor((py - lo[1]) / bin_size))
     bz = int(math.floor((pz - lo[2]) / bin_size))
@@ -348,8 +361,26 @@ def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
                             sfac = 1.0
                         else:
                             sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
-                        _add_uarray(dx, dy, dz, r, z0, sfac * wj[s], twojmax, idxu_block,
-                                    rootpq, ur, ui, utr, uti)
+                        r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
+                        lanes[0, nfill] = r0inv * z0
+                        lanes[1, nfill] = -r0inv * dz
+                        lanes[2, nfill] = r0inv * dy
+                        lanes[3, nfill] = -r0inv * dx
+                        lanes[4, nfill] = sfac * wj[s]
+                        nfill += 1
+                        if nfill == NLANE:
+                            _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4],
+                                              twojmax, idxu_block, rootpq, ur, ui, utr, uti)
+                            nfill = 0
+    if nfill > 0:
+        for lane in range(nfill, NLANE):
+            lanes[0, lane] = 1.0
+            lanes[1, lane] = 0.0
+            lanes[2, lane] = 0.0
+            lanes[3, lane] = 0.0
+            lanes[4, lane] = 0.0
+        _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], twojmax,
+                          idxu_block, rootpq, ur, ui, utr, uti)
 
 
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
@@ -360,8 +391,9 @@ def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
     nbl = idxb.shape[0]
     nblocks = (npts + BATCH - 1) // BATCH
     for iblock in prange(nblocks):
-        ur = np.empty(idxu_max)
-        ui = np.empty(idxu_max)
+        ur = np.empty((idxu_max, NLANE))
+        ui = np.empty((idxu_max, NLANE))
+        lanes = np.empty((5, NLANE))
         utr = np.empty(idxu_max)
         uti = np.empty(idxu_max)
         UR = np.empty((idxu_max, BATCH))
@@ -380,7 +412,7 @@ def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
                 ip = p0 + k
                 _point_utot(pts[ip, 0], pts[ip, 1], pts[ip, 2], xyz, spec, start, lo, bin_size,
                             nbins, cutsq, rcut, wj, rmin0, rfac0, switchflag, twojmax,
-                            idxu_block, rootpq, wself, ur, ui, utr, uti)
+                            idxu_block, rootpq, wself, lanes, ur, ui, utr, uti)
             for j in range(twojmax + 1):
                 b0 = idxu_block[j]
                 for mb in range(j + 1):
