@@ -68,14 +68,17 @@ def test_thermal_displacements_follow_debye_model():
     # Debye-Waller factor of Al at room temperature: B = 0.85 Å^2 -> <u_x^2> = B / (8 pi^2);
     # the Debye model with the calorimetric 428 K gives 14 % less (X-ray Theta_DW ~ 395 K)
     assert debye_msd_a2(298.0, 26.98, 428.0) == pytest.approx(0.85 / (8 * np.pi**2), rel=0.2)
-    atoms = aluminium_supercell(3, 933.0, seed=1)
     from ase.build import bulk
 
     ideal = bulk("Al", "fcc", a=4.05, cubic=True).repeat(3)
-    assert len(atoms) == 108
-    d = atoms.positions - ideal.positions
-    d -= np.round(d @ np.linalg.inv(atoms.cell[:])) @ atoms.cell[:]
-    assert np.mean(d**2) == pytest.approx(debye_msd_a2(933.0, 26.98, 428.0), rel=0.15)
+    msd = []
+    for seed in range(4):
+        atoms = aluminium_supercell(3, 933.0, seed=seed)
+        assert len(atoms) == 108
+        d = atoms.positions - ideal.positions
+        d -= np.round(d @ np.linalg.inv(atoms.cell[:])) @ atoms.cell[:]
+        msd.append(np.mean(d**2))
+    assert np.mean(msd) == pytest.approx(debye_msd_a2(933.0, 26.98, 428.0), rel=0.1)
 
 
 def test_atoms_outside_the_cell_are_wrapped_and_bad_inputs_rejected():
