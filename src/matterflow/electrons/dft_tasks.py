@@ -66,9 +66,9 @@ class DftParams(Params):
                                        "per cell (scale with the supercell)")
     electronic_temperature_k: float = Field(298.0, gt=0, le=50_000, description="Fermi-Dirac "
                                             "smearing temperature", json_schema_extra={"units": "K"})
-    energy_min_ev: float = Field(-5.0, description="lowest LDOS energy",
+    energy_min_ev: float = Field(-4.5, description="lowest LDOS energy",
                                  json_schema_extra={"units": "eV"})
-    energy_max_ev: float = Field(12.0, description="highest LDOS energy",
+    energy_max_ev: float = Field(11.0, description="highest LDOS energy",
                                  json_schema_extra={"units": "eV"})
     energy_step_ev: float = Field(0.05, gt=0, le=1, description="LDOS energy step",
                                   json_schema_extra={"units": "eV"})
