@@ -16,7 +16,7 @@ def test_recovers_known_two_term_formula():
     s = SissoRegressor(max_dim=2, n_sis=10, feature_names=[f"x{i}" for i in range(6)]).fit(X, y)
     names = {format_expression(e, s.names_) for e in s.descriptors_}
     assert names == {"(x0 * x1)", "(x2)^2"}
-    coef = dict(zip((format_expression(e, s.names_) for e in s.descriptors_), s.coef_))
+    coef = dict(zip((format_expression(e, s.names_) for e in s.descriptors_), s.coef_, strict=True))
     assert coef["(x0 * x1)"] == pytest.approx(3.0, abs=0.01)
     assert coef["(x2)^2"] == pytest.approx(-2.0, abs=0.01)
     assert s.intercept_ == pytest.approx(1.0, abs=0.05)

@@ -25,7 +25,7 @@ def parity_figure(outputs: dict):
     y = -np.asarray(outputs["y_ha"], float)
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False)
     floor = 1e-5
-    for k, (ax, m) in enumerate(zip(axes[0], names)):
+    for k, (ax, m) in enumerate(zip(axes[0], names, strict=True)):
         p = -np.asarray(outputs["pred_ha"], float)[k]
         lo = -np.asarray(outputs["upper_ha"], float)[k]
         hi = -np.asarray(outputs["lower_ha"], float)[k]

@@ -156,7 +156,7 @@ class SissoRegressor:
         scale = np.maximum(np.abs(np.where(np.isfinite(F), F, 0.0)).max(axis=0), 1e-300)
         ok = finite & (std > 1e-12 * scale)
         F = F[:, ok]
-        exprs = [e for e, k in zip(exprs, ok) if k]
+        exprs = [e for e, k in zip(exprs, ok, strict=True) if k]
         # duplicates (same values up to sign and scale): keep the first (the simplest)
         Z = SissoRegressor._standardize(F)
         Z = Z * np.sign(Z[0:1] + 1e-300)
@@ -250,7 +250,7 @@ class SissoRegressor:
             raise InputError(f"SISSO: X must have {self.n_features_in_} columns; got {X.shape}")
         m = self.models_[(dim or len(self.models_)) - 1]
         out = np.full(len(X), m["intercept"])
-        for e, c in zip(m["features"], m["coef"]):
+        for e, c in zip(m["features"], m["coef"], strict=True):
             out += c * evaluate_expression(e, X)
         return out
 
@@ -260,7 +260,7 @@ class SissoRegressor:
             raise NotFittedError("SISSO: call fit first")
         m = self.models_[(dim or len(self.models_)) - 1]
         terms = [f"{m['intercept']:+.4g}"]
-        for e, c in zip(m["features"], m["coef"]):
+        for e, c in zip(m["features"], m["coef"], strict=True):
             terms.append(f"{c:+.4g} * {format_expression(e, self.names_)}")
         return f"{target} = " + " ".join(terms)
 
