@@ -53,13 +53,10 @@ def load_database(source) -> object:
     try:
         return Database(text) if "\n" in text else Database(str(path))
     except Exception as exc:  # pyparsing / pycalphad errors
-        line = getattr(exc, "lineno", None)
-        where = f"{path}:{line}" if line else str(path)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # pycalphad parses command by command ("!"-terminated): find the first bad one
-        if line is None:
-            line = _first_bad_command_line(text)
-            where = f"{path}:{line}" if line else str(path)
+        line = _first_bad_command_line(text)
+        where = f"{path}:{line}" if line else str(path)
         raise InputError(f"{where}: TDB file does not parse ({msg})") from None
 
 
@@ -130,23 +127,29 @@ def _add_term(expr, term):
 
 
 def _first_bad_command_line(text: str) -> int | None:
-    """Line number of the first ``!``-terminated TDB command pycalphad rejects."""
+    """Line number of the ``!``-terminated TDB command whose removal lets the file parse."""
+    import warnings
+
     from pycalphad import Database
 
-    header = []
-    pos, line_no = 0, 1
-    for chunk in text.split("!"):
-        start_line = line_no + chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
+    chunks = text.split("!")
+    starts, line_no = [], 1
+    for chunk in chunks:
+        lead = chunk[: len(chunk) - len(chunk.lstrip())]
+        starts.append(line_no + lead.count("\n"))
         line_no += chunk.count("\n")
-        pos += len(chunk) + 1
-        if not chunk.strip() or chunk.strip().startswith("$"):
+    for i, chunk in enumerate(chunks):
+        body = chunk.strip()
+        if not body or body.startswith("$"):
             continue
-        trial = "!".join(header + [chunk]) + "!"
+        trial = "!".join(chunks[:i] + [""] + chunks[i + 1:])
         try:
-            Database(trial + "\n")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Database(trial)
         except Exception:
-            return start_line
-        header.append(chunk)
+            continue
+        return starts[i]
     return None
 
 
