@@ -23,7 +23,8 @@ def test_regular_solution_binodal_is_analytic(toy_model):
     w = 12000.0
     tc = w / (2 * R_GAS)
     for t in (0.6 * tc, 0.8 * tc, 0.95 * tc):
-        x_exact = brentq(lambda x: np.log(x / (1 - x)) - w * (2 * x - 1) / (R_GAS * t), 1e-12, 0.5 - 1e-9)
+        x_exact = brentq(lambda x, t=t: np.log(x / (1 - x)) - w * (2 * x - 1) / (R_GAS * t),
+                         1e-12, 0.5 - 1e-9)
         regs = [r for r in toy_model.regions(t, [w]) if len(r.phases) == 2]
         assert len(regs) == 1, regs
         assert regs[0].x_left == pytest.approx(x_exact, abs=3e-3)

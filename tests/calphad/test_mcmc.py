@@ -22,7 +22,7 @@ XS = np.linspace(0.1, 0.9, 9)
 
 def _activity_data():
     a = XS * np.exp(W_TRUE * (1 - XS) ** 2 / (R_GAS * T))  # exact regular-solution activity
-    return [ActivityPoint(T, float(x), float(ai), "NI", "LIQUID", T) for x, ai in zip(XS, a)]
+    return [ActivityPoint(T, float(x), float(ai), "NI", "LIQUID", T) for x, ai in zip(XS, a, strict=True)]
 
 
 def test_posterior_matches_analytic_laplace(toy_model):
