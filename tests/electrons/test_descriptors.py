@@ -71,11 +71,14 @@ def test_bispectrum_matches_lammps_distorted_fcc(twojmax):
     {"switchflag": 0},
     {"bzeroflag": 0, "rmin0": 0.3},
     {"quadraticflag": 1},
+    {"bnormflag": 1},
+    {"chemflag": 1},
+    {"chemflag": 1, "bnormflag": 1, "wselfallflag": 1, "bzeroflag": 1},
 ])
 def test_bispectrum_matches_lammps_two_species_triclinic(flags):
     atoms = two_species_triclinic()
-    p = dict(twojmax=5, rcutfac=2.9, rfac0=0.99363, radius={"Al": 0.5, "Cu": 0.7},
-             weight={"Al": 1.0, "Cu": 0.6}, **flags)
+    p = dict(twojmax=4 if flags.get("chemflag") else 5, rcutfac=2.9, rfac0=0.99363,
+             radius={"Al": 0.5, "Cu": 0.7}, weight={"Al": 1.0, "Cu": 0.6}, **flags)
     grid = (5, 4, 6)
     ref = lammps_sna_grid(atoms, grid, **p)
     ours = bispectrum_descriptors(atoms, grid, p)

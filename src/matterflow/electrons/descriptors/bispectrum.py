@@ -79,6 +79,13 @@ class BispectrumParams(Params):
     bzeroflag: bool = Field(True, description="subtract the components of an empty "
                             "neighbourhood")
     quadraticflag: bool = Field(False, description="append the products B_i B_j, j >= i")
+    chemflag: bool = Field(False, description="explicit multi-element bispectrum: one block "
+                           "of components per (element1, element2, element3), species in the "
+                           "order of radius")
+    bnormflag: bool = Field(False, description="divide each component by 2j + 1 (LAMMPS "
+                            "bnormflag)")
+    wselfallflag: bool = Field(False, description="with chemflag: self term for every "
+                               "element, not only the grid point's (the first species)")
 
     @field_validator("radius")
     @classmethod
@@ -124,6 +131,8 @@ def bispectrum_indices(twojmax: int) -> np.ndarray:
 def n_bispectrum_features(params: BispectrumParams) -> int:
     """Number of columns :func:`bispectrum_descriptors` returns."""
     n = len(bispectrum_indices(params.twojmax))
+    if params.chemflag:
+        n *= len(params.radius) ** 3
     return n + n * (n + 1) // 2 if params.quadraticflag else n
 
 
@@ -213,8 +222,14 @@ NLANE = 8   # neighbours whose Wigner U are computed together (SIMD over neighbo
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _add_uarray_lanes(a_r, a_i, b_r, b_i, fac, twojmax, idxu_block, rootpq, ur, ui, utr, uti):
-    """:func:`_add_uarray` for ``NLANE`` neighbours at once (Cayley-Klein parameters given)."""
+def _add_uarray_lanes(a_r, a_i, b_r, b_i, fac, elem, nelem, twojmax, idxu_block, rootpq, ur, ui,
+                      utr, uti):
+    """Wigner U of ``NLANE`` neighbours at once (Cayley-Klein recursion, LAMMPS compute_uarray).
+
+    ``a = (a_r, a_i)``, ``b = (b_r, b_i)`` are the Cayley-Klein parameters of
+    each neighbour; ``fac`` (switching function times weight) times U is added
+    to the block of ``utr``/``uti`` of the neighbour's element ``elem``.
+    """
     for lane in range(NLANE):
         ur[0, lane] = 1.0
         ui[0, lane] = 0.0
@@ -261,26 +276,37 @@ def _add_uarray_lanes(a_r, a_i, b_r, b_i, fac, twojmax, idxu_block, rootpq, ur, 
             mbpar = -mbpar
             mb += 1
     nu = idxu_block[twojmax] + (twojmax + 1) * (twojmax + 1)
-    for q in range(nu):
-        sr = 0.0
-        si = 0.0
+    fe = np.empty(NLANE)
+    for e in range(nelem):
         for lane in range(NLANE):
-            sr += fac[lane] * ur[q, lane]
-            si += fac[lane] * ui[q, lane]
-        utr[q] += sr
-        uti[q] += si
+            fe[lane] = fac[lane] if elem[lane] == e else 0.0
+        off = e * nu
+        for q in range(nu):
+            sr = 0.0
+            si = 0.0
+            for lane in range(NLANE):
+                sr += fe[lane] * ur[q, lane]
+                si += fe[lane] * ui[q, lane]
+            utr[off + q] += sr
+            uti[off + q] += si
 
 
 BATCH = 32  # grid points whose components are computed together (SIMD over points)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _bcomp_batch(t, j1, j2, j, idxu_block, m1min, m2max, nm, moff, cgm, UR, UI, URR, URI,
-                 zr, zi, sr, si, acc):
-    """Component ``t`` for ``BATCH`` grid points at once (see :func:`_bcomp`); into ``acc``."""
-    base1 = idxu_block[j1]
-    base2 = idxu_block[j2]
-    base = idxu_block[j]
+def _bcomp_batch(t, j1, j2, j, o1, o2, o3, idxu_block, m1min, m2max, nm, moff, cgm, UR, UI,
+                 URR, URI, zr, zi, sr, si, acc):
+    """Component ``t`` (LAMMPS compute_zi + compute_bi) for ``BATCH`` grid points, into ``acc``.
+
+    ``B = 2 Re sum conj(U^j_{mb,ma}) Z_{mb,ma}`` over the half ``mb < j/2`` (all
+    ``ma``) plus, for even ``j``, the middle row up to its centre (weight 1/2);
+    Z from the U blocks at offsets ``o1`` (j1) and ``o2`` (j2), U^j from
+    ``o3`` (elements of an explicit multi-element bispectrum).
+    """
+    base1 = o1 + idxu_block[j1]
+    base2 = o2 + idxu_block[j2]
+    base = o3 + idxu_block[j]
     for p in range(BATCH):
         acc[p] = 0.0
     for mb in range(j // 2 + 1):
@@ -325,19 +351,25 @@ def _bcomp_batch(t, j1, j2, j, idxu_block, m1min, m2max, nm, moff, cgm, UR, UI, 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj, rmin0,
-                rfac0, switchflag, twojmax, idxu_block, rootpq, wself, lanes, ur, ui, utr, uti):
+                rfac0, switchflag, twojmax, idxu_block, rootpq, wself, elem_of, nelem,
+                wselfall, lanes, lane_elem, ur, ui, utr, uti):
     """Sum of the neighbours' Wigner U (plus ``wself`` on the diagonal) at one grid point.
 
-    ``lanes`` (5, NLANE) buffers the Cayley-Klein parameters and weights of
-    neighbours until ``NLANE`` are found; a partial last group is padded with
-    zero weights.
+    ``utr``/``uti`` hold one block per element (``nelem`` blocks; the grid
+    point is of element 0, the first species, as in LAMMPS, and gets the
+    self term unless ``wselfall`` gives it to every element). ``lanes``
+    (5, NLANE) buffers Cayley-Klein parameters and weights of neighbours until
+    ``NLANE`` are found; a partial last group is padded with zero weights.
     """
+    nu = idxu_block[twojmax] + (twojmax + 1) * (twojmax + 1)
     utr[:] = 0.0
     uti[:] = 0.0
-    for j in range(twojmax + 1):
-        jju = idxu_block[j]
-        for mab in range(j + 1):
-            utr[jju + mab * (j + 2)] = wself
+    for e in range(nelem):
+        if e == 0 or wselfall:
+            for j in range(twojmax + 1):
+                jju = e * nu + idxu_block[j]
+                for mab in range(j + 1):
+                    utr[jju + mab * (j + 2)] = wself
     nfill = 0
     bx = int(math.floor((px - lo[0]) / bin_size))
     by = int(math.floor((py - lo[1]) / bin_size))
@@ -367,10 +399,12 @@ def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
                         lanes[2, nfill] = r0inv * dy
                         lanes[3, nfill] = -r0inv * dx
                         lanes[4, nfill] = sfac * wj[s]
+                        lane_elem[nfill] = elem_of[s]
                         nfill += 1
                         if nfill == NLANE:
                             _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4],
-                                              twojmax, idxu_block, rootpq, ur, ui, utr, uti)
+                                              lane_elem, nelem, twojmax, idxu_block, rootpq,
+                                              ur, ui, utr, uti)
                             nfill = 0
     if nfill > 0:
         for lane in range(nfill, NLANE):
@@ -379,27 +413,31 @@ def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
             lanes[2, lane] = 0.0
             lanes[3, lane] = 0.0
             lanes[4, lane] = 0.0
-        _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], twojmax,
-                          idxu_block, rootpq, ur, ui, utr, uti)
+            lane_elem[lane] = 0
+        _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lane_elem, nelem,
+                          twojmax, idxu_block, rootpq, ur, ui, utr, uti)
 
 
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, wj,
                        rmin0, rfac0, switchflag, twojmax, idxu_block, idxu_max, rootpq, idxb,
-                       m1min, m2max, nm, moff, cgm, bzeroflag, wself, out):
+                       m1min, m2max, nm, moff, cgm, bzeroflag, bnormflag, wself, elem_of, nelem,
+                       wselfall, out):
     npts = pts.shape[0]
     nbl = idxb.shape[0]
     nblocks = (npts + BATCH - 1) // BATCH
+    nu = idxu_max
     for iblock in prange(nblocks):
-        ur = np.empty((idxu_max, NLANE))
-        ui = np.empty((idxu_max, NLANE))
+        ur = np.empty((nu, NLANE))
+        ui = np.empty((nu, NLANE))
         lanes = np.empty((5, NLANE))
-        utr = np.empty(idxu_max)
-        uti = np.empty(idxu_max)
-        UR = np.empty((idxu_max, BATCH))
-        UI = np.empty((idxu_max, BATCH))
-        URR = np.empty((idxu_max, BATCH))
-        URI = np.empty((idxu_max, BATCH))
+        lane_elem = np.zeros(NLANE, dtype=np.int64)
+        utr = np.empty(nelem * nu)
+        uti = np.empty(nelem * nu)
+        UR = np.empty((nelem * nu, BATCH))
+        UI = np.empty((nelem * nu, BATCH))
+        URR = np.empty((nelem * nu, BATCH))
+        URI = np.empty((nelem * nu, BATCH))
         zr = np.empty(BATCH)
         zi = np.empty(BATCH)
         sr = np.empty(BATCH)
@@ -412,22 +450,36 @@ def _bispectrum_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
                 ip = p0 + k
                 _point_utot(pts[ip, 0], pts[ip, 1], pts[ip, 2], xyz, spec, start, lo, bin_size,
                             nbins, cutsq, rcut, wj, rmin0, rfac0, switchflag, twojmax,
-                            idxu_block, rootpq, wself, lanes, ur, ui, utr, uti)
-            for j in range(twojmax + 1):
-                b0 = idxu_block[j]
-                for mb in range(j + 1):
-                    row = b0 + (j + 1) * mb
-                    for ma in range(j + 1):
-                        UR[row + ma, k] = utr[row + ma]
-                        UI[row + ma, k] = uti[row + ma]
-                        URR[row + ma, k] = utr[row + j - ma]
-                        URI[row + ma, k] = uti[row + j - ma]
-        for t in range(nbl):
-            _bcomp_batch(t, idxb[t, 0], idxb[t, 1], idxb[t, 2], idxu_block, m1min, m2max, nm,
-                         moff, cgm, UR, UI, URR, URI, zr, zi, sr, si, acc)
-            bz = wself * wself * wself * (idxb[t, 2] + 1) if bzeroflag else 0.0
-            for k in range(count):
-                out[p0 + k, t] = acc[k] - bz
+                            idxu_block, rootpq, wself, elem_of, nelem, wselfall, lanes,
+                            lane_elem, ur, ui, utr, uti)
+            for e in range(nelem):
+                for j in range(twojmax + 1):
+                    b0 = e * nu + idxu_block[j]
+                    for mb in range(j + 1):
+                        row = b0 + (j + 1) * mb
+                        for ma in range(j + 1):
+                            UR[row + ma, k] = utr[row + ma]
+                            UI[row + ma, k] = uti[row + ma]
+                            URR[row + ma, k] = utr[row + j - ma]
+                            URI[row + ma, k] = uti[row + j - ma]
+        itriple = 0
+        for e1 in range(nelem):
+            for e2 in range(nelem):
+                for e3 in range(nelem):
+                    shift = bzeroflag and (wselfall or (e1 == 0 and e2 == 0 and e3 == 0))
+                    for t in range(nbl):
+                        j = idxb[t, 2]
+                        _bcomp_batch(t, idxb[t, 0], idxb[t, 1], j, e1 * nu, e2 * nu, e3 * nu,
+                                     idxu_block, m1min, m2max, nm, moff, cgm, UR, UI, URR, URI,
+                                     zr, zi, sr, si, acc)
+                        scale = 1.0 / (j + 1) if bnormflag else 1.0
+                        bz = 0.0
+                        if shift:
+                            bz = wself * wself * wself * (1.0 if bnormflag else j + 1.0)
+                        col = itriple * nbl + t
+                        for k in range(count):
+                            out[p0 + k, col] = acc[k] * scale - bz
+                    itriple += 1
 
 
 # --------------------------------------------------------------------------- public API
@@ -489,7 +541,10 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
     pts = grid_points(cell, shape, idx)
     idxu_block, idxu_max, rootpq, _, _ = _tables(params.twojmax)
     idxb = bispectrum_indices(params.twojmax)
-    out = np.empty((len(pts), len(idxb)))
+    nelem = len(params.radius) if params.chemflag else 1
+    elem_of = (np.arange(len(params.radius)) if params.chemflag
+               else np.zeros(len(params.radius), dtype=np.int64)).astype(np.int64)
+    out = np.empty((len(pts), len(idxb) * nelem ** 3))
     if len(pts):
         ngrid = NeighbourGrid(cell, pos, spec, float(rcut.max()))
         old = numba.get_num_threads()
@@ -500,7 +555,9 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
                                ngrid.bin_size, ngrid.nbins, rcut ** 2, rcut, wj,
                                float(params.rmin0), float(params.rfac0), int(params.switchflag),
                                int(params.twojmax), idxu_block, idxu_max, rootpq, idxb,
-                               *_zplan(params.twojmax), bool(params.bzeroflag), 1.0, out)
+                               *_zplan(params.twojmax), bool(params.bzeroflag),
+                               bool(params.bnormflag), 1.0, elem_of, nelem,
+                               bool(params.wselfallflag), out)
         finally:
             numba.set_num_threads(old)
     if params.quadraticflag:
