@@ -195,6 +195,7 @@ class ObservablesParams(Params):
 
 @dataclass(frozen=True)
 class Observables:
+    energy_grid_ev: np.ndarray = quantity("eV", "(ne,) energies of the DOS")
     dos: np.ndarray = quantity("1/eV", "(n_snapshots, ne) DOS per cell")
     density: np.ndarray = quantity("1/Å^3", "(n_snapshots, nx, ny, nz) electron density")
     fermi_ev: np.ndarray = quantity("eV", "(n_snapshots,) chemical potential")
@@ -208,16 +209,19 @@ def _observables_figures(outputs: dict, params: ObservablesParams) -> dict:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    e = outputs["energy_grid_ev"]
     for i, d in enumerate(np.atleast_2d(outputs["dos"])[:5]):
-        ax.plot(d, lw=1, label=f"snapshot {i}, E = {np.atleast_1d(outputs['total_energy_ev'])[i]:.3f} eV")
-    ax.set_xlabel("energy index")
+        ax.plot(e, d, lw=1, label=f"snapshot {i}, F = "
+                f"{np.atleast_1d(outputs['total_energy_ev'])[i]:.3f} eV")
+        ax.axvline(np.atleast_1d(outputs["fermi_ev"])[i], color=ax.lines[-1].get_color(), ls=":")
+    ax.set_xlabel("energy (eV)")
     ax.set_ylabel("DOS (states/eV/cell)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return {"DOS from the LDOS": fig}
 
 
-@task("electrons.observables", params=ObservablesParams, figures=_observables_figures)
+@task("electrons.observables", params=ObservablesParams, figures=_observables_figures, version="2")
 def observables(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray,
                 cell: np.ndarray, numbers: np.ndarray, *,
                 params: ObservablesParams) -> Observables:
@@ -246,7 +250,7 @@ def observables(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndar
             ldos_smearing_ev=params.ldos_smearing_ev, n_electrons=params.n_electrons,
             xc=params.xc, kernel=params.kernel))
     terms = {k: np.array([r.energy_terms[k] for r in results]) for k in results[0].energy_terms}
-    return Observables(dos=np.stack([r.dos for r in results]),
+    return Observables(energy_grid_ev=e, dos=np.stack([r.dos for r in results]),
                        density=np.stack([r.density for r in results]),
                        fermi_ev=np.array([r.fermi_ev for r in results]),
                        band_energy_ev=np.array([r.band_energy_ev for r in results]),
