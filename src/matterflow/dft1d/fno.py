@@ -1,0 +1,333 @@
+"""A Fourier neural operator (neuraloperator library) from density to potential.
+
+:class:`DensityToPotentialFNO` learns ``n(x) -> v_Hxc(x)`` (or ``v_KS``) on
+the grid of a dataset. It follows scikit-learn: ``__init__`` stores
+hyper-parameters, :meth:`fit` trains and returns ``self``, learned state ends
+in ``_``, :meth:`predict` before :meth:`fit` raises ``NotFittedError``.
+
+Inputs are two channels, the density and ``log10(n + 1e-8)`` (so the
+exponential tails, where the potential is set, are visible), each standardised
+over the training set; the network adds the grid position itself
+(``positional_embedding="grid"``). The output is standardised per grid point.
+The loss is the relative L2 error of the potential, the figure reported.
+
+:func:`evaluate_fno` reports, on any subset of a dataset, the relative L2 error
+of the potential, and the relative L1 error of the density that the
+predicted potential gives when the KS equation is solved with it.
+
+Units: bohr, Ha, electrons/bohr.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from matterflow.core.errors import InputError, NotFittedError
+
+__all__ = ["DensityToPotentialFNO", "FNOEvaluation", "FNOReport", "evaluate_fno", "holdout_split",
+           "relative_l2", "train_and_evaluate"]
+
+
+def relative_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-sample ``||pred - true||_2 / ||true||_2`` along the last axis."""
+    return np.linalg.norm(pred - true, axis=-1) / np.maximum(np.linalg.norm(true, axis=-1), 1e-300)
+
+
+def _features(density: np.ndarray) -> np.ndarray:
+    n = np.clip(np.asarray(density, dtype=np.float64), 0.0, None)
+    return np.stack([n, np.log10(n + 1e-8)], axis=1)  # (batch, 2, n_points)
+
+
+class DensityToPotentialFNO:
+    """FNO mapping densities (n_samples, n_points) to potentials (n_samples, n_points).
+
+    Parameters
+    ----------
+    n_modes : Fourier modes kept per spectral layer
+    hidden_channels : width of the operator layers
+    n_layers : number of Fourier layers
+    epochs : training epochs (Adam, cosine learning-rate decay)
+    batch_size : samples per step
+    learning_rate : initial Adam learning rate
+    weight_decay : Adam weight decay
+    seed : torch seed of initialisation and batch order
+    threads : torch CPU threads (None: leave torch's default)
+    """
+
+    def __init__(self, n_modes: int = 16, hidden_channels: int = 48, n_layers: int = 4,
+                 epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3,
+                 weight_decay: float = 1e-5, seed: int = 0, threads: int | None = None):
+        self.n_modes = n_modes
+        self.hidden_channels = hidden_channels
+        self.n_layers = n_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.threads = threads
+
+    # -- helpers
+    def _build(self, n_points: int) -> Any:
+        from neuralop.models import FNO
+
+        return FNO(n_modes=(min(self.n_modes, n_points // 2),), in_channels=2, out_channels=1,
+                   hidden_channels=self.hidden_channels, n_layers=self.n_layers)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("DensityToPotentialFNO: call fit() (or load()) before predict()")
+
+    def _check_xy(self, density: np.ndarray, potential: np.ndarray | None = None) -> np.ndarray:
+        d = np.asarray(density, dtype=float)
+        if d.ndim != 2 or d.shape[0] < 1:
+            raise InputError(f"density: expected (n_samples, n_points); got shape {d.shape}")
+        if not np.all(np.isfinite(d)):
+            raise InputError("density: contains NaN or infinite values")
+        if potential is not None and np.shape(potential) != d.shape:
+            raise InputError(f"potential: shape {np.shape(potential)} differs from density "
+                             f"{d.shape}")
+        if hasattr(self, "n_points_") and d.shape[1] != self.n_points_:
+            raise InputError(f"density: the model was trained on {self.n_points_} grid points; "
+                             f"got {d.shape[1]}")
+        return d
+
+    def _inputs(self, density: np.ndarray) -> Any:
+        import torch
+
+        f = (_features(density) - self.in_mean_[None, :, None]) / self.in_std_[None, :, None]
+        return torch.as_tensor(f, dtype=torch.float32)
+
+    # -- API
+    def fit(self, density: np.ndarray, potential: np.ndarray, *,
+            validation: tuple[np.ndarray, np.ndarray] | None = None,
+            progress: Any = None) -> DensityToPotentialFNO:
+        """Train on densities and potentials (n_samples, n_points); returns ``self``.
+
+        ``validation`` (density, potential) is scored every epoch into
+        ``val_history_``; ``progress(epoch, epochs, train_loss)`` is called per epoch.
+        """
+        import torch
+
+        d = self._check_xy(density, potential)
+        v = np.asarray(potential, dtype=float)
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        torch.manual_seed(self.seed)
+        self.n_points_ = d.shape[1]
+        f = _features(d)
+        self.in_mean_ = f.mean(axis=(0, 2))
+        self.in_std_ = f.std(axis=(0, 2)) + 1e-12
+        self.out_mean_ = v.mean(axis=0)
+        self.out_std_ = float(v.std()) + 1e-12
+        xin = self._inputs(d)
+        y = torch.as_tensor((v - self.out_mean_) / self.out_std_, dtype=torch.float32)[:, None]
+        mean_t = torch.as_tensor(self.out_mean_ / self.out_std_, dtype=torch.float32)
+        model = self._build(self.n_points_)
+        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate,
+                               weight_decay=self.weight_decay)
+        steps = self.epochs * int(np.ceil(len(d) / self.batch_size))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate,
+                                                    total_steps=max(steps, 1), pct_start=0.1)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.loss_history_, self.val_history_ = [], []
+        t0 = time.perf_counter()
+        for epoch in range(self.epochs):
+            model.train()
+            perm = torch.randperm(len(d), generator=gen)
+            total = 0.0
+            for i in range(0, len(d), self.batch_size):
+                idx = perm[i:i + self.batch_size]
+                pred = model(xin[idx])
+                true = y[idx] + mean_t
+                # relative L2 of the potential (in units of its global std)
+                loss = (torch.linalg.vector_norm(pred - y[idx], dim=-1)
+                        / torch.linalg.vector_norm(true, dim=-1)).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+            self.loss_history_.append(total / len(d))
+            self.model_ = model
+            if validation is not None:
+                pv = self.predict(validation[0])
+                self.val_history_.append(float(relative_l2(pv, validation[1]).mean()))
+            if progress is not None:
+                progress(epoch + 1, self.epochs, self.loss_history_[-1])
+        self.model_ = model.eval()
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
+        return self
+
+    def predict(self, density: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Potentials (n_samples, n_points), Ha, predicted from densities (electrons/bohr)."""
+        import torch
+
+        self._check_fitted()
+        d = self._check_xy(density)
+        out = []
+        self.model_.eval()
+        with torch.no_grad():
+            for i in range(0, len(d), batch_size):
+                out.append(self.model_(self._inputs(d[i:i + batch_size]))[:, 0].numpy())
+        return np.concatenate(out).astype(float) * self.out_std_ + self.out_mean_
+
+    def save(self, path: str | Path) -> Path:
+        """Write hyper-parameters, normalisation and weights to a ``.pt`` file."""
+        import torch
+
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hyper = {k: getattr(self, k) for k in ("n_modes", "hidden_channels", "n_layers", "epochs",
+                                              "batch_size", "learning_rate", "weight_decay",
+                                              "seed", "threads")}
+        torch.save({"hyper": hyper, "n_points": self.n_points_, "in_mean": self.in_mean_,
+                    "in_std": self.in_std_, "out_mean": self.out_mean_, "out_std": self.out_std_,
+                    "state": self.model_.state_dict(), "loss_history": self.loss_history_},
+                   path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DensityToPotentialFNO:
+        """Read a model written by :meth:`save`."""
+        import torch
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: no such model file")
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        self = cls(**blob["hyper"])
+        self.n_points_ = int(blob["n_points"])
+        self.in_mean_, self.in_std_ = blob["in_mean"], blob["in_std"]
+        self.out_mean_, self.out_std_ = blob["out_mean"], blob["out_std"]
+        self.loss_history_ = list(blob.get("loss_history", []))
+        self.model_ = self._build(self.n_points_)
+        self.model_.load_state_dict(blob["state"])
+        self.model_.eval()
+        return self
+
+
+@dataclass(frozen=True)
+class FNOEvaluation:
+    """Errors of predicted potentials on a set of samples.
+
+    ``potential_rel_l2`` (n,): ||v_pred - v||₂/||v||₂; ``density_rel_l1`` (n,):
+    ∫|n[v_pred] - n| dx / ∫ n dx, with n[v] the KS density of the potential;
+    ``predicted_density`` (n, n_points).
+    """
+
+    predicted: np.ndarray
+    predicted_density: np.ndarray
+    potential_rel_l2: np.ndarray
+    density_rel_l1: np.ndarray
+    seconds_per_sample: float
+
+
+def evaluate_fno(model: DensityToPotentialFNO, x: np.ndarray, density: np.ndarray,
+                 v_ext: np.ndarray, true_potential: np.ndarray, *,
+                 target: Literal["v_hxc", "v_ks"] = "v_hxc", n_electrons: int = 2,
+                 spin: Literal["unpolarised", "polarised"] = "unpolarised",
+                 stencil: int = 5) -> FNOEvaluation:
+    """Score ``model`` on samples: potential error, and density of the predicted potential."""
+    from matterflow.dft1d.exact import occupations_for, solve_noninteracting
+
+    t0 = time.perf_counter()
+    pred = model.predict(density)
+    per = (time.perf_counter() - t0) / max(1, len(pred))
+    v_ks = pred + v_ext if target == "v_hxc" else pred
+    occ = occupations_for(n_electrons, spin)
+    dens = np.stack([solve_noninteracting(v, x, occ, stencil=stencil, n_states=len(occ)).density
+                     for v in v_ks])
+    rel_l1 = np.abs(dens - density).sum(axis=1) / np.asarray(density).sum(axis=1)
+    return FNOEvaluation(predicted=pred, predicted_density=dens,
+                         potential_rel_l2=relative_l2(pred, true_potential),
+                         density_rel_l1=rel_l1, seconds_per_sample=per)
+
+
+@dataclass(frozen=True)
+class FNOReport:
+    """Training and evaluation of one FNO on a dataset (see :func:`train_and_evaluate`).
+
+    Errors are per sample of the ``test`` split (in distribution) and the ``ood``
+    split (held-out family, empty if none); timings are seconds per sample,
+    both measured in the same run.
+    """
+
+    test_rel_l2: np.ndarray
+    test_density_rel_l1: np.ndarray
+    ood_rel_l2: np.ndarray
+    ood_density_rel_l1: np.ndarray
+    ood_family: str
+    test_index: np.ndarray
+    ood_index: np.ndarray
+    test: FNOEvaluation
+    ood: FNOEvaluation | None
+    fno_seconds_per_sample: float
+    inversion_seconds_per_sample: float
+    n_timed_inversions: int
+    fit_seconds: float
+
+
+def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
+                       potential: np.ndarray, split: list[str], family: list[str], *,
+                       target: Literal["v_hxc", "v_ks"] = "v_hxc", n_timing: int = 20,
+                       progress: Any = None, **model_kwargs: Any
+                       ) -> tuple[DensityToPotentialFNO, FNOReport]:
+    """Fit on ``train`` (scored on ``val``), evaluate on ``test`` and ``ood``, time both solvers.
+
+    The numerical inversion is timed on ``n_timing`` test densities
+    (:func:`matterflow.dft1d.inversion.invert_density`, default tolerance);
+    the FNO on the whole test set in one batch.
+    """
+    from matterflow.dft1d.inversion import invert_density
+
+    split = np.asarray(list(split))
+    family = list(family)
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    te, od = np.flatnonzero(split == "test"), np.flatnonzero(split == "ood")
+    if len(tr) == 0 or len(te) == 0:
+        raise InputError(f"split: need 'train' and 'test' samples; got {len(tr)} train, "
+                         f"{len(te)} test")
+    model = DensityToPotentialFNO(**model_kwargs)
+    val = (density[va], potential[va]) if len(va) else None
+    model.fit(density[tr], potential[tr], validation=val, progress=progress)
+    ev_te = evaluate_fno(model, x, density[te], v_ext[te], potential[te], target=target)
+    ev_od = evaluate_fno(model, x, density[od], v_ext[od], potential[od], target=target) \
+        if len(od) else None
+    # timings in one run: batched FNO on all test densities vs numerical inversion
+    import time as _t
+
+    reps = max(1, int(np.ceil(2000 / len(te))))
+    t0 = _t.perf_counter()
+    for _ in range(reps):
+        model.predict(density[te])
+    fno_per = (_t.perf_counter() - t0) / (reps * len(te))
+    k = min(n_timing, len(te))
+    t0 = _t.perf_counter()
+    for i in te[:k]:
+        invert_density(density[i], v_ext[i], x, n_electrons=2, on_failure="warn")
+    inv_per = (_t.perf_counter() - t0) / max(1, k)
+    oodf = sorted({family[i] for i in od})
+    empty = np.zeros(0)
+    return model, FNOReport(
+        test_rel_l2=ev_te.potential_rel_l2, test_density_rel_l1=ev_te.density_rel_l1,
+        ood_rel_l2=ev_od.potential_rel_l2 if ev_od else empty,
+        ood_density_rel_l1=ev_od.density_rel_l1 if ev_od else empty,
+        ood_family=",".join(oodf), test_index=te, ood_index=od, test=ev_te, ood=ev_od,
+        fno_seconds_per_sample=fno_per, inversion_seconds_per_sample=inv_per,
+        n_timed_inversions=k, fit_seconds=model.fit_seconds_)
+
+
+def holdout_split(split: list[str], family: list[str], holdout: str) -> list[str]:
+    """Splits with every sample of family ``holdout`` moved to ``ood``."""
+    if holdout not in set(family):
+        raise InputError(f"holdout_family: {holdout!r} is not in the dataset; its families: "
+                         f"{', '.join(sorted(set(family)))}")
+    return ["ood" if f == holdout else s for s, f in zip(split, family, strict=True)]
