@@ -26,7 +26,9 @@ in the order of ``radius`` (``wselfallflag`` puts the self term in every
 element's density, otherwise only in the first species', the grid point's
 "type 1"); with ``quadraticflag`` the products :math:`B_i B_j/(1+\\delta_{ij})`,
 :math:`j \\ge i`, follow the linear components. LAMMPS's inner switching
-function (``switchinnerflag``, ``sinner``, ``dinner``) is not implemented.
+function (``switchinnerflag``, ``sinner``, ``dinner``) is not offered: LAMMPS
+22 Jul 2025 accepts it for ``sna/grid`` but its grid results do not change
+(checked), so there is no reference to match.
 
 Neighbour :math:`j` of species :math:`s` counts when
 :math:`0 < r_j < R_s = 2\\,\\mathrm{radius}_s\\,\\mathrm{rcutfac}`, as in LAMMPS
