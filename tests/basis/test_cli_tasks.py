@@ -109,3 +109,16 @@ def test_fit_and_predict_tasks_round_trip(split):
     out = get_task("basis.predict")(fitted.model_pickle, tmp / "new.csv")
     assert len(out.error_ha) == len(new)
     assert out.material[0] == new["chem_formula"].iloc[0]
+
+
+def test_column_map_option(split):
+    tmp, new = split
+    raw = pd.read_csv(tmp / "train.csv").rename(columns={"rgkmax": "RGKMAX", TARGET: "dE"})
+    raw.to_csv(tmp / "renamed.csv", index=False)
+    r = runner.invoke(app, ["basis", "fit", str(tmp / "renamed.csv"), "--out", str(tmp / "r.model")])
+    assert r.exit_code == 2 and "rgkmax" in r.output
+    r = runner.invoke(app, ["basis", "fit", str(tmp / "renamed.csv"), "--out", str(tmp / "r.model"),
+                            "--trees", "20", "--map", "RGKMAX=rgkmax", "--map", f"dE={TARGET}"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["basis", "fit", str(tmp / "renamed.csv"), "--map", "RGKMAX"])
+    assert r.exit_code == 2 and "OLD=NEW" in r.output
