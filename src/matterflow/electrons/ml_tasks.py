@@ -19,6 +19,7 @@ from pydantic import Field
 
 from matterflow.core import Params, quantity, task
 from matterflow.core.errors import InputError
+from matterflow.electrons.descriptor_tasks import DescriptorTaskParams
 from matterflow.electrons.training import TrainParams
 
 __all__ = ["TrainTaskParams", "train", "predict", "evaluate", "TASKS", "setup_for",
@@ -174,7 +175,7 @@ def prediction_errors(pred: Any, snap: Any) -> dict[str, float]:
 # --------------------------------------------------------------------------- train
 
 class TrainTaskParams(Params):
-    """Model, optimisation and data split of ``electrons.train``."""
+    """Model, optimisation, descriptors and data split of ``electrons.train``."""
 
     hidden_layers: tuple[int, ...] = Field((64, 64), description="widths of the hidden layers")
     activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "silu", "gelu"] = Field(
@@ -184,20 +185,17 @@ class TrainTaskParams(Params):
     output_scaling: Literal["standard", "feature-minmax", "max", "none"] = Field(
         "max", description="scaling of the LDOS")
     train: TrainParams = Field(default_factory=TrainParams, description="optimisation settings")
+    descriptors: DescriptorTaskParams = Field(
+        default_factory=DescriptorTaskParams,
+        description="descriptor kind and parameters (computed here unless given as input)")
     test_snapshots: tuple[int, ...] = Field((-1,), description="snapshots held out of training (indices)")
     validation_snapshots: tuple[int, ...] = Field(
         (), description="snapshots for early stopping; empty: a random 10 % of the training points")
-    descriptor_kind: Literal["bispectrum", "gaussian"] = Field(
-        "bispectrum", description="descriptor kind the descriptors were made with")
-    descriptor_params: dict[str, Any] = Field(
-        default_factory=dict, description="descriptor parameters used (saved with the model)")
-    temperature_k: float = Field(298.0, gt=0, description="electronic temperature of the data",
-                                 json_schema_extra={"units": "K"})
-    ldos_smearing_ev: float = Field(0.05, gt=0, description="Gaussian width of the LDOS",
-                                    json_schema_extra={"units": "eV"})
-    valence_electrons: dict[str, float] = Field(default_factory=lambda: {"Al": 3.0},
-                                                description="valence electrons per species")
-    seed: int = Field(0, ge=0, description="seed of the split and of the training")
+    temperature_k: float = Field(298.0, gt=0, description="electronic temperature of the data "
+                                 "(the input electronic_temperature_k wins)", json_schema_extra={"units": "K"})
+    ldos_smearing_ev: float = Field(0.05, ge=0, description="Gaussian width of the LDOS (the input "
+                                    "ldos_smearing_ev wins)", json_schema_extra={"units": "eV"})
+    xc: Literal["lda,pz", "lda,vwn"] = Field("lda,pz", description="LDA of the DFT data")
 
 
 @dataclass(frozen=True)
@@ -210,6 +208,7 @@ class TrainedModel:
     n_parameters: int = quantity("dimensionless", "weights and biases of the network")
     n_train_points: int = quantity("dimensionless", "grid points trained on")
     train_seconds: float = quantity("s", "wall time of training")
+    descriptor_seconds: float = quantity("s", "wall time of the descriptors")
     test_ldos_mae: float = quantity("1/(eV*Å^3)", "mean absolute LDOS error on the test snapshots")
 
 
@@ -228,26 +227,54 @@ def _train_figures(outputs: dict, params: TrainTaskParams) -> dict:
     return {"Learning curves": fig}
 
 
+def _stacked_atoms(positions: Any, cell: Any, numbers: Any, n_snap: int) -> list:
+    pos = np.asarray(positions, float)
+    if pos.ndim == 2:
+        pos = pos[None]
+    if pos.shape[0] != n_snap:
+        raise InputError(f"positions: {pos.shape[0]} structures for {n_snap} LDOS snapshots")
+    cells = np.asarray(cell, float)
+    nums = np.asarray(numbers)
+    return [atoms_from_arrays(pos[i], cells if cells.ndim == 2 else cells[i], nums if nums.ndim == 1 else nums[i])
+            for i in range(n_snap)]
+
+
 @task("electrons.train", params=TrainTaskParams, figures=_train_figures, version="1")
-def train(descriptors: np.ndarray, ldos: np.ndarray, energy_grid_ev: np.ndarray, cell_a: np.ndarray, *,
+def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, cell: np.ndarray,
+          numbers: np.ndarray, descriptors: np.ndarray | None = None,
+          electronic_temperature_k: Any = None, ldos_smearing_ev: Any = None, *,
           params: TrainTaskParams) -> TrainedModel:
     """Train the feed-forward descriptors → LDOS network on DFT snapshots (some held out)."""
     import time
 
+    from matterflow.electrons.descriptors import compute_descriptors
     from matterflow.electrons.model import FeedForwardLdosModel
+    from matterflow.electrons.observables import GTH_VALENCE
 
-    d = np.asarray(descriptors)
-    n_snap = d.shape[0] if d.ndim == 5 else 0
-    if n_snap < 2:
-        raise InputError(f"descriptors: at least two stacked snapshots (n, nx, ny, nz, n_features) are "
-                         f"needed (one to train, one to test); got shape {d.shape}")
-    norm = [i % n_snap for i in range(n_snap)]
+    y_all = np.asarray(ldos)
+    if y_all.ndim != 5 or y_all.shape[0] < 2:
+        raise InputError(f"ldos: at least two stacked snapshots (n, nx, ny, nz, ne) are needed (one to "
+                         f"train, one to test); got shape {y_all.shape}")
+    n_snap, grid = y_all.shape[0], tuple(int(g) for g in y_all.shape[1:4])
+    atoms = _stacked_atoms(positions, cell, numbers, n_snap)
+    dparams = params.descriptors.descriptor_params
+    t0 = time.perf_counter()
+    if descriptors is None:
+        d = np.stack([compute_descriptors(a, grid, dparams) for a in atoms])
+    else:
+        d = np.asarray(descriptors)
+        from matterflow.electrons.descriptors import n_features
+
+        if d.ndim == 5 and d.shape[-1] != n_features(dparams):
+            raise InputError(f"descriptors: {d.shape[-1]} features, but params.descriptors gives "
+                             f"{n_features(dparams)}; use the same descriptor parameters in both steps")
+    t_desc = time.perf_counter() - t0
 
     def resolve(idx: tuple[int, ...], name: str) -> list[int]:
         for i in idx:
             if not -n_snap <= i < n_snap:
                 raise InputError(f"params.{name}: index {i} out of range for {n_snap} snapshots")
-        return sorted({norm[i] for i in idx})
+        return sorted({i % n_snap for i in idx})
 
     test = resolve(params.test_snapshots, "test_snapshots")
     val = resolve(params.validation_snapshots, "validation_snapshots")
@@ -255,19 +282,23 @@ def train(descriptors: np.ndarray, ldos: np.ndarray, energy_grid_ev: np.ndarray,
     if not fit_idx:
         raise InputError("params.test_snapshots/validation_snapshots: no snapshot is left to train on")
     energies = _pick(energy_grid_ev, 0, 1, "energy_grid_ev")
-    x, y = training_arrays(d, ldos, fit_idx)
+    x, y = training_arrays(d, y_all, fit_idx)
     if y.shape[1] != energies.shape[0]:
         raise InputError(f"energy_grid_ev: {energies.shape[0]} energies, but the LDOS has {y.shape[1]}")
-    xv, yv = training_arrays(d, ldos, val) if val else (None, None)
-    setup = setup_for(params.descriptor_kind, params.descriptor_params, energies,
-                      _pick(cell_a, 0, 2, "cell_a"), d.shape[1:4], temperature_k=params.temperature_k,
-                      ldos_smearing_ev=params.ldos_smearing_ev, valence_electrons=params.valence_electrons)
+    xv, yv = training_arrays(d, y_all, val) if val else (None, None)
+    first = lambda v, default: default if v is None else float(np.asarray(v).ravel()[0])  # noqa: E731
+    symbols = sorted({s for a in atoms for s in a.get_chemical_symbols()})
+    setup = setup_for(params.descriptors.kind, dparams, energies, atoms[0].get_cell()[:], grid,
+                      temperature_k=first(electronic_temperature_k, params.temperature_k),
+                      ldos_smearing_ev=first(ldos_smearing_ev, params.ldos_smearing_ev),
+                      valence_electrons={s: float(GTH_VALENCE[s]) for s in symbols if s in GTH_VALENCE},
+                      meta={"xc": params.xc})
     model = FeedForwardLdosModel(params.hidden_layers, params.activation, params.input_scaling,
                                  params.output_scaling, params.train, setup)
     t0 = time.perf_counter()
     model.fit(x, y, xv, yv)
     seconds = time.perf_counter() - t0
-    xt, yt = training_arrays(d, ldos, test) if test else (x[:1], y[:1])
+    xt, yt = training_arrays(d, y_all, test) if test else (x[:1], y[:1])
     mae = float(np.mean(np.abs(model.predict(xt) - yt)))
     h = model.history_
     n_par = sum(int(p.numel()) for p in model.network_.parameters())
@@ -275,17 +306,16 @@ def train(descriptors: np.ndarray, ldos: np.ndarray, energy_grid_ev: np.ndarray,
                         train_loss=np.array(h.train_loss), val_loss=np.array(h.val_loss),
                         learning_rate=np.array(h.learning_rate), best_epoch=int(h.best_epoch),
                         n_parameters=n_par, n_train_points=int(x.shape[0]), train_seconds=seconds,
-                        test_ldos_mae=mae)
+                        descriptor_seconds=t_desc, test_ldos_mae=mae)
 
 
 # --------------------------------------------------------------------------- predict
 
 class PredictTaskParams(Params):
-    """Which structure, how finely chunked."""
+    """Which structure, on which grid, how finely chunked."""
 
     snapshot: int = Field(-1, description="index of the structure when the inputs are stacked")
     chunk_points: int = Field(16384, ge=1, le=10_000_000, description="grid points per chunk (memory bound)")
-    grid_shape: tuple[int, int, int] | None = Field(None, description="(nx, ny, nz); None: training spacing")
     repeat: tuple[int, int, int] = Field((1, 1, 1), description="supercell of the structure to predict")
 
 
@@ -318,18 +348,21 @@ def _model_from_input(model: Any) -> Any:
 
 
 @task("electrons.predict", params=PredictTaskParams, version="1")
-def predict(model: Any, positions_a: np.ndarray, cell_a: np.ndarray, numbers: np.ndarray, *,
-            params: PredictTaskParams) -> PredictedObservables:
+def predict(model: Any, positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray,
+            grid_shape: np.ndarray | None = None, *, params: PredictTaskParams) -> PredictedObservables:
     """DOS, density, Fermi level, band and total energy of a structure from a trained LDOS model."""
     from matterflow.electrons.predict import predict_observables
 
     m = _model_from_input(model)
-    atoms = atoms_from_arrays(_pick(positions_a, params.snapshot, 2, "positions_a"),
-                              _pick(cell_a, params.snapshot, 2, "cell_a"),
-                              _pick(numbers, params.snapshot, 1, "numbers"))
+    i = params.snapshot
+    atoms = atoms_from_arrays(_pick(positions, i, 2, "positions"), _pick(cell, i, 2, "cell"),
+                              _pick(numbers, i, 1, "numbers"))
+    grid = None
+    if grid_shape is not None:
+        grid = tuple(int(g) * r for g, r in zip(_pick(grid_shape, i, 1, "grid_shape"), params.repeat,
+                                                 strict=True))
     if params.repeat != (1, 1, 1):
         atoms = atoms.repeat(params.repeat)
-    grid = params.grid_shape
     p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
                             scheduler="synchronous")
     return PredictedObservables(dos=p.dos, energy_grid_ev=p.energy_grid_ev, density=p.density,
@@ -354,9 +387,11 @@ class Evaluation:
     dos_predicted: np.ndarray = quantity("1/eV", "(n_energies,)")
     dos_reference: np.ndarray = quantity("1/eV", "(n_energies,)")
     energy_grid_ev: np.ndarray = quantity("eV", "(n_energies,)")
+    fermi_predicted_ev: float = quantity("eV", "")
+    fermi_reference_ev: float = quantity("eV", "")
     density_predicted_slice: np.ndarray = quantity("1/Å^3", "(nx, ny) at z = 0")
     density_reference_slice: np.ndarray = quantity("1/Å^3", "(nx, ny) at z = 0")
-    table: list = quantity("", "rows 'quantity | predicted | DFT | error'")
+    table: list = quantity("", "rows 'quantity | ML | DFT | error'")
 
 
 def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
@@ -366,8 +401,11 @@ def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(e, outputs["dos_reference"], "k", lw=1.5, label="DFT")
     ax.plot(e, outputs["dos_predicted"], "C1--", lw=1.5, label="ML (LDOS model)")
+    ax.axvline(float(outputs["fermi_reference_ev"]), color="k", ls=":", lw=1)
+    ax.axvline(float(outputs["fermi_predicted_ev"]), color="C1", ls=":", lw=1)
     ax.set_xlabel("energy (eV)")
-    ax.set_ylabel("DOS (states/eV)")
+    ax.set_ylabel("DOS (states/eV/cell)")
+    ax.set_title("held-out snapshot (dotted: Fermi levels)")
     ax.legend()
     fig.tight_layout()
     ref, pred = outputs["density_reference_slice"], outputs["density_predicted_slice"]
@@ -375,14 +413,14 @@ def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
     lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
     for ax2, data, title in ((axes[0], ref, "DFT"), (axes[1], pred, "ML")):
         im = ax2.imshow(data.T, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
-        ax2.set_title(f"density, z = 0 ({title})")
+        ax2.set_title(f"density, k = 0 ({title})")
         fig2.colorbar(im, ax=ax2, shrink=0.8, label="e/Å³")
     im = axes[2].imshow((pred - ref).T, origin="lower", cmap="RdBu_r")
     axes[2].set_title("ML − DFT")
     fig2.colorbar(im, ax=axes[2], shrink=0.8, label="e/Å³")
     fig2.tight_layout()
-    rows = [r.split(" | ") for r in outputs["table"]]
-    fig3, ax3 = plt.subplots(figsize=(7, 0.45 * len(rows) + 0.6))
+    rows = [str(r).split(" | ") for r in outputs["table"]]
+    fig3, ax3 = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 0.6))
     ax3.axis("off")
     tab = ax3.table(cellText=rows[1:], colLabels=rows[0], loc="center")
     tab.scale(1, 1.3)
@@ -391,10 +429,10 @@ def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
 
 
 @task("electrons.evaluate", params=EvaluateParams, figures=_evaluate_figures, version="1")
-def evaluate(dos: np.ndarray, density: np.ndarray, band_energy_ev: Any, total_energy_ev: Any,
-             fermi_ev: Any, n_atoms: Any, reference_dos_energy_grid_ev: np.ndarray,
-             reference_ldos: np.ndarray, reference_density: np.ndarray, reference_band_energy_ev: Any,
-             reference_total_energy_ev: Any, reference_fermi_ev: Any, reference_cell_a: np.ndarray, *,
+def evaluate(dos: np.ndarray, density: np.ndarray, fermi_ev: Any, band_energy_ev: Any,
+             total_energy_ev: Any, energy_grid_ev: np.ndarray, reference_dos: np.ndarray,
+             reference_density: np.ndarray, reference_fermi_ev: Any, reference_band_energy_ev: Any,
+             reference_total_energy_ev: Any, reference_positions: np.ndarray, *,
              params: EvaluateParams) -> Evaluation:
     """Errors of a prediction against the DFT snapshot: energies per atom, density MRAE, DOS."""
     i = params.snapshot
@@ -402,31 +440,33 @@ def evaluate(dos: np.ndarray, density: np.ndarray, band_energy_ev: Any, total_en
     rho = np.asarray(density)
     if rho.shape != rho_ref.shape:
         raise InputError(f"density: predicted grid {rho.shape} does not match the reference {rho_ref.shape}")
-    ldos_ref = _pick(reference_ldos, i, 4, "reference_ldos")
-    cell = _pick(reference_cell_a, i, 2, "reference_cell_a")
-    voxel = abs(float(np.linalg.det(cell))) / rho_ref.size
-    dos_ref = ldos_ref.reshape(-1, ldos_ref.shape[-1]).sum(axis=0) * voxel
-    n = float(np.asarray(n_atoms).ravel()[0])
-    scalar = lambda v, j=i: float(np.asarray(v).ravel()[j] if np.asarray(v).size > 1 else np.asarray(v).ravel()[0])  # noqa: E731
-    eb, eb_ref = scalar(band_energy_ev, 0), scalar(reference_band_energy_ev)
-    et, et_ref = scalar(total_energy_ev, 0), scalar(reference_total_energy_ev)
-    ef, ef_ref = scalar(fermi_ev, 0), scalar(reference_fermi_ev)
+    dos, dos_ref = np.asarray(dos), _pick(reference_dos, i, 1, "reference_dos")
+    if dos.shape != dos_ref.shape:
+        raise InputError(f"dos: {dos.shape} energies predicted, reference has {dos_ref.shape}")
+    n = _pick(reference_positions, i, 2, "reference_positions").shape[0]
+
+    def value(v: Any, stacked: bool) -> float:
+        a = np.asarray(v, dtype=float).ravel()
+        return float(a[i] if stacked and a.size > 1 else a[0])
+
+    eb, eb_ref = value(band_energy_ev, False), value(reference_band_energy_ev, True)
+    et, et_ref = value(total_energy_ev, False), value(reference_total_energy_ev, True)
+    ef, ef_ref = value(fermi_ev, False), value(reference_fermi_ev, True)
     mask = rho_ref > 1e-6 * rho_ref.max()
     mrae = float(np.mean(np.abs(rho[mask] - rho_ref[mask]) / rho_ref[mask]) * 100)
-    dos = np.asarray(dos)
-    energies = _pick(reference_dos_energy_grid_ev, i, 1, "reference_dos_energy_grid_ev")
-    band_err = (eb - eb_ref) / n * 1000
-    tot_err = (et - et_ref) / n * 1000
+    band_err, tot_err = (eb - eb_ref) / n * 1000, (et - et_ref) / n * 1000
     table = ["quantity | ML | DFT | error",
-             f"band energy (eV) | {eb:.4f} | {eb_ref:.4f} | {band_err:+.2f} meV/atom",
-             f"total energy (eV) | {et:.4f} | {et_ref:.4f} | {tot_err:+.2f} meV/atom",
+             f"band energy (eV/cell) | {eb:.4f} | {eb_ref:.4f} | {band_err:+.2f} meV/atom",
+             f"total energy (eV/cell) | {et:.4f} | {et_ref:.4f} | {tot_err:+.2f} meV/atom",
              f"Fermi level (eV) | {ef:.4f} | {ef_ref:.4f} | {(ef - ef_ref) * 1000:+.1f} meV",
-             f"density | - | - | MRAE {mrae:.2f} %"]
+             f"density (e/Å³, mean) | {rho.mean():.5f} | {rho_ref.mean():.5f} | MRAE {mrae:.2f} %"]
     return Evaluation(band_energy_error_mev_per_atom=band_err, total_energy_error_mev_per_atom=tot_err,
                       fermi_error_mev=(ef - ef_ref) * 1000, density_mrae_percent=mrae,
                       dos_mae=float(np.mean(np.abs(dos - dos_ref))), dos_predicted=dos, dos_reference=dos_ref,
-                      energy_grid_ev=energies, density_predicted_slice=rho[:, :, 0],
-                      density_reference_slice=rho_ref[:, :, 0], table=table)
+                      energy_grid_ev=np.asarray(energy_grid_ev, float).reshape(-1)[-dos.shape[0]:],
+                      fermi_predicted_ev=ef, fermi_reference_ev=ef_ref,
+                      density_predicted_slice=rho[:, :, 0], density_reference_slice=rho_ref[:, :, 0],
+                      table=table)
 
 
 TASKS: list = [train, predict, evaluate]
