@@ -43,6 +43,18 @@ def test_task_on_atoms_file_and_snapshot(al8, tmp_path):
     np.testing.assert_allclose(from_snap.descriptors, direct, atol=1e-9)
 
 
+def test_task_figures_from_stacked_outputs(al8):
+    from matterflow.electrons.descriptor_tasks import DescriptorTaskParams, _figures
+
+    res = descriptors(al8, params={"grid_shape": [6, 3, 3], "bispectrum": {"twojmax": 2}})
+    figs = _figures({"descriptors": res.descriptors[None]}, DescriptorTaskParams())
+    assert len(figs) == 2
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():
+        plt.close(fig)
+
+
 def test_task_bad_inputs(al8, tmp_path):
     with pytest.raises(InputError, match="grid_shape"):
         descriptors(al8, params={"bispectrum": {"twojmax": 2}})
