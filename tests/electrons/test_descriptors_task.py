@@ -9,7 +9,7 @@ from ase.build import bulk
 from typer.testing import CliRunner
 
 from matterflow.core.errors import InputError
-from matterflow.electrons.descriptor_tasks import descriptors
+from matterflow.electrons.descriptor_tasks import descriptors, structure_descriptors
 from matterflow.electrons.descriptors import bispectrum_descriptors, gaussian_descriptors
 
 
@@ -20,16 +20,17 @@ def al8():
     return atoms
 
 
-def test_task_on_atoms_file_and_snapshot(al8, tmp_path):
+def test_structure_task_on_atoms_file_and_snapshot(al8, tmp_path):
     params = {"grid_shape": [6, 3, 3], "bispectrum": {"twojmax": 4}}
     direct = bispectrum_descriptors(al8, (6, 3, 3), {"twojmax": 4})
-    res = descriptors(al8, params=params)
+    res = structure_descriptors(al8, params=params)
     np.testing.assert_array_equal(res.descriptors, direct)
     assert res.n_atoms == 8 and tuple(res.grid_shape) == (6, 3, 3)
     path = tmp_path / "POSCAR"
     ase.io.write(path, al8, format="vasp")
-    np.testing.assert_allclose(descriptors(path, params=params).descriptors, direct, atol=1e-9)
-    g = descriptors(al8, params={"grid_shape": [6, 3, 3], "kind": "gaussian"})
+    np.testing.assert_allclose(structure_descriptors(path, params=params).descriptors, direct,
+                               atol=1e-9)
+    g = structure_descriptors(al8, params={"grid_shape": [6, 3, 3], "kind": "gaussian"})
     np.testing.assert_array_equal(g.descriptors, gaussian_descriptors(al8, (6, 3, 3)))
 
     from matterflow.electrons.snapshot import Snapshot, save_snapshot
@@ -39,14 +40,15 @@ def test_task_on_atoms_file_and_snapshot(al8, tmp_path):
                     electronic_temperature_k=298.0, band_energy_ev=0.0, total_energy_ev=0.0,
                     ldos_smearing_ev=0.1)
     h5 = save_snapshot(snap, tmp_path / "snap.h5")
-    from_snap = descriptors(h5, params={"bispectrum": {"twojmax": 4}})   # the snapshot's grid
+    from_snap = structure_descriptors(h5, params={"bispectrum": {"twojmax": 4}})  # its own grid
     np.testing.assert_allclose(from_snap.descriptors, direct, atol=1e-9)
 
 
 def test_task_figures_from_stacked_outputs(al8):
     from matterflow.electrons.descriptor_tasks import DescriptorTaskParams, _figures
 
-    res = descriptors(al8, params={"grid_shape": [6, 3, 3], "bispectrum": {"twojmax": 2}})
+    res = structure_descriptors(al8, params={"grid_shape": [6, 3, 3],
+                                             "bispectrum": {"twojmax": 2}})
     figs = _figures({"descriptors": res.descriptors[None]}, DescriptorTaskParams())
     assert len(figs) == 2
     import matplotlib.pyplot as plt
@@ -55,15 +57,68 @@ def test_task_figures_from_stacked_outputs(al8):
         plt.close(fig)
 
 
+def test_array_task_shared_or_stacked_inputs(al8):
+    p = {"bispectrum": {"twojmax": 2}}
+    direct = bispectrum_descriptors(al8, (6, 3, 3), p["bispectrum"])
+    pos, cell, num = al8.positions, al8.cell[:], al8.numbers
+    shared = descriptors(pos, cell, num, params={**p, "grid_shape": [6, 3, 3]})
+    np.testing.assert_array_equal(shared.descriptors, direct)
+    stacked = descriptors(pos, np.stack([cell, cell]), np.stack([num, num]),
+                          np.array([[6, 3, 3], [6, 3, 3]]), params=p)
+    np.testing.assert_array_equal(stacked.descriptors, direct)
+    with pytest.raises(InputError, match="cell: differs between snapshots"):
+        descriptors(pos, np.stack([cell, cell * 1.01]), num, params={**p, "grid_shape": [2, 2, 2]})
+    with pytest.raises(InputError, match="numbers"):
+        descriptors(pos, cell, num[:3], params={**p, "grid_shape": [2, 2, 2]})
+    bad = pos.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="positions"):
+        descriptors(bad, cell, num, params={**p, "grid_shape": [2, 2, 2]})
+
+
+def test_workflow_structures_to_descriptors(tmp_path):
+    """electrons.structures -> electrons.descriptors mapped over snapshots on Dask."""
+    import h5py
+
+    from matterflow.core.execute import run_workflow
+    from matterflow.core.workflow import parse_workflow
+    from matterflow.electrons.dft_tasks import structures
+
+    text = """
+steps:
+  - id: s
+    task: electrons.structures
+    params: {n_snapshots: 3, seed: 1}
+  - id: d
+    task: electrons.descriptors
+    inputs: {positions: s.positions, cell: s.cell, numbers: s.numbers}
+    params: {grid_shape: [4, 4, 4], bispectrum: {twojmax: 2}}
+"""
+    run_workflow(parse_workflow(text), tmp_path, workers=1)
+    ref = structures(params={"n_snapshots": 3, "seed": 1})
+    with h5py.File(tmp_path / "results.h5") as f:
+        keys = []
+        f.visit(keys.append)
+        name = next(k for k in keys if k.endswith("descriptors") and k.split("/")[-2] == "d")
+        got = f[name][()]
+    assert got.shape == (3, 4, 4, 4, 5)
+    from ase import Atoms
+
+    for i in range(3):
+        atoms = Atoms(numbers=ref.numbers, positions=ref.positions[i], cell=ref.cell, pbc=True)
+        np.testing.assert_allclose(got[i], bispectrum_descriptors(atoms, (4, 4, 4), {"twojmax": 2}),
+                                   atol=1e-12)
+
+
 def test_task_bad_inputs(al8, tmp_path):
     with pytest.raises(InputError, match="grid_shape"):
-        descriptors(al8, params={"bispectrum": {"twojmax": 2}})
+        structure_descriptors(al8, params={"bispectrum": {"twojmax": 2}})
     with pytest.raises(InputError, match="not found"):
-        descriptors(tmp_path / "missing.vasp", params={"grid_shape": [2, 2, 2]})
+        structure_descriptors(tmp_path / "missing.vasp", params={"grid_shape": [2, 2, 2]})
     with pytest.raises(InputError, match=r"grid_shape"):
-        descriptors(al8, params={"grid_shape": [2, 0, 2]})
+        structure_descriptors(al8, params={"grid_shape": [2, 0, 2]})
     with pytest.raises(InputError, match=r"kind"):
-        descriptors(al8, params={"grid_shape": [2, 2, 2], "kind": "soap"})
+        structure_descriptors(al8, params={"grid_shape": [2, 2, 2], "kind": "soap"})
 
 
 def test_cli_descriptors(al8, tmp_path):

@@ -1,9 +1,14 @@
-"""Task ``electrons.descriptors``: grid descriptors of structures or DFT snapshots.
+"""Tasks computing grid descriptors (bispectrum or Gaussian) of structures.
 
-Mapped over ``structures`` (a list of structure files readable by ASE,
-snapshot HDF5 files from ``matterflow electrons dft``, ``ase.Atoms`` or
-:class:`~matterflow.electrons.snapshot.Snapshot` objects), so the executor
-computes one structure per call in batches on Dask.
+- ``electrons.descriptors`` is mapped over snapshots given as arrays, like
+  ``electrons.dft``: ``positions`` (n_snapshots, n_atoms, 3) with ``cell``
+  and ``numbers`` shared (or stacked per snapshot but equal, as the outputs
+  of ``electrons.dft``), and the grid from ``grid_shape`` (input or
+  parameter). In a workflow: ``inputs: {positions: dft.positions, cell:
+  dft.cell, numbers: dft.numbers, grid_shape: dft.grid_shape}``.
+- ``electrons.structure_descriptors`` takes one structure: a file ASE can
+  read, a snapshot HDF5 file (which carries its grid), an ``ase.Atoms`` or
+  a :class:`~matterflow.electrons.snapshot.Snapshot`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from matterflow.electrons.descriptors import (
     compute_descriptors,
 )
 
-__all__ = ["DescriptorTaskParams", "GridDescriptors", "descriptors", "load_structure", "TASKS"]
+__all__ = ["DescriptorTaskParams", "GridDescriptors", "descriptors", "structure_descriptors",
+           "load_structure", "TASKS"]
 
 SNAPSHOT_SUFFIXES = {".h5", ".hdf5", ".he5"}
 
@@ -125,19 +131,71 @@ def _figures(outputs: dict, params: DescriptorTaskParams) -> dict:
     return {"Descriptor slices (first structure)": fig, "Descriptor statistics": fig2}
 
 
-@task("electrons.descriptors", params=DescriptorTaskParams, map_over="structures",
-      figures=_figures, version="1")
-def descriptors(structures: Any, *, params: DescriptorTaskParams) -> GridDescriptors:
-    """Bispectrum (LAMMPS sna/grid) or Gaussian descriptors of a structure on its grid."""
-    atoms, own_grid = load_structure(structures)
+def _shared(value: Any, name: str, item_ndim: int) -> np.ndarray:
+    """``value`` for one snapshot: itself, or the common entry of a per-snapshot stack."""
+    arr = np.asarray(value)
+    if arr.ndim == item_ndim + 1:
+        if len(arr) == 0:
+            raise InputError(f"{name}: empty")
+        if not all(np.array_equal(arr[0], a) for a in arr[1:]):
+            raise InputError(f"{name}: differs between snapshots; electrons.descriptors maps over "
+                             f"positions and needs one {name} for all of them (compute "
+                             f"snapshots with different {name} in separate steps)")
+        arr = arr[0]
+    if arr.ndim != item_ndim:
+        raise InputError(f"{name}: expected {item_ndim} dimension(s) per snapshot; got shape "
+                         f"{arr.shape}")
+    return arr
+
+
+def _atoms_from_arrays(positions: Any, cell: Any, numbers: Any):
+    from ase import Atoms
+
+    pos = np.asarray(positions, dtype=float)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise InputError(f"positions: (n_atoms, 3) per snapshot needed; got shape {pos.shape}")
+    cell_arr = _shared(cell, "cell", 2).astype(float)
+    if cell_arr.shape != (3, 3):
+        raise InputError(f"cell: (3, 3) lattice vectors needed; got shape {cell_arr.shape}")
+    num = _shared(numbers, "numbers", 1)
+    if len(num) != len(pos):
+        raise InputError(f"numbers: {len(num)} atomic numbers for {len(pos)} positions")
+    try:
+        return Atoms(numbers=num.astype(int), positions=pos, cell=cell_arr, pbc=True)
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"numbers: not valid atomic numbers ({exc})") from None
+
+
+def _run(atoms, own_grid, params: DescriptorTaskParams) -> GridDescriptors:
     grid = params.grid_shape or own_grid
     if grid is None:
         raise InputError("params.grid_shape: needed for a structure without its own grid "
-                         "(only snapshot files carry one); e.g. grid_shape: [18, 18, 18]")
+                         "(only snapshots carry one); e.g. grid_shape: [18, 18, 18]")
     values = compute_descriptors(atoms, grid, params.descriptor_params)
     return GridDescriptors(descriptors=values, grid_shape=np.array(grid, dtype=np.int64),
                            cell_a=np.asarray(atoms.get_cell()[:], dtype=float),
                            n_atoms=len(atoms))
 
 
-TASKS = [descriptors]
+@task("electrons.descriptors", params=DescriptorTaskParams, map_over="positions",
+      figures=_figures, version="2")
+def descriptors(positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray,
+                grid_shape: np.ndarray | None = None, *,
+                params: DescriptorTaskParams) -> GridDescriptors:
+    """Bispectrum (LAMMPS sna/grid) or Gaussian descriptors of one snapshot on its grid."""
+    atoms = _atoms_from_arrays(positions, cell, numbers)
+    own = None
+    if grid_shape is not None:
+        own = tuple(int(n) for n in _shared(grid_shape, "grid_shape", 1))
+    return _run(atoms, own, params)
+
+
+@task("electrons.structure_descriptors", params=DescriptorTaskParams, figures=_figures,
+      version="1")
+def structure_descriptors(structure: Any, *, params: DescriptorTaskParams) -> GridDescriptors:
+    """Descriptors of one structure file (ASE-readable or snapshot .h5), Atoms or Snapshot."""
+    atoms, own_grid = load_structure(structure)
+    return _run(atoms, own_grid, params)
+
+
+TASKS = [descriptors, structure_descriptors]
