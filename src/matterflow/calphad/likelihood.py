@@ -8,8 +8,10 @@ tangents of the phases at their measured compositions; each phase's driving
 force against it is Normal(0, ``sigma_zpf``) (1000 J/mol as in ESPEI). For a
 phase with unknown composition the driving force is the largest over its
 compositions; a phase with a single composition (a line compound) does not
-define a tangent and only gets a driving force. Activities are Normal with
-``sigma_activity``.
+define a tangent and only gets a driving force. A single-phase observation
+(one phase with its composition) penalises every other phase that lies below
+its tangent (one-sided; ESPEI gives such points no weight). Activities are
+Normal with ``sigma_activity``.
 
 ``EspeiLikelihood`` calls ESPEI's own likelihood (all data types, including
 thermochemical data) through ``espei.error_functions.context.setup_context``.
@@ -107,6 +109,16 @@ class FastLikelihood:
             if not tangents:
                 continue  # as ESPEI: a tie-line without any composition gives no hyperplane
             mu_a, mu_b = np.mean(tangents, axis=0)
+            if len(names) == 1:
+                # a single-phase observation: no other phase may lie below its tangent
+                # (one-sided; an extension of ESPEI's ZPF error, which ignores such points)
+                for k in range(len(phases)):
+                    if phases[k] == names[0]:
+                        continue
+                    cx, cg = curve(ti, k)
+                    df = float(np.max(mu_a * (1 - cx) + mu_b * cx - cg))
+                    res.append(max(df, 0.0) / self.sigma_zpf)
+                continue
             for nm, x in zip(names, xs, strict=False):
                 cx, cg = curve(ti, phases.index(nm))
                 plane = mu_a * (1 - cx) + mu_b * cx
