@@ -102,3 +102,16 @@ def test_atoms_outside_the_cell_are_wrapped_and_bad_inputs_rejected():
         run_dft(bad)
     with pytest.raises(InputError, match="xc"):
         run_dft(atoms, xc="pbe")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature", [298.0, 933.0])
+def test_total_energy_from_own_ldos_8_atoms(temperature):
+    atoms = aluminium_supercell((2, 1, 1), temperature, seed=11)
+    s = run_dft(atoms, kpts=(2, 2, 2), mesh=(24, 12, 12), electronic_temperature_k=temperature,
+                energy_grid_ev=GRID, ldos_smearing_ev=0.05)
+    obs = ob.observables_from_ldos(s.ldos, s.energy_grid_ev, s.atoms, temperature_k=temperature,
+                                   ldos_smearing_ev=0.05)
+    d_tot = (obs.total_energy_ev - s.total_energy_ev) * 1000 / s.n_atoms
+    print(f"8 atoms, T = {temperature} K: total {d_tot:+.3f} meV/atom")
+    assert abs(d_tot) < 1.0
