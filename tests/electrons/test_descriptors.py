@@ -66,6 +66,20 @@ def test_bispectrum_matches_lammps_distorted_fcc(twojmax):
 
 
 @needs_lammps
+def test_atoms_on_grid_points_match_lammps():
+    """Perfect fcc on a 4x4x4 grid: atoms sit on grid points (r = 0 excluded, as LAMMPS)."""
+    from ase.build import bulk
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    p = dict(twojmax=6, rcutfac=4.67637, rfac0=0.99363, radius={"Al": 0.5}, weight={"Al": 1.0})
+    ref = lammps_sna_grid(atoms, (4, 4, 4), **p)
+    assert rel_err(bispectrum_descriptors(atoms, (4, 4, 4), p), ref[..., 3:]) < 1e-6
+    gp = dict(rcutfac=4.67637, radius={"Al": 0.5}, sigma={"Al": 0.3})
+    assert rel_err(gaussian_descriptors(atoms, (4, 4, 4), gp),
+                   lammps_gaussian_grid(atoms, (4, 4, 4), **gp)) < 1e-6
+
+
+@needs_lammps
 @pytest.mark.parametrize("flags", [
     {},
     {"switchflag": 0},
