@@ -37,3 +37,13 @@ def test_dft_mapped_over_snapshots_and_observables(tmp_path):
     err = np.abs(obs["total_energy_ev"] - dft["total_energy_ev"]) * 1000 / 4
     assert np.all(err < 5.0), err
     np.testing.assert_allclose(obs["fermi_ev"], dft["fermi_ev"], atol=0.02)
+    # figures are drawn from the stored (stacked) outputs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matterflow.core.registry import get_task
+
+    for name, outputs in (("electrons.dft", dft), ("electrons.observables", obs)):
+        t = get_task(name)
+        figs = t.figures(outputs, t.make_params(None))
+        assert figs and all(hasattr(f, "savefig") for f in figs.values())
