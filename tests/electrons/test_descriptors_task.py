@@ -152,3 +152,7 @@ def test_cli_descriptors(al8, tmp_path):
     assert r.exit_code == 2 and "params.radius" in r.output
     r = runner.invoke(app, ["electrons", "descriptors", str(path), "-q", "-o", str(out)])
     assert r.exit_code == 2 and "--grid" in r.output
+    r = runner.invoke(app, ["electrons", "descriptors", str(path), "--grid", "6,3,3", "-q",
+                            "-o", str(tmp_path / "d.txt")])
+    assert r.exit_code == 2 and "--out" in r.output and not (tmp_path / "d.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["al.vasp", "d.npy", "g.h5"]

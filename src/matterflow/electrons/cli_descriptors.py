@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +13,7 @@ import typer
 from matterflow.clitools import console, handle_errors, make_progress
 from matterflow.core.errors import InputError
 
-__all__ = ["register", "parse_grid", "parse_species_values", "build_params", "save_descriptors"]
+__all__ = ["register", "parse_grid", "parse_species_values", "build_params", "descriptor_writer"]
 
 
 def parse_grid(text: str) -> tuple[int, int, int]:
@@ -83,24 +85,48 @@ def build_params(kind: str, params_file: Path | None, overrides: dict[str, Any])
                                             model=model)) from None
 
 
-def save_descriptors(out: Path, values, *, atoms, grid, params, kind: str,
-                     with_coordinates: bool) -> None:
-    """Write ``values`` (nx, ny, nz, nf) as .npy or HDF5 (with atoms and parameters)."""
+@contextlib.contextmanager
+def descriptor_writer(out: Path, *, atoms, grid, params, kind: str, n_features: int,
+                      with_coordinates: bool) -> Iterator[Callable[[int, int, Any], None]]:
+    """Stream descriptors to ``out`` (.npy or .h5) slab by slab; the file appears when complete.
+
+    Yields ``write(i0, i1, values)`` taking ``values`` of x-planes ``i0:i1``,
+    shape ``(i1 - i0, ny, nz, n_features)``. With ``with_coordinates`` the
+    Cartesian coordinates of each grid point (Å) come first, as in LAMMPS.
+    """
     import numpy as np
 
-    from matterflow.electrons.descriptors import grid_coordinates
+    from matterflow.electrons.descriptors._grid import grid_points
 
-    if with_coordinates:
-        values = np.concatenate([grid_coordinates(atoms, grid), values], axis=-1)
     suffix = out.suffix.lower()
+    if suffix not in (".npy", ".h5", ".hdf5"):
+        raise InputError(f"--out: {out}: a .npy or .h5 file is needed")
+    nx, ny, nz = grid
+    ncol = n_features + (3 if with_coordinates else 0)
+    cell = np.asarray(atoms.get_cell()[:], dtype=float)
+
+    def fill(target, i0: int, i1: int, values) -> None:
+        if with_coordinates:
+            xyz = grid_points(cell, grid, np.arange(i0 * ny * nz, i1 * ny * nz))
+            target[i0:i1, :, :, :3] = xyz.reshape(i1 - i0, ny, nz, 3)
+            target[i0:i1, :, :, 3:] = values
+        else:
+            target[i0:i1] = values
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
         tmp = out.with_name(f".{out.name}.tmp.npy")
-        np.save(tmp, values)
-        tmp.replace(out)
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(nx, ny, nz, ncol))
+        try:
+            yield lambda i0, i1, values: fill(arr, i0, i1, values)
+            arr.flush()
+            del arr
+            tmp.replace(out)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
         return
-    if suffix not in (".h5", ".hdf5"):
-        raise InputError(f"--out: {out}: a .npy or .h5 file is needed")
     from matterflow.core.store import atomic_h5
 
     with atomic_h5(out) as f:
@@ -108,14 +134,15 @@ def save_descriptors(out: Path, values, *, atoms, grid, params, kind: str,
         f.attrs["kind"] = kind
         f.attrs["params"] = params.model_dump_json()
         f.attrs["with_coordinates"] = bool(with_coordinates)
-        ds = f.create_dataset("descriptors", data=values)
+        ds = f.create_dataset("descriptors", shape=(nx, ny, nz, ncol), dtype="f8", chunks=True)
         ds.attrs["units"] = "dimensionless" if kind == "bispectrum" else "1/Å^3"
         ds.attrs["shape"] = "(nx, ny, nz, n_features)" + (" with x, y, z (Å) first"
                                                             if with_coordinates else "")
         f.create_dataset("grid_shape", data=np.array(grid))
-        f.create_dataset("atoms/cell", data=np.asarray(atoms.get_cell()[:])).attrs["units"] = "Å"
+        f.create_dataset("atoms/cell", data=cell).attrs["units"] = "Å"
         f.create_dataset("atoms/positions", data=atoms.get_positions()).attrs["units"] = "Å"
         f.create_dataset("atoms/numbers", data=atoms.get_atomic_numbers())
+        yield lambda i0, i1, values: fill(ds, i0, i1, values)
 
 
 def register(app: typer.Typer) -> None:
@@ -147,7 +174,8 @@ def register(app: typer.Typer) -> None:
         with_coordinates: Annotated[bool, typer.Option(
             "--with-coordinates", help="Prepend x, y, z of each grid point (LAMMPS/MALA layout).")] = False,
         out: Annotated[Path, typer.Option("--out", "-o", help="Output .npy or .h5.")] = Path("descriptors.npy"),
-        chunk: Annotated[int, typer.Option(min=1, help="Grid points per chunk (progress).")] = 8192,
+        chunk: Annotated[int, typer.Option(min=1, help="Grid points per chunk, rounded to whole "
+                                           "x-planes (bounds memory; progress).")] = 8192,
         threads: Annotated[int | None, typer.Option(min=1, help="Numba threads.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ) -> None:
@@ -181,18 +209,21 @@ def register(app: typer.Typer) -> None:
                     raise InputError(f"--{opt}: only for --kind bispectrum")
         p = build_params(kind, params, overrides)
         n = int(np.prod(shape))
-        values = np.empty((n, n_features(p)))
+        nf = n_features(p)
+        plane = shape[1] * shape[2]
+        planes = max(1, chunk // plane)          # whole x-planes per chunk
         t0 = time.perf_counter()
-        with make_progress(quiet) as progress:
+        with descriptor_writer(out, atoms=atoms, grid=shape, params=p, kind=kind, n_features=nf,
+                               with_coordinates=with_coordinates) as write, \
+                make_progress(quiet) as progress:
             bar = progress.add_task(f"{kind} descriptors", total=n)
-            for i in range(0, n, chunk):
-                sl = slice(i, min(n, i + chunk))
-                values[sl] = compute_descriptors(atoms, shape, p, points=sl, n_threads=threads)
-                progress.advance(bar, sl.stop - sl.start)
+            for i0 in range(0, shape[0], planes):
+                i1 = min(shape[0], i0 + planes)
+                vals = compute_descriptors(atoms, shape, p, points=slice(i0 * plane, i1 * plane),
+                                           n_threads=threads)
+                write(i0, i1, vals.reshape(i1 - i0, shape[1], shape[2], nf))
+                progress.advance(bar, (i1 - i0) * plane)
         seconds = time.perf_counter() - t0
-        values = values.reshape(*shape, -1)
-        save_descriptors(out, values, atoms=atoms, grid=shape, params=p, kind=kind,
-                         with_coordinates=with_coordinates)
-        console.print(f"{kind}: {values.shape[-1]} features on grid {shape[0]}x{shape[1]}x{shape[2]} "
+        console.print(f"{kind}: {nf} features on grid {shape[0]}x{shape[1]}x{shape[2]} "
                       f"for {len(atoms)} atoms in {seconds:.2f} s "
                       f"({1e6 * seconds / n:.1f} µs per grid point) -> {out}")
