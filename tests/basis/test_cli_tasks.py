@@ -46,7 +46,7 @@ def test_fit_then_predict_cli(split):
     # trust flag: the whole interval within 5 meV/atom
     worst = np.maximum(pred["lower_ha"].abs(), pred["upper_ha"].abs()) \
         / new["num_atoms"].to_numpy() * HARTREE_MEV
-    np.testing.assert_array_equal(pred["trustworthy"], worst <= 5)
+    np.testing.assert_array_equal(pred["trustworthy"], (worst <= 5) & ~pred["extrapolating"])
     assert pred.loc[pred["precision_level"] == 30, "trustworthy"].sum() == 0
     # held-out truth: lowest precision errors are large and predicted within a factor 3
     truth = new[TARGET].to_numpy()
@@ -122,3 +122,20 @@ def test_column_map_option(split):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["basis", "fit", str(tmp / "renamed.csv"), "--map", "RGKMAX"])
     assert r.exit_code == 2 and "OLD=NEW" in r.output
+
+
+def test_extrapolation_is_flagged(split):
+    tmp, new = split
+    fitted = get_task("basis.fit")(tmp / "train.csv", params={"n_estimators": 20})
+    raw = pd.read_csv(tmp / "train.csv")
+    rows = raw[raw["precision_level"] == 80].head(3).drop(columns=[TARGET]).copy()
+    rows.to_csv(tmp / "inside.csv", index=False)
+    out = get_task("basis.predict")(fitted.model_pickle, tmp / "inside.csv",
+                                    params={"tolerance_mev_per_atom": 1e6})
+    assert not out.extrapolating.any() and out.trustworthy.all()
+    rows.iloc[1, rows.columns.get_loc("rgkmax")] = 50.0  # far beyond the training range
+    rows.to_csv(tmp / "outside.csv", index=False)
+    out = get_task("basis.predict")(fitted.model_pickle, tmp / "outside.csv",
+                                    params={"tolerance_mev_per_atom": 1e6})
+    np.testing.assert_array_equal(out.extrapolating, [False, True, False])
+    np.testing.assert_array_equal(out.trustworthy, [True, False, True])

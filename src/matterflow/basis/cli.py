@@ -140,11 +140,13 @@ def predict(
     for r in frame.itertuples():
         console.print(f"{r.material:<12}{r.precision_level:6.0f}{r.error_ha:12.5f}"
                       f"  [{r.lower_ha:9.5f},{r.upper_ha:9.5f}]{r.converged_energy_ha:16.5f}"
-                      f"{r.max_abs_error_mev_per_atom:10.3f}  {'yes' if r.trustworthy else 'no'}",
+                      f"{r.max_abs_error_mev_per_atom:10.3f}  {'yes' if r.trustworthy else 'no'}"
+                      f"{' (extrapolating)' if r.extrapolating else ''}",
                       markup=False)
     n_ok = int(frame.trustworthy.sum())
     console.print(f"{n_ok} of {len(frame)} calculations trustworthy at {tolerance:g} meV/atom "
-                  f"({pct} % interval)")
+                  f"({pct} % interval); {int(frame.extrapolating.sum())} outside the training "
+                  "range of the features")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)

@@ -60,11 +60,13 @@ ELEMENTAL_FEATURES = [
 ]
 FORMATION = "binary_energy_of_formation"
 # Derived columns, computed by :func:`add_derived_features` when their inputs are present:
-# the formation energy at the same (low) precision per atom and relative to the baseline
-# (both need no converged calculation, so they are legitimate features of a new calculation).
+# the formation energy at the same (low) precision per atom and relative to the baseline,
+# and element A's share of the baseline (none needs a converged calculation, so all are
+# legitimate features of a new calculation). name: (numerator columns multiplied, denominator)
 DERIVED = {
-    "formation_per_atom": (FORMATION, "num_atoms"),
-    "formation_over_baseline": (FORMATION, BASELINE),
+    "formation_per_atom": ((FORMATION,), "num_atoms"),
+    "formation_over_baseline": ((FORMATION,), BASELINE),
+    "A_share_of_baseline": (("A_fraction", "A_energy_error"), BASELINE),
 }
 DEFAULT_FEATURES = ["precision_level", "rgkmax", "E_cut", "num_atoms", BASELINE,
                     *ELEMENTAL_FEATURES, FORMATION, *DERIVED]
@@ -73,10 +75,11 @@ DEFAULT_FEATURES = ["precision_level", "rgkmax", "E_cut", "num_atoms", BASELINE,
 def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the :data:`DERIVED` columns (ratios of existing columns) where their inputs exist."""
     frame = frame.copy()
-    for name, (num, den) in DERIVED.items():
-        if name in frame.columns or num not in frame.columns or den not in frame.columns:
+    for name, (nums, den) in DERIVED.items():
+        if name in frame.columns or any(c not in frame.columns for c in (*nums, den)):
             continue
-        a = pd.to_numeric(frame[num], errors="coerce").to_numpy(dtype=float)
+        a = np.prod([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
+                     for c in nums], axis=0)
         b = pd.to_numeric(frame[den], errors="coerce").to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             # a zero baseline (reference rows) gives 0 rather than inf: those rows are never fitted

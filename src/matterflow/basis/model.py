@@ -5,7 +5,8 @@ precision; ``predict(table)`` gives, per calculation, the predicted error
 ``E_ref - E(p)`` (Hartree, <= 0), the extrapolated converged energy
 ``E(p) + error`` (if ``total_energy`` is given), the conformal interval of
 both, and whether the calculation is trustworthy at a tolerance: the
-interval's largest |error| per atom is below ``tolerance`` (meV/atom).
+interval's largest |error| per atom is below ``tolerance`` (meV/atom) and no
+feature lies outside the range seen in training (``extrapolating``).
 
 Model files are Python pickles: load only files you made or trust.
 """
@@ -46,6 +47,7 @@ class PredictionTable:
     max_abs_error_mev_per_atom: np.ndarray
     trustworthy: np.ndarray
     sisso_error_ha: np.ndarray
+    extrapolating: np.ndarray
 
 
 class BasisPredictor:
@@ -74,6 +76,8 @@ class BasisPredictor:
                                             n_jobs=self.n_jobs).fit(X, y, groups=d.groups)
         self.sisso_ = SissoModel(max_dim=self.sisso_dim).fit(X, y)
         self.features_ = list(d.features)
+        values = X.to_numpy(dtype=float)
+        self.feature_min_, self.feature_max_ = values.min(axis=0), values.max(axis=0)
         self.n_rows_ = len(y)
         self.n_materials_ = len(np.unique(d.groups))
         self.source_ = data.source
@@ -106,13 +110,19 @@ class BasisPredictor:
         natoms = (data.frame["num_atoms"].to_numpy(dtype=float) if "num_atoms" in data.frame
                   else np.ones(len(err)))
         worst = np.maximum(np.abs(lo), np.abs(hi)) / natoms * HARTREE_MEV
+        values = X.to_numpy(dtype=float)
+        span = self.feature_max_ - self.feature_min_
+        slack = 1e-9 * np.maximum(span, 1.0)
+        outside = ((values < self.feature_min_ - slack) | (values > self.feature_max_ + slack))
+        extrapolating = outside.any(axis=1) & ~ref
         return PredictionTable(
             material=[str(g) for g in data.groups],
             precision_level=data.frame[PRECISION].to_numpy(dtype=float),
             error_ha=err, lower_ha=lo, upper_ha=hi,
             converged_energy_ha=e + err, converged_lower_ha=e + lo, converged_upper_ha=e + hi,
-            max_abs_error_mev_per_atom=worst, trustworthy=worst <= tolerance_mev_per_atom,
-            sisso_error_ha=sis)
+            max_abs_error_mev_per_atom=worst,
+            trustworthy=(worst <= tolerance_mev_per_atom) & ~extrapolating,
+            sisso_error_ha=sis, extrapolating=extrapolating)
 
     # ------------------------------------------------------------------ files
     def to_bytes(self) -> bytes:

@@ -167,6 +167,7 @@ class Prediction:
     max_abs_error_mev_per_atom: np.ndarray = quantity("meV/atom", "(n,) worst |error| in interval")
     trustworthy: np.ndarray = quantity("", "(n,) bool: interval within the tolerance")
     sisso_error_ha: np.ndarray = quantity("Ha", "(n,) SISSO formula's error")
+    extrapolating: np.ndarray = quantity("", "(n,) bool: a feature outside the training range")
 
 
 def _load_model(model) -> BasisPredictor:
