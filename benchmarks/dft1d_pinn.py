@@ -4,7 +4,7 @@ In one run (atomic units; harmonic well ω₀ = 1 driven by E₀ sin(t), t ∈ [
 box [-5, 5], E₀ ∈ [0, 1]):
 
 1. train one :class:`~matterflow.dft1d.pinn.TDSEPINN` with its default
-   settings (1500 Adam + 100 L-BFGS iterations), timed;
+   settings (1000 Adam + 60 L-BFGS iterations), timed;
 2. at ``N_EVAL`` amplitudes across the range, the density on the 81 × 256
    space-time grid from the PINN and from Crank–Nicolson (256 points, 400
    steps), each timed (fastest of 3); the relative L2 density error of the
@@ -13,7 +13,7 @@ box [-5, 5], E₀ ∈ [0, 1]):
    ``n* = train / (t_reference − t_PINN)``, or ``null`` ("never") when one PINN
    query is not cheaper than one reference run.
 
-Prints one JSON line. ``--threads N`` sets torch's threads (default 2);
+Prints one JSON line. ``--threads N`` sets torch's threads (default 1);
 ``--adam-steps``/``--lbfgs-steps`` shorten the run.
 """
 
@@ -31,9 +31,9 @@ N_EVAL = 6
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--adam-steps", type=int, default=1500)
-    ap.add_argument("--lbfgs-steps", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--adam-steps", type=int, default=1000)
+    ap.add_argument("--lbfgs-steps", type=int, default=60)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -119,3 +119,28 @@ def test_full_training_reaches_five_percent_over_the_e0_range():
     errors = [compare_with_reference(model, e0, repeats=1)["density_error"]
               for e0 in np.linspace(model.e0_min, model.e0_max, 6)]
     assert max(errors) <= 0.05, errors
+
+
+def test_cli_trains_saves_loads_and_rejects_bad_e0(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from matterflow.cli import app
+
+    runner = CliRunner()
+    model = tmp_path / "m.pt"
+    r = runner.invoke(app, ["dft1d", "pinn", "--adam-steps", "10", "--lbfgs-steps", "0",
+                            "--width", "8", "--depth", "1", "--save", str(model), "--e0", "0.5",
+                            "--json", "--figure", str(tmp_path / "f.png")])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["e0"] == [0.5] and out["train_time_s"] > 0 and model.is_file()
+    assert (tmp_path / "f.png").is_file()
+    r = runner.invoke(app, ["dft1d", "pinn", "--load", str(model), "--e0", "0.2", "--e0", "0.9"])
+    assert r.exit_code == 0, r.output
+    assert "worst E₀" in r.output and "Crank–Nicolson" in r.output
+    r = runner.invoke(app, ["dft1d", "pinn", "--load", str(model), "--e0", "4"])
+    assert r.exit_code == 2 and "outside the trained range" in r.output
+    r = runner.invoke(app, ["dft1d", "pinn", "--load", str(tmp_path / "none.pt")])
+    assert r.exit_code == 2 and "not found" in r.output

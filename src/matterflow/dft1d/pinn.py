@@ -106,8 +106,8 @@ class TDSEPINN:
     def __init__(self, potential: str = "harmonic", omega0: float = 1.0, charge: float = 1.0,
                  softening: float = 1.0, omega: float = 1.0, t_final: float = 2.0,
                  x_max: float = 5.0, e0_min: float = 0.0, e0_max: float = 1.0, width: int = 64,
-                 depth: int = 4, n_fourier: int = 4, adam_steps: int = 1500,
-                 lbfgs_steps: int = 100, learning_rate: float = 3e-3, batch_size: int = 1024,
+                 depth: int = 4, n_fourier: int = 4, adam_steps: int = 1000,
+                 lbfgs_steps: int = 60, learning_rate: float = 3e-3, batch_size: int = 512,
                  n_time_bins: int = 16, causal_eps: float = 100.0, seed: int = 0,
                  n_threads: int = 0) -> None:
         self.potential = potential
