@@ -9,12 +9,11 @@ Flat grid indices follow NumPy C order: ``flat = (i*ny + j)*nz + k``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from matterflow.core.errors import InputError
 
 __all__ = ["check_atoms", "check_grid_shape", "grid_points", "grid_coordinates", "image_atoms",
-           "build_cell_list", "species_index"]
+           "build_cell_list", "species_index", "normalize_points", "NeighbourGrid"]
 
 
 def check_grid_shape(grid_shape) -> tuple[int, int, int]:
@@ -177,11 +176,3 @@ class NeighbourGrid:
         self.species = np.ascontiguousarray(spec[order])
         self.start = start
 
-
-@njit(cache=True)
-def bin_range(p, lo, bin_size, nbins, axis):
-    """First and last bin (inclusive) along ``axis`` touched by a sphere at ``p``."""
-    b = int(np.floor((p[axis] - lo[axis]) / bin_size))
-    b0 = max(b - 1, 0)
-    b1 = min(b + 1, nbins[axis] - 1)
-    return b0, b1
