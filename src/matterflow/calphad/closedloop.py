@@ -25,8 +25,13 @@ from matterflow.calphad.datasets import ZPFPoint, cumg_truth_tdb
 from matterflow.calphad.engine import BinaryModel, add_offset_parameters, load_database
 from matterflow.calphad.likelihood import FastLikelihood, LogPosterior
 from matterflow.calphad.mcmc import run_emcee
-from matterflow.calphad.propagate import (diagram_of_draw, entropy_map, interval,
-                                          phase_set_labels, propose)
+from matterflow.calphad.propagate import (
+    diagram_of_draw,
+    entropy_map,
+    interval,
+    phase_set_labels,
+    propose,
+)
 
 __all__ = ["LoopSettings", "LoopHistory", "run_loop"]
 

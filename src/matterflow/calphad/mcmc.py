@@ -150,12 +150,18 @@ def diagnostics(chain: np.ndarray, names, burn_fraction=0.5, rhat_max=1.1, warn=
     kept = chain[int(n * burn_fraction):]
     if kept.shape[0] < 4:
         kept = chain
+    import logging
+
     post = {str(nm): kept[:, :, i].T for i, nm in enumerate(names)}
-    idata = az.from_dict(posterior=post)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = np.array([float(az.rhat(idata)[str(nm)]) for nm in names])
-        ess = np.array([float(az.ess(idata)[str(nm)]) for nm in names])
+    logging.disable(logging.WARNING)  # arviz's shape warnings on short chains: reported below
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = az.from_dict(posterior=post)
+            rhat = np.array([float(az.rhat(idata)[str(nm)]) for nm in names])
+            ess = np.array([float(az.ess(idata)[str(nm)]) for nm in names])
+    finally:
+        logging.disable(logging.NOTSET)
     bad = [f"{nm}: R-hat {r:.3f}, ESS {e:.0f}" for nm, r, e in zip(names, rhat, ess, strict=False)
            if not r <= rhat_max]
     if bad and warn:
