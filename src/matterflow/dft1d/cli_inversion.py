@@ -1,7 +1,201 @@
-"""CLI commands of this part of the dft1d domain."""
+"""``matterflow dft1d generate | invert | train-fno``: datasets, numerical inversion, FNO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.core.errors import InputError
+
+
+def _families(text: str) -> list[str]:
+    from matterflow.dft1d.potentials import check_families
+
+    return check_families([f.strip() for f in text.split(",") if f.strip()], field="--families")
+
+
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (dataset.h5, results.h5).")] = Path("dft1d-data"),
+    n_samples: Annotated[int, typer.Option("--n-samples", "-n", min=1, help="Number of potentials.")] = 2000,
+    families: Annotated[str, typer.Option(help="Comma-separated families: gaussian_wells, harmonic, double_well, coulomb_chain.")] = "gaussian_wells,harmonic,double_well,coulomb_chain",
+    n_points: Annotated[int, typer.Option("--n-points", min=16, max=512, help="Grid points.")] = 64,
+    length: Annotated[float, typer.Option(help="Box length in bohr (grid from -L/2 to L/2).")] = 20.0,
+    holdout_family: Annotated[str | None, typer.Option("--holdout-family", help="Family put in the 'ood' split.")] = None,
+    spin: Annotated[str, typer.Option(help="singlet or triplet.")] = "singlet",
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    workers: Annotated[int | None, typer.Option(min=1, help="Local Dask workers.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Exact two-electron densities and their KS potentials for random potentials (HDF5, on Dask)."""
+    from matterflow.dft1d.datasets import generate_dataset, load_dataset
+
+    fams = _families(families)
+    if spin not in ("singlet", "triplet"):
+        raise InputError(f"--spin: accepted singlet, triplet; got {spin!r}")
+    if holdout_family is not None:
+        _families(holdout_family)
+    with make_progress(quiet) as progress:
+        path = generate_dataset(out, n_samples=n_samples, families=fams, n_points=n_points,
+                                length=length, holdout_family=holdout_family, spin=spin,
+                                seed=seed, workers=workers, scheduler=scheduler, force=force,
+                                progress=progress)
+    ds = load_dataset(path)
+    counts = {s: ds.split.count(s) for s in dict.fromkeys(ds.split)}
+    console.print(f"{len(ds)} samples in {ds.attrs.get('seconds', float('nan')):.1f} s; "
+                  f"splits {counts}; max inversion density error "
+                  f"{ds.max_density_error.max():.2g} /bohr; mean inversion "
+                  f"{1e3 * ds.seconds_inversion.mean():.1f} ms per sample")
+    console.print(f"dataset: {path}")
+
+
+def invert(
+    source: Annotated[Path, typer.Argument(help="dataset.h5 / results.h5, or .npz with x, density, v_ext.")],
+    index: Annotated[list[int] | None, typer.Option("--index", "-i", help="Samples of a dataset (repeat; default: first).")] = None,
+    n_electrons: Annotated[int, typer.Option("--n-electrons", min=1, help="Electrons in the density.")] = 2,
+    spin: Annotated[str, typer.Option(help="unpolarised (2 per orbital) or polarised (1 per orbital).")] = "unpolarised",
+    regularisation: Annotated[float, typer.Option(help="Smoothness penalty λ (Ha bohr).")] = 1e-9,
+    tol: Annotated[float, typer.Option(help="Required max |n_KS - n| (1/bohr).")] = 1e-7,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (v_ks, v_hxc, density, ...).")] = Path("inverted.npz"),
+) -> None:
+    """Kohn–Sham potential of given densities (regularised Wu–Yang), with residual and time."""
+    import numpy as np
+
+    from matterflow.dft1d.inversion_tasks import invert as task
+
+    if source.suffix == ".npz":
+        if not source.exists():
+            raise InputError(f"{source}: no such file")
+        z = np.load(source)
+        missing = [k for k in ("x", "density", "v_ext") if k not in z]
+        if missing:
+            raise InputError(f"{source}: missing arrays {', '.join(missing)}; has {', '.join(z)}")
+        x, dens, vext = z["x"], np.atleast_2d(z["density"]), np.atleast_2d(z["v_ext"])
+        rows = list(range(len(dens))) if not index else index
+    else:
+        from matterflow.dft1d.datasets import load_dataset
+
+        ds = load_dataset(source)
+        x, dens, vext = ds.x, ds.density, ds.v_ext
+        rows = index or [0]
+    for r in rows:
+        if not 0 <= r < len(dens):
+            raise InputError(f"--index: {r} out of range; {source} has {len(dens)} samples")
+    params = {"n_electrons": n_electrons, "spin": spin, "regularisation": regularisation, "tol": tol}
+    res = []
+    for r in rows:
+        if dens.shape[1] != len(x):
+            raise InputError(f"{source}: density has {dens.shape[1]} points, x has {len(x)}")
+        out_r = task(dens[r], vext[r], x, params=params)
+        console.print(f"sample {r}: max |n_KS - n| = {out_r.max_density_error:.2e} /bohr, "
+                      f"{out_r.n_iterations} Newton steps, {1e3 * out_r.seconds:.1f} ms")
+        res.append(out_r)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, x=x, index=np.array(rows), v_ks=np.stack([o.v_ks for o in res]),
+             v_hxc=np.stack([o.v_hxc for o in res]), density=np.stack([o.density for o in res]),
+             max_density_error=np.array([o.max_density_error for o in res]),
+             seconds=np.array([o.seconds for o in res]))
+    console.print(f"written: {out}")
+
+
+def train_fno(
+    dataset: Annotated[Path, typer.Argument(help="dataset.h5 from `matterflow dft1d generate`.")],
+    target: Annotated[str, typer.Option(help="v_hxc or v_ks.")] = "v_hxc",
+    holdout_family: Annotated[str | None, typer.Option("--holdout-family", help="Train without this family, test on it.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per step.")] = 64,
+    hidden_channels: Annotated[int, typer.Option("--hidden-channels", min=2, help="FNO width.")] = 32,
+    n_modes: Annotated[int, typer.Option("--n-modes", min=1, help="Fourier modes per layer.")] = 16,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak Adam learning rate.")] = 3e-3,
+    seed: Annotated[int, typer.Option(min=0, help="Torch seed.")] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch CPU threads.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train an FNO from density to potential; report in-distribution, held-out and timing figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from matterflow.dft1d.datasets import load_dataset
+    from matterflow.dft1d.fno import holdout_split, train_and_evaluate
+
+    if target not in ("v_hxc", "v_ks"):
+        raise InputError(f"--target: accepted v_hxc, v_ks; got {target!r}")
+    ds = load_dataset(dataset)
+    split = ds.split if holdout_family is None else holdout_split(ds.split, ds.family, holdout_family)
+    pot = ds.v_hxc if target == "v_hxc" else ds.v_ks
+    with make_progress(quiet) as progress:
+        bar = progress.add_task("training FNO", total=epochs) if progress is not None else None
+
+        def tick(epoch: int, total: int, loss: float) -> None:
+            if bar is not None:
+                progress.update(bar, completed=epoch,
+                                description=f"training FNO (loss {loss:.3g})")
+
+        model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, pot, split, ds.family,
+                                        target=target, progress=tick, epochs=epochs,
+                                        batch_size=batch_size, hidden_channels=hidden_channels,
+                                        n_modes=n_modes, learning_rate=learning_rate, seed=seed,
+                                        threads=threads)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "fno.pt")
+    ood = len(rep.ood_rel_l2) > 0
+    metrics = {
+        "target": target, "n_train": int(split.count("train")), "n_test": len(rep.test_rel_l2),
+        "test_rel_l2_mean": float(rep.test_rel_l2.mean()),
+        "test_rel_l2_max": float(rep.test_rel_l2.max()),
+        "test_density_rel_l1_mean": float(rep.test_density_rel_l1.mean()),
+        "test_density_rel_l1_max": float(rep.test_density_rel_l1.max()),
+        "ood_family": rep.ood_family or None,
+        "ood_rel_l2_mean": float(rep.ood_rel_l2.mean()) if ood else None,
+        "ood_density_rel_l1_mean": float(rep.ood_density_rel_l1.mean()) if ood else None,
+        "fit_seconds": rep.fit_seconds, "epochs": epochs,
+        "fno_seconds_per_sample": rep.fno_seconds_per_sample,
+        "inversion_seconds_per_sample": rep.inversion_seconds_per_sample,
+        "speedup": rep.inversion_seconds_per_sample / rep.fno_seconds_per_sample,
+        "n_parameters": model.n_parameters_,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from matterflow.dft1d.inversion_tasks import TrainFNOParams, _fno_figures
+
+    k = min(4, len(rep.test_index))
+    te, od = rep.test_index[:k], rep.ood_index[:k]
+    outputs = {"x": ds.x, "loss_history": np.array(model.loss_history_),
+               "val_history": np.array(model.val_history_), "test_rel_l2": rep.test_rel_l2,
+               "ood_rel_l2": rep.ood_rel_l2, "ood_family": rep.ood_family,
+               "test_rel_l2_mean": metrics["test_rel_l2_mean"],
+               "test_density_rel_l1_mean": metrics["test_density_rel_l1_mean"],
+               "ood_rel_l2_mean": metrics["ood_rel_l2_mean"] or float("nan"),
+               "example_density": ds.density[te], "example_true": pot[te],
+               "example_pred": rep.test.predicted[:k],
+               "example_pred_density": rep.test.predicted_density[:k],
+               "ood_example_true": pot[od] if ood else np.zeros((0, len(ds.x))),
+               "ood_example_pred": rep.ood.predicted[:k] if ood else np.zeros((0, len(ds.x)))}
+    for i, (title, fig) in enumerate(_fno_figures(outputs, TrainFNOParams(target=target)).items()):
+        fig.savefig(out / f"{i:02d}_{''.join(c if c.isalnum() else '_' for c in title)[:50]}.png",
+                    dpi=110)
+    console.print(f"test: potential rel. L2 {100 * metrics['test_rel_l2_mean']:.2f} % (max "
+                  f"{100 * metrics['test_rel_l2_max']:.2f} %), density rel. L1 "
+                  f"{100 * metrics['test_density_rel_l1_mean']:.3f} %")
+    if ood:
+        console.print(f"held-out family {rep.ood_family}: potential rel. L2 "
+                      f"{100 * metrics['ood_rel_l2_mean']:.2f} %, density rel. L1 "
+                      f"{100 * metrics['ood_density_rel_l1_mean']:.3f} %")
+    console.print(f"inference {1e6 * rep.fno_seconds_per_sample:.1f} µs/sample vs inversion "
+                  f"{1e3 * rep.inversion_seconds_per_sample:.1f} ms/sample: "
+                  f"{metrics['speedup']:.0f}x; training {rep.fit_seconds:.0f} s")
+    console.print(f"model: {out / 'fno.pt'}\nmetrics: {out / 'metrics.json'}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this part's commands to ``matterflow dft1d``."""
+    app.command("generate")(handle_errors(generate))
+    app.command("invert")(handle_errors(invert))
+    app.command("train-fno")(handle_errors(train_fno))

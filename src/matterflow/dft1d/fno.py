@@ -56,12 +56,13 @@ class DensityToPotentialFNO:
     learning_rate : initial Adam learning rate
     weight_decay : Adam weight decay
     seed : torch seed of initialisation and batch order
-    threads : torch CPU threads (None: leave torch's default)
+    threads : torch CPU threads (default 1: several threads slow down on a loaded machine;
+        None leaves torch's setting)
     """
 
     def __init__(self, n_modes: int = 16, hidden_channels: int = 48, n_layers: int = 4,
                  epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-5, seed: int = 0, threads: int | None = None):
+                 weight_decay: float = 1e-5, seed: int = 0, threads: int | None = 1):
         self.n_modes = n_modes
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers

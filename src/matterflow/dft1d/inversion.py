@@ -86,11 +86,33 @@ def ks_response(energies: np.ndarray, orbitals: np.ndarray, occupations: np.ndar
     return chi
 
 
+def _single_orbital_guess(target: np.ndarray, occ: np.ndarray, kin: np.ndarray, v0: np.ndarray,
+                          dx: float) -> np.ndarray:
+    """Exact one-orbital inversion ``v = -(T phi)/phi`` with ``phi = sqrt(n/f)`` (gauge free),
+    as ``v - v0``, extended flat where the density is too small to trust."""
+    phi = np.sqrt(target / occ[0])
+    good = target > 1e-10 * target.max()
+    v = np.zeros_like(target)
+    v[good] = -(kin @ phi)[good] / phi[good]
+    vb = v - v0
+    idx = np.flatnonzero(good)
+    if idx.size == 0:
+        return np.zeros_like(target)
+    first, last = idx[0], idx[-1]
+    vb[:first] = vb[first]
+    vb[last + 1:] = vb[last]
+    inner = np.arange(first, last + 1)
+    bad = inner[~good[inner]]
+    if bad.size:  # low-density gaps inside: interpolate
+        vb[bad] = np.interp(bad, idx, vb[idx])
+    return vb - vb.mean()
+
+
 def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electrons: int = 2,
                    occupations: np.ndarray | None = None,
                    spin: Literal["unpolarised", "polarised"] = "unpolarised",
                    stencil: int = 5, softening: float = 1.0, regularisation: float = 1e-9,
-                   tol: float = 1e-8, max_iter: int = 100,
+                   tol: float = 1e-7, max_iter: int = 100, guess: Literal["auto", "reference"] = "auto",
                    on_failure: Literal["raise", "warn"] = "raise") -> InversionResult:
     """Kohn–Sham potential reproducing ``density`` (see the module docstring for the method).
 
@@ -107,6 +129,9 @@ def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_e
     regularisation : λ of the smoothness penalty, Ha·bohr
     tol : required max |n_KS - n_target|, electrons/bohr
     max_iter : Newton iterations before giving up
+    guess : "auto" starts one-orbital systems (N=1, or N=2 unpolarised) from the exact
+        one-orbital inversion ``v = -(T sqrt(n/f))/sqrt(n/f)`` (tails extended flat) and
+        the others from the reference ``v0``; "reference" always starts from ``v0``
     on_failure : "raise" a ComputeError, or "warn" (MatterflowWarning) and return the
         unconverged result with ``converged=False``
 
@@ -143,26 +168,41 @@ def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_e
         w = float(occ @ e[: len(occ)] - np.sum((v0 + vb) * target) * dx - lam * vb @ dtd @ vb * dx)
         return w, e, phi, dens
 
-    vb = np.zeros(n)
+    if guess not in ("auto", "reference"):
+        raise InputError(f"guess: accepted 'auto', 'reference'; got {guess!r}")
+    one = len(occ) == 1 and guess == "auto"
+    vb = _single_orbital_guess(target, occ, kin, v0, dx) if one else np.zeros(n)
     w, e, phi, dens = solve(vb)
     err = float(np.max(np.abs(dens - target)))
-    it = 0
+    it, damping = 0, 0.0
     while err > tol and it < max_iter:
         it += 1
         grad = (dens - target) * dx - 2 * lam * (dtd @ vb) * dx
-        hess = ks_response(e, phi, occ, dx) * dx - 2 * lam * dtd * dx
-        neg = -hess + np.outer(ones, ones) * max(1e-12, float(np.abs(hess).max()))
-        try:
-            step = sla.solve(neg, grad, assume_a="sym")
-        except (sla.LinAlgError, ValueError):
-            step = np.linalg.lstsq(neg, grad, rcond=1e-14)[0]
-        step -= ones * (ones @ step)
-        alpha = 1.0
-        while True:
-            w_new, e_new, phi_new, dens_new = solve(vb + alpha * step)
-            if w_new >= w - 1e-14 * max(1.0, abs(w)) or alpha < 1e-4:
-                break
-            alpha *= 0.5
+        neg = -(ks_response(e, phi, occ, dx) * dx - 2 * lam * dtd * dx)
+        scale = float(np.abs(neg).max())
+        neg += np.outer(ones, ones) * scale
+        accepted = False
+        while not accepted:
+            try:
+                step = sla.solve(neg + damping * scale * np.eye(n), grad, assume_a="sym")
+            except (sla.LinAlgError, ValueError):
+                step = np.linalg.lstsq(neg + damping * scale * np.eye(n), grad, rcond=1e-14)[0]
+            step -= ones * (ones @ step)
+            alpha = 1.0
+            while alpha >= 1.0 / 64:
+                w_new, e_new, phi_new, dens_new = solve(vb + alpha * step)
+                if w_new >= w - 1e-13 * max(1.0, abs(w)):
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:  # Newton model poor (near-degenerate levels): damp towards gradient
+                damping = max(1e-6, 10 * damping)
+                if damping > 1e6:
+                    break
+            else:
+                damping = damping / 10 if alpha == 1.0 and damping > 1e-6 else damping
+        if not accepted:
+            break
         vb = vb + alpha * step
         w, e, phi, dens = w_new, e_new, phi_new, dens_new
         err = float(np.max(np.abs(dens - target)))
