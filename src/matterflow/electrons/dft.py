@@ -97,7 +97,7 @@ def gaussian_ldos(psi2: np.ndarray, eigenvalues_ev: np.ndarray, weights: np.ndar
 def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo: str = "gth-pade",
             kpts: tuple[int, int, int] = (2, 2, 2), mesh: tuple[int, int, int] | None = (18, 18, 18),
             electronic_temperature_k: float = 298.0, energy_grid_ev: np.ndarray | None = None,
-            ldos_smearing_ev: float = 0.05, conv_tol_ha: float = 1e-10, max_cycle: int = 100,
+            ldos_smearing_ev: float = 0.05, conv_tol_ha: float = 1e-8, max_cycle: int = 100,
             ) -> Snapshot:
     """Self-consistent LDA DFT of one periodic structure, with LDOS on the real-space grid.
 

@@ -74,7 +74,7 @@ class DftParams(Params):
                                   json_schema_extra={"units": "eV"})
     ldos_smearing_ev: float = Field(0.05, gt=0, le=2, description="Gaussian standard deviation "
                                     "of the LDOS broadening", json_schema_extra={"units": "eV"})
-    conv_tol_ha: float = Field(1e-9, gt=0, le=1e-3, description="SCF energy convergence",
+    conv_tol_ha: float = Field(1e-8, gt=0, le=1e-3, description="SCF energy convergence",
                                json_schema_extra={"units": "Ha"})
     max_cycle: int = Field(100, ge=1, le=1000, description="SCF iteration limit")
 
