@@ -82,3 +82,35 @@ def test_hyperopt_command_resumes(snapshots, tmp_path):
     assert "2 complete" in res.output or "pruned" in res.output
     res = runner.invoke(app, [*base, "--trials", "3"])
     assert res.exit_code == 0 and "(1 run now)" in res.output
+
+
+@pytest.mark.slow
+def test_killed_training_resumes(snapshots, tmp_path):
+    """SIGKILL `matterflow electrons train` after a few epochs; the same command resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    model = tmp_path / "model.pt"
+    ckpt = tmp_path / "model.pt.ckpt" / "checkpoint.pt"
+    cmd = [sys.executable, "-m", "matterflow.cli", "electrons", "train", *map(str, snapshots),
+           "--kind", "gaussian", "--hidden", "256,256,256", "--epochs", "400", "--patience", "400",
+           "--batch-size", "16", "--out", str(model), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= 2:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = torch.load(ckpt, weights_only=False)["epoch"]
+    assert not model.exists() and done >= 2
+    res = CliRunner().invoke(app, [*cmd[3:-1], "--epochs", str(done + 3)])
+    assert res.exit_code == 0, res.output
+    assert f"resumed after epoch {done + 1}" in res.output and model.exists()
+    # (a model trained for a few epochs may be too poor to evaluate: a warning, not a failure)

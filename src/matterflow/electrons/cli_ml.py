@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from matterflow.clitools import console, handle_errors, make_progress
-from matterflow.core.errors import InputError
+from matterflow.core.errors import InputError, MatterflowError
 
 __all__ = ["register"]
 
@@ -135,8 +135,12 @@ def register(app: typer.Typer) -> None:
             rows = []
             for i in held:
                 snap = data.snapshots[i]
-                pred = predict_observables(model, snap.atoms, grid_shape=tuple(snap.grid_shape),
-                                           progress=progress)
+                try:
+                    pred = predict_observables(model, snap.atoms, grid_shape=tuple(snap.grid_shape),
+                                               progress=progress)
+                except MatterflowError as exc:   # the model is saved; say why it cannot be evaluated
+                    console.print(f"[yellow]{data.paths[i]}: not evaluated: {exc}[/yellow]")
+                    continue
                 rows.append((Path(data.paths[i]).name, prediction_errors(pred, snap)))
         if rows:
             _error_table(rows)
