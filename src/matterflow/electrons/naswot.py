@@ -7,7 +7,8 @@ for the network, so the score is the log-determinant of the kernel
 
 .. math::  K_{ij} = N_A - d_H(c_i, c_j) = c_i\\cdot c_j + (1-c_i)\\cdot(1-c_j),
 
-large when the codes of different inputs are far apart (Mellor, Turner,
+(plus ε on the diagonal, see :func:`naswot_score`), large when the codes of
+different inputs are far apart (Mellor, Turner,
 Storkey, Crowley, "Neural Architecture Search without Training", ICML 2021,
 eq. 2). For smooth activations (tanh, sigmoid, SiLU, GELU) a unit is "on"
 when its input is positive. The score is averaged over a few random
@@ -51,8 +52,8 @@ def _activation_codes(net: Any, x: Any) -> np.ndarray:
     return torch.cat(codes, dim=1).to(torch.float64).numpy()
 
 
-def naswot_score(net: Any, x: np.ndarray) -> float:
-    """log|K| of the activation-pattern kernel of ``net`` on the batch ``x`` (N, n_in).
+def naswot_score(net: Any, x: np.ndarray, regularization: float = 1.0) -> float:
+    """log|K + εI| of the activation-pattern kernel of ``net`` on the batch ``x`` (N, n_in).
 
     Parameters
     ----------
@@ -60,16 +61,22 @@ def naswot_score(net: Any, x: np.ndarray) -> float:
         Untrained network (its current weights are used).
     x : ndarray, shape (N, n_in)
         A minibatch of (scaled) inputs; N of 64-256 is typical.
+    regularization : float
+        ε added to the diagonal. With ε = 0 (Mellor et al. exactly) a network
+        whose codes repeat, or with fewer units than inputs, scores ``-inf``
+        and such networks cannot be ranked among themselves; ε = 1 (one
+        unit's worth, K's entries are 0..N_A) keeps them finite and ranked by
+        how degenerate their codes are, and barely changes full-rank scores.
 
     Returns
     -------
     float
-        ``slogdet(K)``; ``-inf`` when two inputs share a code (K singular).
+        ``slogdet(K + εI)``; ``-inf`` when that is singular.
     """
     import torch
 
     c = _activation_codes(net, torch.as_tensor(np.asarray(x, dtype=np.float32)))
-    k = c @ c.T + (1.0 - c) @ (1.0 - c).T
+    k = c @ c.T + (1.0 - c) @ (1.0 - c).T + regularization * np.eye(c.shape[0])
     sign, logdet = np.linalg.slogdet(k)
     return float(logdet) if sign > 0 else float("-inf")
 
