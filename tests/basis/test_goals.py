@@ -36,3 +36,23 @@ def test_leakage_check_on_a_subset_is_fast():
     for k in range(3):
         assert not set(res.groups[res.fold == k]) & set(res.groups[res.fold != k])
     assert res.coverage_curve.shape == (2, len(res.nominal))
+
+
+@pytest.mark.slow
+def test_grouping_by_series_would_leak():
+    # the two series repeat each material with a nearly equal target: splitting them apart
+    # makes the forest look far better than it is on new materials
+    from matterflow.basis.data import grouped_folds
+    from matterflow.basis.evaluate import smape
+    from matterflow.basis.qrf import QuantileForest
+
+    d = load_csv().nonreference()
+    X, y = d.frame[d.features], d.y
+    leaky = (d.frame["category"] + "/" + d.frame["chem_formula"]).to_numpy()
+    scores = []
+    for g in (d.groups, leaky):
+        p = np.zeros_like(y)
+        for tr, te in grouped_folds(g, 5, 0):
+            p[te] = QuantileForest(n_estimators=100).fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+        scores.append(smape(y, p))
+    assert scores[1] < 0.7 * scores[0]
