@@ -195,16 +195,25 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
     mf.conv_tol = conv_tol_ha
     mf.max_cycle = max_cycle
     mf.verbose = 0
-    e_tot = mf.kernel()
-    if not mf.converged or not np.isfinite(e_tot):
+    # converge on the free energy E - TS, which is variational; PySCF's E(T) is not, and at
+    # high electronic temperature its cycle-to-cycle noise can stay above conv_tol
+    smeared_energy_tot = mf.energy_tot
+
+    def free_energy_tot(*args, **kwargs):
+        e = smeared_energy_tot(*args, **kwargs)
+        return e if mf.e_free is None else mf.e_free
+
+    mf.energy_tot = free_energy_tot
+    f_tot = mf.kernel()
+    if not mf.converged or not np.isfinite(f_tot):
         raise ComputeError(f"PySCF SCF did not converge in {max_cycle} cycles "
-                           f"(E = {e_tot} Ha); raise max_cycle or the electronic temperature")
+                           f"(F = {f_tot} Ha); raise max_cycle or the electronic temperature")
     t_scf, c_scf = time.perf_counter() - t0, time.process_time() - c0
 
     eig_ev = np.asarray(mf.mo_energy) * HARTREE_EV  # (nk, nmo)
     occ = np.asarray(mf.mo_occ)  # (nk, nmo) in [0, 2]
     ts_ev = float(mf.sigma * mf.entropy) * HARTREE_EV
-    e_int_ev = float(e_tot) * HARTREE_EV
+    e_int_ev = float(f_tot) * HARTREE_EV + ts_ev
     fermi_ev = _fermi_from_occupations(eig_ev, occ, KB_EV * electronic_temperature_k,
                                        cell.nelectron)
 
