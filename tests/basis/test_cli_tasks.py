@@ -84,7 +84,7 @@ def test_evaluate_cli_fast_models(tmp_path):
                             "--out", str(tmp_path), "-q"])
     assert r.exit_code == 0, r.output
     assert "29.67" in r.output  # the baseline's sMAPE on the 780 non-reference rows
-    for f in ("metrics.json", "parity.png", "coverage.png", "error.png"):
+    for f in ("metrics.json", "parity.png", "coverage.png", "error_by_level.png"):
         assert (tmp_path / f).exists()
 
 

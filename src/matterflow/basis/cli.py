@@ -77,8 +77,9 @@ def evaluate(
                "upper_ha": res.upper, "nominal": res.nominal,
                "coverage_curve": res.coverage_curve, "levels": levels,
                "smape_by_level_pct": by_level}
-    for title, fig in evaluation_figures(outputs).items():
-        fig.savefig(out / (title.split(" ")[0].lower() + ".png"), dpi=120)
+    files = ("parity.png", "coverage.png", "error_by_level.png")
+    for fname, fig in zip(files, evaluation_figures(outputs).values(), strict=True):
+        fig.savefig(out / fname, dpi=120)
     (out / "metrics.json").write_text(json.dumps(
         {"metrics": met, "sisso_formula": res.sisso_full_formula,
          "sisso_fold_formulas": res.formulas, "folds": folds, "seed": seed,
