@@ -137,11 +137,11 @@ def predict(
     frame = pd.DataFrame({k: getattr(res, k) for k in res.__dataclass_fields__})
     pct = int(round(100 * predictor.coverage))
     console.print(f"{'material':<12}{'level':>6}{'error Ha':>12}{f'{pct}% interval Ha':>24}"
-                  f"{'E_conv Ha':>16}{'meV/atom':>10}  trust", soft_wrap=True)
+                  f"{'E_conv Ha':>16}{'meV/atom':>12}  trust", soft_wrap=True)
     for r in frame.itertuples():
         console.print(f"{r.material:<12}{r.precision_level:6.0f}{r.error_ha:12.5f}"
                       f"  [{r.lower_ha:9.5f},{r.upper_ha:9.5f}]{r.converged_energy_ha:16.5f}"
-                      f"{r.max_abs_error_mev_per_atom:10.3f}  {'yes' if r.trustworthy else 'no'}"
+                      f"{r.max_abs_error_mev_per_atom:12.3f}  {'yes' if r.trustworthy else 'no'}"
                       f"{' (extrapolating)' if r.extrapolating else ''}",
                       markup=False, soft_wrap=True)
     n_ok = int(frame.trustworthy.sum())
