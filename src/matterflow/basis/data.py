@@ -19,7 +19,7 @@ names onto the names used here (``{"my_target": "binary_energy_error"}``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -112,7 +112,6 @@ class BasisData:
     features: list[str]
     source: str = "<frame>"
     has_target: bool = True
-    extra: dict = field(default_factory=dict)
 
     def nonreference(self) -> BasisData:
         """Rows below the reference precision (the reference rows have target 0 by construction)."""
@@ -146,7 +145,7 @@ class BasisData:
         return len(self.frame)
 
 
-def _row_label(frame: pd.DataFrame, idx: int) -> str:
+def _row_label(idx: int) -> str:
     # CSV line number: header is line 1, first data row line 2
     return f"row {idx + 2}"
 
@@ -209,25 +208,25 @@ def load_csv(path: str | Path | None = None, *, features: list[str] | None = Non
         bad = values.isna() & frame[c].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{src}: column {c!r}, {_row_label(frame, i)}: non-numeric value "
+            raise InputError(f"{src}: column {c!r}, {_row_label(i)}: non-numeric value "
                              f"{frame[c].iloc[i]!r}; a number is expected")
         if values.isna().any():
             i = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise InputError(f"{src}: column {c!r}, {_row_label(frame, i)}: missing value (NaN); "
+            raise InputError(f"{src}: column {c!r}, {_row_label(i)}: missing value (NaN); "
                              "every feature and the target must be given")
         if not np.isfinite(values.to_numpy(dtype=float)).all():
             i = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))[0])
-            raise InputError(f"{src}: column {c!r}, {_row_label(frame, i)}: infinite value")
+            raise InputError(f"{src}: column {c!r}, {_row_label(i)}: infinite value")
         frame[c] = values.astype(float)
     if frame[GROUP].isna().any():
         i = int(np.flatnonzero(frame[GROUP].isna().to_numpy())[0])
-        raise InputError(f"{src}: column {GROUP!r}, {_row_label(frame, i)}: missing material name")
+        raise InputError(f"{src}: column {GROUP!r}, {_row_label(i)}: missing material name")
     dup = frame.duplicated(keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         first = int(np.flatnonzero(h == h[i])[0])
-        raise InputError(f"{src}: {_row_label(frame, i)} duplicates {_row_label(frame, first)}; "
+        raise InputError(f"{src}: {_row_label(i)} duplicates {_row_label(first)}; "
                          "remove duplicate rows")
     if require_levels:
         levels = frame.groupby(GROUP)[PRECISION].nunique()
@@ -236,7 +235,7 @@ def load_csv(path: str | Path | None = None, *, features: list[str] | None = Non
             mat = single.index[0]
             i = int(np.flatnonzero((frame[GROUP] == mat).to_numpy())[0])
             raise InputError(
-                f"{src}: column {PRECISION!r}, {_row_label(frame, i)}: material {mat!r} has a "
+                f"{src}: column {PRECISION!r}, {_row_label(i)}: material {mat!r} has a "
                 f"single precision level; at least two (one of them the reference "
                 f"{REFERENCE_PRECISION:g}) are needed")
     return BasisData(frame.reset_index(drop=True), features, src, TARGET in frame.columns)
