@@ -160,6 +160,15 @@ def train_fno(
         "fno_seconds_per_sample": rep.fno_seconds_per_sample,
         "inversion_seconds_per_sample": rep.inversion_seconds_per_sample,
         "speedup": rep.inversion_seconds_per_sample / rep.fno_seconds_per_sample,
+        "wu_yang_seconds_per_sample": rep.wu_yang_seconds_per_sample,
+        "speedup_vs_wu_yang": rep.wu_yang_seconds_per_sample / rep.fno_seconds_per_sample,
+        "test_density_rel_l1_median": float(np.median(rep.test_density_rel_l1)),
+        "test_density_within_1pct": float(np.mean(rep.test_density_rel_l1 <= 0.01)),
+        "test_per_family": {f: {"rel_l2_mean": float(rep.test_rel_l2[m].mean()),
+                                "density_rel_l1_mean": float(rep.test_density_rel_l1[m].mean()),
+                                "density_rel_l1_median": float(np.median(rep.test_density_rel_l1[m]))}
+                            for f in sorted(set(ds.family))
+                            if (m := np.array([ds.family[i] == f for i in rep.test_index])).any()},
         "n_parameters": model.n_parameters_,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -183,14 +192,18 @@ def train_fno(
                     dpi=110)
     console.print(f"test: potential rel. L2 {100 * metrics['test_rel_l2_mean']:.2f} % (max "
                   f"{100 * metrics['test_rel_l2_max']:.2f} %), density rel. L1 "
-                  f"{100 * metrics['test_density_rel_l1_mean']:.3f} %")
+                  f"{100 * metrics['test_density_rel_l1_mean']:.3f} % (median "
+                  f"{100 * metrics['test_density_rel_l1_median']:.3f} %, "
+                  f"{100 * metrics['test_density_within_1pct']:.0f} % of samples within 1 %)")
     if ood:
         console.print(f"held-out family {rep.ood_family}: potential rel. L2 "
                       f"{100 * metrics['ood_rel_l2_mean']:.2f} %, density rel. L1 "
                       f"{100 * metrics['ood_density_rel_l1_mean']:.3f} %")
     console.print(f"inference {1e6 * rep.fno_seconds_per_sample:.1f} µs/sample vs inversion "
                   f"{1e3 * rep.inversion_seconds_per_sample:.1f} ms/sample: "
-                  f"{metrics['speedup']:.0f}x; training {rep.fit_seconds:.0f} s")
+                  f"{metrics['speedup']:.0f}x (general Wu-Yang path "
+                  f"{1e3 * rep.wu_yang_seconds_per_sample:.1f} ms: {metrics['speedup_vs_wu_yang']:.0f}x); "
+                  f"training {rep.fit_seconds:.0f} s")
     console.print(f"model: {out / 'fno.pt'}\nmetrics: {out / 'metrics.json'}")
 
 

@@ -289,7 +289,11 @@ class FNOResult:
     fit_seconds: float = quantity("s", "training wall time")
     fno_seconds_per_sample: float = quantity("s", "batched FNO inference per sample")
     inversion_seconds_per_sample: float = quantity("s", "numerical inversion per sample")
+    wu_yang_seconds_per_sample: float = quantity("s", "general Wu-Yang path (reference start) "
+                                                 "per sample")
     speedup: float = quantity("dimensionless", "inversion time / FNO time, same run")
+    speedup_vs_wu_yang: float = quantity("dimensionless", "Wu-Yang (reference start) time / "
+                                         "FNO time, same run")
     n_parameters: int = quantity("dimensionless", "trainable parameters")
 
 
@@ -382,7 +386,9 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         ood_example_pred=rep.ood.predicted[:ko] if ko else empty,
         fit_seconds=rep.fit_seconds, fno_seconds_per_sample=rep.fno_seconds_per_sample,
         inversion_seconds_per_sample=rep.inversion_seconds_per_sample,
+        wu_yang_seconds_per_sample=rep.wu_yang_seconds_per_sample,
         speedup=rep.inversion_seconds_per_sample / rep.fno_seconds_per_sample,
+        speedup_vs_wu_yang=rep.wu_yang_seconds_per_sample / rep.fno_seconds_per_sample,
         n_parameters=model.n_parameters_)
 
 
