@@ -186,28 +186,44 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
     kweights = np.full(nk, 1.0 / nk)
     kt_ha = KB_EV * electronic_temperature_k / HARTREE_EV
 
-    mf = pbcdft.KRKS(cell, kpts_abs)
-    mf.xc = xc
     numint = _cached_numint()
-    mf._numint = numint
-    mf.with_df._numint = numint
-    mf = mf.smearing(sigma=kt_ha, method="fermi")
-    mf.conv_tol = conv_tol_ha
-    mf.max_cycle = max_cycle
-    mf.verbose = 0
-    # converge on the free energy E - TS, which is variational; PySCF's E(T) is not, and at
-    # high electronic temperature its cycle-to-cycle noise can stay above conv_tol
-    smeared_energy_tot = mf.energy_tot
 
-    def free_energy_tot(*args, **kwargs):
-        e = smeared_energy_tot(*args, **kwargs)
-        return e if mf.e_free is None else mf.e_free
+    def make_scf(sigma_ha: float, tol: float, cycles: int):
+        mf = pbcdft.KRKS(cell, kpts_abs)
+        mf.xc = xc
+        mf._numint = numint
+        mf.with_df._numint = numint
+        mf = mf.smearing(sigma=sigma_ha, method="fermi")
+        mf.conv_tol = tol
+        mf.max_cycle = cycles
+        mf.verbose = 0
+        # converge on the free energy E - TS, which is variational; PySCF's E(T) is not, and
+        # at high electronic temperature its cycle-to-cycle noise can stay above conv_tol
+        smeared_energy_tot = mf.energy_tot
 
-    mf.energy_tot = free_energy_tot
+        def free_energy_tot(*args, **kwargs):
+            e = smeared_energy_tot(*args, **kwargs)
+            return e if mf.e_free is None else mf.e_free
+
+        mf.energy_tot = free_energy_tot
+        return mf
+
+    mf = make_scf(kt_ha, conv_tol_ha, max_cycle)
     f_tot = mf.kernel()
+    annealed = False
+    if not mf.converged:
+        # charge sloshing with sharp occupations (large cell, few k-points, low T):
+        # converge at 3000 K first and start the target temperature from that density
+        hot = make_scf(max(kt_ha, KB_EV * 3000.0 / HARTREE_EV), 1e-6, max_cycle)
+        hot.kernel()
+        mf = make_scf(kt_ha, conv_tol_ha, max_cycle)
+        mf.diis_space = 12
+        f_tot = mf.kernel(dm0=hot.make_rdm1())
+        annealed = True
     if not mf.converged or not np.isfinite(f_tot):
-        raise ComputeError(f"PySCF SCF did not converge in {max_cycle} cycles "
-                           f"(F = {f_tot} Ha); raise max_cycle or the electronic temperature")
+        raise ComputeError(f"PySCF SCF did not converge in {max_cycle} cycles, also after "
+                           f"annealing from 3000 K (F = {f_tot} Ha); raise max_cycle or the "
+                           "electronic temperature, or use more k-points")
     t_scf, c_scf = time.perf_counter() - t0, time.process_time() - c0
 
     eig_ev = np.asarray(mf.mo_energy) * HARTREE_EV  # (nk, nmo)
@@ -256,7 +272,7 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
         "ewald_energy_ev": float(cell.energy_nuc()) * HARTREE_EV,
         "pyscf_terms_ev": summary,
         "scf_seconds": t_scf, "total_seconds": time.perf_counter() - t0,
-        "scf_cpu_seconds": c_scf, "total_cpu_seconds": time.process_time() - c0,
+        "scf_annealed": annealed, "scf_cpu_seconds": c_scf, "total_cpu_seconds": time.process_time() - c0,
         "total_energy_definition": "free energy E - TS (PySCF e_free)",
     }
     return Snapshot(atoms=atoms, grid_shape=mesh_t, energy_grid_ev=energy_grid_ev,
