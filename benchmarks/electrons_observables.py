@@ -45,7 +45,10 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=32, help="grid points per direction")
     ap.add_argument("--energies", type=int, default=311, help="LDOS energies")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--snapshot", default=None, help="also compare both routes with the DFT "
+                    "free energy of this snapshot file (from `matterflow electrons dft`)")
     args = ap.parse_args()
+    accuracy = _accuracy(args.snapshot) if args.snapshot else {}
     rng = np.random.default_rng(0)
     atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat(2)  # 32 atoms, 96 electrons
     n = args.grid
@@ -83,8 +86,27 @@ def main() -> None:
         "speedup_vs_numpy_trapezoid": t_base / t_ours,
         "density_only_ours_ns_per_point": 1e9 * t_dens / npts,
         "density_only_baseline_ns_per_point": 1e9 * t_dens_base / npts,
-        "density_only_speedup": t_dens_base / t_dens,
+        "density_only_speedup": t_dens_base / t_dens, **accuracy,
     }))
+
+
+def _accuracy(path: str) -> dict:
+    """Total-energy error (meV/atom) of ours and of the baseline on a DFT snapshot's own LDOS."""
+    from matterflow.electrons.snapshot import load_snapshot
+
+    s = load_snapshot(path)
+    n_el = s.n_electrons or float(ob.valence_charges(s.atoms).sum())
+    ours = ob.observables_from_ldos(s.ldos, s.energy_grid_ev, s.atoms,
+                                    temperature_k=s.electronic_temperature_k,
+                                    ldos_smearing_ev=s.ldos_smearing_ev, n_electrons=n_el)
+    _, base_total = baseline(s.ldos, s.energy_grid_ev, s.atoms, s.electronic_temperature_k, n_el)
+    # the baseline has no entropy term: compare it with the internal energy E = F + TS
+    e_int = s.meta.get("internal_energy_ev", s.total_energy_ev)
+    return {"snapshot": path, "snapshot_atoms": s.n_atoms,
+            "ours_total_energy_error_mev_per_atom":
+                (ours.total_energy_ev - s.total_energy_ev) * 1000 / s.n_atoms,
+            "baseline_internal_energy_error_mev_per_atom":
+                (base_total - e_int) * 1000 / s.n_atoms}
 
 
 def _timed(fn) -> float:
