@@ -38,7 +38,7 @@ class DaskPool:
     def map(self, func, iterable):
         items = list(iterable)
         if self._remote is None:  # send the (large) log-posterior once
-            self._remote = self.client.scatter(func, broadcast=True)
+            self._remote = self.client.scatter(func, broadcast=True, hash=False)
         futs = self.client.map(_apply, [self._remote] * len(items), items, pure=False)
         return self.client.gather(futs)
 

@@ -167,7 +167,7 @@ def propose(codes, temperatures, x_grid, n_labels, top_k=5, cost_per_100k=0.0,
 
 
 def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *, client=None,
-                 progress=None) -> dict:
+                 progress=None, batch_size=None) -> dict:
     """``calphad.diagram`` for every draw, on a Dask ``client`` if given, stacked.
 
     Parameters
@@ -176,6 +176,8 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
     params : DiagramParams or dict, optional
     progress : callable, optional
         ``progress(done, total)``.
+    batch_size : int, optional
+        Draws per Dask task (default: about 4 tasks per worker).
     """
     from matterflow.calphad.tasks import diagram
     from matterflow.core.registry import stack_results
@@ -192,19 +194,25 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
     else:
         from distributed import as_completed
 
-        shared = client.scatter(list(args), broadcast=True)
-        futs = [client.submit(_diagram_call, d, shared, p, pure=False) for d in draws]
+        shared = client.scatter(list(args), broadcast=True, hash=False)
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        size = batch_size or max(1, int(np.ceil(len(draws) / (4 * n_workers))))
+        batches = [draws[i:i + size] for i in range(0, len(draws), size)]
+        futs = [client.submit(_diagram_batch, b, shared, p, pure=False) for b in batches]
         index = {f.key: k for k, f in enumerate(futs)}
         out = [None] * len(futs)
-        for done, fut in enumerate(as_completed(futs), 1):
-            out[index[fut.key]] = fut.result()
+        done = 0
+        for fut in as_completed(futs):
+            k = index[fut.key]
+            out[k] = fut.result()
+            done += len(batches[k])
             if progress:
                 progress(done, len(draws))
-        results = out
+        results = [r for part in out for r in part]
     return stack_results(results)[0]
 
 
-def _diagram_call(draw, shared, p):
+def _diagram_batch(draws, shared, p):
     from matterflow.calphad.tasks import diagram
 
-    return diagram(draw, *shared, params=p)
+    return [diagram(d, *shared, params=p) for d in draws]
