@@ -12,6 +12,7 @@ from matterflow.electrons.io_formats import (
     load_mala,
     load_mala_descriptors,
     read_cube,
+    read_ldos_cubes,
     write_cube,
 )
 from matterflow.electrons.snapshot import Snapshot, load_snapshot, save_snapshot
@@ -123,3 +124,16 @@ def test_cube_bad_inputs(tmp_path):
         read_cube(p)
     with pytest.raises(InputError, match="not found"):
         read_cube(tmp_path / "nope.cube")
+
+
+def test_ldos_from_one_cube_per_energy(tmp_path):
+    rng = np.random.default_rng(3)
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    ldos = rng.random((4, 5, 6, 3))
+    paths = [write_cube(tmp_path / f"ldos{i}.cube", ldos[..., i], atoms) for i in range(3)]
+    got, got_atoms = read_ldos_cubes(paths)
+    np.testing.assert_allclose(got, ldos / (RYDBERG_EV * BOHR_A**3), rtol=1e-7)
+    assert len(got_atoms) == 4
+    write_cube(tmp_path / "other.cube", rng.random((4, 5, 5)), atoms)
+    with pytest.raises(InputError, match="other.cube: grid"):
+        read_ldos_cubes([paths[0], tmp_path / "other.cube"])

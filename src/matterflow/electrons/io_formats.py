@@ -24,7 +24,8 @@ from matterflow.core.errors import InputError
 from matterflow.electrons.snapshot import Snapshot, check_snapshot
 from matterflow.electrons.structures import wrap_atoms
 
-__all__ = ["load_mala", "load_mala_descriptors", "read_cube", "write_cube", "LDOS_UNITS"]
+__all__ = ["load_mala", "load_mala_descriptors", "read_cube", "write_cube", "read_ldos_cubes",
+           "LDOS_UNITS"]
 
 BOHR_A = 0.52917721092
 RYDBERG_EV = 13.605693122994
@@ -208,3 +209,28 @@ def write_cube(path: str | os.PathLike, data: np.ndarray, atoms: Atoms,
     body = [" ".join(f"{v:.8e}" for v in flat[i:i + 6]) for i in range(0, flat.size, 6)]
     path.write_text("\n".join(lines + body) + "\n")
     return path
+
+
+def read_ldos_cubes(paths: list[str | os.PathLike], *,
+                    units: Literal["1/(eV*A^3)", "1/(eV*Bohr^3)", "1/(Ry*Bohr^3)"] = "1/(Ry*Bohr^3)",
+                    ) -> tuple[np.ndarray, Atoms]:
+    """Stack one cube file per energy (Quantum ESPRESSO ``pp.x`` LDOS output, MALA's raw
+    input) into an LDOS (nx, ny, nz, ne) in states/(eV·Å³); ``paths`` in energy order.
+
+    Every file must have the same grid and atoms; the default units are ``pp.x``'s.
+    """
+    if not paths:
+        raise InputError("paths: no cube files given")
+    if units not in LDOS_UNITS:
+        raise InputError(f"units: accepted {sorted(LDOS_UNITS)}; got {units!r}")
+    first, atoms, info = read_cube(paths[0])
+    out = np.empty((*first.shape, len(paths)))
+    out[..., 0] = first
+    for i, p in enumerate(paths[1:], start=1):
+        data, other, _ = read_cube(p)
+        if data.shape != first.shape:
+            raise InputError(f"{p}: grid {data.shape} differs from {paths[0]}'s {first.shape}")
+        if len(other) != len(atoms) or not np.allclose(other.positions, atoms.positions, atol=1e-4):
+            raise InputError(f"{p}: atoms differ from those of {paths[0]}")
+        out[..., i] = data
+    return out * LDOS_UNITS[units], atoms
