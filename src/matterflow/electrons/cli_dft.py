@@ -11,12 +11,13 @@ from matterflow.clitools import console, handle_errors, make_progress
 from matterflow.core.errors import InputError
 
 
-def _run_one(atoms, kwargs: dict, path: str):
+def _run_one(atoms, params, path: str):
     """Worker: DFT of one snapshot, saved to ``path`` (returns a summary row)."""
     from matterflow.electrons.dft import run_dft
+    from matterflow.electrons.dft_tasks import dft_kwargs
     from matterflow.electrons.snapshot import save_snapshot
 
-    snap = run_dft(atoms, **kwargs)
+    snap = run_dft(atoms, **dft_kwargs(params, atoms.cell[:]))
     save_snapshot(snap, path)
     return (path, len(snap.atoms), snap.total_energy_ev, snap.fermi_ev, snap.band_energy_ev,
             snap.meta["total_seconds"])
@@ -30,7 +31,8 @@ def dft(
     electronic_temperature: Annotated[float | None, typer.Option(help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
     structure: Annotated[Path | None, typer.Option(help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
     kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
-    mesh: Annotated[tuple[int, int, int], typer.Option(help="Real-space grid per cell.")] = (12, 12, 12),
+    mesh: Annotated[tuple[int, int, int] | None, typer.Option(help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
+    grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 4.05 / 12,
     basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
     xc: Annotated[str, typer.Option(help="lda,pz or lda,vwn.")] = "lda,pz",
     smearing: Annotated[float, typer.Option(help="Gaussian LDOS broadening (eV).")] = 0.05,
@@ -42,12 +44,14 @@ def dft(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al snapshots: LDOS, density, energies."""
-    from matterflow.electrons.dft_tasks import DftParams, dft_kwargs
+    from matterflow.electrons.dft_tasks import DftParams
     from matterflow.electrons.structures import aluminium_supercell
 
     t_el = electronic_temperature if electronic_temperature is not None else max(temperature, 1.0)
     try:
-        params = DftParams(xc=xc, basis=basis, kpts=kpts, mesh=mesh, electronic_temperature_k=t_el,
+        params = DftParams(xc=xc, basis=basis, kpts=kpts, mesh=mesh or (12, 12, 12),
+                           grid_spacing_a=None if mesh else grid_spacing,
+                           electronic_temperature_k=t_el,
                            energy_min_ev=energy_min, energy_max_ev=energy_max,
                            energy_step_ev=energy_step, ldos_smearing_ev=smearing)
     except Exception as exc:  # pydantic ValidationError -> clear message
@@ -57,7 +61,6 @@ def dft(
         if isinstance(exc, ValidationError):
             raise InputError(validation_message(exc, prefix="electrons dft", model=DftParams)) from None
         raise
-    kwargs = dft_kwargs(params)
     if structure is not None:
         from ase.io import read
 
@@ -79,7 +82,7 @@ def dft(
         bar = progress.add_task("DFT snapshots", total=len(frames), completed=len(frames) - len(todo))
         if workers <= 1:
             for i in todo:
-                rows.append(_run_one(frames[i], kwargs, paths[i]))
+                rows.append(_run_one(frames[i], params, paths[i]))
                 progress.advance(bar)
         else:
             from distributed import as_completed
@@ -87,7 +90,7 @@ def dft(
             from matterflow.core.execute import dask_client
 
             with dask_client(workers=workers) as client:
-                futs = [client.submit(_run_one, frames[i], kwargs, paths[i], pure=False) for i in todo]
+                futs = [client.submit(_run_one, frames[i], params, paths[i], pure=False) for i in todo]
                 for fut in as_completed(futs):
                     rows.append(fut.result())
                     progress.advance(bar)

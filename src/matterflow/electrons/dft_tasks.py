@@ -20,7 +20,7 @@ from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
 __all__ = ["TASKS", "StructuresParams", "DftParams", "ObservablesParams", "structures", "dft",
-           "observables", "dft_kwargs", "energy_grid"]
+           "observables", "dft_kwargs", "energy_grid", "mesh_for"]
 
 
 # ----------------------------------------------------------------------------- structures
@@ -64,6 +64,9 @@ class DftParams(Params):
     kpts: tuple[int, int, int] = Field((2, 2, 2), description="Monkhorst-Pack k-grid (Gamma-centred)")
     mesh: tuple[int, int, int] = Field((12, 12, 12), description="real-space grid (nx, ny, nz) "
                                        "per cell (scale with the supercell)")
+    grid_spacing_a: float | None = Field(None, gt=0, le=2, description="if set, the grid from "
+                                         "the cell: round(cell length / spacing) points per "
+                                         "axis (replaces mesh)", json_schema_extra={"units": "Å"})
     electronic_temperature_k: float = Field(298.0, gt=0, le=50_000, description="Fermi-Dirac "
                                             "smearing temperature", json_schema_extra={"units": "K"})
     energy_min_ev: float = Field(-4.5, description="lowest LDOS energy",
@@ -88,10 +91,19 @@ def energy_grid(params: DftParams) -> np.ndarray:
     return params.energy_min_ev + params.energy_step_ev * np.arange(n)
 
 
-def dft_kwargs(params: DftParams) -> dict:
+def mesh_for(cell: np.ndarray, params: DftParams) -> tuple[int, int, int]:
+    """The real-space grid of a cell (3, 3) Å: ``params.mesh`` or from ``grid_spacing_a``."""
+    if params.grid_spacing_a is None:
+        return tuple(params.mesh)
+    lengths = np.linalg.norm(np.asarray(cell, dtype=float), axis=1)
+    return tuple(int(max(4, round(length / params.grid_spacing_a))) for length in lengths)
+
+
+def dft_kwargs(params: DftParams, cell: np.ndarray | None = None) -> dict:
     """Keyword arguments of :func:`matterflow.electrons.dft.run_dft` from the task parameters."""
+    mesh = params.mesh if cell is None else mesh_for(cell, params)
     return dict(xc=params.xc, basis=params.basis, pseudo=params.pseudo, kpts=params.kpts,
-                mesh=params.mesh, electronic_temperature_k=params.electronic_temperature_k,
+                mesh=mesh, electronic_temperature_k=params.electronic_temperature_k,
                 energy_grid_ev=energy_grid(params), ldos_smearing_ev=params.ldos_smearing_ev,
                 conv_tol_ha=params.conv_tol_ha, max_cycle=params.max_cycle)
 
@@ -164,7 +176,8 @@ def dft(positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray, *,
     from matterflow.electrons.dft import run_dft
     from matterflow.electrons.observables import dos_from_ldos
 
-    snap = run_dft(_atoms_from(positions, cell, numbers), **dft_kwargs(params))
+    atoms = _atoms_from(positions, cell, numbers)
+    snap = run_dft(atoms, **dft_kwargs(params, atoms.cell[:]))
     return DftSnapshot(
         positions=snap.atoms.positions, cell=np.asarray(snap.atoms.cell[:]),
         numbers=snap.atoms.numbers, grid_shape=np.asarray(snap.grid_shape),
