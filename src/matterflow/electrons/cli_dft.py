@@ -32,7 +32,7 @@ def dft(
     structure: Annotated[Path | None, typer.Option(help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
     kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
     mesh: Annotated[tuple[int, int, int] | None, typer.Option(help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
-    grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 4.05 / 12,
+    grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 0.3375,
     basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
     xc: Annotated[str, typer.Option(help="lda,pz or lda,vwn.")] = "lda,pz",
     smearing: Annotated[float, typer.Option(help="Gaussian LDOS broadening (eV).")] = 0.05,
