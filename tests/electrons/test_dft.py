@@ -38,6 +38,17 @@ def test_snapshot_contents(snapshot):
                                                                                abs=1e-6)
 
 
+def test_occupied_bandwidth_is_free_electron_like(snapshot):
+    # Al is nearly free-electron: E_F - E_bottom = hbar^2 (3 pi^2 n)^(2/3) / 2m = 11.7 eV
+    # for n = 3 electrons per 16.6 Å^3 (measured 10.6 eV, LDA ~11.1 eV); coarse k-grid, small
+    # basis: within 10 %
+    n = 12 / snapshot.atoms.get_volume()
+    free = 3.80998 * (3 * np.pi**2 * n) ** (2 / 3)  # hbar^2/2m = 3.80998 eV Å^2
+    assert free == pytest.approx(11.7, abs=0.1)
+    width = snapshot.fermi_ev - snapshot.eigenvalues_ev.min()
+    assert width == pytest.approx(free, rel=0.1)
+
+
 def test_double_counting_terms_match_pyscf(snapshot):
     s = snapshot
     terms = s.meta["pyscf_terms_ev"]
