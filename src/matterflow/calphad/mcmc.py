@@ -55,7 +55,7 @@ def _save(path: Path, state: dict) -> None:
 
 
 def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=None,
-              pool=None, progress=None) -> ChainResult:
+              pool=None, progress=None, tag: str = "") -> ChainResult:
     """Run emcee's affine-invariant ensemble sampler (emcee 2 API), checkpointing each step.
 
     Parameters
@@ -73,6 +73,9 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
         Evaluates the walkers' log-posteriors in parallel (e.g. :class:`DaskPool`).
     progress : callable, optional
         ``progress(step_done, n_steps)``.
+    tag : str
+        Describes the posterior (data, engine, parameters); a checkpoint with another
+        tag is refused.
     """
     import emcee
 
@@ -82,7 +85,7 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
         raise InputError(f"n_walkers: emcee needs at least 2 x n_params = {2 * dim}; "
                          f"got {n_walkers}")
     key = {"n_walkers": int(n_walkers), "dim": int(dim), "seed": int(seed),
-           "start": start.tolist()}
+           "start": start.tolist(), "tag": str(tag)}
     chain = np.empty((0, n_walkers, dim))
     lnp = np.empty((0, n_walkers))
     rstate = None

@@ -201,7 +201,10 @@ def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None
     t0 = time.perf_counter()
     res = run_emcee(post, start, np.full(start.size, params.init_std),
                     n_walkers=params.n_walkers, n_steps=params.n_steps, seed=params.seed,
-                    checkpoint=params.checkpoint, pool=pool, progress=progress)
+                    checkpoint=params.checkpoint, pool=pool, progress=progress,
+                    tag=f"{params.engine}|{n_data}|{params.data_stride}|{params.prior_std}|"
+                        f"{params.sigma_zpf}|{params.sigma_activity}|{params.n_grid}|"
+                        f"{','.join(model.parameter_names)}|{sorted(params.offsets.items())}")
     n_eval = max((params.n_steps - res.resumed_from) * params.n_walkers, 1)
     sec = (time.perf_counter() - t0) / n_eval
     rhat, ess = diagnostics(res.chain, model.parameter_names)
