@@ -154,8 +154,12 @@ def test_cli_sample_propagate_propose(tmp_path):
     r = runner.invoke(app, ["propagate", str(chain), "-o", str(out), "--draws", "2", "-q",
                             "--t-min", "700", "--t-max", "1200", "--query", "900,0.5"])
     assert r.exit_code == 0, r.output
-    rows = json.loads((out / "invariants.json").read_text())
-    assert any(row["label"] == "eutectic:FCC_A1+LIQUID+CU2MG" for row in rows)
+    table = json.loads((out / "invariants.json").read_text())
+    assert any(row["label"] == "eutectic:FCC_A1+LIQUID+CU2MG" for row in table["invariants"])
+    # 900 K, x_Mg 0.5: Cu2Mg + liquid (the published diagram), fractions sum to 1
+    fr = table["properties"][0]["phase_fractions"]
+    assert set(fr) == {"CU2MG", "LIQUID"}
+    assert sum(v[0] for v in fr.values()) == pytest.approx(1.0)
     r = runner.invoke(app, ["propose", str(out / "draws.h5"), "--top-k", "2"])
     assert r.exit_code == 0, r.output
     assert "rank" in r.output

@@ -39,6 +39,12 @@ def _read_h5(path: Path, what: str) -> dict:
         raise InputError(f"{path}: not an HDF5 {what} file ({exc})") from None
 
 
+def diagram_defaults_query() -> list:
+    from matterflow.calphad.tasks import DiagramParams
+
+    return list(DiagramParams().query_points)
+
+
 def _save_figs(figs: dict, stem: Path) -> list[Path]:
     out = []
     for k, (_name, fig) in enumerate(figs.items()):
@@ -228,7 +234,25 @@ def propagate(
                       f"[{tab.temperature_low_k[k]:.1f}, {tab.temperature_high_k[k]:.1f}]  "
                       f"x {tab.x_mean[k][1]:.3f} "
                       f"[{tab.x_low[k][1]:.3f}, {tab.x_high[k][1]:.3f}]")
-    (out / "invariants.json").write_text(json.dumps(rows, indent=1, default=float))
+    queries = []
+    qpts = qp or diagram_defaults_query()
+    for j, (t, x) in enumerate(qpts):
+        fr = {ph: [float(tab.query_fraction_mean[j, k]), float(tab.query_fraction_low[j, k]),
+                   float(tab.query_fraction_high[j, k])]
+              for k, ph in enumerate(post.phases) if tab.query_fraction_high[j, k] > 0}
+        queries.append({"temperature_k": t, "x": x, "phase_fractions": fr,
+                        "gibbs_j_mol": [float(tab.query_gibbs_mean_j_mol[j]),
+                                        float(tab.query_gibbs_std_j_mol[j])],
+                        "activity_2": [float(tab.query_activity_mean[j]),
+                                       float(tab.query_activity_low[j]),
+                                       float(tab.query_activity_high[j])]})
+        fr_txt = ", ".join(f"{ph} {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" for ph, v in fr.items())
+        console.print(f"at T={t:g} K, x={x:g}: {fr_txt}; G {tab.query_gibbs_mean_j_mol[j]:.0f} "
+                      f"± {tab.query_gibbs_std_j_mol[j]:.0f} J/mol; activity "
+                      f"{tab.query_activity_mean[j]:.3f} [{tab.query_activity_low[j]:.3f}, "
+                      f"{tab.query_activity_high[j]:.3f}]")
+    (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries},
+                                                    indent=1, default=float))
     pngs = _save_figs(figures.ensemble_figures(tab.__dict__), out / "phase_diagram")
     console.print(f"draws: {out / 'draws.h5'}\ntable: {out / 'invariants.json'}\n"
                   f"figure: {pngs[0]}")
