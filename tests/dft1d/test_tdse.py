@@ -89,3 +89,37 @@ def test_bad_inputs_name_the_field():
         propagate(TDSESetup(), float("nan"))
     with pytest.raises(InputError, match="psi0"):
         propagate(TDSESetup(), 0.1, n_x=64, psi0=np.ones(10))
+
+
+@pytest.mark.parametrize("omega", [1.0, 0.6])
+def test_two_electron_tdks_obeys_the_harmonic_potential_theorem(omega):
+    # interacting electrons in a harmonic well: the centre of mass moves like one classical
+    # particle whatever the interaction (Dobson 1994); TD exact exchange keeps this exactly
+    setup = TDSESetup(potential="harmonic", n_electrons=2, omega=omega, t_final=4.0, x_max=8.0)
+    sol = propagate(setup, 0.7, n_x=511, n_steps=800, n_saved=81)
+    assert np.max(np.abs(sol.dipole - harmonic_centre(setup, 0.7, sol.t))) < 2e-3
+    assert np.ptp(sol.norm) < 1e-11
+    assert sol.density.sum(axis=1)[0] * sol.dx == pytest.approx(2.0)
+    # the interaction pushes the orbital energy above ħω₀/2 and widens the density
+    assert sol.ground_energy > 0.5 + 0.3
+    one = propagate(TDSESetup(potential="harmonic", x_max=8.0), 0.0, n_x=511, n_steps=10,
+                    n_saved=2)
+    width = lambda s: np.sqrt(np.sum(s.density[0] * s.x**2) / np.sum(s.density[0]))  # noqa: E731
+    assert width(sol) > 1.03 * width(one)
+
+
+def test_two_electron_ground_state_is_stationary_and_self_consistent():
+    setup = TDSESetup(potential="soft_coulomb", charge=2.0, n_electrons=2, x_max=12.0,
+                      t_final=3.0)
+    sol = propagate(setup, 0.0, n_x=255, n_steps=300, n_saved=11)
+    assert np.max(np.abs(sol.density - sol.density[0])) < 1e-9
+    # the orbital solves (H0 + v_Hx[phi]) phi = eps phi on the grid
+    x, phi = sol.x, sol.psi[0].real
+    from matterflow.dft1d.tdse import hx_kernel
+    lap = (np.roll(phi, 1) - 2 * phi + np.roll(phi, -1)) / sol.dx**2
+    lap[0] = (phi[1] - 2 * phi[0]) / sol.dx**2
+    lap[-1] = (phi[-2] - 2 * phi[-1]) / sol.dx**2
+    h_phi = -0.5 * lap + (binding_potential(setup, x) + hx_kernel(setup, x) @ phi**2) * phi
+    assert np.max(np.abs(h_phi - sol.ground_energy * phi)) < 1e-6
+    with pytest.raises(InputError, match="n_electrons"):
+        TDSESetup(n_electrons=3)

@@ -20,6 +20,16 @@ For the harmonic well the driven problem has an exact solution: the ground
 state stays a Gaussian of the same width whose centre follows the classical
 trajectory ``x_c'' = -ω₀² x_c − E(t)``, ``x_c(0) = x_c'(0) = 0``
 (:func:`harmonic_centre`), which the tests use as an independent check.
+
+Two electrons (``n_electrons=2``, a spin singlet) are propagated in
+time-dependent Kohn–Sham with adiabatic exact exchange (for two electrons in
+one orbital φ this is time-dependent Hartree–Fock): the density is
+``n = 2|φ|²`` and the Hartree-exchange potential ``v_Hx = v_H/2 =
+∫ |φ(x')|² w(x − x') dx'`` with the softened interaction
+``w(u) = 1/sqrt(u² + b²)``. The ground state is found self-consistently;
+each Crank–Nicolson step uses ``v_Hx`` at the midpoint density
+(predictor–corrector). The harmonic potential theorem still holds: in a
+harmonic well the dipole follows the same classical trajectory.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from scipy.linalg import eigh_tridiagonal, solve_banded
 from matterflow.core.errors import ComputeError, InputError
 
 __all__ = ["PotentialName", "TDSESetup", "TDSESolution", "grid", "binding_potential",
-           "ground_state", "propagate", "harmonic_centre", "density_rel_l2"]
+           "hx_kernel", "ground_state", "propagate", "harmonic_centre", "density_rel_l2"]
 
 PotentialName = Literal["harmonic", "soft_coulomb"]
 
@@ -58,6 +68,10 @@ class TDSESetup:
         End of the time window (a.u. of time).
     x_max : float
         Half width of the box (bohr); ψ = 0 at ±x_max.
+    n_electrons : {1, 2}
+        One electron, or two (singlet) in TDKS with exact exchange.
+    interaction_softening : float
+        Softening ``b`` (bohr) of the electron–electron interaction.
     """
 
     potential: PotentialName = "harmonic"
@@ -67,12 +81,17 @@ class TDSESetup:
     omega: float = 1.0
     t_final: float = 2.0
     x_max: float = 5.0
+    n_electrons: int = 1
+    interaction_softening: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.n_electrons not in (1, 2):
+            raise InputError(f"n_electrons: 1 or 2 accepted; got {self.n_electrons!r}")
         if self.potential not in ("harmonic", "soft_coulomb"):
             raise InputError(f"potential: unknown binding potential {self.potential!r}; "
                              "accepted: 'harmonic', 'soft_coulomb'")
-        for name in ("omega0", "charge", "softening", "t_final", "x_max"):
+        for name in ("omega0", "charge", "softening", "t_final", "x_max",
+                     "interaction_softening"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name}: must be > 0; got {getattr(self, name)!r}")
         if self.omega < 0:
@@ -91,19 +110,22 @@ class TDSESolution:
     ----------
     x : (n_x,) grid points (bohr), the interior of the box.
     t : (n_t,) saved times (a.u.), ``t[0] = 0``.
-    psi : (n_t, n_x) complex wave function (bohr^-1/2).
-    ground_energy : energy of the initial (ground) state (hartree).
+    psi : (n_t, n_x) complex wave function (bohr^-1/2); the orbital for two electrons.
+    ground_energy : energy of the initial (ground) state (hartree); the orbital
+        eigenvalue for two electrons.
+    n_electrons : 1 or 2.
     """
 
     x: np.ndarray
     t: np.ndarray
     psi: np.ndarray
     ground_energy: float
+    n_electrons: int = 1
 
     @property
     def density(self) -> np.ndarray:
-        """(n_t, n_x) electron density ``|ψ|²`` (1/bohr)."""
-        return np.abs(self.psi) ** 2
+        """(n_t, n_x) electron density ``n_electrons |ψ|²`` (1/bohr)."""
+        return self.n_electrons * np.abs(self.psi) ** 2
 
     @property
     def dx(self) -> float:
@@ -111,13 +133,13 @@ class TDSESolution:
 
     @property
     def norm(self) -> np.ndarray:
-        """(n_t,) ``∫|ψ|² dx``."""
-        return self.density.sum(axis=1) * self.dx
+        """(n_t,) ``∫|ψ|² dx`` (of the orbital: 1)."""
+        return (np.abs(self.psi) ** 2).sum(axis=1) * self.dx
 
     @property
     def dipole(self) -> np.ndarray:
-        """(n_t,) ``<x>`` (bohr)."""
-        return (self.density * self.x).sum(axis=1) * self.dx
+        """(n_t,) mean position of an electron ``<x> = ∫ x |ψ|² dx`` (bohr)."""
+        return (np.abs(self.psi) ** 2 * self.x).sum(axis=1) * self.dx
 
     @property
     def momentum(self) -> np.ndarray:
@@ -141,23 +163,47 @@ def binding_potential(setup: TDSESetup, x: np.ndarray) -> np.ndarray:
     return -setup.charge / np.sqrt(x**2 + setup.softening**2)
 
 
-def ground_state(setup: TDSESetup, x: np.ndarray) -> tuple[float, np.ndarray]:
+def hx_kernel(setup: TDSESetup, x: np.ndarray) -> np.ndarray:
+    """(n_x, n_x) quadrature of ``v_Hx = ∫ |φ|² w dx'``: ``w(x_i − x_j) dx`` (hartree·bohr)."""
+    dx = float(x[1] - x[0])
+    return dx / np.sqrt((x[:, None] - x[None, :]) ** 2 + setup.interaction_softening**2)
+
+
+def ground_state(setup: TDSESetup, x: np.ndarray, *, tol: float = 1e-10,
+                 max_iter: int = 500) -> tuple[float, np.ndarray]:
     """Lowest eigenpair of the finite-difference ``H₀`` on grid ``x``.
+
+    For two electrons, the self-consistent orbital of ``H₀ + v_Hx[φ]``
+    (linear density mixing until the orbital density changes by < ``tol``).
 
     Returns
     -------
     energy : float
-        Ground-state energy (hartree).
+        Ground-state (orbital) energy (hartree).
     psi0 : (n_x,) real, positive, normalised so that ``sum(psi0**2) dx = 1``.
     """
     dx = float(x[1] - x[0])
-    diag = 1.0 / dx**2 + binding_potential(setup, x)
+    diag0 = 1.0 / dx**2 + binding_potential(setup, x)
     off = np.full(len(x) - 1, -0.5 / dx**2)
-    w, v = eigh_tridiagonal(diag, off, select="i", select_range=(0, 0))
-    psi0 = v[:, 0] / np.sqrt(np.sum(v[:, 0] ** 2) * dx)
-    if psi0[len(x) // 2] < 0:
-        psi0 = -psi0
-    return float(w[0]), psi0
+
+    def lowest(diag: np.ndarray) -> tuple[float, np.ndarray]:
+        w, v = eigh_tridiagonal(diag, off, select="i", select_range=(0, 0))
+        psi = v[:, 0] / np.sqrt(np.sum(v[:, 0] ** 2) * dx)
+        return float(w[0]), (-psi if psi[len(x) // 2] < 0 else psi)
+
+    energy, psi0 = lowest(diag0)
+    if setup.n_electrons == 1:
+        return energy, psi0
+    kernel = hx_kernel(setup, x)
+    rho = psi0**2
+    for _ in range(max_iter):
+        energy, psi0 = lowest(diag0 + kernel @ rho)
+        change = float(np.max(np.abs(psi0**2 - rho)))
+        if change < tol:
+            return energy, psi0
+        rho = 0.5 * rho + 0.5 * psi0**2
+    raise ComputeError(f"two-electron ground state: SCF not converged in {max_iter} iterations "
+                       f"(last density change {change:.2e} > tol {tol:.0e})")
 
 
 def propagate(setup: TDSESetup, e0: float, *, n_x: int = 256, n_steps: int = 400,
@@ -204,21 +250,30 @@ def propagate(setup: TDSESetup, e0: float, *, n_x: int = 256, n_steps: int = 400
     out = np.empty((n_saved, n_x), dtype=complex)
     out[0] = psi
     rhs = np.empty(n_x, dtype=complex)
-    for step in range(n_steps):
-        h_diag = kin_diag + v + x * float(setup.field((step + 0.5) * dt, e0))
+    kernel = hx_kernel(setup, x) if setup.n_electrons == 2 else None
+
+    def cn_step(psi: np.ndarray, h_diag: np.ndarray) -> np.ndarray:
         ab[1] = 1.0 + 0.5j * dt * h_diag
-        # (1 - i dt/2 H) psi
-        rhs[:] = (1.0 - 0.5j * dt * h_diag) * psi
+        rhs[:] = (1.0 - 0.5j * dt * h_diag) * psi       # (1 - i dt/2 H) psi
         rhs[1:] -= 0.5j * dt * kin_off * psi[:-1]
         rhs[:-1] -= 0.5j * dt * kin_off * psi[1:]
-        psi = solve_banded((1, 1), ab, rhs, overwrite_ab=False, overwrite_b=False,
-                           check_finite=False)
+        return solve_banded((1, 1), ab, rhs, overwrite_ab=False, overwrite_b=False,
+                            check_finite=False)
+
+    for step in range(n_steps):
+        h_diag = kin_diag + v + x * float(setup.field((step + 0.5) * dt, e0))
+        if kernel is None:
+            psi = cn_step(psi, h_diag)
+        else:   # predictor with v_Hx(t), corrector with v_Hx at the midpoint density
+            rho = np.abs(psi) ** 2
+            pred = cn_step(psi, h_diag + kernel @ rho)
+            psi = cn_step(psi, h_diag + kernel @ (0.5 * (rho + np.abs(pred) ** 2)))
         if (step + 1) % every == 0:
             out[(step + 1) // every] = psi
     if not np.all(np.isfinite(out)):
         raise ComputeError(f"Crank–Nicolson propagation produced NaN/inf (e0={e0}, dt={dt})")
     return TDSESolution(x=x, t=np.linspace(0.0, setup.t_final, n_saved), psi=out,
-                        ground_energy=energy)
+                        ground_energy=energy, n_electrons=setup.n_electrons)
 
 
 def harmonic_centre(setup: TDSESetup, e0: float, t: np.ndarray) -> np.ndarray:
