@@ -79,6 +79,19 @@ def test_soft_coulomb_pinn_runs():
     assert len(m.loss_history_) == 21 and np.all(np.isfinite(m.loss_history_))
 
 
+def test_two_electron_tdks_pinn_learns():
+    kw = dict(TINY, n_electrons=2, batch_size=512)
+    untrained = TDSEPINN(adam_steps=0, lbfgs_steps=0, **kw).fit()
+    m = TDSEPINN(adam_steps=120, lbfgs_steps=0, **kw).fit()
+    assert m.residual_loss() < 0.2 * untrained.residual_loss()
+    assert m.ground_energy_ > 0.8          # interaction raises the orbital energy above ω₀/2
+    ref = propagate(m.setup, 1.0, n_x=128, n_steps=200, n_saved=41)
+    rho = m.predict_density(ref.x, ref.t, 1.0)
+    assert rho[0].sum() * ref.dx == pytest.approx(2.0, abs=1e-3)
+    static = density_rel_l2(np.broadcast_to(ref.density[:1], ref.density.shape), ref.density)
+    assert density_rel_l2(rho, ref.density) < 0.7 * static
+
+
 def test_tasks_train_and_predict():
     import matplotlib.pyplot as plt
 

@@ -27,6 +27,8 @@ def pinn(
     save: Annotated[Path | None, typer.Option(
         help="Where to write the trained model (default: pinn_tdse.pt; not with --load).")] = None,
     potential: Annotated[str, typer.Option(help="Binding potential: harmonic or soft_coulomb.")] = "harmonic",
+    electrons: Annotated[int, typer.Option(
+        help="1, or 2 (singlet, time-dependent Kohn–Sham with exact exchange).")] = 1,
     omega: Annotated[float, typer.Option(help="Field frequency ω (a.u.).")] = 1.0,
     t_final: Annotated[float, typer.Option("--t-final", help="Time window (a.u.).")] = 2.0,
     x_max: Annotated[float, typer.Option("--x-max", help="Box half width (bohr).")] = 5.0,
@@ -54,7 +56,7 @@ def pinn(
         model = TDSEPINN.load(load)
         trained_now = False
     else:
-        model = TDSEPINN(potential=potential, omega=omega, t_final=t_final, x_max=x_max,
+        model = TDSEPINN(potential=potential, n_electrons=electrons, omega=omega, t_final=t_final, x_max=x_max,
                          e0_min=e0_min, e0_max=e0_max, adam_steps=adam_steps,
                          lbfgs_steps=lbfgs_steps, width=width, depth=depth, n_threads=threads,
                          seed=seed)

@@ -39,8 +39,12 @@ from matterflow.dft1d.tdse import TDSESetup, grid, ground_state
 __all__ = ["TDSEPINN", "compare_with_reference", "break_even_queries"]
 
 _PARAM_NAMES = ("potential", "omega0", "charge", "softening", "omega", "t_final", "x_max",
+                "n_electrons", "interaction_softening",
                 "e0_min", "e0_max", "width", "depth", "n_fourier", "adam_steps", "lbfgs_steps",
                 "learning_rate", "batch_size", "n_time_bins", "causal_eps", "seed", "n_threads")
+
+
+_N_QUAD = 64   # x quadrature points per sampled time for the two-electron v_Hx
 
 
 def _build_net(width: int, depth: int, n_fourier: int):
@@ -79,8 +83,10 @@ class TDSEPINN:
 
     Parameters
     ----------
-    potential, omega0, charge, softening, omega, t_final, x_max
-        The problem, as in :class:`~matterflow.dft1d.tdse.TDSESetup` (a.u.).
+    potential, omega0, charge, softening, omega, t_final, x_max, n_electrons, interaction_softening
+        The problem, as in :class:`~matterflow.dft1d.tdse.TDSESetup` (a.u.). With
+        ``n_electrons=2`` (singlet, TDKS with exact exchange) the loss adds
+        ``v_Hx[φ] = ∫|φ|² w dx'`` by quadrature on ``n_quad`` points per sampled time.
     e0_min, e0_max : float
         Range of field amplitudes (a.u.) the network is trained for.
     width, depth : int
@@ -105,7 +111,8 @@ class TDSEPINN:
 
     def __init__(self, potential: str = "harmonic", omega0: float = 1.0, charge: float = 1.0,
                  softening: float = 1.0, omega: float = 1.0, t_final: float = 2.0,
-                 x_max: float = 5.0, e0_min: float = 0.0, e0_max: float = 1.0, width: int = 64,
+                 x_max: float = 5.0, n_electrons: int = 1,
+                 interaction_softening: float = 1.0, e0_min: float = 0.0, e0_max: float = 1.0, width: int = 64,
                  depth: int = 4, n_fourier: int = 4, adam_steps: int = 1000,
                  lbfgs_steps: int = 60, learning_rate: float = 3e-3, batch_size: int = 512,
                  n_time_bins: int = 16, causal_eps: float = 100.0, seed: int = 0,
@@ -117,6 +124,8 @@ class TDSEPINN:
         self.omega = omega
         self.t_final = t_final
         self.x_max = x_max
+        self.n_electrons = n_electrons
+        self.interaction_softening = interaction_softening
         self.e0_min = e0_min
         self.e0_max = e0_max
         self.width = width
@@ -141,7 +150,8 @@ class TDSEPINN:
         """The physical problem (validated)."""
         return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
                          softening=self.softening, omega=self.omega, t_final=self.t_final,
-                         x_max=self.x_max)
+                         x_max=self.x_max, n_electrons=self.n_electrons,
+                         interaction_softening=self.interaction_softening)
 
     def _validate(self) -> None:
         self.setup  # noqa: B018  (raises InputError on a bad problem)
@@ -202,6 +212,17 @@ class TDSEPINN:
         xe = x * e * torch.sin(self.omega * t)
         r_re = -gb[:, 1] + 0.5 * a_xx - v * a - xe * (psi0 + a)
         r_im = ga[:, 1] + 0.5 * b_xx - v * b - xe * b
+        if self.n_electrons == 2:
+            # points come as (n_times, N_QUAD) blocks on a shifted uniform grid in x
+            n_q = _N_QUAD
+            h = 2 * self.x_max / n_q
+            u = h * torch.arange(n_q, dtype=x.dtype)
+            kernel = h / torch.sqrt((u[:, None] - u[None, :]) ** 2 + self.interaction_softening**2)
+            rho = ((psi0 + a) ** 2 + b**2).reshape(-1, n_q)
+            v_hx = (rho @ kernel).reshape(-1)
+            dv_hx = ((rho - (psi0**2).reshape(-1, n_q)) @ kernel).reshape(-1)
+            r_re = r_re - v_hx * a - dv_hx * psi0
+            r_im = r_im - v_hx * b
         return r_re, r_im
 
     def _potential_torch(self, x):
@@ -216,6 +237,8 @@ class TDSEPINN:
         import torch
 
         nb = self.n_time_bins
+        if self.n_electrons == 2:
+            return self._sample_grid(rng, n)
         per = max(1, n // nb)
         # half the points uniform in the box, half where the electron is (|ψ₀|² widened ×2)
         n_all = nb * per
@@ -228,6 +251,21 @@ class TDSEPINN:
         xte = torch.tensor(np.stack([x, t, e], axis=1), dtype=torch.float32)
         psi0 = torch.tensor(self.psi0(x), dtype=torch.float32)
         return xte, psi0, per
+
+    def _sample_grid(self, rng: np.random.Generator, n: int):
+        """Two electrons: per sampled time, a uniform x grid of ``_N_QUAD`` points, randomly shifted."""
+        import torch
+
+        nb, n_q = self.n_time_bins, _N_QUAD
+        k = max(1, n // n_q // nb)
+        t = ((np.repeat(np.arange(nb), k) + rng.uniform(0, 1, nb * k)) / nb) * self.t_final
+        e = rng.uniform(self.e0_min, self.e0_max, nb * k)
+        h = 2 * self.x_max / n_q
+        x = -self.x_max + rng.uniform(0, h, (nb * k, 1)) + h * np.arange(n_q)[None, :]
+        x = x.ravel()
+        xte = torch.tensor(np.stack([x, np.repeat(t, n_q), np.repeat(e, n_q)], axis=1),
+                           dtype=torch.float32)
+        return xte, torch.tensor(self.psi0(x), dtype=torch.float32), k * n_q
 
     def _loss(self, xte, psi0, per: int):
         """Causally weighted mean squared residual; also the plain mean."""
@@ -346,8 +384,8 @@ class TDSEPINN:
         return np.exp(-1j * self.ground_energy_ * t)[:, None] * phi
 
     def predict_density(self, x: np.ndarray, t: np.ndarray, e0: float) -> np.ndarray:
-        """(n_t, n_x) density ``|ψ|²`` (1/bohr) on the grid ``t × x``."""
-        return np.abs(self.predict_psi(x, t, e0)) ** 2
+        """(n_t, n_x) density ``n_electrons |ψ|²`` (1/bohr) on the grid ``t × x``."""
+        return self.n_electrons * np.abs(self.predict_psi(x, t, e0)) ** 2
 
     def residual_loss(self, n_points: int = 4096, seed: int = 123) -> float:
         """Mean squared TDSE residual (no causal weights) on fresh random points."""
@@ -435,7 +473,8 @@ def compare_with_reference(model: TDSEPINN, e0: float, *, n_x: int = 256, n_step
         pinn_times.append(time.perf_counter() - start)
     dx = ref.dx
     return {"x": ref.x, "t": ref.t, "density_pinn": rho, "density_reference": rho_ref,
-            "dipole_pinn": (rho * ref.x).sum(axis=1) * dx, "dipole_reference": ref.dipole,
+            "dipole_pinn": (rho * ref.x).sum(axis=1) * dx / model.n_electrons,
+            "dipole_reference": ref.dipole,
             "density_error": density_rel_l2(rho, rho_ref),
             "static_error": density_rel_l2(np.broadcast_to(rho_ref[:1], rho_ref.shape), rho_ref),
             "inference_time_s": min(pinn_times), "reference_time_s": min(ref_times)}

@@ -45,6 +45,10 @@ class ProblemParams(Params):
                            json_schema_extra=_AU_T)
     x_max: float = Field(5.0, gt=0, le=100, description="half width of the box (ψ=0 at ±x_max)",
                          json_schema_extra=_AU_X)
+    n_electrons: Literal[1, 2] = Field(
+        1, description="1 electron, or 2 (singlet) in TDKS with exact exchange")
+    interaction_softening: float = Field(1.0, gt=0, description="softening of e-e interaction",
+                                         json_schema_extra=_AU_X)
     n_x: int = Field(256, ge=16, le=8192, description="reference grid points in x")
     n_steps: int = Field(400, ge=10, le=1_000_000, description="reference time steps")
     n_saved: int = Field(81, ge=2, le=10_001, description="saved times (n_steps divisible by n_saved-1)")
@@ -61,11 +65,13 @@ class ProblemParams(Params):
 
         return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
                          softening=self.softening, omega=self.omega, t_final=self.t_final,
-                         x_max=self.x_max)
+                         x_max=self.x_max, n_electrons=self.n_electrons,
+                         interaction_softening=self.interaction_softening)
 
     def problem_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("potential", "omega0", "charge", "softening",
-                                               "omega", "t_final", "x_max")}
+                                               "omega", "t_final", "x_max", "n_electrons",
+                                               "interaction_softening")}
 
 
 # --------------------------------------------------------------------------- reference
@@ -78,10 +84,11 @@ class ReferenceParams(ProblemParams):
 class TDSEReference:
     x_bohr: np.ndarray = quantity("bohr", "(n_x,) interior grid points")
     t_au: np.ndarray = quantity("ħ/Eh", "(n_saved,) saved times")
-    density: np.ndarray = quantity("1/bohr", "(n_saved, n_x) |ψ|²")
-    dipole_bohr: np.ndarray = quantity("bohr", "(n_saved,) <x>")
+    density: np.ndarray = quantity("1/bohr", "(n_saved, n_x) n_electrons |ψ|²")
+    dipole_bohr: np.ndarray = quantity("bohr", "(n_saved,) <x> per electron")
     exact_dipole_bohr: np.ndarray = quantity(
-        "bohr", "(n_saved,) exact <x> of the driven harmonic well (NaN for soft Coulomb)")
+        "bohr", "(n_saved,) exact <x> in the driven harmonic well, also for two electrons "
+        "(harmonic potential theorem); NaN for soft Coulomb")
     norm: np.ndarray = quantity("dimensionless", "(n_saved,) ∫|ψ|² dx")
     field_au: np.ndarray = quantity("Eh/(e bohr)", "(n_saved,) E₀ sin(ωt)")
     ground_energy_hartree: float = quantity("hartree", "energy of the initial ground state")
