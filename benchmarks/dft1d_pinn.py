@@ -21,7 +21,8 @@ box [-5, 5], E₀ ∈ [0, 1]):
    and the break-even count against it.
 
 Prints one JSON line. ``--threads N`` sets torch's threads (default 1);
-``--adam-steps``/``--lbfgs-steps`` shorten the run.
+``--adam-steps``/``--lbfgs-steps`` shorten the run; ``--electrons 2`` does the
+two-electron (singlet, TDKS with exact exchange) problem.
 """
 
 import argparse
@@ -43,11 +44,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--adam-steps", type=int, default=1000)
     ap.add_argument("--lbfgs-steps", type=int, default=60)
+    ap.add_argument("--electrons", type=int, default=1, choices=(1, 2),
+                    help="2: singlet pair in time-dependent Kohn-Sham with exact exchange")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     model = TDSEPINN(adam_steps=args.adam_steps, lbfgs_steps=args.lbfgs_steps,
-                     n_threads=args.threads).fit()
+                     n_threads=args.threads, n_electrons=args.electrons).fit()
     e0s = np.linspace(model.e0_min, model.e0_max, N_EVAL)
     rows = [compare_with_reference(model, e0, repeats=3) for e0 in e0s]
     errors = [r["density_error"] for r in rows]
@@ -94,6 +97,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "dft1d_pinn",
         "problem": "harmonic well w0=1, field E0 sin(t), t in [0,2], x in [-5,5], E0 in [0,1]",
+        "electrons": args.electrons,
         "output_grid": "81 times x 256 points",
         "reference": "Crank-Nicolson, 256 points, 400 steps",
         "threads": args.threads, "machine": platform.processor() or platform.machine(),
