@@ -10,14 +10,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_real_size_chain_on_all_cumg_data_reproduces_published_invariants():
-    """All 238 tie-lines + activities, 8 walkers x 150 steps (~5-10 min on 2 cores)."""
+    """All 238 tie-lines + activities, 8 walkers x 400 steps (~6-7 min on 2 loaded cores;
+    measured R-hat 1.15-1.17, ESS ~40, invariants within 8 K of experiment)."""
     from test_engine import PUBLISHED
 
     from matterflow.calphad.tasks import posterior, sample
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        s = sample(params={"n_walkers": 8, "n_steps": 150, "n_grid": 150, "seed": 1})
+        s = sample(params={"n_walkers": 8, "n_steps": 400, "n_grid": 150, "seed": 1})
     assert np.all(s.rhat < 1.3), s.rhat
     p = posterior(s.chain, s.model_tdb, s.parameter_names, params={"n_draws": 8})
     temps = dict(zip(p.invariant_labels, p.mean_model_temperature_k, strict=True))
