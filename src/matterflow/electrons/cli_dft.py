@@ -126,12 +126,12 @@ def observables(
     console.print(f"{snapshot}: {n} atoms, grid {snap.grid_shape}, {len(snap.energy_grid_ev)} energies")
     for name, val in obs.energy_terms.items():
         console.print(f"  {name:>24s} {val:16.6f} eV")
-    rows = [("Fermi level (eV)", obs.fermi_ev, snap.fermi_ev, 1.0),
-            ("band energy (meV/atom)", obs.band_energy_ev, snap.band_energy_ev, 1000 / n),
-            ("total energy (meV/atom)", obs.total_energy_ev, snap.total_energy_ev, 1000 / n)]
-    for name, ours, ref, scale in rows:
-        console.print(f"  {name:>24s} from LDOS {ours:.6f}, DFT {ref:.6f}, "
-                      f"difference {(ours - ref) * scale:+.4f}")
+    rows = [("Fermi level", obs.fermi_ev, snap.fermi_ev, 1.0, "eV"),
+            ("band energy", obs.band_energy_ev, snap.band_energy_ev, 1000 / n, "meV/atom"),
+            ("total energy", obs.total_energy_ev, snap.total_energy_ev, 1000 / n, "meV/atom")]
+    for name, ours, ref, scale, unit in rows:
+        console.print(f"  {name:>24s} from LDOS {ours:.6f} eV, DFT {ref:.6f} eV, "
+                      f"difference {(ours - ref) * scale:+.4f} {unit}")
     if snap.density is not None:
         rel = float(np.abs(obs.density - snap.density).sum() / np.abs(snap.density).sum())
         console.print(f"  density mean relative absolute difference {rel * 100:.4f} %")
