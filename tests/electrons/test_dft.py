@@ -126,3 +126,11 @@ def test_total_energy_from_own_ldos_8_atoms(temperature):
     d_tot = (obs.total_energy_ev - s.total_energy_ev) * 1000 / s.n_atoms
     print(f"8 atoms, T = {temperature} K: total {d_tot:+.3f} meV/atom")
     assert abs(d_tot) < 1.0
+
+
+def test_no_convergence_is_a_compute_error():
+    from matterflow.core.errors import ComputeError
+
+    atoms = aluminium_supercell(1, 298.0, seed=0)
+    with pytest.raises(ComputeError, match="did not converge in 2 cycles, also after annealing"):
+        run_dft(atoms, kpts=(1, 1, 1), mesh=(6, 6, 6), max_cycle=2)
