@@ -101,3 +101,31 @@ def test_offsets_shift_the_diagram(cumg_model):
     lab = "eutectic:FCC_A1+LIQUID+CU2MG"
     assert t0[lab] == pytest.approx(ref[lab], abs=0.1)
     assert t1[lab] < t0[lab] - 10  # a more stable liquid melts lower
+
+
+# Fe-C, stable (graphite) and metastable (cementite) diagrams: textbook values (e.g.
+# Okamoto, J. Phase Equilibria 13 (1992) 543): temperatures (K) and x_C of the middle phase.
+FE_C_STABLE = {"eutectoid:BCC_A2+FCC_A1+GRAPHITE": (738 + 273.15, 0.032),
+               "eutectic:FCC_A1+LIQUID+GRAPHITE": (1153 + 273.15, 0.171),
+               "peritectic:BCC_A2+FCC_A1+LIQUID": (1495 + 273.15, 0.0074)}
+FE_C_METASTABLE = {"eutectoid:BCC_A2+FCC_A1+CEMENTITE_D011": (727 + 273.15, 0.0346),
+                   "eutectic:FCC_A1+LIQUID+CEMENTITE_D011": (1147 + 273.15, 0.173)}
+
+
+def test_second_system_fe_c_invariants_match_published():
+    """Fe-C (cfe_broshe.tdb, shipped with pycalphad): interstitial C on (C,VA) sublattices,
+    magnetic BCC; stable and metastable (no graphite) diagrams."""
+    from importlib.resources import files
+
+    from matterflow.calphad.engine import BinaryModel
+
+    tdb = str(files("pycalphad.tests.databases") / "cfe_broshe.tdb")
+    stable = BinaryModel(tdb, components=["FE", "C"], n_grid=300)
+    meta = BinaryModel(tdb, components=["FE", "C"], n_grid=300,
+                       phases=[p for p in stable.phases if p not in ("GRAPHITE", "DIAMOND_A4")])
+    for model, ref in ((stable, FE_C_STABLE), (meta, FE_C_METASTABLE)):
+        invs = {i.label: i for i in model.invariants(t_min=900, t_max=1800)}
+        for label, (t_ref, x_ref) in ref.items():
+            assert label in invs, sorted(invs)
+            assert invs[label].temperature_k == pytest.approx(t_ref, abs=5.0), label
+            assert invs[label].compositions[1] == pytest.approx(x_ref, abs=0.01), label

@@ -293,7 +293,12 @@ class BinaryModel:
             y_grid, x_b = self._internal_grid(mod)
             expr = mod.GM.xreplace({v.P: 101325.0})
             args = [v.T, *mod.site_fractions, *psyms]
-            self._funcs.append(se.Lambdify(args, [expr], backend="llvm"))
+            try:
+                self._funcs.append(se.Lambdify(args, [expr], backend="llvm"))
+            except RuntimeError:  # complex round-off constants (magnetic terms): drop i*1e-16
+                cplx = [a for a in expr.atoms(se.Number) if a.is_complex and not a.is_real]
+                expr = expr.xreplace({a: se.RealDouble(complex(a).real) for a in cplx})
+                self._funcs.append(se.Lambdify(args, [expr], backend="llvm"))
             self._points.append(y_grid)
             self._x.append(x_b)
             self._phase_of.append(np.full(len(x_b), i))
