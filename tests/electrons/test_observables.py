@@ -136,3 +136,13 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(InputError, match="ldos: energy axis"):
         ob.observables_from_ldos(ldos[..., :40], egrid, atoms, temperature_k=300,
                                  ldos_smearing_ev=0.05)
+
+
+def test_wide_ldos_broadening_warns(levels):
+    from matterflow.core.errors import MatterflowWarning
+
+    eps, w = levels
+    egrid = np.arange(-5, 5, 0.1)
+    dos = _broadened_dos(eps, w, egrid, 0.3)
+    with pytest.warns(MatterflowWarning, match="more than 3 kT"):
+        ob.fermi_level(dos, egrid, 10.0, 298.0, ldos_smearing_ev=0.3)
