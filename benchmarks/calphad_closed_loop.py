@@ -5,7 +5,7 @@ invariant temperatures, their error against the truth, and the phase-set error, 
 iteration; and the ratio proposed/random of the final interval width and error.
 Settings (short MCMC) are printed with it. About 5-10 minutes on 2 loaded cores.
 
-    python benchmarks/calphad_closed_loop.py [--seeds 3] [--iterations 5]
+    python benchmarks/calphad_closed_loop.py [--seeds 3] [--iterations 5] [--system Fe-C]
 """
 import argparse
 import json
@@ -22,10 +22,11 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--system", choices=["Cu-Mg", "Fe-C"], default="Cu-Mg")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     s = LoopSettings(n_iterations=args.iterations, n_steps=args.steps, n_walkers=12,
-                     n_draws=12)
+                     n_draws=12, system=args.system)
     t0 = time.perf_counter()
     out = {}
     for strategy in ("proposed", "random"):
@@ -46,7 +47,7 @@ def main():
         "ratio_ci_width_proposed_to_random": round(p["ci_width_k"][-1] / r["ci_width_k"][-1], 3),
         "ratio_t_error_proposed_to_random": round(p["t_error_k"][-1] / max(r["t_error_k"][-1], 1e-9), 3),
         "curves": out,
-        "settings": {"seeds": args.seeds, "iterations": args.iterations,
+        "settings": {"system": args.system, "seeds": args.seeds, "iterations": args.iterations,
                      "per_iteration": s.per_iteration, "initial": s.n_initial,
                      "walkers": s.n_walkers, "steps": s.n_steps, "draws": s.n_draws,
                      "offsets": s.offsets, "prior_std_j_mol": s.prior_std,

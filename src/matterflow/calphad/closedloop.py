@@ -1,6 +1,7 @@
 """Closed-loop check on synthetic truth: propose -> "measure" -> resample, vs random picks.
 
-The truth is a published assessment (Cu-Mg, ``cumg.tdb``). The model is the
+The truth is a published assessment (Cu-Mg ``cumg.tdb`` or Fe-C ``cfe_broshe.tdb``,
+both shipped with pycalphad). The model is the
 same database with free offsets on a few parameters (true value 0) and a
 Normal prior; measurements are the truth's equilibrium at (T, x): the
 phases present and, for a two-phase point, both tie-line ends with Gaussian
@@ -39,6 +40,24 @@ OFFSETS = {"DL0": "G(LIQUID,CU,MG;0)", "DCUMG2": "G(CUMG2,CU:MG;0)",
            "DLAV": "G(CU2MG,CU:MG;0)"}
 
 
+def _fe_c_tdb():
+    from importlib.resources import files
+
+    return files("pycalphad.tests.databases") / "cfe_broshe.tdb"
+
+
+# truth database, components, phases, free offsets, temperature window (K)
+SYSTEMS = {
+    "Cu-Mg": {"tdb": cumg_truth_tdb, "components": None, "phases": None, "offsets": OFFSETS,
+              "t_range": (650.0, 1150.0), "x_range": (0.02, 0.98)},
+    "Fe-C": {"tdb": _fe_c_tdb, "components": ["FE", "C"],
+             "phases": ["BCC_A2", "FCC_A1", "GRAPHITE", "LIQUID"],
+             "offsets": {"DL0": "G(LIQUID,C,FE;0)", "DFCC": "G(FCC_A1,FE:C,VA;0)",
+                         "DFCCC": "G(FCC_A1,FE:C;0)"},
+             "t_range": (950.0, 1500.0), "x_range": (0.005, 0.3)},
+}
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     n_iterations: int = 5
@@ -51,10 +70,21 @@ class LoopSettings:
     n_steps: int = 100
     n_draws: int = 16
     n_grid: int = 100
-    t_range: tuple = (650.0, 1150.0)
     n_t: int = 26
     n_x: int = 41
-    offsets: dict = field(default_factory=lambda: dict(OFFSETS))
+    system: str = "Cu-Mg"
+
+    @property
+    def spec(self) -> dict:
+        return SYSTEMS[self.system]
+
+    @property
+    def offsets(self) -> dict:
+        return dict(self.spec["offsets"])
+
+    @property
+    def t_range(self) -> tuple:
+        return self.spec["t_range"]
 
 
 @dataclass
@@ -97,13 +127,17 @@ def run_loop(strategy: str, seed: int, settings: LoopSettings = LoopSettings(),
     """One closed loop (``strategy`` 'proposed' or 'random') from ``seed``."""
     rng = np.random.default_rng(seed)
     s = settings
-    truth = BinaryModel(cumg_truth_tdb(), n_grid=s.n_grid)
-    dbf = load_database(cumg_truth_tdb())
+    spec = s.spec
+    tdb = str(spec["tdb"]())
+    truth = BinaryModel(tdb, components=spec["components"], phases=spec["phases"],
+                        n_grid=s.n_grid)
+    dbf = load_database(tdb)
     add_offset_parameters(dbf, s.offsets)
     names = list(s.offsets)
-    model = BinaryModel(dbf, parameters=names, n_grid=s.n_grid)
+    model = BinaryModel(dbf, components=spec["components"], phases=spec["phases"],
+                        parameters=names, n_grid=s.n_grid)
     temps = np.linspace(*s.t_range, s.n_t)
-    xg = np.linspace(0.02, 0.98, s.n_x)
+    xg = np.linspace(*spec["x_range"], s.n_x)
     labels_set = phase_set_labels(model.phases)
     true_inv = {i.label: i.temperature_k for i in
                 truth.invariants(t_min=s.t_range[0], t_max=s.t_range[1])}

@@ -87,7 +87,8 @@ def add_offset_parameters(database, offsets: dict[str, str]):
         subl = tuple(tuple(sorted(s.strip() for s in sub.split(","))) for sub in const.split(":"))
         hits = []
         for doc in database._parameters.all():
-            if doc["phase_name"] != phase or int(doc["parameter_order"]) != order:
+            if doc["phase_name"] != phase or int(doc["parameter_order"]) != order or \
+                    doc["parameter_type"] not in ("G", "L"):
                 continue
             arr = tuple(tuple(sorted(str(getattr(s, "name", s)) for s in sub))
                         for sub in doc["constituent_array"])
