@@ -79,7 +79,7 @@ def pinn(
     inf_t = float(np.mean([r["inference_time_s"] for r in rows]))
     ref_t = float(np.mean([r["reference_time_s"] for r in rows]))
     n_star = break_even_queries(model.fit_time_s_, inf_t, ref_t)
-    summary = {"e0": values, "density_error": [r["density_error"] for r in rows],
+    summary = {"n_electrons": model.n_electrons, "e0": values, "density_error": [r["density_error"] for r in rows],
                "static_error": [r["static_error"] for r in rows],
                "worst_density_error": max(r["density_error"] for r in rows),
                "worst_e0": values[int(np.argmax([r["density_error"] for r in rows]))],
