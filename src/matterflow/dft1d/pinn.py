@@ -14,6 +14,11 @@ residual of ``φ = e^{iε₀t}ψ`` is
 
     R = i ∂ₜc + ½ ∂ₓ²c − (V − ε₀) c − x E(t) (ψ₀ + c).
 
+Two electrons (singlet, TDKS with exact exchange): ψ₀ is the self-consistent
+orbital and R gains ``−v_Hx[φ] c − (v_Hx[φ] − v_Hx[ψ₀]) ψ₀``, the integral
+``v_Hx = ∫|φ|² w dx'`` done by quadrature on a randomly shifted uniform grid
+of ``_N_QUAD`` points at each sampled time.
+
 Training: Adam on fresh random collocation points every step (time drawn in
 equal strata), with *causal weights* (Wang, Sankaran & Perdikaris 2022):
 stratum k weighs ``exp(−ε Σ_{j<k} L_j)``, so late times are learned only
