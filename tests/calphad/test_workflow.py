@@ -176,3 +176,18 @@ def test_phase_not_in_phase_models_names_file(tmp_path):
     f.write_text(json.dumps(d))
     with pytest.raises(InputError, match=r"Bagnoud1978.json: phases: \['SIGMA'\] not in"):
         fit(tmp_path / "ds", bundled_system().parent / "Cu-Mg-phases.json")
+
+
+def test_propagation_on_dask_equals_in_process(tiny_chain):
+    from matterflow.calphad.propagate import run_diagrams
+    from matterflow.core.execute import dask_client
+
+    s = tiny_chain
+    p = posterior(s.chain, s.model_tdb, s.parameter_names, params={"n_draws": 3, "n_grid": 100})
+    dp = {"n_grid": 100, "n_temperatures": 6, "n_x": 6, "t_min": 700, "t_max": 1200}
+    serial = run_diagrams(p.draws, s.model_tdb, s.parameter_names, p.invariant_labels, dp)
+    with dask_client(workers=2) as client:
+        par = run_diagrams(p.draws, s.model_tdb, s.parameter_names, p.invariant_labels, dp,
+                           client=client, batch_size=1)
+    np.testing.assert_allclose(par["invariant_temperature_k"], serial["invariant_temperature_k"])
+    np.testing.assert_array_equal(par["phase_set_code"], serial["phase_set_code"])
