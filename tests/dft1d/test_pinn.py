@@ -127,9 +127,11 @@ def test_task_params_name_bad_fields():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("n_electrons", [1, 2])
 def test_full_training_reaches_five_percent_over_the_e0_range(n_electrons):
-    model = TDSEPINN(n_electrons=n_electrons, n_threads=2).fit()
+    # one torch thread: on a shared 2-core machine two threads were several times slower
+    model = TDSEPINN(n_electrons=n_electrons, n_threads=1).fit()
     errors = [compare_with_reference(model, e0, repeats=1)["density_error"]
               for e0 in np.linspace(model.e0_min, model.e0_max, 6)]
     assert max(errors) <= 0.05, errors
