@@ -38,7 +38,7 @@ def pinn(
     lbfgs_steps: Annotated[int, typer.Option("--lbfgs-steps", help="L-BFGS iterations.")] = 60,
     width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 64,
     depth: Annotated[int, typer.Option(help="Hidden layers.")] = 4,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: torch default).")] = 0,
+    threads: Annotated[int, typer.Option(help="Torch threads (0: torch default).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     figure: Annotated[Path | None, typer.Option(
         help="Write a PNG of PINN vs reference at the largest --e0.")] = None,

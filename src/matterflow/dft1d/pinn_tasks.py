@@ -153,7 +153,7 @@ class PINNTrainParams(ProblemParams):
     batch_size: int = Field(512, ge=16, le=1_000_000, description="collocation points per step")
     n_time_bins: int = Field(16, ge=1, le=1024, description="time strata of the causal weights")
     causal_eps: float = Field(100.0, ge=0, description="causal weighting strength (0: off)")
-    n_threads: int = Field(0, ge=0, le=256, description="torch threads (0: torch default)")
+    n_threads: int = Field(1, ge=0, le=256, description="torch threads (0: torch default)")
     seed: int = Field(0, ge=0, description="random seed (weights, collocation points)")
 
     @model_validator(mode="after")
