@@ -68,3 +68,19 @@ def test_bad_inputs(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(InputError, match="not found"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_ensemble_averages_members_and_roundtrips(tmp_path):
+    from matterflow.electrons.model import EnsembleLdosModel
+
+    x, y, e = synthetic_ldos(400)
+    members = [FeedForwardLdosModel((16,), train={**FAST, "max_epochs": 5, "seed": s}) for s in (0, 1)]
+    ens = EnsembleLdosModel(members, setup=LdosSetup(energy_grid_ev=tuple(e))).fit(x, y,
+                                                                                  checkpoint_dir=tmp_path / "ck")
+    assert (tmp_path / "ck" / "member-1" / "checkpoint.pt").exists()
+    np.testing.assert_allclose(ens.predict(x[:7]), (members[0].predict(x[:7]) + members[1].predict(x[:7])) / 2)
+    assert ens.predict_std(x[:7]).shape == (7, len(e))
+    back = load_model(ens.save(tmp_path / "e.pt"))
+    np.testing.assert_allclose(back.predict(x[:7]), ens.predict(x[:7]))
+    with pytest.raises(NotFittedError):
+        EnsembleLdosModel(members).predict(x)

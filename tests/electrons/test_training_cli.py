@@ -62,6 +62,18 @@ def test_train_predict_commands(snapshots, tmp_path):
         assert f["band_energy_ev"][()] / 8 == pytest.approx(ref.band_energy_ev / 4, rel=0.02)
 
 
+def test_train_ensemble_command(snapshots, tmp_path):
+    from matterflow.electrons.model import EnsembleLdosModel, load_model
+
+    res = CliRunner().invoke(app, ["electrons", "train", *map(str, snapshots), "--kind", "gaussian",
+                                   "--hidden", "8", "--epochs", "3", "--members", "2",
+                                   "--out", str(tmp_path / "e.pt"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "ensemble of 2 networks" in res.output
+    m = load_model(tmp_path / "e.pt")
+    assert isinstance(m, EnsembleLdosModel) and len(m.members_) == 2 and m.setup is not None
+
+
 def test_bad_command_input(snapshots, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["electrons", "train", str(snapshots[0]), "--test", "1", "--kind", "gaussian"])

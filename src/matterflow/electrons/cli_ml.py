@@ -98,13 +98,15 @@ def register(app: typer.Typer) -> None:
         checkpoint_dir: Annotated[Path | None, typer.Option(
             help="Checkpoints (default OUT.ckpt/); a killed run resumes from them.")] = None,
         seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+        members: Annotated[int, typer.Option(
+            min=1, help="Train K networks (seeds SEED..SEED+K-1) and average their LDOS.")] = 1,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
         import numpy as np
 
         from matterflow.electrons.ml_tasks import prediction_errors
-        from matterflow.electrons.model import FeedForwardLdosModel
+        from matterflow.electrons.model import EnsembleLdosModel, FeedForwardLdosModel
         from matterflow.electrons.predict import predict_observables
         from matterflow.electrons.training import TrainParams
 
@@ -117,7 +119,10 @@ def register(app: typer.Typer) -> None:
             y = np.concatenate([data.y[i] for i in fit])
             xv = np.concatenate([data.x[i] for i in val]) if val else None
             yv = np.concatenate([data.y[i] for i in val]) if val else None
-            model = FeedForwardLdosModel(_ints(hidden, "--hidden"), activation, train=tp, setup=data.setup)
+            nets = [FeedForwardLdosModel(_ints(hidden, "--hidden"), activation,
+                                         train=tp.model_copy(update={"seed": seed + i}), setup=data.setup)
+                    for i in range(members)]
+            model = nets[0] if members == 1 else EnsembleLdosModel(nets, setup=data.setup)
             bar = progress.add_task("training", total=epochs)
 
             def on_epoch(epoch: int, loss: float) -> None:
@@ -127,7 +132,10 @@ def register(app: typer.Typer) -> None:
             model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
             progress.update(bar, completed=epochs)
             model.save(out)
-            h = model.history_
+            h = nets[-1].history_
+            if members > 1:
+                console.print(f"ensemble of {members} networks (seeds {seed}..{seed + members - 1}); "
+                              "last member:")
             console.print(f"trained on {len(fit)} snapshots ({x.shape[0]} points, {x.shape[1]} features → "
                           f"{y.shape[1]} energies); best epoch {h.best_epoch + 1} of {h.epochs_run}"
                           f"{' (resumed after epoch ' + str(h.resumed_from_epoch + 1) + ')' if h.resumed_from_epoch is not None else ''}, "

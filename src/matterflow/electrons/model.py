@@ -32,7 +32,8 @@ from matterflow.core.errors import InputError, NotFittedError
 from matterflow.electrons.scaling import Scaler, ScalingMode
 from matterflow.electrons.training import TrainParams, TrainResult, build_feedforward, train_network
 
-__all__ = ["LdosSetup", "LdosModel", "FeedForwardLdosModel", "load_model", "register_architecture",
+__all__ = ["LdosSetup", "LdosModel", "FeedForwardLdosModel", "EnsembleLdosModel", "load_model",
+           "register_architecture",
            "model_from_bytes"]
 
 FORMAT = "matterflow-ldos-model"
@@ -311,3 +312,66 @@ def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise InputError(f"{name}: contains NaN or infinite values")
     return a
+
+
+@register_architecture("ensemble")
+class EnsembleLdosModel(LdosModel):
+    """Mean LDOS of several models (e.g. the same network trained from different seeds).
+
+    The errors of one network's LDOS, integrated over a cell, are systematic (one sign
+    for all snapshots) and differ from seed to seed; averaging members cancels part of
+    them. The spread of the members' LDOS (:meth:`predict_std`) is an uncertainty.
+
+    Parameters
+    ----------
+    members : sequence of LdosModel
+        Models to average (fitted, or fitted by :meth:`fit`).
+    setup : LdosSetup, optional
+    """
+
+    def __init__(self, members: tuple[LdosModel, ...] | list[LdosModel] = (), setup: LdosSetup | None = None):
+        self.members = members
+        self.setup = setup
+
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
+            on_epoch: Any = None, **kwargs: Any) -> EnsembleLdosModel:
+        """Fit every member (checkpoints in ``checkpoint_dir/member-i``); returns self."""
+        if not self.members:
+            raise InputError("members: at least one model is needed")
+        for i, m in enumerate(self.members):
+            ck = Path(checkpoint_dir) / f"member-{i}" if checkpoint_dir is not None else None
+            m.fit(x, y, x_val, y_val, checkpoint_dir=ck, on_epoch=on_epoch, **kwargs)
+        self.members_ = list(self.members)
+        return self
+
+    def _fitted(self) -> list[LdosModel]:
+        if not hasattr(self, "members_"):
+            raise NotFittedError("EnsembleLdosModel: call fit() (or load a saved model) before predict")
+        return self.members_
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Mean LDOS (n, n_energies) of the members."""
+        members = self._fitted()
+        out = members[0].predict(x)
+        for m in members[1:]:
+            out += m.predict(x)
+        return out / len(members)
+
+    def predict_std(self, x: np.ndarray) -> np.ndarray:
+        """Standard deviation (n, n_energies) of the members' LDOS."""
+        return np.std([m.predict(x) for m in self._fitted()], axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"members": [{"architecture": m.architecture, "model": m.to_dict()} for m in self._fitted()]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsembleLdosModel:
+        members = []
+        for d in data["members"]:
+            if d["architecture"] not in _ARCHITECTURES:
+                raise InputError(f"ensemble member: architecture {d['architecture']!r} unknown")
+            members.append(_ARCHITECTURES[d["architecture"]].from_dict(d["model"]))
+        m = cls(members)
+        m.members_ = members
+        return m
