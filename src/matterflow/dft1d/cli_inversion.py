@@ -113,7 +113,7 @@ def train_fno(
     n_modes: Annotated[int, typer.Option("--n-modes", min=1, help="Fourier modes per layer.")] = 16,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak Adam learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(min=0, help="Torch seed.")] = 0,
-    threads: Annotated[int | None, typer.Option(min=1, help="Torch CPU threads.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
