@@ -50,7 +50,7 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from pycalphad import Database
     sys.path.insert(0, {testdir!r})
-    from conftest import TOY_TDB
+    from calphad_toy import TOY_TDB
     from test_mcmc import _activity_data, W_TRUE
     from matterflow.calphad.engine import BinaryModel
     from matterflow.calphad.likelihood import FastLikelihood, LogPosterior
@@ -71,9 +71,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_killed_run_resumes_to_the_same_chain(tmp_path):
+    from calphad_toy import TOY_TDB
     from pycalphad import Database
 
-    from conftest import TOY_TDB
     from matterflow.calphad.engine import BinaryModel
 
     ckpt = tmp_path / "chain.ckpt"

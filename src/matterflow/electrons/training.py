@@ -28,6 +28,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from matterflow.core.errors import ComputeError, InputError
+from matterflow.core.errors import ComputeError, InputError, MatterflowWarning
 from matterflow.core.registry import Params
 
 __all__ = ["TrainParams", "TrainResult", "train_network", "build_feedforward", "ACTIVATIONS"]
@@ -246,7 +247,8 @@ def _ddp_worker(rank: int, world: int, rendezvous: str, data_dir: str, factory: 
         res = _train_loop(rank, world, factory, factory_args, data, params,
                           Path(checkpoint_dir) if checkpoint_dir else None, None)
         if rank == 0:
-            torch.save(res, os.path.join(data_dir, "result.pt"))
+            torch.save(res, os.path.join(data_dir, "result.pt.part"))
+            os.replace(os.path.join(data_dir, "result.pt.part"), os.path.join(data_dir, "result.pt"))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -322,6 +324,13 @@ def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.n
         except mp.ProcessRaisedException as exc:
             raise ComputeError(f"distributed training failed in a worker process: "
                                f"{str(exc).strip().splitlines()[-1]}") from None
+        except mp.ProcessExitedException as exc:
+            # rank 0 writes result.pt only after every epoch's all-reduce, i.e. after all
+            # ranks finished training; a rank dying later (gloo teardown) loses nothing
+            if not os.path.exists(os.path.join(tmp, "result.pt")):
+                raise ComputeError(f"distributed training failed: {exc}") from None
+            warnings.warn(f"a DDP worker exited abnormally after training had finished ({exc}); "
+                          "the trained weights are complete", MatterflowWarning, stacklevel=2)
         return torch.load(os.path.join(tmp, "result.pt"), weights_only=False)
 
 
