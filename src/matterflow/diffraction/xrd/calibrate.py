@@ -24,13 +24,14 @@ control points, and the rms 2θ residual.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import optimize, signal
 
-from matterflow.core.errors import ComputeError, InputError
+from matterflow.core.errors import ComputeError, InputError, MatterflowWarning
 from matterflow.diffraction.xrd._geometry import (
     get_calibrant,
     make_detector,
@@ -310,10 +311,6 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
                              pixel_size_um, img.shape), wavelength=gr.wavelength)
     px_deg = float(np.degrees(pixel / ai.dist))
     if not np.isfinite(rms) or rms > px_deg:
-        import warnings
-
-        from matterflow.core.errors import MatterflowWarning
-
         warnings.warn(f"calibration: rms 2θ residual {rms:.3g}° exceeds one pixel ({px_deg:.3g}°); "
                       "the rings may be mis-assigned: check the figure, give --guess-distance",
                       MatterflowWarning, stacklevel=2)
