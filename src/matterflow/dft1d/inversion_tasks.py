@@ -107,17 +107,22 @@ def potentials(*, params: PotentialsParams) -> Potentials:
 
 # --------------------------------------------------------------------------- exact + inversion
 
-class ExactInvertParams(Params):
-    n_electrons: Literal[1, 2] = Field(2, description="electrons solved exactly")
-    spin: Literal["singlet", "triplet"] = Field("singlet", description="spin state of 2 electrons")
+class _InversionSettings(Params):
+    """Grid and Wu–Yang settings shared by ``dft1d.exact_invert`` and ``dft1d.invert``."""
+
     stencil: Literal[3, 5, 7, 9] = Field(5, description="finite-difference stencil (points)")
-    softening: float = Field(1.0, gt=0, description="a in 1/sqrt((x-x')²+a²)",
+    softening: float = Field(1.0, gt=0, description="a in 1/sqrt((x-x')²+a²) (interaction, Hartree)",
                              json_schema_extra={"units": "bohr"})
     regularisation: float = Field(1e-9, ge=0, le=1, description="λ of the smoothness penalty",
                                   json_schema_extra={"units": "Ha bohr"})
-    tol: float = Field(1e-7, gt=0, description="max |n_KS - n_exact| required",
+    tol: float = Field(1e-7, gt=0, description="max |n_KS - n_target| required",
                        json_schema_extra={"units": "1/bohr"})
     max_iter: int = Field(100, ge=1, description="Newton iterations of the inversion")
+
+
+class ExactInvertParams(_InversionSettings):
+    n_electrons: Literal[1, 2] = Field(2, description="electrons solved exactly")
+    spin: Literal["singlet", "triplet"] = Field("singlet", description="spin state of 2 electrons")
 
 
 @dataclass(frozen=True)
@@ -182,18 +187,10 @@ def exact_invert(v_ext: np.ndarray, x: np.ndarray, *, params: ExactInvertParams)
                          seconds_inversion=inv.seconds)
 
 
-class InvertParams(Params):
+class InvertParams(_InversionSettings):
     n_electrons: int = Field(2, ge=1, le=100, description="electrons in the density")
     spin: Literal["unpolarised", "polarised"] = Field("unpolarised",
                                                       description="KS occupations: 2 or 1 per orbital")
-    stencil: Literal[3, 5, 7, 9] = Field(5, description="finite-difference stencil (points)")
-    softening: float = Field(1.0, gt=0, description="softening of the Hartree interaction",
-                             json_schema_extra={"units": "bohr"})
-    regularisation: float = Field(1e-9, ge=0, le=1, description="λ of the smoothness penalty",
-                                  json_schema_extra={"units": "Ha bohr"})
-    tol: float = Field(1e-7, gt=0, description="max |n_KS - n_target| required",
-                       json_schema_extra={"units": "1/bohr"})
-    max_iter: int = Field(100, ge=1, description="Newton iterations")
 
 
 @dataclass(frozen=True)
