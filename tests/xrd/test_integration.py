@@ -22,6 +22,9 @@ def rel_err(a, b):
     ("2th_deg", None, "poisson", ("bbox", "csr", "cython")),
     ("q_nm^-1", 0.95, "azimuthal", ("full", "csr", "cython")),
     ("2th_deg", 0.99, None, ("no", "histogram", "cython")),
+    # these two go through matterflow's fused kernel (engine auto), the first one too
+    ("q_nm^-1", 0.95, "poisson", ("full", "csr", "cython")),
+    ("2th_deg", None, None, ("no", "csc", "cython")),
 ])
 def test_1d_matches_direct_pyfai(series, poni_file, tmp_path, unit, pol, err, method):
     img = series.frames[2].astype(np.float32)
@@ -116,3 +119,29 @@ def test_chi_profile_and_image_subtraction_match_pyfai(series, poni_file, tmp_pa
                               radial_unit="2th_deg", unit="chi_deg")
     assert rel_err(res.chi_profile.chi, ref.radial) < 1e-6
     assert rel_err(res.chi_profile.intensity, ref.intensity) < 1e-6
+
+
+def test_fused_kernel_equals_pyfai_engine_with_ranges(series, poni_file):
+    """engine auto (fused kernel on pyFAI's matrix) vs engine pyfai, with radial and chi ranges."""
+    img = series.frames[1]
+    opts = {"plugin": "integrate1d", "npt": 400, "unit": "q_nm^-1", "radial_range": [5.0, 40.0],
+            "azimuth_range": [-120.0, 45.0], "polarization_factor": 0.99}
+    fast = Pipeline(str(poni_file), [opts]).run(image=img)
+    slow = Pipeline(str(poni_file), [{**opts, "engine": "pyfai"}]).run(image=img)
+    assert rel_err(fast.radial, slow.radial) < 1e-9
+    assert rel_err(fast.intensity, slow.intensity) < 1e-6
+    assert rel_err(fast.sigma, slow.sigma) < 1e-6
+
+
+def test_fused_kernel_rejects_other_shapes_and_methods(poni_file):
+    from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d
+
+    ai = load_geometry(poni_file)
+    shape = ai.detector.max_shape
+    with pytest.raises(ValueError, match="azimuthal"):
+        FastIntegrator1d(ai, shape, 100, {"method": ("bbox", "csr", "cython"),
+                                          "error_model": "azimuthal", "unit": "2th_deg"})
+    fi = FastIntegrator1d(ai, shape, 100, {"method": ("bbox", "csr", "cython"),
+                                           "error_model": "poisson", "unit": "2th_deg"})
+    with pytest.raises(ValueError, match="shape"):
+        fi.integrate(np.zeros((shape[0] + 1, shape[1])))

@@ -251,6 +251,10 @@ class IntegrateParams(Params):
         "poisson", description="uncertainty model for sigma (None: no sigma)")
     method: tuple[str, str, str] = Field(
         ("bbox", "csr", "cython"), description="pyFAI method (split, algorithm, implementation)")
+    engine: Literal["auto", "pyfai"] = Field(
+        "auto", description="auto: pyFAI's integration matrix applied by matterflow's fused "
+        "kernel where it applies (sparse cython methods, error model none or poisson; same "
+        "result to ~1e-7, 3-4x faster), else pyFAI; pyfai: always pyFAI's integrate1d")
 
     @model_validator(mode="after")
     def _check(self) -> IntegrateParams:
@@ -293,6 +297,30 @@ def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict
                      **extra)
 
 
+def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
+    """A 1D pattern of ``frame`` (``.radial``, ``.intensity``, ``.sigma``) for ``p``.
+
+    With ``engine: auto`` and options the fused kernel reproduces, the
+    plugin keeps one :class:`~matterflow.diffraction.xrd.fast_integrator.FastIntegrator1d`
+    (built on its first frame from pyFAI's matrix, rebuilt if the geometry,
+    shape, static mask, dark or flat change); otherwise pyFAI's ``integrate1d``.
+    """
+    from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d, supports
+
+    if p.engine == "pyfai" or not supports(p.method, p.error_model):
+        img, kw = integrate_kwargs(p, frame)
+        return frame.ai.integrate1d(img, p.npt, **kw)
+    det_mask = frame.ai.detector.mask
+    key = (id(frame.ai), frame.image.shape, id(det_mask), id(frame.dark), id(frame.flat))
+    fast = getattr(plugin, "_fast", None)
+    if fast is None or plugin._fast_key != key:  # type: ignore[attr-defined]
+        _img, kw = integrate_kwargs(p, frame)
+        kw = {k: v for k, v in kw.items() if k not in ("dummy", "delta_dummy")}
+        fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)
+        plugin._fast, plugin._fast_key = fast, key  # type: ignore[attr-defined]
+    return fast.integrate(frame.image, frame.mask)
+
+
 class Integrate1D(Plugin):
     """Azimuthal integration to a 1D pattern with pyFAI (the chain's main pattern)."""
 
@@ -302,8 +330,7 @@ class Integrate1D(Plugin):
 
     def process(self, frame):
         p: IntegrateParams = self.params  # type: ignore[assignment]
-        img, kw = integrate_kwargs(p, frame)
-        res = frame.ai.integrate1d(img, p.npt, **kw)
+        res = integrate_pattern(self, p, frame)
         frame.radial = np.asarray(res.radial)
         frame.intensity = np.asarray(res.intensity, dtype=np.float64)
         frame.sigma = (np.asarray(res.sigma, dtype=np.float64) if res.sigma is not None
@@ -332,8 +359,7 @@ class Sector(Plugin):
 
     def process(self, frame):
         p: SectorParams = self.params  # type: ignore[assignment]
-        img, kw = integrate_kwargs(p, frame)
-        res = frame.ai.integrate1d(img, p.npt, **kw)
+        res = integrate_pattern(self, p, frame)
         sig = res.sigma if res.sigma is not None else np.full(p.npt, np.nan)
         return {"radial": res.radial, "intensity": res.intensity, "sigma": sig}
 

@@ -1,0 +1,179 @@
+"""1D azimuthal integration with pyFAI's own pixel-splitting matrix, applied by one fused kernel.
+
+pyFAI builds, once per geometry, a sparse matrix ``c[bin, pixel]`` that
+says which fraction of each pixel falls in each radial bin (bounding-box or
+full pixel splitting, masks and radial/azimuthal ranges included). Its
+Cython CSR engine then, for every frame, first writes a preprocessed copy of
+the image (signal, variance, normalisation, count: four floats per pixel)
+and multiplies it by the matrix. :class:`FastIntegrator1d` takes the same
+matrix from pyFAI but does both steps in one pass over the pixels (numba,
+no temporary arrays, the per-pixel normalisation precomputed once), which is
+3–5× less work per frame on a 2048² image. The formulas are pyFAI's
+(``pyFAI.engines.CSR_engine``, weighted average):
+
+- signal ``s = raw - dark``; Poisson variance ``v = max(1, raw)`` (the raw
+  counts' variance; the dark is taken as known, as pyFAI's Cython engine does);
+  normalisation ``n = flat · solid angle · polarisation``;
+- per bin: ``S = Σ c s``, ``V = Σ c² v``, ``N = Σ c n``, ``N2 = Σ c² n²``;
+- ``intensity = S / N``, ``sigma = sqrt(V) / N`` (standard error),
+  empty bins (``N = 0``) get pyFAI's ``empty`` value.
+
+Pixels masked in the detector mask are left out of the matrix by pyFAI;
+pixels masked in one frame only (a boolean array), non-finite values and
+pixels with zero or non-finite normalisation are skipped. The result agrees
+with ``AzimuthalIntegrator.integrate1d`` with the same options to ~1e-7
+relative (float32 inputs, float64 sums); ``tests/xrd/test_integration.py``
+checks that against pyFAI for each option.
+
+It applies to the sparse methods (``csr``, ``csc``, ``lut``; ``cython``)
+with error model ``None`` or ``"poisson"``; :func:`supports` says whether a
+set of options does, and callers use pyFAI itself otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+__all__ = ["FastIntegrator1d", "Integrated1d", "supports"]
+
+
+def supports(method: tuple[str, str, str], error_model: str | None) -> bool:
+    """Whether :class:`FastIntegrator1d` reproduces pyFAI for these options."""
+    _split, algo, impl = method
+    return algo in ("csr", "csc", "lut") and impl == "cython" and error_model in (None, "poisson")
+
+
+@dataclass(frozen=True)
+class Integrated1d:
+    """A 1D pattern: radial (npt,) bin centres in the unit asked for; intensity and sigma (npt,)."""
+
+    radial: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray | None
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate(image, frame_mask, dark, norm, pix_ptr, bins, coef, nbins, poisson):  # pragma: no cover
+    # image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0 (absent).
+    # pix_ptr (n_pixels + 1,), bins, coef (nnz,): the matrix in pixel-major (CSC) order.
+    acc = np.zeros((4, nbins))  # S, V, N, N2
+    has_mask = frame_mask.size > 0
+    has_dark = dark.size > 0
+    for j in range(image.size):
+        a = pix_ptr[j]
+        b = pix_ptr[j + 1]
+        if a == b:
+            continue
+        if has_mask and frame_mask[j]:
+            continue
+        raw = np.float64(image[j])
+        n = np.float64(norm[j])
+        if not (np.isfinite(raw) and np.isfinite(n)) or n == 0.0:
+            continue
+        d = np.float64(dark[j]) if has_dark else 0.0
+        s = raw - d
+        v = max(1.0, raw)
+        n2 = n * n
+        for k in range(a, b):
+            i = bins[k]
+            c = np.float64(coef[k])
+            acc[0, i] += c * s
+            acc[2, i] += c * n
+            if poisson:
+                c2 = c * c
+                acc[1, i] += c2 * v
+                acc[3, i] += c2 * n2
+    return acc
+
+
+class FastIntegrator1d:
+    """Integrate frames of one shape with one geometry and one set of options.
+
+    Parameters
+    ----------
+    ai : pyFAI ``AzimuthalIntegrator``
+        The geometry; its detector mask (static mask) is honoured.
+    shape : (rows, cols)
+        Frame shape.
+    npt : int
+        Number of radial bins.
+    options : dict
+        The keyword arguments of ``ai.integrate1d`` used for every frame:
+        ``unit``, ``radial_range``, ``azimuth_range``, ``polarization_factor``,
+        ``correctSolidAngle``, ``error_model``, ``method``, ``dark``, ``flat``.
+        ``method`` must satisfy :func:`supports`.
+
+    Building asks pyFAI for its integration matrix (one ``integrate1d`` call
+    on a blank frame, so pyFAI's own handling of units and ranges applies)
+    and reorders it pixel-major once (~0.3 s for 2048²).
+    """
+
+    def __init__(self, ai: Any, shape: tuple[int, int], npt: int, options: dict[str, Any]):
+        from pyFAI.method_registry import IntegrationMethod
+        from scipy import sparse
+
+        method = tuple(options["method"])
+        error_model = options.get("error_model")
+        if not supports(method, error_model):  # type: ignore[arg-type]
+            raise ValueError(f"FastIntegrator1d does not handle method {method} with error model "
+                             f"{error_model!r}; use pyFAI's integrate1d")
+        self.shape = tuple(shape)
+        self.npt = int(npt)
+        self.poisson = error_model == "poisson"
+        split = "full" if method[0] == "pseudo" else method[0]
+        kw = dict(options, method=(split, "csr", "cython"))
+        first = ai.integrate1d(np.zeros(shape, np.float32), npt, **kw)
+        key = IntegrationMethod.select_method(1, split, "csr", "cython")[0]
+        csr = ai.engines[key].engine
+        data, indices, indptr = csr.lut
+        n_pix = shape[0] * shape[1]
+        mat = sparse.csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)),
+                                shape=(len(indptr) - 1, n_pix)).tocsc()
+        self.pix_ptr = mat.indptr.astype(np.int64)
+        self.bins = mat.indices.astype(np.int32)
+        self.coef = mat.data.astype(np.float32)
+        self.radial = np.asarray(first.radial, dtype=np.float64)
+        self.empty = float(ai._empty if hasattr(ai, "_empty") else 0.0)
+
+        norm = np.ones(shape, np.float32)
+        flat = options.get("flat")
+        if flat is None:
+            flat = ai.detector.flatfield
+        if flat is not None:
+            norm *= np.asarray(flat, np.float32)
+        if options.get("correctSolidAngle", True):
+            norm *= np.asarray(ai.solidAngleArray(shape, True), np.float32)
+        if options.get("polarization_factor") is not None:
+            norm *= np.asarray(ai.polarization(shape, options["polarization_factor"]), np.float32)
+        self.norm = norm.ravel()
+        dark = options.get("dark")
+        if dark is None:
+            dark = ai.detector.darkcurrent
+        self.dark = (np.ascontiguousarray(dark, np.float32).ravel() if dark is not None
+                     else np.zeros(0, np.float32))
+
+    def integrate(self, image: np.ndarray, frame_mask: np.ndarray | None = None) -> Integrated1d:
+        """Integrate one frame.
+
+        image : (rows, cols) counts, any numeric dtype.
+        frame_mask : (rows, cols) bool, True = ignore this pixel in this frame; optional.
+        """
+        if image.shape != self.shape:
+            raise ValueError(f"image shape {image.shape} differs from the integrator's {self.shape}")
+        img = np.ascontiguousarray(image).ravel()
+        if frame_mask is not None and frame_mask.any():
+            m = np.ascontiguousarray(frame_mask, dtype=np.bool_).ravel()
+        else:
+            m = np.zeros(0, np.bool_)
+        acc = _accumulate(img, m, self.dark, self.norm, self.pix_ptr, self.bins, self.coef,
+                          self.npt, self.poisson)
+        s, v, n, n2 = acc
+        empty = n == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intensity = np.where(empty, self.empty, s / n)
+            sigma = np.where(empty, self.empty, np.sqrt(v) / n) if self.poisson else None
+        return Integrated1d(self.radial, intensity, sigma)
