@@ -84,3 +84,29 @@ def test_ensemble_averages_members_and_roundtrips(tmp_path):
     np.testing.assert_allclose(back.predict(x[:7]), ens.predict(x[:7]))
     with pytest.raises(NotFittedError):
         EnsembleLdosModel(members).predict(x)
+
+
+def test_refit_output_layer_is_the_least_squares_solution(tmp_path):
+    """The refitted output layer equals NumPy's lstsq on the hidden features; residual mean is zero."""
+    import torch
+
+    x, y, e = synthetic_ldos(600)
+    kw = {"train": {**FAST, "max_epochs": 3}}
+    plain = FeedForwardLdosModel((16,), **kw).fit(x, y)
+    m = FeedForwardLdosModel((16,), refit_output=True, **kw).fit(x, y)
+    # same training run (same seed), then the exact solve: compare with an independent solver
+    n_val = int(round(0.1 * len(x)))
+    fit_idx = np.random.default_rng(FAST["seed"]).permutation(len(x))[n_val:]
+    xs, ys = m.x_scaler_.transform(x[fit_idx]), m.y_scaler_.transform(y[fit_idx])
+    with torch.no_grad():
+        h = m.network_[:-1](torch.from_numpy(xs.astype(np.float32))).double().numpy()
+    a = np.concatenate([h, np.ones((len(h), 1))], axis=1)
+    ref, *_ = np.linalg.lstsq(a, ys, rcond=None)
+    np.testing.assert_allclose(m.network_[-1].weight.detach().numpy().T, ref[:-1], atol=2e-4)
+    np.testing.assert_allclose(m.network_[-1].bias.detach().numpy(), ref[-1], atol=2e-4)
+    # zero mean residual per energy on the training points: their summed LDOS (the DOS) is exact
+    res = m.predict(x[fit_idx]) - y[fit_idx]
+    assert np.abs(res.mean(axis=0)).max() < 1e-4 * np.abs(y).max()
+    assert np.mean(res**2) <= np.mean((plain.predict(x[fit_idx]) - y[fit_idx]) ** 2)
+    back = load_model(m.save(tmp_path / "r.pt"))
+    assert back.refit_output and np.array_equal(back.predict(x[:5]), m.predict(x[:5]))

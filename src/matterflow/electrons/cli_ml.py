@@ -100,6 +100,11 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
         members: Annotated[int, typer.Option(
             min=1, help="Train K networks (seeds SEED..SEED+K-1) and average their LDOS.")] = 1,
+        weight_decay: Annotated[float, typer.Option(min=0.0, help="L2 penalty of Adam.")] = 0.0,
+        refit_output: Annotated[bool, typer.Option(
+            "--refit-output/--no-refit-output",
+            help="After training, solve the output layer exactly by least squares on the training "
+                 "points (removes the random offset of the cell-summed LDOS that Adam leaves).")] = True,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
@@ -111,7 +116,7 @@ def register(app: typer.Typer) -> None:
         from matterflow.electrons.training import TrainParams
 
         tp = TrainParams(learning_rate=lr, batch_size=batch_size, max_epochs=epochs, patience=patience,
-                         nproc=nproc, seed=seed)
+                         nproc=nproc, seed=seed, weight_decay=weight_decay)
         with make_progress(quiet) as progress:
             data = _load(snapshots, kind, params, twojmax, rcutfac, descriptors, progress)
             fit, val, held = _split(len(snapshots), test, validation)
@@ -120,7 +125,8 @@ def register(app: typer.Typer) -> None:
             xv = np.concatenate([data.x[i] for i in val]) if val else None
             yv = np.concatenate([data.y[i] for i in val]) if val else None
             nets = [FeedForwardLdosModel(_ints(hidden, "--hidden"), activation,
-                                         train=tp.model_copy(update={"seed": seed + i}), setup=data.setup)
+                                         train=tp.model_copy(update={"seed": seed + i}), setup=data.setup,
+                                         refit_output=refit_output)
                     for i in range(members)]
             model = nets[0] if members == 1 else EnsembleLdosModel(nets, setup=data.setup)
             bar = progress.add_task("training", total=epochs)

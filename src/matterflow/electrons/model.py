@@ -198,17 +198,25 @@ class FeedForwardLdosModel(LdosModel):
         LR schedule, ``nproc`` for DistributedDataParallel, seed).
     setup : LdosSetup, optional
         Descriptor/energy-grid information saved with the model.
+    refit_output : bool
+        After training, replace the output layer by the least-squares solution
+        on the training points (:func:`refit_output_layer`). Mini-batch Adam
+        stops with an output layer that is off by a random offset (the LDOS of
+        the *training* snapshots, summed over the cell, is then biased by tens
+        of meV/atom in band energy); the exact linear solve removes it.
     """
 
     def __init__(self, hidden_layers: tuple[int, ...] = (128, 128), activation: str = "leaky_relu",
                  input_scaling: ScalingMode = "standard", output_scaling: ScalingMode = "max",
-                 train: TrainParams | dict | None = None, setup: LdosSetup | None = None):
+                 train: TrainParams | dict | None = None, setup: LdosSetup | None = None,
+                 refit_output: bool = False):
         self.hidden_layers = hidden_layers
         self.activation = activation
         self.input_scaling = input_scaling
         self.output_scaling = output_scaling
         self.train = train
         self.setup = setup
+        self.refit_output = refit_output
 
     def _train_params(self) -> TrainParams:
         if isinstance(self.train, TrainParams):
@@ -247,6 +255,8 @@ class FeedForwardLdosModel(LdosModel):
                             params, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
         self.history_: TrainResult = res
         self._build(res.state_dict)
+        if self.refit_output:
+            refit_output_layer(self.network_, self.x_scaler_.transform(x), self.y_scaler_.transform(y))
         return self
 
     def _net_args(self) -> dict[str, Any]:
@@ -282,7 +292,7 @@ class FeedForwardLdosModel(LdosModel):
         hist = getattr(self, "history_", None)
         return {"hidden_layers": [int(h) for h in self.hidden_layers], "activation": self.activation,
                 "input_scaling": self.input_scaling, "output_scaling": self.output_scaling,
-                "train": self._train_params().model_dump(),
+                "train": self._train_params().model_dump(), "refit_output": bool(self.refit_output),
                 "n_features_in": int(self.n_features_in_), "n_energies": int(self.n_energies_),
                 "x_scaler": self.x_scaler_.to_dict(), "y_scaler": self.y_scaler_.to_dict(),
                 "state_dict": {k: v.clone() for k, v in self.network_.state_dict().items()},
@@ -292,7 +302,8 @@ class FeedForwardLdosModel(LdosModel):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeedForwardLdosModel:
         m = cls(tuple(data["hidden_layers"]), data["activation"], data["input_scaling"],
-                data["output_scaling"], TrainParams(**data["train"]))
+                data["output_scaling"], TrainParams(**data["train"]),
+                refit_output=bool(data.get("refit_output", False)))
         m.n_features_in_, m.n_energies_ = data["n_features_in"], data["n_energies"]
         m.x_scaler_ = Scaler.from_dict(data["x_scaler"])
         m.y_scaler_ = Scaler.from_dict(data["y_scaler"])
@@ -302,6 +313,54 @@ class FeedForwardLdosModel(LdosModel):
             m.history_ = TrainResult(state_dict={}, train_loss=h["train_loss"], val_loss=h["val_loss"],
                                      best_epoch=h["best_epoch"])
         return m
+
+
+def refit_output_layer(network: Any, x_scaled: np.ndarray, y_scaled: np.ndarray, *,
+                       ridge: float = 1e-8, chunk: int = 65536) -> None:
+    """Set the last ``Linear`` layer of ``network`` to the least-squares fit on the given points.
+
+    With the hidden layers fixed the network is linear in the output layer's
+    weights and bias, so the mean squared error over the points has one exact
+    minimiser: solve ``[h, 1] W = y`` by the normal equations (accumulated in
+    float64 chunk by chunk, a ridge of ``ridge`` times the mean diagonal for
+    stability). At that minimum the residuals sum to zero for every energy,
+    i.e. the training LDOS summed over all training points (their DOS) is
+    reproduced exactly.
+
+    Parameters
+    ----------
+    network : torch.nn.Sequential
+        Network whose last module is a ``torch.nn.Linear``; changed in place.
+    x_scaled, y_scaled : ndarray, shape (n, n_in), (n, n_out)
+        Scaled inputs and targets (the training points).
+    ridge : float
+        Relative Tikhonov regularisation.
+    """
+    import torch
+
+    last = network[-1]
+    if not isinstance(last, torch.nn.Linear):
+        raise InputError("refit_output: the network's last module must be a torch.nn.Linear")
+    body = network[:-1]
+    n_h = last.in_features
+    gram = np.zeros((n_h + 1, n_h + 1))
+    rhs = np.zeros((n_h + 1, last.out_features))
+    with torch.no_grad():
+        for s in range(0, x_scaled.shape[0], chunk):
+            xb = torch.from_numpy(np.ascontiguousarray(x_scaled[s:s + chunk], dtype=np.float32))
+            h = body(xb).double().numpy()
+            h = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1)
+            gram += h.T @ h
+            rhs += h.T @ np.asarray(y_scaled[s:s + chunk], dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += ridge * float(np.mean(np.diag(gram)))
+    sol = np.linalg.solve(gram, rhs)                     # (n_h + 1, n_out)
+    if not np.all(np.isfinite(sol)):
+        from matterflow.core.errors import ComputeError
+
+        raise ComputeError("refit_output: the least-squares output layer is not finite")
+    with torch.no_grad():
+        last.weight.copy_(torch.from_numpy(sol[:-1].T.copy()).to(last.weight.dtype))
+        last.bias.copy_(torch.from_numpy(sol[-1].copy()).to(last.bias.dtype))
 
 
 def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
