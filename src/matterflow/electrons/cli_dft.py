@@ -1,4 +1,4 @@
-"""CLI of the DFT-data part: ``matterflow electrons dft | observables | import-mala``."""
+"""CLI of the DFT-data part: ``matterflow electrons dft | observables | import-mala | broaden``."""
 
 from __future__ import annotations
 
@@ -157,8 +157,39 @@ def import_mala(
                   f"{len(snap.energy_grid_ev)} energies")
 
 
+def broaden(
+    snapshots: Annotated[list[Path], typer.Argument(help="Snapshot .h5 files (from `electrons dft`).")],
+    sigma: Annotated[float, typer.Option(help="Wanted Gaussian LDOS width (eV), >= the present one.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the re-broadened files (same names).")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Widen the LDOS of snapshots to a larger Gaussian width (exact convolution, no DFT)."""
+    from matterflow.electrons.broadening import rebroaden_snapshot
+    from matterflow.electrons.snapshot import load_snapshot, save_snapshot
+
+    for p in snapshots:
+        if not p.exists():
+            raise InputError(f"{p}: snapshot file not found")
+    out.mkdir(parents=True, exist_ok=True)
+    with make_progress(quiet) as progress:
+        bar = progress.add_task("re-broadening", total=len(snapshots))
+        for p in snapshots:
+            target = out / p.name
+            if target.resolve() == p.resolve():
+                raise InputError(f"--out: {out} holds {p.name} itself; choose another folder")
+            snap = load_snapshot(p)
+            try:
+                wide = rebroaden_snapshot(snap, sigma)
+            except InputError as exc:
+                raise InputError(f"{p}: {exc}") from None
+            save_snapshot(wide, target)
+            progress.advance(bar)
+    console.print(f"{len(snapshots)} snapshot(s) re-broadened to σ = {sigma} eV in {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this part's commands to ``matterflow electrons``."""
     app.command("dft")(handle_errors(dft))
     app.command("observables")(handle_errors(observables))
     app.command("import-mala")(handle_errors(import_mala))
+    app.command("broaden")(handle_errors(broaden))
