@@ -51,18 +51,37 @@ class DensityToPotentialFNO:
     n_modes : Fourier modes kept per spectral layer
     hidden_channels : width of the operator layers
     n_layers : number of Fourier layers
-    epochs : training epochs (Adam, cosine learning-rate decay)
+    epochs : training epochs (Adam, one-cycle learning-rate schedule)
     batch_size : samples per step
-    learning_rate : initial Adam learning rate
+    learning_rate : peak Adam learning rate
     weight_decay : Adam weight decay
     seed : torch seed of initialisation and batch order
     threads : torch CPU threads (default 1: several threads slow down on a loaded machine;
         None leaves torch's setting)
+    density_weight : λ of the physics loss. The loss is
+        ``rel. L2(v) + λ · ∫|n[v_pred] - n| dx / N``, where ``n[v_pred]`` is the KS density
+        of the predicted potential from a differentiable batched diagonalisation
+        (:mod:`matterflow.dft1d.ks_torch`). 0 trains on the potential only; λ > 0 needs
+        ``v_ext`` and ``x`` in :meth:`fit` (for ``target="v_hxc"``).
+    density_warmup : fraction of the epochs trained on the potential loss alone before the
+        density term is switched on (a warm start)
+    grad_clip : max global gradient norm per step (None: no clipping); the density term's
+        gradient scales with 1/gap and spikes for near-degenerate double wells
+    target : "v_hxc" (the KS potential is prediction + v_ext) or "v_ks" (the prediction)
+    n_electrons, spin : the KS occupations of the physics loss (as
+        :func:`matterflow.dft1d.exact.occupations_for`)
+    warm_start : if True and the model is already fitted (or loaded), :meth:`fit` continues
+        from its weights and normalisation (scikit-learn's ``warm_start``), e.g. to fine-tune
+        a potential-only model with the density loss
     """
 
     def __init__(self, n_modes: int = 16, hidden_channels: int = 48, n_layers: int = 4,
                  epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-5, seed: int = 0, threads: int | None = 1):
+                 weight_decay: float = 1e-5, seed: int = 0, threads: int | None = 1,
+                 density_weight: float = 0.0, density_warmup: float = 0.3,
+                 grad_clip: float | None = 1.0, target: Literal["v_hxc", "v_ks"] = "v_hxc",
+                 n_electrons: int = 2, spin: Literal["unpolarised", "polarised"] = "unpolarised",
+                 warm_start: bool = False):
         self.n_modes = n_modes
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
@@ -72,6 +91,13 @@ class DensityToPotentialFNO:
         self.weight_decay = weight_decay
         self.seed = seed
         self.threads = threads
+        self.density_weight = density_weight
+        self.density_warmup = density_warmup
+        self.grad_clip = grad_clip
+        self.target = target
+        self.n_electrons = n_electrons
+        self.spin = spin
+        self.warm_start = warm_start
 
     # -- helpers
     def _build(self, n_points: int) -> Any:
@@ -106,42 +132,75 @@ class DensityToPotentialFNO:
 
     # -- API
     def fit(self, density: np.ndarray, potential: np.ndarray, *,
+            v_ext: np.ndarray | None = None, x: np.ndarray | None = None,
             validation: tuple[np.ndarray, np.ndarray] | None = None,
             progress: Any = None) -> DensityToPotentialFNO:
         """Train on densities and potentials (n_samples, n_points); returns ``self``.
 
+        ``v_ext`` (n_samples, n_points, Ha) and ``x`` (n_points, bohr) are needed when
+        ``density_weight > 0`` (``v_ext`` only for ``target="v_hxc"``).
         ``validation`` (density, potential) is scored every epoch into
         ``val_history_``; ``progress(epoch, epochs, train_loss)`` is called per epoch.
+        ``loss_history_`` holds the potential term, ``density_loss_history_`` the mean
+        density term (nan while it is off).
         """
         import torch
 
         d = self._check_xy(density, potential)
         v = np.asarray(potential, dtype=float)
+        self._check_hyper()
+        lam = float(self.density_weight)
+        ks = None
+        if lam > 0:
+            from matterflow.dft1d.exact import occupations_for
+            from matterflow.dft1d.ks_torch import KSDensity
+
+            if x is None or np.shape(x) != (d.shape[1],):
+                raise InputError(f"x: the grid ({d.shape[1]} points, bohr) is needed for the "
+                                 f"density loss (density_weight={lam}); got "
+                                 f"{None if x is None else np.shape(x)}")
+            if self.target == "v_hxc":
+                if v_ext is None or np.shape(v_ext) != d.shape:
+                    raise InputError(f"v_ext: shape {d.shape} is needed for the density loss "
+                                     f"with target v_hxc; got "
+                                     f"{None if v_ext is None else np.shape(v_ext)}")
+                vext_t = torch.as_tensor(np.asarray(v_ext, float), dtype=torch.float64)
+            else:
+                vext_t = torch.zeros(d.shape, dtype=torch.float64)
+            ks = KSDensity(x, occupations_for(self.n_electrons, self.spin))
+            dens_t = torch.as_tensor(d, dtype=torch.float64)
         if self.threads:
             torch.set_num_threads(int(self.threads))
         torch.manual_seed(self.seed)
-        self.n_points_ = d.shape[1]
-        f = _features(d)
-        self.in_mean_ = f.mean(axis=(0, 2))
-        self.in_std_ = f.std(axis=(0, 2)) + 1e-12
-        self.out_mean_ = v.mean(axis=0)
-        self.out_std_ = float(v.std()) + 1e-12
+        self._fast_cache = None  # weights change: rebuild the fast inference copy
+        warm = bool(self.warm_start) and hasattr(self, "model_")
+        if not warm:
+            self.n_points_ = d.shape[1]
+            f = _features(d)
+            self.in_mean_ = f.mean(axis=(0, 2))
+            self.in_std_ = f.std(axis=(0, 2)) + 1e-12
+            self.out_mean_ = v.mean(axis=0)
+            self.out_std_ = float(v.std()) + 1e-12
         xin = self._inputs(d)
         y = torch.as_tensor((v - self.out_mean_) / self.out_std_, dtype=torch.float32)[:, None]
         mean_t = torch.as_tensor(self.out_mean_ / self.out_std_, dtype=torch.float32)
-        model = self._build(self.n_points_)
+        mean64 = torch.as_tensor(self.out_mean_, dtype=torch.float64)
+        model = self.model_ if warm else self._build(self.n_points_)
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate,
                                weight_decay=self.weight_decay)
         steps = self.epochs * int(np.ceil(len(d) / self.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate,
                                                     total_steps=max(steps, 1), pct_start=0.1)
         gen = torch.Generator().manual_seed(self.seed)
-        self.loss_history_, self.val_history_ = [], []
+        self.loss_history_, self.val_history_, self.density_loss_history_ = [], [], []
+        first_density_epoch = int(round(self.density_warmup * self.epochs)) if lam > 0 \
+            else self.epochs
         t0 = time.perf_counter()
         for epoch in range(self.epochs):
             model.train()
             perm = torch.randperm(len(d), generator=gen)
-            total = 0.0
+            total, total_d = 0.0, 0.0
+            use_density = epoch >= first_density_epoch
             for i in range(0, len(d), self.batch_size):
                 idx = perm[i:i + self.batch_size]
                 pred = model(xin[idx])
@@ -149,15 +208,25 @@ class DensityToPotentialFNO:
                 # relative L2 of the potential (in units of its global std)
                 loss = (torch.linalg.vector_norm(pred - y[idx], dim=-1)
                         / torch.linalg.vector_norm(true, dim=-1)).mean()
+                total += float(loss.detach()) * len(idx)
+                if use_density:
+                    from matterflow.dft1d.ks_torch import density_l1_loss
+
+                    v_ks = pred[:, 0].double() * self.out_std_ + mean64 + vext_t[idx]
+                    dl = density_l1_loss(ks(v_ks), dens_t[idx]).mean()
+                    total_d += float(dl.detach()) * len(idx)
+                    loss = loss + lam * dl.float()
                 opt.zero_grad()
                 loss.backward()
+                if self.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(self.grad_clip))
                 opt.step()
                 sched.step()
-                total += float(loss.detach()) * len(idx)
             self.loss_history_.append(total / len(d))
+            self.density_loss_history_.append(total_d / len(d) if use_density else float("nan"))
             self.model_ = model
             if validation is not None:
-                pv = self.predict(validation[0])
+                pv = self.predict(validation[0], fast=False)
                 self.val_history_.append(float(relative_l2(pv, validation[1]).mean()))
             if progress is not None:
                 progress(epoch + 1, self.epochs, self.loss_history_[-1])
@@ -166,18 +235,44 @@ class DensityToPotentialFNO:
         self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
         return self
 
-    def predict(self, density: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Potentials (n_samples, n_points), Ha, predicted from densities (electrons/bohr)."""
+    def _check_hyper(self) -> None:
+        if not (isinstance(self.density_weight, int | float) and self.density_weight >= 0):
+            raise InputError(f"density_weight: must be >= 0; got {self.density_weight!r}")
+        if not 0 <= self.density_warmup < 1:
+            raise InputError(f"density_warmup: a fraction in [0, 1); got {self.density_warmup!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise InputError(f"grad_clip: must be > 0 or None; got {self.grad_clip!r}")
+        if self.target not in ("v_hxc", "v_ks"):
+            raise InputError(f"target: accepted 'v_hxc', 'v_ks'; got {self.target!r}")
+
+    def predict(self, density: np.ndarray, batch_size: int = 1024, *,
+                fast: bool = True) -> np.ndarray:
+        """Potentials (n_samples, n_points), Ha, predicted from densities (electrons/bohr).
+
+        Runs under ``torch.inference_mode`` in float32, ``batch_size`` samples at a time.
+        ``fast`` uses the channels-last re-implementation of the trained network
+        (:mod:`matterflow.dft1d.fno_fast`, same output to float32 rounding); False runs
+        the neuraloperator module itself.
+        """
         import torch
 
         self._check_fitted()
         d = self._check_xy(density)
-        out = []
-        self.model_.eval()
-        with torch.no_grad():
+        net = self._fast_net() if fast else self.model_.eval()
+        out = np.empty(d.shape, dtype=np.float32)
+        with torch.inference_mode():
             for i in range(0, len(d), batch_size):
-                out.append(self.model_(self._inputs(d[i:i + batch_size]))[:, 0].numpy())
-        return np.concatenate(out).astype(float) * self.out_std_ + self.out_mean_
+                out[i:i + batch_size] = net(self._inputs(d[i:i + batch_size]))[:, 0].numpy()
+        return out.astype(float) * self.out_std_ + self.out_mean_
+
+    def _fast_net(self) -> Any:
+        from matterflow.dft1d.fno_fast import fast_fno_from
+
+        cached = getattr(self, "_fast_cache", None)
+        if cached is None or cached[0] is not self.model_:
+            self.model_.eval()
+            self._fast_cache = (self.model_, fast_fno_from(self.model_, self.n_points_))
+        return self._fast_cache[1]
 
     def save(self, path: str | Path) -> Path:
         """Write hyper-parameters, normalisation and weights to a ``.pt`` file."""
@@ -188,7 +283,9 @@ class DensityToPotentialFNO:
         path.parent.mkdir(parents=True, exist_ok=True)
         hyper = {k: getattr(self, k) for k in ("n_modes", "hidden_channels", "n_layers", "epochs",
                                               "batch_size", "learning_rate", "weight_decay",
-                                              "seed", "threads")}
+                                              "seed", "threads", "density_weight",
+                                              "density_warmup", "grad_clip", "target",
+                                              "n_electrons", "spin", "warm_start")}
         torch.save({"hyper": hyper, "n_points": self.n_points_, "in_mean": self.in_mean_,
                     "in_std": self.in_std_, "out_mean": self.out_mean_, "out_std": self.out_std_,
                     "state": self.model_.state_dict(), "loss_history": self.loss_history_},
@@ -299,9 +396,10 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
     if len(tr) == 0 or len(te) == 0:
         raise InputError(f"split: need 'train' and 'test' samples; got {len(tr)} train, "
                          f"{len(te)} test")
-    model = DensityToPotentialFNO(**model_kwargs)
+    model = DensityToPotentialFNO(target=target, **model_kwargs)
     val = (density[va], potential[va]) if len(va) else None
-    model.fit(density[tr], potential[tr], validation=val, progress=progress)
+    model.fit(density[tr], potential[tr], v_ext=v_ext[tr], x=x, validation=val,
+              progress=progress)
     ev_te = evaluate_fno(model, x, density[te], v_ext[te], potential[te], target=target)
     ev_od = evaluate_fno(model, x, density[od], v_ext[od], potential[od], target=target) \
         if len(od) else None

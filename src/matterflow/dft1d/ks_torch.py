@@ -1,0 +1,106 @@
+"""Differentiable Kohn–Sham density in torch: ``v(x) -> n[v](x)`` for batches of potentials.
+
+Used as a physics loss when training the FNO: the density that a predicted
+potential produces (non-interacting electrons, same grid and stencil as
+:func:`matterflow.dft1d.exact.solve_noninteracting`) is compared with the target density.
+
+Forward: the dense KS Hamiltonian ``H = T + diag(v)`` of each potential is
+diagonalised in float64 (``torch.linalg.eigh``, batched) and
+``n(x) = Σ_i f_i |φ_i(x)|²`` with ``Σ_x |φ_i(x)|² dx = 1``.
+
+Backward: the exact static response (first-order perturbation theory), applied
+to the incoming gradient ``g = ∂L/∂n`` without forming ``χ``:
+
+    ∂L/∂v(y) = (2/dx) Σ_i f_i Σ_{j≠i} u_i(y) u_j(y) [Σ_x g(x) u_i(x) u_j(x)] / (ε_i - ε_j)
+
+(``u`` unit-norm eigenvectors). Pairs of occupied orbitals enter with
+``(f_i - f_j)/(ε_i - ε_j)``, so equally occupied degenerate pairs cancel exactly
+instead of dividing by zero; only gaps between occupied and other levels remain
+(their size is the physics: a near-degenerate double well responds strongly).
+torch's generic ``eigh`` backward divides by every eigenvalue gap, empty ones included,
+which can give NaN for degenerate unoccupied levels; this one does not.
+
+Units: bohr, Ha, electrons/bohr.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from matterflow.dft1d.grid import as_grid, kinetic_matrix
+
+__all__ = ["KSDensity", "ks_density", "density_l1_loss"]
+
+
+class _KSDensityFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, v: torch.Tensor, kin: torch.Tensor, occ: torch.Tensor,
+                dx: float) -> torch.Tensor:
+        h = kin + torch.diag_embed(v)
+        e, u = torch.linalg.eigh(h)                       # (b, n), (b, n, n) columns
+        k = occ.shape[0]
+        dens = (u[..., :k] ** 2 * occ).sum(-1) / dx       # (b, n)
+        ctx.save_for_backward(e, u, occ)
+        ctx.dx = dx
+        return dens
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple:
+        e, u, occ = ctx.saved_tensors
+        k = occ.shape[0]
+        n_states = e.shape[-1]
+        grad = torch.zeros_like(g)
+        f_all = torch.zeros(n_states, dtype=e.dtype, device=e.device)
+        f_all[:k] = occ
+        for i in range(k):
+            ui = u[..., i]                                             # (b, n)
+            a = torch.einsum("bx,bxj->bj", g * ui, u)                  # Σ_x g u_i u_j
+            de = e[..., i:i + 1] - e                                   # (b, n_states)
+            # occupied pairs: (f_i - f_j)/2 from each side (sum gives (f_i - f_j)/(e_i - e_j))
+            num = torch.where(torch.arange(n_states, device=e.device) < k,
+                              0.5 * (occ[i] - f_all), occ[i])
+            num = num.expand_as(de).clone()
+            num[..., i] = 0.0
+            safe = torch.where(num != 0, de, torch.ones_like(de))
+            c = num / safe                                             # (b, n_states)
+            grad = grad + ui * torch.einsum("bxj,bj->bx", u, c * a)
+        return grad * (2.0 / ctx.dx), None, None, None
+
+
+class KSDensity:
+    """Batched, differentiable KS density on a fixed grid.
+
+    Parameters
+    ----------
+    x : (n_points,) uniform grid, bohr
+    occupations : (n_occ,) electrons per orbital, lowest first (default: two electrons, one
+        doubly occupied orbital)
+    stencil : finite-difference stencil of the kinetic energy (as the exact solvers)
+    """
+
+    def __init__(self, x: np.ndarray, occupations: np.ndarray | None = None, stencil: int = 5):
+        grid = as_grid(x)
+        self.dx = grid.dx
+        self.kin = torch.as_tensor(kinetic_matrix(grid, stencil).toarray(), dtype=torch.float64)
+        occ = np.array([2.0]) if occupations is None else np.asarray(occupations, float)
+        self.occ = torch.as_tensor(occ, dtype=torch.float64)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """Densities (batch, n_points), electrons/bohr, of potentials ``v`` (batch, n_points), Ha.
+
+        Computed in float64 whatever the dtype of ``v``; returned in float64.
+        """
+        return ks_density(v, self.kin, self.occ, self.dx)
+
+
+def ks_density(v: torch.Tensor, kin: torch.Tensor, occ: torch.Tensor, dx: float) -> torch.Tensor:
+    """Functional form of :class:`KSDensity` (``kin`` (n, n) Ha, ``occ`` (n_occ,))."""
+    return _KSDensityFn.apply(v.to(torch.float64), kin, occ, float(dx))
+
+
+def density_l1_loss(pred_density: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+    """Per-sample relative L1 error ``∫|n_pred - n| dx / ∫ n dx``, shape (batch,)."""
+    return (pred_density - density).abs().sum(-1) / density.sum(-1)
