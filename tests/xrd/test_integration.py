@@ -145,3 +145,40 @@ def test_fused_kernel_rejects_other_shapes_and_methods(poni_file):
                                            "error_model": "poisson", "unit": "2th_deg"})
     with pytest.raises(ValueError, match="shape"):
         fi.integrate(np.zeros((shape[0] + 1, shape[1])))
+
+
+def test_frame_thresholds_apply_to_the_values_they_were_set_on():
+    from matterflow.diffraction.xrd.plugins import Frame
+
+    img = np.array([[1.0, 50.0], [np.nan, 5.0]], np.float32)
+    fr = Frame(img)
+    fr.restrict(high=10.0)
+    assert fr.mask_is_thresholds_only  # nothing built yet: the kernel applies the threshold
+    fr.image = img - 45.0  # e.g. subtract_image after mask: 50 -> 5 stays masked
+    assert fr.mask.tolist() == [[False, True], [True, False]]
+    fr.mask[0, 0] = True  # a plugin adding a pixel; later thresholds still combine
+    fr.restrict(low=-40.5)  # the image is now [[-44, 5], [nan, -40]]
+    assert fr.mask.tolist() == [[True, True], [True, False]]
+
+
+def test_plugin_mask_additions_reach_the_fused_kernel(series, poni_file):
+    """A chain plugin that masks pixels through frame.mask changes the pattern as in pyFAI."""
+    from matterflow.diffraction.xrd.plugins import Plugin, register_plugin
+
+    @register_plugin
+    class MaskColumns(Plugin):
+        name = "test_mask_columns"
+        stage = "image"
+
+        def process(self, frame):
+            frame.mask[:, :40] = True
+
+    img = series.frames[0]
+    res = Pipeline(str(poni_file), [{"plugin": "test_mask_columns"},
+                                    {"plugin": "integrate1d", "npt": 300}]).run(image=img)
+    ai = load_geometry(poni_file)
+    m = np.zeros(img.shape, bool)
+    m[:, :40] = True
+    ref = ai.integrate1d(img, 300, unit="2th_deg", error_model="poisson", mask=m)
+    assert rel_err(res.intensity, ref.intensity) < 1e-6
+    assert rel_err(res.sigma, ref.sigma) < 1e-6

@@ -57,10 +57,18 @@ class Integrated1d:
 
 
 @numba.njit(nogil=True, cache=True)
-def _accumulate(image, frame_mask, dark, norm, pix_ptr, bins, coef, nbins, poisson):  # pragma: no cover
-    # image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0 (absent).
-    # pix_ptr (n_pixels + 1,), bins, coef (nnz,): the matrix in pixel-major (CSC) order.
-    acc = np.zeros((4, nbins))  # S, V, N, N2
+def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, nbins,
+                poisson):  # pragma: no cover
+    """Σ c s, Σ c² v over the frame's valid pixels; and Σ c n, Σ c² n² over its skipped ones.
+
+    image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0 (absent);
+    pixels outside [low, high] are skipped too. pix_ptr (n_pixels + 1,), bins, coef (nnz,):
+    the matrix in pixel-major (CSC) order, holding only pixels with a valid normalisation.
+    """
+    s_sum = np.zeros(nbins)
+    v_sum = np.zeros(nbins)
+    n_skip = np.zeros(nbins)
+    n2_skip = np.zeros(nbins)
     has_mask = frame_mask.size > 0
     has_dark = dark.size > 0
     for j in range(image.size):
@@ -68,26 +76,25 @@ def _accumulate(image, frame_mask, dark, norm, pix_ptr, bins, coef, nbins, poiss
         b = pix_ptr[j + 1]
         if a == b:
             continue
-        if has_mask and frame_mask[j]:
-            continue
         raw = np.float64(image[j])
-        n = np.float64(norm[j])
-        if not (np.isfinite(raw) and np.isfinite(n)) or n == 0.0:
+        if (has_mask and frame_mask[j]) or not (low <= raw <= high and np.isfinite(raw)):
+            n = np.float64(norm[j])
+            for k in range(a, b):
+                c = np.float64(coef[k])
+                n_skip[bins[k]] += c * n
+                n2_skip[bins[k]] += c * c * n * n
             continue
-        d = np.float64(dark[j]) if has_dark else 0.0
-        s = raw - d
-        v = max(1.0, raw)
-        n2 = n * n
-        for k in range(a, b):
-            i = bins[k]
-            c = np.float64(coef[k])
-            acc[0, i] += c * s
-            acc[2, i] += c * n
-            if poisson:
-                c2 = c * c
-                acc[1, i] += c2 * v
-                acc[3, i] += c2 * n2
-    return acc
+        s = raw - dark[j] if has_dark else raw
+        if poisson:
+            v = max(1.0, raw)
+            for k in range(a, b):
+                c = np.float64(coef[k])
+                s_sum[bins[k]] += c * s
+                v_sum[bins[k]] += c * c * v
+        else:
+            for k in range(a, b):
+                s_sum[bins[k]] += np.float64(coef[k]) * s
+    return s_sum, v_sum, n_skip, n2_skip
 
 
 class FastIntegrator1d:
@@ -132,10 +139,7 @@ class FastIntegrator1d:
         data, indices, indptr = csr.lut
         n_pix = shape[0] * shape[1]
         mat = sparse.csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)),
-                                shape=(len(indptr) - 1, n_pix)).tocsc()
-        self.pix_ptr = mat.indptr.astype(np.int64)
-        self.bins = mat.indices.astype(np.int32)
-        self.coef = mat.data.astype(np.float32)
+                                shape=(len(indptr) - 1, n_pix))
         self.radial = np.asarray(first.radial, dtype=np.float64)
         self.empty = float(ai._empty if hasattr(ai, "_empty") else 0.0)
 
@@ -149,18 +153,35 @@ class FastIntegrator1d:
             norm *= np.asarray(ai.solidAngleArray(shape, True), np.float32)
         if options.get("polarization_factor") is not None:
             norm *= np.asarray(ai.polarization(shape, options["polarization_factor"]), np.float32)
-        self.norm = norm.ravel()
+        norm = norm.ravel()
+        # pixels pyFAI's preprocessing drops for every frame: zero or non-finite normalisation
+        usable = np.isfinite(norm) & (norm != 0)
+        mat = (mat @ sparse.diags(usable.astype(np.float32))).tocsc()
+        mat.eliminate_zeros()
+        self.pix_ptr = mat.indptr.astype(np.int32 if mat.nnz < 2**31 else np.int64)
+        self.bins = mat.indices.astype(np.int32)
+        self.coef = mat.data.astype(np.float32)
+        self.norm = np.where(usable, norm, 0).astype(np.float32)
+        # normalisation sums of a frame with nothing masked; a frame's skipped pixels are
+        # subtracted from them (exact in float64)
+        c = mat.data.astype(np.float64)
+        n_of_nnz = np.repeat(self.norm.astype(np.float64), np.diff(mat.indptr))
+        self.norm_sum = np.bincount(mat.indices, c * n_of_nnz, minlength=self.npt)
+        self.norm2_sum = np.bincount(mat.indices, (c * n_of_nnz) ** 2, minlength=self.npt)
         dark = options.get("dark")
         if dark is None:
             dark = ai.detector.darkcurrent
         self.dark = (np.ascontiguousarray(dark, np.float32).ravel() if dark is not None
                      else np.zeros(0, np.float32))
 
-    def integrate(self, image: np.ndarray, frame_mask: np.ndarray | None = None) -> Integrated1d:
+    def integrate(self, image: np.ndarray, frame_mask: np.ndarray | None = None, *,
+                  low: float | None = None, high: float | None = None) -> Integrated1d:
         """Integrate one frame.
 
         image : (rows, cols) counts, any numeric dtype.
         frame_mask : (rows, cols) bool, True = ignore this pixel in this frame; optional.
+        low, high : ignore pixels below / above these values (counts); optional.
+        Non-finite pixels are always ignored.
         """
         if image.shape != self.shape:
             raise ValueError(f"image shape {image.shape} differs from the integrator's {self.shape}")
@@ -169,10 +190,14 @@ class FastIntegrator1d:
             m = np.ascontiguousarray(frame_mask, dtype=np.bool_).ravel()
         else:
             m = np.zeros(0, np.bool_)
-        acc = _accumulate(img, m, self.dark, self.norm, self.pix_ptr, self.bins, self.coef,
-                          self.npt, self.poisson)
-        s, v, n, n2 = acc
-        empty = n == 0
+        lo = -np.inf if low is None else float(low)
+        hi = np.inf if high is None else float(high)
+        s, v, n_skip, n2_skip = _accumulate(img, m, lo, hi, self.dark, self.norm, self.pix_ptr,
+                                            self.bins, self.coef, self.npt, self.poisson)
+        n = self.norm_sum - n_skip
+        n2 = self.norm2_sum - n2_skip
+        n[np.abs(n) <= 1e-12 * np.abs(self.norm_sum)] = 0.0  # every pixel of the bin skipped
+        empty = n <= 0
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(empty, self.empty, s / n)
             sigma = np.where(empty, self.empty, np.sqrt(v) / n) if self.poisson else None

@@ -91,9 +91,7 @@ class Pipeline:
                 raise ComputeError(f"frame {index}: shape {image.shape} differs from the "
                                    f"series' {self.shape}")
             self.prepare(image.shape)  # type: ignore[arg-type]
-            invalid = (~np.isfinite(image) if image.dtype.kind == "f"
-                       else np.zeros(image.shape, bool))
-            fr = Frame(image=image, mask=invalid, ai=self.ai)
+            fr = Frame(image=image, ai=self.ai)
             for p in self.chain:
                 out = p.process(fr)
                 if out:

@@ -58,19 +58,21 @@ def radial_units(unit: str) -> str:
     return _UNIT_LABEL.get(unit, unit)
 
 
-@dataclass
+@dataclass(init=False)
 class Frame:
     """What flows through a chain for one frame.
 
-    image : (rows, cols) counts (the file's numeric dtype); mask : (rows, cols) bool,
-    True = ignored in this frame (thresholds, non-finite values; static masks --
-    file, gaps, ROI -- are in ``ai.detector.mask``);
+    image : (rows, cols) counts (the file's numeric dtype);
+    low, high : value thresholds of this frame (counts; pixels outside are ignored);
+    mask : (rows, cols) bool, True = ignored in this frame: non-finite values,
+    values outside [low, high] and whatever plugins add (static masks -- file,
+    gaps, ROI -- are in ``ai.detector.mask``); built on first use, so a chain
+    whose only per-frame masks are thresholds never builds it;
     dark, flat : optional (rows, cols) handed to pyFAI; radial, intensity,
     sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays.
     """
 
-    image: np.ndarray
-    mask: np.ndarray
+    _image: np.ndarray
     ai: Any = None
     dark: np.ndarray | None = None
     flat: np.ndarray | None = None
@@ -79,6 +81,59 @@ class Frame:
     sigma: np.ndarray | None = None
     unit: str = ""
     outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    low: float = -np.inf
+    high: float = np.inf
+    _mask: np.ndarray | None = field(default=None, repr=False)
+
+    def __init__(self, image: np.ndarray, ai: Any = None, *, dark: np.ndarray | None = None,
+                 flat: np.ndarray | None = None, low: float = -np.inf, high: float = np.inf):
+        self._image, self.ai, self.dark, self.flat = image, ai, dark, flat
+        self.low, self.high, self._mask = float(low), float(high), None
+        self.radial = self.intensity = self.sigma = None
+        self.unit = ""
+        self.outputs = {}
+
+    @property
+    def image(self) -> np.ndarray:
+        return self._image
+
+    @image.setter
+    def image(self, value: np.ndarray) -> None:
+        if self._mask is None and (self.low > -np.inf or self.high < np.inf):
+            _ = self.mask  # thresholds apply to the values they were set on
+        self._image = value
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self._mask is None:
+            img = self.image
+            m = ~np.isfinite(img) if img.dtype.kind == "f" else np.zeros(img.shape, bool)
+            if self.low > -np.inf:
+                m |= img < self.low
+            if self.high < np.inf:
+                m |= img > self.high
+            self._mask = m
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        self._mask = np.asarray(value, dtype=bool)
+
+    @property
+    def mask_is_thresholds_only(self) -> bool:
+        """True while no plugin has read or set ``mask`` (it is then non-finite + thresholds)."""
+        return self._mask is None
+
+    def restrict(self, low: float | None = None, high: float | None = None) -> None:
+        """Ignore pixels below ``low`` / above ``high`` (counts) in this frame."""
+        if low is not None:
+            self.low = max(self.low, float(low))
+            if self._mask is not None:
+                self._mask |= self.image < low
+        if high is not None:
+            self.high = min(self.high, float(high))
+            if self._mask is not None:
+                self._mask |= self.image > high
 
 
 class Plugin:
@@ -197,10 +252,7 @@ class Mask(Plugin):
         # the static part is in the integrator's detector mask; frame.mask gets the
         # pixels masked in this frame only (thresholds)
         p: MaskParams = self.params  # type: ignore[assignment]
-        if p.low is not None:
-            frame.mask |= frame.image < p.low
-        if p.high is not None:
-            frame.mask |= frame.image > p.high
+        frame.restrict(p.low, p.high)
         return None
 
 
@@ -318,6 +370,8 @@ def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
         kw = {k: v for k, v in kw.items() if k not in ("dummy", "delta_dummy")}
         fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)
         plugin._fast, plugin._fast_key = fast, key  # type: ignore[attr-defined]
+    if frame.mask_is_thresholds_only:  # thresholds and non-finite values: applied in the kernel
+        return fast.integrate(frame.image, low=frame.low, high=frame.high)
     return fast.integrate(frame.image, frame.mask)
 
 
