@@ -167,6 +167,8 @@ def test_plugin_mask_additions_reach_the_fused_kernel(series, poni_file):
 
     @register_plugin
     class MaskColumns(Plugin):
+        """Mask the first 40 columns (test)."""
+
         name = "test_mask_columns"
         stage = "image"
 

@@ -165,7 +165,8 @@ def plugins(
     if name is None:
         table = Table("plugin", "stage", "description", box=None)
         for n, cls in list_plugins().items():
-            table.add_row(n, cls.stage, (cls.__doc__ or "").strip().splitlines()[0])
+            doc = (cls.__doc__ or "").strip().splitlines()
+            table.add_row(n, cls.stage, doc[0] if doc else "")
         console.print(table)
         return
     cls = get_plugin(name)

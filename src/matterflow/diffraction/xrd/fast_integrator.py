@@ -14,7 +14,7 @@ no temporary arrays, the per-pixel normalisation precomputed once), which is
 - signal ``s = raw - dark``; Poisson variance ``v = max(1, raw)`` (the raw
   counts' variance; the dark is taken as known, as pyFAI's Cython engine does);
   normalisation ``n = flat · solid angle · polarisation``;
-- per bin: ``S = Σ c s``, ``V = Σ c² v``, ``N = Σ c n``, ``N2 = Σ c² n²``;
+- per bin: ``S = Σ c s``, ``V = Σ c² v``, ``N = Σ c n``;
 - ``intensity = S / N``, ``sigma = sqrt(V) / N`` (standard error),
   empty bins (``N = 0``) get pyFAI's ``empty`` value.
 
@@ -59,7 +59,7 @@ class Integrated1d:
 @numba.njit(nogil=True, cache=True)
 def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, nbins,
                 poisson):  # pragma: no cover
-    """Σ c s, Σ c² v over the frame's valid pixels; and Σ c n, Σ c² n² over its skipped ones.
+    """Σ c s, Σ c² v over the frame's valid pixels; and Σ c n over its skipped ones.
 
     image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0 (absent);
     pixels outside [low, high] are skipped too. pix_ptr (n_pixels + 1,), bins, coef (nnz,):
@@ -68,7 +68,6 @@ def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, n
     s_sum = np.zeros(nbins)
     v_sum = np.zeros(nbins)
     n_skip = np.zeros(nbins)
-    n2_skip = np.zeros(nbins)
     has_mask = frame_mask.size > 0
     has_dark = dark.size > 0
     for j in range(image.size):
@@ -82,7 +81,6 @@ def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, n
             for k in range(a, b):
                 c = np.float64(coef[k])
                 n_skip[bins[k]] += c * n
-                n2_skip[bins[k]] += c * c * n * n
             continue
         s = raw - dark[j] if has_dark else raw
         if poisson:
@@ -94,7 +92,7 @@ def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, n
         else:
             for k in range(a, b):
                 s_sum[bins[k]] += np.float64(coef[k]) * s
-    return s_sum, v_sum, n_skip, n2_skip
+    return s_sum, v_sum, n_skip
 
 
 class FastIntegrator1d:
@@ -167,7 +165,6 @@ class FastIntegrator1d:
         c = mat.data.astype(np.float64)
         n_of_nnz = np.repeat(self.norm.astype(np.float64), np.diff(mat.indptr))
         self.norm_sum = np.bincount(mat.indices, c * n_of_nnz, minlength=self.npt)
-        self.norm2_sum = np.bincount(mat.indices, (c * n_of_nnz) ** 2, minlength=self.npt)
         dark = options.get("dark")
         if dark is None:
             dark = ai.detector.darkcurrent
@@ -192,10 +189,9 @@ class FastIntegrator1d:
             m = np.zeros(0, np.bool_)
         lo = -np.inf if low is None else float(low)
         hi = np.inf if high is None else float(high)
-        s, v, n_skip, n2_skip = _accumulate(img, m, lo, hi, self.dark, self.norm, self.pix_ptr,
+        s, v, n_skip = _accumulate(img, m, lo, hi, self.dark, self.norm, self.pix_ptr,
                                             self.bins, self.coef, self.npt, self.poisson)
         n = self.norm_sum - n_skip
-        n2 = self.norm2_sum - n2_skip
         n[np.abs(n) <= 1e-12 * np.abs(self.norm_sum)] = 0.0  # every pixel of the bin skipped
         empty = n <= 0
         with np.errstate(divide="ignore", invalid="ignore"):
