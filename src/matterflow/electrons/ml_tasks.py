@@ -185,6 +185,8 @@ class TrainTaskParams(Params):
     output_scaling: Literal["standard", "feature-minmax", "max", "none"] = Field(
         "max", description="scaling of the LDOS")
     train: TrainParams = Field(default_factory=TrainParams, description="optimisation settings")
+    refit_output: bool = Field(True, description="after training, solve the output layer by least "
+                               "squares on the training points (removes Adam's random LDOS offset)")
     descriptors: DescriptorTaskParams = Field(
         default_factory=DescriptorTaskParams,
         description="descriptor kind and parameters (computed here unless given as input)")
@@ -294,7 +296,8 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
                       valence_electrons={s: float(GTH_VALENCE[s]) for s in symbols if s in GTH_VALENCE},
                       meta={"xc": params.xc})
     model = FeedForwardLdosModel(params.hidden_layers, params.activation, params.input_scaling,
-                                 params.output_scaling, params.train, setup)
+                                 params.output_scaling, params.train, setup,
+                                 refit_output=params.refit_output)
     t0 = time.perf_counter()
     model.fit(x, y, xv, yv)
     seconds = time.perf_counter() - t0
