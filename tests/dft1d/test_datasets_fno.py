@@ -1,5 +1,7 @@
 """Potential families, tasks, the dataset workflow on the core executor, the FNO model and the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -111,6 +113,15 @@ def test_cli_commands(small_dataset, tmp_path):
                   "--holdout-family", "harmonic", "-q", "-o", str(tmp_path / "fno")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "fno" / "fno.pt").exists() and (tmp_path / "fno" / "metrics.json").exists()
+    # physics loss, warm-started from the model just written
+    r = run(app, ["dft1d", "train-fno", str(path), "--epochs", "1", "--density-weight", "0.5",
+                  "--density-warmup", "0", "--init-model", str(tmp_path / "fno" / "fno.pt"),
+                  "-q", "-o", str(tmp_path / "fno2")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "fno2" / "metrics.json").read_text())
+    assert m["density_weight"] == 0.5 and np.isfinite(m["final_train_density_loss"])
+    r = run(app, ["dft1d", "train-fno", "--help"])
+    assert "--density-weight" in r.output and "--init-model" in r.output
     r = run(app, ["dft1d", "generate", "--families", "harmonic,square", "-o", str(tmp_path)])
     assert r.exit_code == 2 and "square" in r.output
     r = run(app, ["dft1d", "train-fno", str(path), "--holdout-family", "square"])

@@ -113,6 +113,11 @@ def train_fno(
     n_modes: Annotated[int, typer.Option("--n-modes", min=1, help="Fourier modes per layer.")] = 16,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak Adam learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(min=0, help="Torch seed.")] = 0,
+    n_layers: Annotated[int, typer.Option("--n-layers", min=1, max=16, help="Fourier layers.")] = 4,
+    density_weight: Annotated[float, typer.Option("--density-weight", min=0.0, help="λ of the physics loss: rel. L2(v) + λ·∫|n[v_pred] - n|/N, with n[v_pred] the KS density of the predicted potential (differentiable batched eigensolver). 0: potential loss only.")] = 0.0,
+    density_warmup: Annotated[float, typer.Option("--density-warmup", min=0.0, max=0.99, help="Fraction of the epochs on the potential loss alone before the density term starts.")] = 0.3,
+    grad_clip: Annotated[float, typer.Option("--grad-clip", min=0.0, help="Max gradient norm per step (0: no clipping).")] = 1.0,
+    init_model: Annotated[Path | None, typer.Option("--init-model", help="fno.pt to continue training from (warm start: its architecture and normalisation are kept).")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -139,11 +144,19 @@ def train_fno(
                 progress.update(bar, completed=epoch,
                                 description=f"training FNO (loss {loss:.3g})")
 
+        init = None
+        if init_model is not None:
+            from matterflow.dft1d.fno import DensityToPotentialFNO
+
+            init = DensityToPotentialFNO.load(init_model)
         model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, pot, split, ds.family,
                                         target=target, progress=tick, epochs=epochs,
                                         batch_size=batch_size, hidden_channels=hidden_channels,
-                                        n_modes=n_modes, learning_rate=learning_rate, seed=seed,
-                                        threads=threads)
+                                        n_modes=n_modes, n_layers=n_layers,
+                                        learning_rate=learning_rate, seed=seed, threads=threads,
+                                        density_weight=density_weight,
+                                        density_warmup=density_warmup,
+                                        grad_clip=grad_clip or None, init=init)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "fno.pt")
     ood = len(rep.ood_rel_l2) > 0
@@ -170,6 +183,10 @@ def train_fno(
                             for f in sorted(set(ds.family))
                             if (m := np.array([ds.family[i] == f for i in rep.test_index])).any()},
         "n_parameters": model.n_parameters_,
+        "density_weight": density_weight, "density_warmup": density_warmup,
+        "init_model": str(init_model) if init_model else None,
+        "final_train_density_loss": (model.density_loss_history_[-1]
+                                     if model.density_loss_history_ else None),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from matterflow.dft1d.inversion_tasks import TrainFNOParams, _fno_figures

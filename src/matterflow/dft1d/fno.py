@@ -377,9 +377,12 @@ class FNOReport:
 def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
                        potential: np.ndarray, split: list[str], family: list[str], *,
                        target: Literal["v_hxc", "v_ks"] = "v_hxc", n_timing: int = 20,
-                       progress: Any = None, **model_kwargs: Any
-                       ) -> tuple[DensityToPotentialFNO, FNOReport]:
+                       progress: Any = None, init: DensityToPotentialFNO | None = None,
+                       **model_kwargs: Any) -> tuple[DensityToPotentialFNO, FNOReport]:
     """Fit on ``train`` (scored on ``val``), evaluate on ``test`` and ``ood``, time both solvers.
+
+    ``init`` (a fitted or loaded model) is trained further (warm start) with the
+    training settings in ``model_kwargs``; its architecture and normalisation are kept.
 
     The numerical inversion is timed on ``n_timing`` test densities
     (:func:`matterflow.dft1d.inversion.invert_density`, default tolerance), both the
@@ -396,7 +399,19 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
     if len(tr) == 0 or len(te) == 0:
         raise InputError(f"split: need 'train' and 'test' samples; got {len(tr)} train, "
                          f"{len(te)} test")
-    model = DensityToPotentialFNO(target=target, **model_kwargs)
+    if init is not None:
+        init._check_fitted()
+        if init.n_points_ != density.shape[1]:
+            raise InputError(f"init: the model was trained on {init.n_points_} grid points; "
+                             f"the dataset has {density.shape[1]}")
+        arch = {"n_modes", "hidden_channels", "n_layers"}
+        model = init
+        for k, val in model_kwargs.items():
+            if k not in arch:
+                setattr(model, k, val)
+        model.target, model.warm_start = target, True
+    else:
+        model = DensityToPotentialFNO(target=target, **model_kwargs)
     val = (density[va], potential[va]) if len(va) else None
     model.fit(density[tr], potential[tr], v_ext=v_ext[tr], x=x, validation=val,
               progress=progress)

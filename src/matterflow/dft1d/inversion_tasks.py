@@ -247,6 +247,11 @@ class TrainFNOParams(Params):
     epochs: int = Field(100, ge=1, le=10_000, description="training epochs")
     batch_size: int = Field(64, ge=1, le=4096, description="samples per step")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="peak Adam learning rate")
+    density_weight: float = Field(0.0, ge=0, le=1e4, description="λ of the physics loss "
+                                  "rel. L2(v) + λ·∫|n[v_pred] - n| dx / N, n[v_pred] the KS "
+                                  "density of the predicted potential (dimensionless); 0: off")
+    density_warmup: float = Field(0.3, ge=0, lt=1, description="fraction of the epochs on the "
+                                  "potential loss alone before the density term starts")
     n_timing: int = Field(20, ge=1, le=10_000, description="test densities inverted numerically "
                           "to time the inversion against the FNO")
     n_examples: int = Field(4, ge=1, le=64, description="test (and ood) samples kept for figures")
@@ -345,7 +350,7 @@ def _fno_figures(outputs: dict, params: TrainFNOParams) -> dict:
     return figs
 
 
-@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="1")
+@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="2")
 def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.ndarray,
               split: list, family: list, *, params: TrainFNOParams) -> FNOResult:
     """Train a Fourier neural operator density -> potential; test in and out of distribution."""
@@ -360,7 +365,8 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         np.asarray(x, float), v_ext, np.asarray(density, float), target, split, list(family),
         target=params.target, n_timing=params.n_timing, n_modes=params.n_modes,
         hidden_channels=params.hidden_channels, n_layers=params.n_layers, epochs=params.epochs,
-        batch_size=params.batch_size, learning_rate=params.learning_rate, seed=params.seed)
+        batch_size=params.batch_size, learning_rate=params.learning_rate, seed=params.seed,
+        density_weight=params.density_weight, density_warmup=params.density_warmup)
     k = min(params.n_examples, len(rep.test_index))
     te = rep.test_index[:k]
     ko = min(params.n_examples, len(rep.ood_index))
