@@ -8,7 +8,8 @@ the image (signal, variance, normalisation, count: four floats per pixel)
 and multiplies it by the matrix. :class:`FastIntegrator1d` takes the same
 matrix from pyFAI but does both steps in one pass over the pixels (numba,
 no temporary arrays, the per-pixel normalisation precomputed once), which is
-3–5× less work per frame on a 2048² image. The formulas are pyFAI's
+3–5× less work per frame on a 2048² image. The matrix is kept per pixel (first
+bin, number of bins, coefficients), so a frame is read once, in order. The formulas are pyFAI's
 (``pyFAI.engines.CSR_engine``, weighted average):
 
 - signal ``s = raw - dark``; Poisson variance ``v = max(1, raw)`` (the raw
@@ -57,41 +58,76 @@ class Integrated1d:
 
 
 @numba.njit(nogil=True, cache=True)
-def _accumulate(image, frame_mask, low, high, dark, norm, pix_ptr, bins, coef, nbins,
+def _pixel_major(indptr, indices, data, usable, n_pixels):  # pragma: no cover
+    """pyFAI's CSR matrix (bins × pixels) as per pixel: first bin, number of bins, coefficients.
+
+    Returns (first (n_pixels,) int32, count (n_pixels,) int32, coef (nnz,) float32 in
+    pixel order, ok): ok is False if a pixel's bins are not consecutive (the kernel
+    needs them to be; pixel splitting in one radial dimension always gives that).
+    Coefficients of pixels that are not ``usable`` are set to zero.
+    """
+    nbins = indptr.size - 1
+    count = np.zeros(n_pixels, np.int32)
+    first = np.full(n_pixels, -1, np.int32)
+    ok = True
+    for i in range(nbins):
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            if count[j] == 0:
+                first[j] = i
+            elif first[j] + count[j] != i:
+                ok = False
+            count[j] += 1
+    start = np.zeros(n_pixels + 1, np.int64)
+    for j in range(n_pixels):
+        start[j + 1] = start[j] + count[j]
+    coef = np.zeros(start[n_pixels], np.float32)
+    for i in range(nbins):
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            if usable[j] and ok:
+                coef[start[j] + i - first[j]] = data[k]
+    return first, count, coef, ok
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate(image, frame_mask, low, high, dark, norm, first, count, coef, nbins,
                 poisson):  # pragma: no cover
     """Σ c s, Σ c² v over the frame's valid pixels; and Σ c n over its skipped ones.
 
-    image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0 (absent);
-    pixels outside [low, high] are skipped too. pix_ptr (n_pixels + 1,), bins, coef (nnz,):
-    the matrix in pixel-major (CSC) order, holding only pixels with a valid normalisation.
+    image, frame_mask, dark, norm: (n_pixels,) flat; frame_mask/dark may have size 0
+    (absent); pixels outside [low, high] or not finite are skipped too. first, count
+    (n_pixels,), coef (nnz,): the matrix per pixel (see ``_pixel_major``).
     """
     s_sum = np.zeros(nbins)
     v_sum = np.zeros(nbins)
     n_skip = np.zeros(nbins)
     has_mask = frame_mask.size > 0
     has_dark = dark.size > 0
+    k = 0
     for j in range(image.size):
-        a = pix_ptr[j]
-        b = pix_ptr[j + 1]
-        if a == b:
+        m = count[j]
+        if m == 0:
             continue
+        i0 = np.int64(first[j])
         raw = np.float64(image[j])
         if (has_mask and frame_mask[j]) or not (low <= raw <= high and np.isfinite(raw)):
             n = np.float64(norm[j])
-            for k in range(a, b):
-                c = np.float64(coef[k])
-                n_skip[bins[k]] += c * n
+            for q in range(m):
+                n_skip[i0 + q] += np.float64(coef[k + q]) * n
+            k += m
             continue
         s = raw - dark[j] if has_dark else raw
         if poisson:
             v = max(1.0, raw)
-            for k in range(a, b):
-                c = np.float64(coef[k])
-                s_sum[bins[k]] += c * s
-                v_sum[bins[k]] += c * c * v
+            for q in range(m):
+                c = np.float64(coef[k + q])
+                s_sum[i0 + q] += c * s
+                v_sum[i0 + q] += c * c * v
         else:
-            for k in range(a, b):
-                s_sum[bins[k]] += np.float64(coef[k]) * s
+            for q in range(m):
+                s_sum[i0 + q] += np.float64(coef[k + q]) * s
+        k += m
     return s_sum, v_sum, n_skip
 
 
@@ -114,7 +150,8 @@ class FastIntegrator1d:
 
     Building asks pyFAI for its integration matrix (one ``integrate1d`` call
     on a blank frame, so pyFAI's own handling of units and ranges applies)
-    and reorders it pixel-major once (~0.3 s for 2048²).
+    and stores it per pixel: first bin, number of bins, coefficients. Raises
+    ValueError if a pixel's bins are not consecutive (use pyFAI then).
     """
 
     def __init__(self, ai: Any, shape: tuple[int, int], npt: int, options: dict[str, Any]):
@@ -131,15 +168,12 @@ class FastIntegrator1d:
         self.poisson = error_model == "poisson"
         split = "full" if method[0] == "pseudo" else method[0]
         kw = dict(options, method=(split, "csr", "cython"))
-        first = ai.integrate1d(np.zeros(shape, np.float32), npt, **kw)
+        blank = ai.integrate1d(np.zeros(shape, np.float32), npt, **kw)
         key = IntegrationMethod.select_method(1, split, "csr", "cython")[0]
-        csr = ai.engines[key].engine
-        data, indices, indptr = csr.lut
+        data, indices, indptr = ai.engines[key].engine.lut
         n_pix = shape[0] * shape[1]
-        mat = sparse.csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)),
-                                shape=(len(indptr) - 1, n_pix))
-        self.radial = np.asarray(first.radial, dtype=np.float64)
-        self.empty = float(ai._empty if hasattr(ai, "_empty") else 0.0)
+        self.radial = np.asarray(blank.radial, dtype=np.float64)
+        self.empty = float(getattr(ai, "_empty", 0.0))
 
         norm = np.ones(shape, np.float32)
         flat = options.get("flat")
@@ -154,17 +188,20 @@ class FastIntegrator1d:
         norm = norm.ravel()
         # pixels pyFAI's preprocessing drops for every frame: zero or non-finite normalisation
         usable = np.isfinite(norm) & (norm != 0)
-        mat = (mat @ sparse.diags(usable.astype(np.float32))).tocsc()
-        mat.eliminate_zeros()
-        self.pix_ptr = mat.indptr.astype(np.int32 if mat.nnz < 2**31 else np.int64)
-        self.bins = mat.indices.astype(np.int32)
-        self.coef = mat.data.astype(np.float32)
         self.norm = np.where(usable, norm, 0).astype(np.float32)
+        first, count, coef, ok = _pixel_major(np.asarray(indptr), np.asarray(indices),
+                                              np.asarray(data, np.float32), usable, n_pix)
+        if not ok:
+            raise ValueError("FastIntegrator1d: pyFAI's matrix spreads a pixel over "
+                             "non-consecutive bins; use pyFAI's integrate1d")
+        self.first = first.astype(np.int16) if npt < 2**15 else first
+        self.count = count.astype(np.uint8) if count.max(initial=0) < 256 else count
+        self.coef = coef
         # normalisation sums of a frame with nothing masked; a frame's skipped pixels are
         # subtracted from them (exact in float64)
-        c = mat.data.astype(np.float64)
-        n_of_nnz = np.repeat(self.norm.astype(np.float64), np.diff(mat.indptr))
-        self.norm_sum = np.bincount(mat.indices, c * n_of_nnz, minlength=self.npt)
+        mat = sparse.csr_matrix((np.asarray(data, np.float64), np.asarray(indices),
+                                 np.asarray(indptr)), shape=(len(indptr) - 1, n_pix))
+        self.norm_sum = mat @ self.norm.astype(np.float64)
         dark = options.get("dark")
         if dark is None:
             dark = ai.detector.darkcurrent
@@ -189,8 +226,8 @@ class FastIntegrator1d:
             m = np.zeros(0, np.bool_)
         lo = -np.inf if low is None else float(low)
         hi = np.inf if high is None else float(high)
-        s, v, n_skip = _accumulate(img, m, lo, hi, self.dark, self.norm, self.pix_ptr,
-                                            self.bins, self.coef, self.npt, self.poisson)
+        s, v, n_skip = _accumulate(img, m, lo, hi, self.dark, self.norm, self.first, self.count,
+                                   self.coef, self.npt, self.poisson)
         n = self.norm_sum - n_skip
         n[np.abs(n) <= 1e-12 * np.abs(self.norm_sum)] = 0.0  # every pixel of the bin skipped
         empty = n <= 0

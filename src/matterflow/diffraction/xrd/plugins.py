@@ -359,17 +359,22 @@ def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
     """
     from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d, supports
 
-    if p.engine == "pyfai" or not supports(p.method, p.error_model):
+    fast = None
+    if p.engine == "auto" and supports(p.method, p.error_model):
+        det_mask = frame.ai.detector.mask
+        key = (id(frame.ai), frame.image.shape, id(det_mask), id(frame.dark), id(frame.flat))
+        if getattr(plugin, "_fast_key", None) != key:
+            _img, kw = integrate_kwargs(p, frame)
+            kw = {k: v for k, v in kw.items() if k not in ("dummy", "delta_dummy")}
+            try:
+                plugin._fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)  # type: ignore[attr-defined]
+            except ValueError:  # a matrix the kernel cannot take: pyFAI does it
+                plugin._fast = None  # type: ignore[attr-defined]
+            plugin._fast_key = key  # type: ignore[attr-defined]
+        fast = plugin._fast  # type: ignore[attr-defined]
+    if fast is None:
         img, kw = integrate_kwargs(p, frame)
         return frame.ai.integrate1d(img, p.npt, **kw)
-    det_mask = frame.ai.detector.mask
-    key = (id(frame.ai), frame.image.shape, id(det_mask), id(frame.dark), id(frame.flat))
-    fast = getattr(plugin, "_fast", None)
-    if fast is None or plugin._fast_key != key:  # type: ignore[attr-defined]
-        _img, kw = integrate_kwargs(p, frame)
-        kw = {k: v for k, v in kw.items() if k not in ("dummy", "delta_dummy")}
-        fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)
-        plugin._fast, plugin._fast_key = fast, key  # type: ignore[attr-defined]
     if frame.mask_is_thresholds_only:  # thresholds and non-finite values: applied in the kernel
         return fast.integrate(frame.image, low=frame.low, high=frame.high)
     return fast.integrate(frame.image, frame.mask)
