@@ -15,19 +15,29 @@ Python API::
     res = pipe.run(image=src[0])   # res.radial, res.intensity, res.sigma
 """
 
-from matterflow.diffraction.xrd._geometry import (
-           get_calibrant,
-           load_geometry,
-           make_detector,
-           poni_text,
-)
-from matterflow.diffraction.xrd._io import FrameSource, open_frames, read_image
-from matterflow.diffraction.xrd.calibrate import Calibration, auto_calibrate
-from matterflow.diffraction.xrd.fitting import PeakFit, fit_peaks
-from matterflow.diffraction.xrd.pipeline import Pipeline
-from matterflow.diffraction.xrd.plugins import Plugin, list_plugins, register_plugin
-from matterflow.diffraction.xrd.processing import run_process
+import importlib
+from typing import Any
 
-__all__ = ["auto_calibrate", "Calibration", "open_frames", "FrameSource", "read_image",
-           "Pipeline", "Plugin", "list_plugins", "register_plugin", "fit_peaks", "PeakFit",
-           "run_process", "get_calibrant", "load_geometry", "make_detector", "poni_text"]
+# names -> defining module; imported on first use, so a Dask worker that only
+# processes frames does not pay for calibration's imports (scipy.signal, ...)
+_API = {
+    "auto_calibrate": "calibrate", "Calibration": "calibrate",
+    "open_frames": "_io", "FrameSource": "_io", "read_image": "_io",
+    "Pipeline": "pipeline", "Plugin": "plugins", "list_plugins": "plugins",
+    "register_plugin": "plugins", "fit_peaks": "fitting", "PeakFit": "fitting",
+    "run_process": "processing", "get_calibrant": "_geometry", "load_geometry": "_geometry",
+    "make_detector": "_geometry", "poni_text": "_geometry",
+}
+__all__ = list(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
