@@ -6,3 +6,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("DDE_BACKEND", "pytorch")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "MATTERFLOW_CACHE_DIR" not in os.environ:  # caches of a test run stay out of ~/.cache
+    import tempfile
+
+    os.environ["MATTERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="matterflow-test-cache-")

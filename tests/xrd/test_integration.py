@@ -184,3 +184,38 @@ def test_plugin_mask_additions_reach_the_fused_kernel(series, poni_file):
     ref = ai.integrate1d(img, 300, unit="2th_deg", error_model="poisson", mask=m)
     assert rel_err(res.intensity, ref.intensity) < 1e-6
     assert rel_err(res.sigma, ref.sigma) < 1e-6
+
+
+def test_integrator_cache_reused_keyed_and_repaired(series, poni_file, tmp_path, monkeypatch):
+    """The cached matrix gives the same pattern; another mask is another file; a broken file
+    is rebuilt; MATTERFLOW_CACHE_DIR=off writes nothing."""
+    from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d
+
+    monkeypatch.setenv("MATTERFLOW_CACHE_DIR", str(tmp_path / "c"))
+    img = series.frames[3]
+    opts = {"method": ("bbox", "csr", "cython"), "error_model": "poisson", "unit": "2th_deg"}
+    ai = load_geometry(poni_file)
+    built = FastIntegrator1d(ai, img.shape, 200, opts)
+    assert built.cache_file is not None and built.cache_file.exists()
+    loaded = FastIntegrator1d(load_geometry(poni_file), img.shape, 200, opts)
+    assert loaded.cache_file == built.cache_file
+    a, b = built.integrate(img), loaded.integrate(img)
+    assert np.array_equal(a.intensity, b.intensity) and np.array_equal(a.sigma, b.sigma)
+    ref = ai.integrate1d(img, 200, **opts)
+    assert rel_err(b.intensity, ref.intensity) < 1e-6
+
+    ai2 = load_geometry(poni_file)
+    m = np.zeros(img.shape, np.int8)
+    m[:20] = 1
+    ai2.detector.mask = m
+    other = FastIntegrator1d(ai2, img.shape, 200, opts)
+    assert other.cache_file != built.cache_file
+    ref2 = ai2.integrate1d(img, 200, **opts)
+    assert rel_err(other.integrate(img).intensity, ref2.intensity) < 1e-6
+
+    built.cache_file.write_bytes(b"not an npz")
+    again = FastIntegrator1d(load_geometry(poni_file), img.shape, 200, opts)
+    assert np.array_equal(again.integrate(img).intensity, a.intensity)
+
+    monkeypatch.setenv("MATTERFLOW_CACHE_DIR", "off")
+    assert FastIntegrator1d(ai, img.shape, 200, opts).cache_file is None
