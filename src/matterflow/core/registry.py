@@ -229,8 +229,29 @@ def unavailable_domains() -> dict[str, str]:
     return dict(_discover()[1])
 
 
+@functools.cache
+def _domain_tasks(domain: str) -> dict[str, Task]:
+    """Tasks of the one entry point named ``domain`` (no other domain imported); {} if none."""
+    found: dict[str, Task] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=domain):
+        try:
+            obj = ep.load()
+        except ImportError:
+            return {}
+        found.update({t.name: t for t in ([obj] if isinstance(obj, Task) else list(obj))
+                      if isinstance(t, Task)})
+    return found
+
+
 def get_task(name: str) -> Task:
-    """The task called ``name``; an unknown name lists the nearest known ones."""
+    """The task called ``name``; an unknown name lists the nearest known ones.
+
+    A name ``domain.task`` first loads only the ``domain`` entry point, so looking up an
+    xrd task does not import torch or PySCF; every domain is loaded only on a miss.
+    """
+    quick = _domain_tasks(name.split(".")[0])
+    if name in quick:
+        return quick[name]
     tasks = list_tasks()
     if name in tasks:
         return tasks[name]
