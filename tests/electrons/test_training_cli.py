@@ -66,12 +66,14 @@ def test_train_ensemble_command(snapshots, tmp_path):
     from matterflow.electrons.model import EnsembleLdosModel, load_model
 
     res = CliRunner().invoke(app, ["electrons", "train", *map(str, snapshots), "--kind", "gaussian",
-                                   "--hidden", "8", "--epochs", "3", "--members", "2",
-                                   "--out", str(tmp_path / "e.pt"), "-q"])
+                                   "--hidden", "8", "--epochs", "3", "--members", "2", "--no-refit-output",
+                                   "--weight-decay", "1e-5", "--out", str(tmp_path / "e.pt"), "-q"])
     assert res.exit_code == 0, res.output
     assert "ensemble of 2 networks" in res.output
     m = load_model(tmp_path / "e.pt")
     assert isinstance(m, EnsembleLdosModel) and len(m.members_) == 2 and m.setup is not None
+    assert not any(x.refit_output for x in m.members_)
+    assert m.members_[0].train.weight_decay == 1e-5
 
 
 def test_bad_command_input(snapshots, tmp_path):
