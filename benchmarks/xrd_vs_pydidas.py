@@ -36,6 +36,9 @@ flag to pyFAI as ``correctSolidAngle=1``, which pyFAI 2026 reads as a first-orde
 patterns differ by up to ~50 % at high angle on this geometry (a pydidas quirk,
 not a difference in the work done).
 
+CPU seconds (user + system of each run's whole process tree) are printed too:
+less sensitive than wall time to other jobs on a shared machine.
+
 Agreement: relative difference of the mean integrated pattern (max over bins,
 relative to the pattern's maximum) and max |Δ position| of the fitted peaks
 (pseudo-Voigt vs Voigt, so a few 1e-3 deg is expected).
@@ -62,6 +65,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -78,6 +82,12 @@ DRIVER = Path(__file__).resolve().parent / "xrd_pydidas_driver.py"
 DEFAULT_PYDIDAS_PYTHON = "/work/pydidas-venv/bin/python"
 NPT = 1000
 WINDOW_DEG = 0.3
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of all finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def pydidas_python() -> str | None:
@@ -116,9 +126,10 @@ def run_matterflow(folder: Path, master: Path, poni: Path, n: int, centers: list
     cmd += ["xrd", "process", str(wf), "--out", str(out), "--workers", str(workers),
             "--no-report", "--quiet"]
     env = {**os.environ, "MATTERFLOW_CACHE_DIR": str(cache)}
-    t0 = time.perf_counter()
+    c0, t0 = _children_cpu_s(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t0
+    cpu = _children_cpu_s() - c0
     with h5py.File(out / "results.h5") as f:
         g = f["process"]
         intensity = g["intensity"][()]
@@ -126,7 +137,7 @@ def run_matterflow(folder: Path, master: Path, poni: Path, n: int, centers: list
         res = {"mean_pattern": np.nanmean(intensity, axis=0),
                "radial": radial[0] if radial.ndim == 2 else radial,
                "positions": g["fit_peaks/center"][()],
-               "process_step_s": float(g.attrs["duration_s"])}
+               "process_step_s": float(g.attrs["duration_s"]), "cpu_s": cpu}
     return dt, res
 
 
@@ -159,15 +170,17 @@ def run_pydidas(exe: str, folder: Path, master: Path, poni: Path, n: int, center
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(xdg)}
     for key in ("LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV"):  # the project's venv only
         env.pop(key, None)
-    t0 = time.perf_counter()
+    c0, t0 = _children_cpu_s(), time.perf_counter()
     proc = subprocess.run([exe, str(DRIVER), str(cfg_path)], env=env, capture_output=True,
                           text=True)
     dt = time.perf_counter() - t0
+    cpu = _children_cpu_s() - c0
     if proc.returncode != 0:
         raise RuntimeError(f"pydidas driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     inner = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
     with np.load(folder / "pydidas.npz") as z:
         res = {k: z[k] for k in z.files}
+    res["cpu_s"] = cpu
     return dt, res, inner
 
 
@@ -215,6 +228,7 @@ def main() -> None:
                "matterflow_s": round(t_mf, 2),
                "matterflow_frames_per_s": round(a.frames / t_mf, 3),
                "matterflow_warm_s": round(t_warm, 2),
+               "matterflow_cpu_s": round(mf["cpu_s"], 2),
                "matterflow_process_step_s": round(mf["process_step_s"], 2)}
         if exe is None:
             out["pydidas"] = "not installed"
@@ -229,6 +243,8 @@ def main() -> None:
                         "pydidas_pyfai_version": inner["pyfai_version"],
                         "speedup_vs_pydidas": round(t_pd / t_mf, 3),
                         "speedup_vs_pydidas_warm": round(t_pd / t_warm, 3),
+                        "pydidas_cpu_s": round(pd["cpu_s"], 2),
+                        "cpu_ratio_pydidas_over_matterflow": round(pd["cpu_s"] / mf["cpu_s"], 3),
                         "agreement": agreement(mf, pd)})
         out["load_avg_1min_before_after"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
         print(json.dumps(out))
