@@ -99,3 +99,53 @@ def test_fast_inference_path_equals_the_library_model():
         fast = fast_fno_from(m.model_, 48)(xin)
     assert torch.allclose(fast, ref, atol=1e-5 * float(ref.abs().max()))
     assert np.allclose(m.predict(dens), m.predict(dens, fast=False), atol=1e-5)
+
+
+def test_wu_yang_loss_is_zero_at_the_ks_potential_and_its_gradient_is_the_residual():
+    """W[v] is maximal at the inverted KS potential (any constant shift), smaller for
+    perturbed potentials; dW/dv = (n[v] - n) dx (Hellmann–Feynman) vs autograd and
+    finite differences."""
+    from matterflow.dft1d.ks_torch import wu_yang_functional
+
+    x = np.linspace(-10, 10, 64)
+    v_ext = -1.0 * np.exp(-((x - 2.5) ** 2) / 2) - 1.1 * np.exp(-((x + 2.5) ** 2) / 2)
+    n = solve_two_electrons(v_ext, x).density
+    inv = invert_density(n, v_ext, x, n_electrons=2, tol=1e-9)
+    ks = KSDensity(x)
+    nt = torch.tensor(n)[None]
+    w0 = ks.wu_yang(torch.tensor(inv.v_ks)[None], nt).item()
+    assert abs(ks.wu_yang(torch.tensor(inv.v_ks + 0.3)[None], nt).item() - w0) < 1e-10
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        dv = 0.05 * rng.standard_normal(64)
+        assert ks.wu_yang(torch.tensor(inv.v_ks + dv)[None], nt).item() < w0
+    v = torch.tensor((inv.v_ks + 0.05 * rng.standard_normal(64))[None], requires_grad=True)
+    ks.wu_yang(v, nt).sum().backward()
+    resid = (ks(v.detach()) - nt) * ks.dx
+    assert torch.allclose(v.grad, resid, atol=1e-10)
+    small = KSDensity(x[::3])
+    vs = torch.tensor(v_ext[::3][None] + 0.1, requires_grad=True)
+    ns = torch.tensor(n[::3][None] * 3 / 3)
+    assert torch.autograd.gradcheck(
+        lambda t: wu_yang_functional(t, ns, small.kin, small.occ, small.dx), (vs,), eps=1e-6,
+        atol=1e-7)
+
+
+def test_exact_hx_target_round_trip(tmp_path):
+    """With ``exact_hx`` the network learns v_Hxc - ½ v_H[n]; predictions add the exact term
+    back (also after save/load); the term is the Hartree potential of the input density."""
+    from matterflow.dft1d.exact import hartree_potential
+    from matterflow.dft1d.fno import DensityToPotentialFNO
+
+    x = np.linspace(-10, 10, 32)
+    rng = np.random.default_rng(4)
+    v_ext = np.stack([0.02 * a * x**2 for a in rng.uniform(0.5, 2.0, 8)])
+    dens = np.stack([solve_noninteracting(v, x, np.array([2.0])).density for v in v_ext])
+    m = DensityToPotentialFNO(epochs=1, hidden_channels=8, n_modes=8, batch_size=4,
+                              exact_hx=True)
+    with pytest.raises(InputError, match="x: the grid"):
+        m.fit(dens, v_ext)
+    m.fit(dens, v_ext, x=x)
+    assert np.allclose(m._hx(dens[:1])[0], 0.5 * hartree_potential(dens[0], x))
+    m2 = DensityToPotentialFNO.load(m.save(tmp_path / "hx.pt"))
+    assert np.allclose(m2.predict(dens), m.predict(dens), atol=1e-6)

@@ -115,6 +115,8 @@ def train_fno(
     seed: Annotated[int, typer.Option(min=0, help="Torch seed.")] = 0,
     n_layers: Annotated[int, typer.Option("--n-layers", min=1, max=16, help="Fourier layers.")] = 4,
     density_weight: Annotated[float, typer.Option("--density-weight", min=0.0, help="λ of the physics loss: rel. L2(v) + λ·∫|n[v_pred] - n|/N, with n[v_pred] the KS density of the predicted potential (differentiable batched eigensolver). 0: potential loss only.")] = 0.0,
+    physics_loss: Annotated[str, typer.Option("--physics-loss", help="Density term: density_l1 (∫|n[v_pred] - n|/N; gradient ~ 1/gap) or wu_yang (sqrt of the Wu–Yang functional gap (W[v_KS] - W[v_pred])/N, Ha^½; zero only at the KS potential, gradient = density residual, bounded).")] = "density_l1",
+    exact_hx: Annotated[bool, typer.Option("--exact-hx/--no-exact-hx", help="Learn v_Hxc - (1 - 1/N) v_H[n] (the correlation part in the inversion's gauge; exchange is exactly -v_H/2 for a singlet pair) and add the exact term back from the input density. Only with --target v_hxc.")] = False,
     density_warmup: Annotated[float, typer.Option("--density-warmup", min=0.0, max=0.99, help="Fraction of the epochs on the potential loss alone before the density term starts.")] = 0.3,
     grad_clip: Annotated[float, typer.Option("--grad-clip", min=0.0, help="Max gradient norm per step (0: no clipping).")] = 1.0,
     init_model: Annotated[Path | None, typer.Option("--init-model", help="fno.pt to continue training from (warm start: its architecture and normalisation are kept).")] = None,
@@ -133,6 +135,8 @@ def train_fno(
 
     if target not in ("v_hxc", "v_ks"):
         raise InputError(f"--target: accepted v_hxc, v_ks; got {target!r}")
+    if physics_loss not in ("density_l1", "wu_yang"):
+        raise InputError(f"--physics-loss: accepted density_l1, wu_yang; got {physics_loss!r}")
     ds = load_dataset(dataset)
     split = ds.split if holdout_family is None else holdout_split(ds.split, ds.family, holdout_family)
     pot = ds.v_hxc if target == "v_hxc" else ds.v_ks
@@ -155,6 +159,7 @@ def train_fno(
                                         n_modes=n_modes, n_layers=n_layers,
                                         learning_rate=learning_rate, seed=seed, threads=threads,
                                         density_weight=density_weight,
+                                        physics_loss=physics_loss, exact_hx=exact_hx,
                                         density_warmup=density_warmup,
                                         grad_clip=grad_clip or None, init=init)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +188,8 @@ def train_fno(
                             for f in sorted(set(ds.family))
                             if (m := np.array([ds.family[i] == f for i in rep.test_index])).any()},
         "n_parameters": model.n_parameters_,
-        "density_weight": density_weight, "density_warmup": density_warmup,
+        "density_weight": density_weight, "physics_loss": physics_loss, "exact_hx": exact_hx,
+        "density_warmup": density_warmup,
         "init_model": str(init_model) if init_model else None,
         "final_train_density_loss": (model.density_loss_history_[-1]
                                      if model.density_loss_history_ else None),

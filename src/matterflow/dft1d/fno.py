@@ -63,6 +63,11 @@ class DensityToPotentialFNO:
         of the predicted potential from a differentiable batched diagonalisation
         (:mod:`matterflow.dft1d.ks_torch`). 0 trains on the potential only; λ > 0 needs
         ``v_ext`` and ``x`` in :meth:`fit` (for ``target="v_hxc"``).
+    physics_loss : the density term: "density_l1" (``∫|n[v_pred] - n| dx / N``, the figure
+        reported; its gradient scales with 1/gap) or "wu_yang" (``sqrt((W[v_KS] -
+        W[v_pred]) / N)``, Ha^½, with ``W[v] = Σ f_i ε_i[v] - ∫ v n dx`` the Wu–Yang
+        functional: ≥ 0, zero only at the KS potential up to a constant, gradient
+        ``(n[v] - n) dx`` bounded whatever the gap; see :mod:`matterflow.dft1d.ks_torch`)
     density_warmup : fraction of the epochs trained on the potential loss alone before the
         density term is switched on (a warm start)
     grad_clip : max global gradient norm per step (None: no clipping); the density term's
@@ -70,6 +75,12 @@ class DensityToPotentialFNO:
     target : "v_hxc" (the KS potential is prediction + v_ext) or "v_ks" (the prediction)
     n_electrons, spin : the KS occupations of the physics loss (as
         :func:`matterflow.dft1d.exact.occupations_for`)
+    exact_hx : learn ``potential - (1 - 1/N) v_H[n]`` and add that term back, exactly,
+        from the input density (needs ``x`` in :meth:`fit`; only for ``target="v_hxc"``).
+        ``(1 - 1/N) v_H`` is the Fermi–Amaldi Hartree-exchange potential, exact for a
+        singlet pair (``v_x = -v_H/2``) and the reference of the inversion's gauge, so the
+        network learns the correlation part only (softened Coulomb, ``softening`` bohr)
+    softening : a of the interaction ``1/sqrt((x - x')² + a²)`` for ``exact_hx``, bohr
     warm_start : if True and the model is already fitted (or loaded), :meth:`fit` continues
         from its weights and normalisation (scikit-learn's ``warm_start``), e.g. to fine-tune
         a potential-only model with the density loss
@@ -78,10 +89,12 @@ class DensityToPotentialFNO:
     def __init__(self, n_modes: int = 16, hidden_channels: int = 48, n_layers: int = 4,
                  epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-5, seed: int = 0, threads: int | None = 1,
-                 density_weight: float = 0.0, density_warmup: float = 0.3,
+                 density_weight: float = 0.0,
+                 physics_loss: Literal["density_l1", "wu_yang"] = "density_l1",
+                 density_warmup: float = 0.3,
                  grad_clip: float | None = 1.0, target: Literal["v_hxc", "v_ks"] = "v_hxc",
                  n_electrons: int = 2, spin: Literal["unpolarised", "polarised"] = "unpolarised",
-                 warm_start: bool = False):
+                 exact_hx: bool = False, softening: float = 1.0, warm_start: bool = False):
         self.n_modes = n_modes
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
@@ -92,11 +105,14 @@ class DensityToPotentialFNO:
         self.seed = seed
         self.threads = threads
         self.density_weight = density_weight
+        self.physics_loss = physics_loss
         self.density_warmup = density_warmup
         self.grad_clip = grad_clip
         self.target = target
         self.n_electrons = n_electrons
         self.spin = spin
+        self.exact_hx = exact_hx
+        self.softening = softening
         self.warm_start = warm_start
 
     # -- helpers
@@ -147,8 +163,16 @@ class DensityToPotentialFNO:
         import torch
 
         d = self._check_xy(density, potential)
-        v = np.asarray(potential, dtype=float)
+        v_full = np.asarray(potential, dtype=float)
         self._check_hyper()
+        if self.exact_hx:
+            if self.target != "v_hxc":
+                raise InputError("exact_hx: only for target 'v_hxc' (v_ext is not an input)")
+            if x is None or np.shape(x) != (d.shape[1],):
+                raise InputError(f"x: the grid ({d.shape[1]} points, bohr) is needed for "
+                                 f"exact_hx; got {None if x is None else np.shape(x)}")
+            self.x_ = np.asarray(x, dtype=float)
+        v = v_full - self._hx(d)
         lam = float(self.density_weight)
         ks = None
         if lam > 0:
@@ -169,6 +193,11 @@ class DensityToPotentialFNO:
                 vext_t = torch.zeros(d.shape, dtype=torch.float64)
             ks = KSDensity(x, occupations_for(self.n_electrons, self.spin))
             dens_t = torch.as_tensor(d, dtype=torch.float64)
+            hx_t = torch.as_tensor(self._hx(d) + np.zeros(d.shape), dtype=torch.float64)
+            if self.physics_loss == "wu_yang":  # W at the exact potential: the maximum
+                v_true = torch.as_tensor(v_full, dtype=torch.float64) + vext_t
+                w_true = torch.cat([ks.wu_yang(v_true[i:i + 256], dens_t[i:i + 256])
+                                    for i in range(0, len(d), 256)])
         if self.threads:
             torch.set_num_threads(int(self.threads))
         torch.manual_seed(self.seed)
@@ -212,8 +241,13 @@ class DensityToPotentialFNO:
                 if use_density:
                     from matterflow.dft1d.ks_torch import density_l1_loss
 
-                    v_ks = pred[:, 0].double() * self.out_std_ + mean64 + vext_t[idx]
-                    dl = density_l1_loss(ks(v_ks), dens_t[idx]).mean()
+                    v_ks = (pred[:, 0].double() * self.out_std_ + mean64 + vext_t[idx]
+                            + hx_t[idx])
+                    if self.physics_loss == "wu_yang":
+                        gap = (w_true[idx] - ks.wu_yang(v_ks, dens_t[idx])) / self.n_electrons
+                        dl = torch.sqrt(gap.clamp(min=0.0) + 1e-12).mean()
+                    else:
+                        dl = density_l1_loss(ks(v_ks), dens_t[idx]).mean()
                     total_d += float(dl.detach()) * len(idx)
                     loss = loss + lam * dl.float()
                 opt.zero_grad()
@@ -235,9 +269,22 @@ class DensityToPotentialFNO:
         self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
         return self
 
+    def _hx(self, density: np.ndarray) -> np.ndarray | float:
+        """``(1 - 1/N) v_H[n]`` (Ha) per sample if ``exact_hx``, else 0."""
+        if not self.exact_hx:
+            return 0.0
+        from matterflow.dft1d.grid import softened_coulomb
+
+        x = self.x_
+        w = softened_coulomb(x[:, None] - x[None, :], self.softening) * (x[1] - x[0])
+        return (1.0 - 1.0 / self.n_electrons) * (np.asarray(density, float) @ w.T)
+
     def _check_hyper(self) -> None:
         if not (isinstance(self.density_weight, int | float) and self.density_weight >= 0):
             raise InputError(f"density_weight: must be >= 0; got {self.density_weight!r}")
+        if self.physics_loss not in ("density_l1", "wu_yang"):
+            raise InputError(f"physics_loss: accepted 'density_l1', 'wu_yang'; got "
+                             f"{self.physics_loss!r}")
         if not 0 <= self.density_warmup < 1:
             raise InputError(f"density_warmup: a fraction in [0, 1); got {self.density_warmup!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -263,7 +310,7 @@ class DensityToPotentialFNO:
         with torch.inference_mode():
             for i in range(0, len(d), batch_size):
                 out[i:i + batch_size] = net(self._inputs(d[i:i + batch_size]))[:, 0].numpy()
-        return out.astype(float) * self.out_std_ + self.out_mean_
+        return out.astype(float) * self.out_std_ + self.out_mean_ + self._hx(d)
 
     def _fast_net(self) -> Any:
         from matterflow.dft1d.fno_fast import fast_fno_from
@@ -283,12 +330,14 @@ class DensityToPotentialFNO:
         path.parent.mkdir(parents=True, exist_ok=True)
         hyper = {k: getattr(self, k) for k in ("n_modes", "hidden_channels", "n_layers", "epochs",
                                               "batch_size", "learning_rate", "weight_decay",
-                                              "seed", "threads", "density_weight",
+                                              "seed", "threads", "density_weight", "physics_loss",
                                               "density_warmup", "grad_clip", "target",
-                                              "n_electrons", "spin", "warm_start")}
+                                              "n_electrons", "spin", "exact_hx", "softening",
+                                              "warm_start")}
         torch.save({"hyper": hyper, "n_points": self.n_points_, "in_mean": self.in_mean_,
                     "in_std": self.in_std_, "out_mean": self.out_mean_, "out_std": self.out_std_,
-                    "state": self.model_.state_dict(), "loss_history": self.loss_history_},
+                    "state": self.model_.state_dict(), "loss_history": self.loss_history_,
+                    "x": getattr(self, "x_", None)},
                    path)
         return path
 
@@ -305,6 +354,8 @@ class DensityToPotentialFNO:
         self.n_points_ = int(blob["n_points"])
         self.in_mean_, self.in_std_ = blob["in_mean"], blob["in_std"]
         self.out_mean_, self.out_std_ = blob["out_mean"], blob["out_std"]
+        if blob.get("x") is not None:
+            self.x_ = np.asarray(blob["x"], dtype=float)
         self.loss_history_ = list(blob.get("loss_history", []))
         self.model_ = self._build(self.n_points_)
         self.model_.load_state_dict(blob["state"])

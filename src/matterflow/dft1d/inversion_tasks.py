@@ -250,6 +250,11 @@ class TrainFNOParams(Params):
     density_weight: float = Field(0.0, ge=0, le=1e4, description="λ of the physics loss "
                                   "rel. L2(v) + λ·∫|n[v_pred] - n| dx / N, n[v_pred] the KS "
                                   "density of the predicted potential (dimensionless); 0: off")
+    physics_loss: Literal["density_l1", "wu_yang"] = Field(
+        "density_l1", description="density term: relative L1 of the density of the predicted "
+        "potential, or sqrt of the Wu-Yang functional gap (Ha^1/2)")
+    exact_hx: bool = Field(False, description="learn v_Hxc - (1 - 1/N) v_H[n] and add that exact "
+                           "term back (target v_hxc only)")
     density_warmup: float = Field(0.3, ge=0, lt=1, description="fraction of the epochs on the "
                                   "potential loss alone before the density term starts")
     n_timing: int = Field(20, ge=1, le=10_000, description="test densities inverted numerically "
@@ -366,7 +371,9 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         target=params.target, n_timing=params.n_timing, n_modes=params.n_modes,
         hidden_channels=params.hidden_channels, n_layers=params.n_layers, epochs=params.epochs,
         batch_size=params.batch_size, learning_rate=params.learning_rate, seed=params.seed,
-        density_weight=params.density_weight, density_warmup=params.density_warmup)
+        density_weight=params.density_weight, density_warmup=params.density_warmup,
+        physics_loss=params.physics_loss,
+        exact_hx=params.exact_hx and params.target == "v_hxc")
     k = min(params.n_examples, len(rep.test_index))
     te = rep.test_index[:k]
     ko = min(params.n_examples, len(rep.ood_index))

@@ -20,6 +20,13 @@ instead of dividing by zero; only gaps between occupied and other levels remain
 torch's generic ``eigh`` backward divides by every eigenvalue gap, empty ones included,
 which can give NaN for degenerate unoccupied levels; this one does not.
 
+A second, better-conditioned physics loss is the Wu–Yang functional itself
+(:func:`wu_yang_functional`), ``W[v] = Σ_i f_i ε_i[v] - ∫ v n dx``: concave in ``v``,
+maximal exactly at the KS potential of ``n`` (any constant shift: it is gauge free), with
+gradient ``(n[v] - n) dx``, i.e. no ``1/(ε_i - ε_j)`` factors. The loss
+``(W[v_KS] - W[v_pred]) / N >= 0`` weights potential errors by the density response
+(``≈ ½ δv χ δv``): errors that move charge cost more, whatever the gap.
+
 Units: bohr, Ha, electrons/bohr.
 """
 
@@ -32,7 +39,7 @@ import torch
 
 from matterflow.dft1d.grid import as_grid, kinetic_matrix
 
-__all__ = ["KSDensity", "ks_density", "density_l1_loss"]
+__all__ = ["KSDensity", "ks_density", "density_l1_loss", "wu_yang_functional"]
 
 
 class _KSDensityFn(torch.autograd.Function):
@@ -88,6 +95,10 @@ class KSDensity:
         occ = np.array([2.0]) if occupations is None else np.asarray(occupations, float)
         self.occ = torch.as_tensor(occ, dtype=torch.float64)
 
+    def wu_yang(self, v: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+        """:func:`wu_yang_functional` on this grid, (batch,) Ha."""
+        return wu_yang_functional(v, density, self.kin, self.occ, self.dx)
+
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         """Densities (batch, n_points), electrons/bohr, of potentials ``v`` (batch, n_points), Ha.
 
@@ -104,3 +115,16 @@ def ks_density(v: torch.Tensor, kin: torch.Tensor, occ: torch.Tensor, dx: float)
 def density_l1_loss(pred_density: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
     """Per-sample relative L1 error ``∫|n_pred - n| dx / ∫ n dx``, shape (batch,)."""
     return (pred_density - density).abs().sum(-1) / density.sum(-1)
+
+
+def wu_yang_functional(v: torch.Tensor, density: torch.Tensor, kin: torch.Tensor,
+                       occ: torch.Tensor, dx: float) -> torch.Tensor:
+    """``W[v] = Σ_i f_i ε_i[v] - Σ_x v(x) n(x) dx`` (Ha) per sample, shape (batch,).
+
+    ``v`` (batch, n_points) Ha, ``density`` (batch, n_points) electrons/bohr, ``kin``
+    (n_points, n_points) Ha, ``occ`` (n_occ,). Differentiable (float64): the gradient
+    with respect to ``v`` is ``(n[v] - n) dx`` (Hellmann–Feynman), bounded whatever the gaps.
+    """
+    v = v.to(torch.float64)
+    e = torch.linalg.eigvalsh(kin + torch.diag_embed(v))
+    return (e[..., : occ.shape[0]] * occ).sum(-1) - (v * density).sum(-1) * dx
