@@ -68,13 +68,8 @@ class RunSummary:
 # --------------------------------------------------------------------------- Dask
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None, *,
-                preload: Sequence[str] = ()) -> Iterator[Any]:
-    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster.
-
-    ``preload``: modules the LocalCluster's workers import as they start (so the
-    imports overlap with whatever the caller does before submitting work).
-    """
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster."""
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -92,9 +87,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
     n = workers or _default_workers()
     if n < 1:
         raise InputError(f"--workers must be >= 1; got {n}")
-    extra = {"preload": list(preload)} if preload else {}
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR, **extra) as cluster, \
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -313,7 +307,7 @@ class _Run:
 
 def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
                  workers: int | None = None, force: bool = False,
-                 progress: Any = None, client: Any = None) -> RunSummary:
+                 progress: Any = None) -> RunSummary:
     """Run ``workflow``; results go to ``out_dir/results.h5``.
 
     Parameters
@@ -330,8 +324,6 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
         Recompute every step even if stored results match.
     progress : rich.progress.Progress, optional
         Shows one bar per step.
-    client : distributed.Client, optional
-        Run on this client (left open) instead of connecting or starting a cluster.
     """
     t0 = time.perf_counter()
     start = now_iso()
@@ -339,19 +331,16 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(workflow, out, force, progress)
     run.find_stored()
-    executor = (f"client {client}" if client is not None else f"scheduler {scheduler}" if scheduler
-                else f"LocalCluster({workers or _default_workers()} workers)")
+    executor = f"scheduler {scheduler}" if scheduler else f"LocalCluster({workers or _default_workers()} workers)"
     status = "complete"
     try:
         todo = [s for s in workflow.steps if s.id not in run.sources]
         for step in workflow.steps:
             if step.id in run.sources:
                 run.load_stored(step)
-        if todo and client is not None:
-            _execute(run, client, todo)
-        elif todo:
-            with dask_client(scheduler, workers) as new_client:
-                _execute(run, new_client, todo)
+        if todo:
+            with dask_client(scheduler, workers) as client:
+                _execute(run, client, todo)
     except BaseException as exc:
         status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"
         if run.sources:

@@ -22,9 +22,6 @@ and runs on Dask with the core's batch-level resume.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -160,36 +157,6 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
     return spec, wf, base
 
 
-# what a worker needs for frames: imported while the parent validates the process file
-_WORKER_PRELOAD = ("matterflow.diffraction.xrd.tasks", "matterflow.diffraction.xrd.fast_integrator",
-                   "pyFAI.integrator.azimuthal", "hdf5plugin")
-
-
-@contextlib.contextmanager
-def _cluster_started_early(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    """A future of the Dask client, its LocalCluster starting in a thread.
-
-    Starting the cluster (and the workers' imports) while the process file is
-    validated uses the second core that validation leaves idle: ~1–2 s less
-    for a short scan. On a validation error the cluster is closed unused.
-    """
-    from matterflow.core.execute import dask_client
-
-    # the client is entered and left in the same thread (its context variable demands it)
-    with ThreadPoolExecutor(1) as pool:
-        cm = dask_client(scheduler, workers, preload=() if scheduler else _WORKER_PRELOAD)
-        fut = pool.submit(cm.__enter__)
-        try:
-            yield fut
-        finally:
-            try:
-                fut.result()
-            except BaseException:  # never started: nothing to close (the caller's error wins)
-                pass
-            else:
-                pool.submit(cm.__exit__, None, None, None).result()
-
-
 def run_process(path: str | Path, out: str | Path, *, workers: int | None = None,
                 scheduler: str | None = None, force: bool = False, progress: Any = None,
                 report: bool = True) -> ProcessOutcome:
@@ -200,11 +167,10 @@ def run_process(path: str | Path, out: str | Path, *, workers: int | None = None
     from matterflow.core.execute import run_workflow
     from matterflow.diffraction.xrd.export import export_fit_csv, export_nexus, export_xy
 
+    spec, wf, base = load_process_file(path)
     out = Path(out)
-    with _cluster_started_early(scheduler, workers) as client_future:
-        spec, wf, base = load_process_file(path)
-        summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                               progress=progress, client=client_future.result())
+    summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
+                           progress=progress)
     res = ProcessOutcome(results=summary.results, seconds=summary.seconds)
     with h5py.File(summary.results, "r") as f:
         st = f["process/status"][()]
