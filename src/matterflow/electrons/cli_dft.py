@@ -28,6 +28,9 @@ def dft(
     snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
     repeat: Annotated[tuple[int, int, int], typer.Option(help="Repeats of the 4-atom fcc Al cube.")] = (1, 1, 1),
     temperature: Annotated[float, typer.Option(help="Ionic temperature of the displacements (K).")] = 298.0,
+    thermal: Annotated[str, typer.Option(help="Displacement sampler: 'phonons' (correlated harmonic modes from EMT force "
+                                         "constants of the supercell, classical) or 'independent' (Gaussian per atom, "
+                                         "Debye amplitude).")] = "phonons",
     electronic_temperature: Annotated[float | None, typer.Option(help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
     structure: Annotated[Path | None, typer.Option(help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
     kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
@@ -73,7 +76,12 @@ def dft(
     else:
         if snapshots < 1:
             raise InputError(f"--snapshots must be >= 1; got {snapshots}")
-        frames = [aluminium_supercell(repeat, temperature, seed + i) for i in range(snapshots)]
+        from matterflow.electrons.structures import THERMAL_SAMPLERS
+
+        if thermal not in THERMAL_SAMPLERS:
+            raise InputError(f"--thermal must be one of {', '.join(THERMAL_SAMPLERS)}; got {thermal!r}")
+        frames = [aluminium_supercell(repeat, temperature, seed + i, thermal=thermal)  # type: ignore[arg-type]
+                  for i in range(snapshots)]
     out.mkdir(parents=True, exist_ok=True)
     paths = [str(out / f"snapshot_{i:03d}.h5") for i in range(len(frames))]
     todo = [i for i, p in enumerate(paths) if not Path(p).exists()]

@@ -29,7 +29,11 @@ class StructuresParams(Params):
     n_snapshots: int = Field(3, ge=1, le=10_000, description="number of snapshots")
     repeat: tuple[int, int, int] = Field((1, 1, 1), description="repeats of the 4-atom fcc cube")
     temperature_k: float = Field(298.0, ge=0, le=5000, description="ionic temperature of the "
-                                 "Debye-model displacements", json_schema_extra={"units": "K"})
+                                 "displacements", json_schema_extra={"units": "K"})
+    thermal: Literal["phonons", "independent"] = Field(
+        "phonons", description="displacement sampler: correlated harmonic normal modes (EMT force "
+        "constants of the supercell, classical amplitudes) or independent Gaussian per atom "
+        "(Debye-model amplitude)")
     lattice_a: float = Field(4.05, gt=0, le=20, description="fcc lattice constant",
                              json_schema_extra={"units": "Å"})
     seed: int = Field(0, ge=0, description="random seed (snapshot i uses seed + i)")
@@ -44,11 +48,11 @@ class Structures:
 
 @task("electrons.structures", params=StructuresParams)
 def structures(*, params: StructuresParams) -> Structures:
-    """Thermally displaced fcc aluminium supercells (Debye model), one per snapshot."""
+    """Thermally displaced fcc aluminium supercells (harmonic phonons or Debye model), one per snapshot."""
     from matterflow.electrons.structures import aluminium_supercell
 
     cells = [aluminium_supercell(params.repeat, params.temperature_k, params.seed + i,
-                                 lattice_a=params.lattice_a) for i in range(params.n_snapshots)]
+                                 lattice_a=params.lattice_a, thermal=params.thermal) for i in range(params.n_snapshots)]
     return Structures(positions=np.stack([a.positions for a in cells]),
                       cell=np.asarray(cells[0].cell[:]), numbers=cells[0].numbers.copy())
 

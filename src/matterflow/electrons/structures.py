@@ -1,7 +1,21 @@
 """Atomic structures for DFT training data: fcc aluminium supercells with thermal displacements.
 
-The displacements are Gaussian with the mean-square amplitude of the Debye
-model (zero-point motion included),
+Two samplers (``thermal=``):
+
+``"phonons"`` (default)
+    Correlated displacements of the harmonic crystal: the force constants of the
+    supercell are computed by central finite differences with ASE's EMT
+    potential (effective-medium theory, which has Al parameters), and each
+    snapshot is drawn with ASE's :func:`ase.md.velocitydistribution.phonon_harmonics`
+    (each normal mode gets a Gaussian amplitude of variance
+    :math:`k_B T/\\omega_s^2`, classical; ``quantum=True`` uses Bose-Einstein
+    occupations). Neighbouring atoms move together as in a real thermal
+    snapshot (e.g. a frame of DFT-MD), so the potential energy fluctuates by
+    about :math:`k_B T\\sqrt{3N/2}/N` per atom.
+
+``"independent"``
+    Independent Gaussian displacement per atom and direction with the
+    mean-square amplitude of the Debye model (zero-point motion included),
 
 .. math::
 
@@ -12,10 +26,15 @@ model (zero-point motion included),
 per Cartesian direction (Debye temperature of Al: 428 K). At 298 K this gives
 an r.m.s. displacement of 0.096 Å per direction (14 % below in mean square the measured Debye-Waller
 factor of Al, B = 0.85 Å² at room temperature, :math:`\\langle u_x^2\\rangle = B/8\\pi^2`).
-The centre of mass is kept fixed.
+The centre of mass is kept fixed. Uncorrelated displacements overstate the
+disorder between neighbours: for 8 Al atoms at 298 K the DFT free energy
+spreads by ~50 meV/atom (std), against ~11 meV/atom for a harmonic crystal.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from ase import Atoms
@@ -23,7 +42,11 @@ from ase.build import bulk
 
 from matterflow.core.errors import InputError
 
-__all__ = ["aluminium_supercell", "debye_msd_a2", "wrap_atoms", "AL_LATTICE_A", "AL_DEBYE_K"]
+__all__ = ["aluminium_supercell", "debye_msd_a2", "emt_force_constants", "wrap_atoms",
+           "THERMAL_SAMPLERS", "AL_LATTICE_A", "AL_DEBYE_K"]
+
+THERMAL_SAMPLERS = ("phonons", "independent")
+"""Names of the thermal-displacement samplers of :func:`aluminium_supercell`."""
 
 AL_LATTICE_A = 4.05
 """fcc lattice constant of aluminium (Å)."""
@@ -67,10 +90,55 @@ def wrap_atoms(atoms: Atoms) -> Atoms:
     return out
 
 
+def emt_force_constants(atoms: Atoms, delta_a: float = 0.01) -> np.ndarray:
+    r"""Force-constant matrix of a periodic cell with ASE's EMT potential (eV/Å²).
+
+    Central finite differences of the EMT forces, symmetrised.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Periodic cell of N atoms at its reference positions.
+    delta_a : float
+        Finite-difference step (Å).
+
+    Returns
+    -------
+    numpy.ndarray, shape (3N, 3N)
+        :math:`\Phi_{ia,jb} = \partial^2 E / \partial u_{ia} \partial u_{jb}`.
+    """
+    from ase.calculators.emt import EMT
+
+    work = atoms.copy()
+    work.calc = EMT()
+    ref = work.positions.copy()
+    n = len(work)
+    fc = np.empty((3 * n, 3 * n))
+    for i in range(n):
+        for a in range(3):
+            forces = []
+            for sign in (1.0, -1.0):
+                work.positions = ref
+                work.positions[i, a] += sign * delta_a
+                forces.append(work.get_forces().reshape(-1))
+            fc[3 * i + a] = -(forces[0] - forces[1]) / (2.0 * delta_a)
+    return 0.5 * (fc + fc.T)
+
+
+@lru_cache(maxsize=16)
+def _al_force_constants(repeat: tuple[int, int, int], lattice_a: float, cubic: bool) -> np.ndarray:
+    atoms = bulk("Al", "fcc", a=lattice_a, cubic=cubic).repeat(repeat)
+    fc = emt_force_constants(atoms)
+    fc.setflags(write=False)
+    return fc
+
+
 def aluminium_supercell(repeat: int | tuple[int, int, int] = (1, 1, 1), temperature_k: float = 298.0,
                         seed: int = 0, *, lattice_a: float = AL_LATTICE_A,
-                        cubic: bool = True) -> Atoms:
-    """An fcc Al supercell with Debye-model thermal displacements.
+                        cubic: bool = True,
+                        thermal: Literal["phonons", "independent"] = "phonons",
+                        quantum: bool = False) -> Atoms:
+    """An fcc Al supercell with thermal displacements.
 
     Parameters
     ----------
@@ -78,11 +146,20 @@ def aluminium_supercell(repeat: int | tuple[int, int, int] = (1, 1, 1), temperat
         Repetitions of the cell (the 4-atom conventional cube if ``cubic``,
         else the 1-atom primitive cell); ``2`` means (2, 2, 2).
     temperature_k : float
-        Temperature of the displacements (K); 0 gives zero-point motion only.
+        Temperature of the displacements (K). With ``thermal="independent"``
+        0 gives zero-point motion only; with ``"phonons"`` 0 gives the ideal
+        lattice unless ``quantum``.
     seed : int
         Random seed of the displacements.
     lattice_a : float
         Lattice constant (Å).
+    thermal : {"phonons", "independent"}
+        ``"phonons"``: correlated harmonic displacements (EMT force constants
+        of this supercell, ASE ``phonon_harmonics``); ``"independent"``:
+        independent Gaussian per atom with the Debye-model amplitude.
+    quantum : bool
+        ``thermal="phonons"`` only: Bose-Einstein mode amplitudes (zero-point
+        motion included) instead of classical ones.
 
     Returns
     -------
@@ -94,10 +171,26 @@ def aluminium_supercell(repeat: int | tuple[int, int, int] = (1, 1, 1), temperat
     repeat = tuple(int(r) for r in repeat)
     if len(repeat) != 3 or min(repeat) < 1:
         raise InputError(f"repeat must be a positive int or three positive ints; got {repeat}")
+    if thermal not in THERMAL_SAMPLERS:
+        raise InputError(f"thermal must be one of {THERMAL_SAMPLERS}; got {thermal!r}")
+    if temperature_k < 0:
+        raise InputError(f"temperature_k must be >= 0 K; got {temperature_k}")
     atoms = bulk("Al", "fcc", a=lattice_a, cubic=cubic).repeat(repeat)
-    msd = debye_msd_a2(temperature_k, float(atoms.get_masses()[0]), AL_DEBYE_K)
     rng = np.random.default_rng(seed)
-    disp = rng.normal(0.0, np.sqrt(msd), size=(len(atoms), 3))
+    if thermal == "independent":
+        msd = debye_msd_a2(temperature_k, float(atoms.get_masses()[0]), AL_DEBYE_K)
+        disp = rng.normal(0.0, np.sqrt(msd), size=(len(atoms), 3))
+    else:
+        if len(atoms) < 2:
+            raise InputError("thermal='phonons' needs at least 2 atoms in the supercell; "
+                             "use a larger repeat or thermal='independent'")
+        if temperature_k == 0 and not quantum:
+            return wrap_atoms(atoms)
+        from ase.md.velocitydistribution import phonon_harmonics
+
+        fc = np.array(_al_force_constants(repeat, float(lattice_a), bool(cubic)))
+        disp, _ = phonon_harmonics(fc, atoms.get_masses(), temperature_K=max(temperature_k, 1e-6),
+                                   rng=rng.random, quantum=quantum)
     disp -= disp.mean(axis=0)
     atoms.positions += disp
     return wrap_atoms(atoms)
