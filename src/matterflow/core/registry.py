@@ -201,21 +201,26 @@ def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseMod
 
 # --------------------------------------------------------------------------- discovery
 
+def _entry_point_tasks(ep: Any) -> list[Task]:
+    """The tasks an entry point gives (a Task or a list of them); ImportError passes through."""
+    obj = ep.load()
+    found = [obj] if isinstance(obj, Task) else list(obj)
+    for t in found:
+        if not isinstance(t, Task):
+            raise TypeError(f"entry point {ep.name} ({ep.value}) must give Task objects; "
+                            f"got {type(t).__name__}")
+    return found
+
+
 @functools.lru_cache(maxsize=1)
 def _discover() -> tuple[dict[str, Task], dict[str, str]]:
     tasks: dict[str, Task] = {}
     unavailable: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            obj = ep.load()
+            tasks.update({t.name: t for t in _entry_point_tasks(ep)})
         except ImportError as exc:  # an optional domain whose extra is not installed
             unavailable[ep.name] = f"{exc} (install matterflow[{ep.name}])"
-            continue
-        for t in ([obj] if isinstance(obj, Task) else list(obj)):
-            if not isinstance(t, Task):
-                raise TypeError(f"entry point {ep.name} ({ep.value}) must give Task objects; "
-                                f"got {type(t).__name__}")
-            tasks[t.name] = t
     return dict(sorted(tasks.items())), unavailable
 
 
@@ -235,11 +240,9 @@ def _domain_tasks(domain: str) -> dict[str, Task]:
     found: dict[str, Task] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=domain):
         try:
-            obj = ep.load()
-        except ImportError:
+            found.update({t.name: t for t in _entry_point_tasks(ep)})
+        except ImportError:  # reported by the full discovery
             return {}
-        found.update({t.name: t for t in ([obj] if isinstance(obj, Task) else list(obj))
-                      if isinstance(t, Task)})
     return found
 
 
