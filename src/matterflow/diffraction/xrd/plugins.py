@@ -32,7 +32,6 @@ A complete example is :class:`matterflow.diffraction.xrd.example_plugin.PeakRati
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -58,7 +57,6 @@ def radial_units(unit: str) -> str:
     return _UNIT_LABEL.get(unit, unit)
 
 
-@dataclass(init=False)
 class Frame:
     """What flows through a chain for one frame.
 
@@ -72,26 +70,16 @@ class Frame:
     sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays.
     """
 
-    _image: np.ndarray
-    ai: Any = None
-    dark: np.ndarray | None = None
-    flat: np.ndarray | None = None
-    radial: np.ndarray | None = None
-    intensity: np.ndarray | None = None
-    sigma: np.ndarray | None = None
-    unit: str = ""
-    outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    low: float = -np.inf
-    high: float = np.inf
-    _mask: np.ndarray | None = field(default=None, repr=False)
-
     def __init__(self, image: np.ndarray, ai: Any = None, *, dark: np.ndarray | None = None,
                  flat: np.ndarray | None = None, low: float = -np.inf, high: float = np.inf):
         self._image, self.ai, self.dark, self.flat = image, ai, dark, flat
-        self.low, self.high, self._mask = float(low), float(high), None
-        self.radial = self.intensity = self.sigma = None
+        self.low, self.high = float(low), float(high)
+        self._mask: np.ndarray | None = None
+        self.radial: np.ndarray | None = None
+        self.intensity: np.ndarray | None = None
+        self.sigma: np.ndarray | None = None
         self.unit = ""
-        self.outputs = {}
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}
 
     @property
     def image(self) -> np.ndarray:
@@ -327,6 +315,13 @@ class IntegrateParams(Params):
 _DUMMY = -1.0e9  # value given to per-frame masked pixels (pyFAI "dummy"), never a count
 
 
+def integration_options(p: IntegrateParams, frame: Frame) -> dict[str, Any]:
+    """The keyword arguments of pyFAI's integrate1d/2d that are the same for every frame."""
+    return dict(unit=p.unit, radial_range=p.radial_range, azimuth_range=p.azimuth_range,
+                polarization_factor=p.polarization_factor, correctSolidAngle=p.solid_angle,
+                error_model=p.error_model, method=p.method, dark=frame.dark, flat=frame.flat)
+
+
 def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict[str, Any]]:
     """The image and keyword arguments of pyFAI's integrate1d/2d for these parameters.
 
@@ -343,10 +338,7 @@ def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict
         img = img.astype(np.float32)  # a copy: the frame itself is left as it is
         img[dyn] = _DUMMY
         extra = {"dummy": _DUMMY, "delta_dummy": 0.5}
-    return img, dict(unit=p.unit, radial_range=p.radial_range, azimuth_range=p.azimuth_range,
-                     polarization_factor=p.polarization_factor, correctSolidAngle=p.solid_angle,
-                     error_model=p.error_model, method=p.method, dark=frame.dark, flat=frame.flat,
-                     **extra)
+    return img, {**integration_options(p, frame), **extra}
 
 
 def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
@@ -364,8 +356,7 @@ def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
         det_mask = frame.ai.detector.mask
         key = (id(frame.ai), frame.image.shape, id(det_mask), id(frame.dark), id(frame.flat))
         if getattr(plugin, "_fast_key", None) != key:
-            _img, kw = integrate_kwargs(p, frame)
-            kw = {k: v for k, v in kw.items() if k not in ("dummy", "delta_dummy")}
+            kw = integration_options(p, frame)
             try:
                 plugin._fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)  # type: ignore[attr-defined]
             except ValueError:  # a matrix the kernel cannot take: pyFAI does it
