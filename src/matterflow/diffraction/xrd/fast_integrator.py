@@ -28,7 +28,7 @@ checks that against pyFAI for each option.
 
 The matrix depends only on the geometry, the frame shape, the static mask,
 the flat field and the options, so it is kept between runs (a content-hashed
-``.npz`` in :func:`cache_dir`, ~60 MB for 2048²): the next scan with the same
+HDF5 file in :func:`cache_dir`, ~60 MB for 2048²): the next scan with the same
 geometry loads it in tens of milliseconds instead of rebuilding it (~1.5 s).
 
 It applies to the sparse methods (``csr``, ``csc``, ``lut``; ``cython``)
@@ -38,11 +38,9 @@ set of options does, and callers use pyFAI itself otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,24 +187,24 @@ def _cache_file(ai: Any, shape: tuple[int, int], npt: int, options: dict[str, An
             a = np.ascontiguousarray(arr)
             h.update(str(a.dtype).encode() + str(a.shape).encode())
             h.update(memoryview(a).cast("B"))
-    return folder / f"integrator1d-{h.hexdigest()[:32]}.npz"
+    return folder / f"integrator1d-{h.hexdigest()[:32]}.h5"
 
 
-def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an .npz next to its final name, then rename; prune old files. Errors are ignored
-    (a read-only home only means no caching)."""
+def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Write the arrays with the core's atomic HDF5 writer, prune old files; False if the
+    folder is not writable (no caching then, nothing half-written)."""
+    from matterflow.core.store import atomic_h5
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-        files = sorted(path.parent.glob("integrator1d-*.npz"), key=lambda q: q.stat().st_mtime)
+        with atomic_h5(path) as f:
+            for name, value in arrays.items():
+                f.create_dataset(name, data=value)
+        files = sorted(path.parent.glob("integrator1d-*.h5"), key=lambda q: q.stat().st_mtime)
         for old in files[:-CACHE_KEEP]:
             old.unlink(missing_ok=True)
     except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+        return False
+    return True
 
 
 class FastIntegrator1d:
@@ -252,19 +250,19 @@ class FastIntegrator1d:
                      else np.zeros(0, np.float32))
         path = _cache_file(ai, self.shape, self.npt, options) if cache else None
         if path is not None and path.exists():
+            import h5py
+
             try:
-                with np.load(path) as z:
+                with h5py.File(path, "r") as f:
                     for name in self._ARRAYS:
-                        setattr(self, name, z[name])
-                self.cache_file = path
+                        setattr(self, name, f[name][()])
+                self.cache_file: Path | None = path
                 return
-            except (OSError, KeyError, ValueError):  # unreadable: rebuilt and rewritten
+            except (OSError, KeyError):  # unreadable: rebuilt and rewritten
                 pass
         self._build(ai, options)
-        self.cache_file = None
-        if path is not None:
-            _write_atomic(path, {name: getattr(self, name) for name in self._ARRAYS})
-            self.cache_file = path
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        self.cache_file = path if path is not None and _write_cache(path, arrays) else None
 
     def _build(self, ai: Any, options: dict[str, Any]) -> None:
         from pyFAI.method_registry import IntegrationMethod
