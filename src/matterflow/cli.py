@@ -17,7 +17,16 @@ import typer
 from rich.table import Table
 
 from matterflow import __version__
-from matterflow.clitools import console, handle_errors, make_progress, state
+from matterflow.clitools import (
+    Processes,
+    Quiet,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    make_progress,
+    state,
+)
 from matterflow.core.errors import InputError
 
 app = typer.Typer(
@@ -27,11 +36,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-Workers = Annotated[int | None, typer.Option(min=1, help="Worker processes of the local Dask cluster (default: cores, at most 4).")]
-Scheduler = Annotated[str | None, typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")]
-
 
 def _version(value: bool) -> None:
     if value:
@@ -50,7 +54,7 @@ def _root(
 
 
 def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | None, force: bool,
-         quiet: bool, report: bool = True) -> tuple[Path, str]:
+         quiet: bool, report: bool = True, processes: bool | None = None) -> tuple[Path, str]:
     from matterflow.core.execute import run_workflow
     from matterflow.core.report import write_report
     from matterflow.core.workflow import load_workflow
@@ -58,7 +62,7 @@ def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | Non
     wf = load_workflow(workflow)
     with make_progress(quiet) as progress:
         summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                               progress=progress)
+                               progress=progress, processes=processes is not False)
     if not quiet:
         console.print(f"[green]done[/green] in {summary.seconds:.1f} s: computed "
                       f"{', '.join(summary.computed) or 'nothing'}; reused {', '.join(summary.reused) or 'nothing'}")
@@ -74,13 +78,14 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (results.h5, report.html).")] = Path("matterflow-out"),
     workers: Workers = None,
     scheduler: Scheduler = None,
+    processes: Processes = None,
     force: Annotated[bool, typer.Option(help="Recompute all steps, even those already stored.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
     _run(workflow, out, workers=workers, scheduler=scheduler, force=force, quiet=quiet,
-         report=not no_report)
+         report=not no_report, processes=processes)
 
 
 def examples_dir() -> Path:

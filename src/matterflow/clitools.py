@@ -13,7 +13,7 @@ import functools
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,7 +29,20 @@ from rich.progress import (
 
 from matterflow.core.errors import MatterflowError
 
-__all__ = ["console", "err_console", "handle_errors", "make_progress", "state"]
+__all__ = ["console", "err_console", "handle_errors", "make_progress", "state",
+           "Quiet", "Workers", "Scheduler", "Processes"]
+
+# options shared by the commands that run a workflow
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Workers = Annotated[int | None, typer.Option(
+    min=1, help="Workers of the local Dask cluster (default: cores, at most 4).")]
+Scheduler = Annotated[str | None, typer.Option(
+    help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")]
+Processes = Annotated[bool | None, typer.Option(
+    "--processes/--threads",
+    help="Local Dask cluster of worker processes, or of threads in this process (for "
+         "thread-safe work that releases the GIL). Default: processes; `xrd process` picks "
+         "threads when every plugin of the chain allows it.")]
 
 console = Console()
 err_console = Console(stderr=True)

@@ -70,6 +70,16 @@ def test_same_results_on_one_and_two_workers(one_worker_run, tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_threads_give_the_same_results_as_processes(one_worker_run, tmp_path):
+    threads = run_workflow(parse_workflow(SMALL), tmp_path, workers=2, processes=False)
+    assert Results(threads.results).provenance["executor"] == "LocalCluster(2 threads)"
+    assert Results(one_worker_run.results).provenance["executor"] == \
+        "LocalCluster(1 process)"
+    a, b = _arrays(one_worker_run.results), _arrays(threads.results)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_rerun_reuses_stored_steps_and_recomputes_changed_ones(one_worker_run, tmp_path):
     out = tmp_path / "o"
     first = run_workflow(parse_workflow(SMALL), out, workers=1)

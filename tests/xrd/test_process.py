@@ -96,6 +96,34 @@ def test_process_file_errors_before_running(tmp_path, series, poni_file):
     assert not (tmp_path / "o" / "results.h5").exists()
 
 
+def test_threads_and_processes_give_the_same_results(tmp_path, series, poni_file):
+    """2 threads share one pipeline (matrix, open file, pyFAI engines): same numbers as 2 processes."""
+    from matterflow.core.store import Results
+    from matterflow.diffraction.xrd.processing import run_process
+
+    (tmp_path / "fast").mkdir()
+    fast = run_process(_write(tmp_path / "fast", series, poni_file), tmp_path / "fast" / "o",
+                       workers=2, report=False)
+    assert "2 threads" in Results(fast.results).provenance["executor"]  # default for this chain
+
+    wf = _write(tmp_path, series, poni_file, corrupt=3, n=24, batch=2,
+                extra=[{"plugin": "integrate2d", "npt": 100, "npt_azim": 36},
+                       {"plugin": "sector", "npt": 200, "azimuth_range": [-30, 30]}])
+    runs = {}
+    for name, processes in (("threads", False), ("processes", None)):  # None: integrate2d -> processes
+        res = run_process(wf, tmp_path / name, workers=2, report=False, processes=processes)
+        assert res.n_failed == 1 and res.failed[0][0] == 3
+        runs[name] = Results(res.results)
+    assert "2 threads" in runs["threads"].provenance["executor"]
+    assert "2 processes" in runs["processes"].provenance["executor"]
+    a, b = runs["threads"]["process"], runs["processes"]["process"]
+    for key in ("intensity", "sigma", "radial", "status"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    for group in ("integrate2d", "sector", "fit_peaks"):
+        for key, val in a[group].items():
+            np.testing.assert_array_equal(val, b[group][key], err_msg=f"{group}/{key}")
+
+
 def test_killed_run_resumes_with_stored_batches(tmp_path, series, poni_file):
     wf = _write(tmp_path, series, poni_file, n=48, batch=2,
                 extra=[{"plugin": "integrate2d", "npt": 300, "npt_azim": 180}])

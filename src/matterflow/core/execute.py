@@ -4,7 +4,9 @@ The executor is the only place that knows about Dask and the only writer of
 HDF5 files during a run:
 
 - By default it starts an embedded :class:`distributed.LocalCluster`
-  (``workers`` processes, one thread each); ``scheduler="tcp://host:8786"``
+  (``workers`` processes, one thread each; or, with ``processes=False``,
+  ``workers`` threads of this process, for tasks whose work releases the GIL);
+  ``scheduler="tcp://host:8786"``
   uses an existing cluster instead (``dask scheduler`` / ``dask worker``,
   dask-jobqueue on SLURM/PBS).
 - Steps whose inputs are ready run concurrently. A task with ``map_over`` is
@@ -68,8 +70,13 @@ class RunSummary:
 # --------------------------------------------------------------------------- Dask
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
-    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster."""
+def dask_client(scheduler: str | None = None, workers: int | None = None, *,
+                processes: bool = True) -> Iterator[Any]:
+    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster.
+
+    The LocalCluster has ``workers`` processes of one thread each, or, with
+    ``processes=False``, one in-process worker with ``workers`` threads.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -87,7 +94,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     n = workers or _default_workers()
     if n < 1:
         raise InputError(f"--workers must be >= 1; got {n}")
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+    with LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
+                      processes=processes,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
@@ -100,7 +108,9 @@ def _default_workers() -> int:
 
 
 def _n_workers(client: Any) -> int:
-    return max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+    """Threads of all workers: how many tasks run at once."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
 
 def _call_task(task: Task, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
@@ -307,7 +317,7 @@ class _Run:
 
 def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
                  workers: int | None = None, force: bool = False,
-                 progress: Any = None) -> RunSummary:
+                 progress: Any = None, processes: bool = True) -> RunSummary:
     """Run ``workflow``; results go to ``out_dir/results.h5``.
 
     Parameters
@@ -324,6 +334,10 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
         Recompute every step even if stored results match.
     progress : rich.progress.Progress, optional
         Shows one bar per step.
+    processes : bool
+        Local cluster only: worker processes (True), or threads of this process
+        (False: no worker start-up, and caches are shared; for tasks that are
+        thread-safe and spend their time in code that releases the GIL).
     """
     t0 = time.perf_counter()
     start = now_iso()
@@ -331,15 +345,18 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(workflow, out, force, progress)
     run.find_stored()
-    executor = f"scheduler {scheduler}" if scheduler else f"LocalCluster({workers or _default_workers()} workers)"
+    todo = [s for s in workflow.steps if s.id not in run.sources]
+    n = workers or _default_workers()
+    executor = (f"scheduler {scheduler}" if scheduler else
+                f"LocalCluster({n} {'process' if n == 1 else 'processes'})" if processes else
+                f"LocalCluster({n} {'thread' if n == 1 else 'threads'})")
     status = "complete"
     try:
-        todo = [s for s in workflow.steps if s.id not in run.sources]
         for step in workflow.steps:
             if step.id in run.sources:
                 run.load_stored(step)
         if todo:
-            with dask_client(scheduler, workers) as client:
+            with dask_client(scheduler, workers, processes=processes) as client:
                 _execute(run, client, todo)
     except BaseException as exc:
         status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,7 @@ class FrameSource:
                              f"stride={stride} selects no frame out of {total}")
         self._offsets = np.cumsum([0] + [p.n for p in self.parts])
         self._handles: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()  # threads share the open files
 
     # -- discovery
     def _scan(self, path: Path, dataset: str | None) -> list[_Part]:
@@ -261,8 +263,9 @@ class FrameSource:
                         raise OSError("the file is truncated (incomplete data)")
                     data = frm.data
             else:
-                h = self._handle(part)
-                data = h[()] if h.ndim == 2 else h[j]
+                with self._lock:  # h5py reads one at a time anyway
+                    h = self._handle(part)
+                    data = h[()] if h.ndim == 2 else h[j]
             data = np.asarray(data)
             if data.dtype.kind not in "iuf":
                 data = data.astype(np.float32)
@@ -278,10 +281,11 @@ class FrameSource:
         return f"{part.path.name}[{j}]"
 
     def close(self) -> None:
-        for h in self._handles.values():
-            if hasattr(h, "file"):
-                h.file.close()
-        self._handles.clear()
+        with self._lock:
+            for h in self._handles.values():
+                if hasattr(h, "file"):
+                    h.file.close()
+            self._handles.clear()
 
 
 def open_frames(path: str | Path, **options: Any) -> FrameSource:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import (
+    Processes,
+    Quiet,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    make_progress,
+)
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="X-ray diffraction processing on pyFAI: calibrate, process, show.",
@@ -62,18 +70,19 @@ def calibrate(
 def process(
     workflow: Annotated[Path, typer.Argument(help="Process file (YAML): input, geometry, plugins.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("xrd-out"),
-    workers: Annotated[int | None, typer.Option(min=1, help="Local Dask workers.")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address.")] = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    processes: Processes = None,
     force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run a plugin chain over frames on Dask; a killed run resumes where it stopped."""
     from matterflow.diffraction.xrd.processing import run_process
 
     with make_progress(quiet) as progress:
         res = run_process(workflow, out, workers=workers, scheduler=scheduler, force=force,
-                          progress=progress, report=not no_report)
+                          progress=progress, report=not no_report, processes=processes)
     console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
                   f"{res.seconds:.1f} s; results: {res.results}")
     for p in res.files:

@@ -5,7 +5,8 @@ whose integration engine -- CSR matrix etc. -- is built on the first frame and
 reused for all later ones), the plugins after their ``setup`` (dark, flat and
 mask files loaded once), and the lazily opened frame source. Pipelines are
 cached per process by a hash of (geometry, chain, source), so a Dask worker
-builds its integrator once and reuses it for every batch it runs.
+builds its integrator once and reuses it for every batch it runs; the threads
+of one process share it (built once, under a lock).
 
 A frame that cannot be read or processed gives a result with ``status`` 1,
 the reason, and NaN arrays of the declared shapes; the other frames go on.
@@ -17,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -39,6 +41,7 @@ from matterflow.diffraction.xrd.plugins import (
 __all__ = ["Pipeline", "get_pipeline", "result_class", "FrameResult"]
 
 _CACHE: OrderedDict[str, Pipeline] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 class Pipeline:
@@ -47,6 +50,7 @@ class Pipeline:
     def __init__(self, geometry: str | Path, plugins: list[dict[str, Any]], *,
                  source: str | Path | None = None, source_options: dict[str, Any] | None = None,
                  shape: tuple[int, int] | None = None, base_dir: Path | None = None):
+        self._lock = threading.Lock()
         self.ai = load_geometry(geometry)
         self.chain: list[Plugin] = validate_chain(plugins, base_dir=base_dir)
         self.source = FrameSource(source, **(source_options or {})) if source is not None else None
@@ -65,13 +69,16 @@ class Pipeline:
     def prepare(self, shape: tuple[int, int]) -> None:
         if self.shape == shape:
             return
-        det = self.ai.detector
-        if det.max_shape is not None and tuple(det.max_shape) != shape:
-            raise InputError(f"geometry: the detector in the PONI has shape "
-                             f"{tuple(det.max_shape)}; the frames have {shape}")
-        for p in self.chain:
-            p.setup(shape, self.ai, self.chain)
-        self.shape = shape
+        with self._lock:
+            if self.shape == shape:  # another thread did it meanwhile
+                return
+            det = self.ai.detector
+            if det.max_shape is not None and tuple(det.max_shape) != shape:
+                raise InputError(f"geometry: the detector in the PONI has shape "
+                                 f"{tuple(det.max_shape)}; the frames have {shape}")
+            for p in self.chain:
+                p.setup(shape, self.ai, self.chain)
+            self.shape = shape
 
     def run(self, image: np.ndarray | None = None, index: int = -1) -> Any:
         """Process one frame (an image, or frame ``index`` of the source); a result dataclass."""
@@ -223,15 +230,16 @@ def get_pipeline(geometry: str | Path, plugins: list[dict[str, Any]], *,
     key = hashlib.sha256(json.dumps([geo_id, plugins, str(source), source_options or {},
                                      str(base_dir)], sort_keys=True, default=str).encode()
                          ).hexdigest()
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    _tune_malloc()
-    pipe = Pipeline(geometry, plugins, source=source, source_options=source_options,
-                    base_dir=base_dir)
-    _CACHE[key] = pipe
-    while len(_CACHE) > 4:
-        _, old = _CACHE.popitem(last=False)
-        if old.source is not None:
-            old.source.close()
-    return pipe
+    with _CACHE_LOCK:  # threads of one worker wait for the first one's pipeline
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        _tune_malloc()
+        pipe = Pipeline(geometry, plugins, source=source, source_options=source_options,
+                        base_dir=base_dir)
+        _CACHE[key] = pipe
+        while len(_CACHE) > 4:
+            _, old = _CACHE.popitem(last=False)
+            if old.source is not None:
+                old.source.close()
+        return pipe

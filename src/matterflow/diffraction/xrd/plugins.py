@@ -32,6 +32,7 @@ A complete example is :class:`matterflow.diffraction.xrd.example_plugin.PeakRati
 from __future__ import annotations
 
 import functools
+import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -148,6 +149,16 @@ class Plugin:
         """Work on ``frame`` in place; return the arrays declared in :meth:`outputs`."""
         raise NotImplementedError
 
+    def runs_in_threads(self) -> bool:
+        """True if frames may go through this plugin on threads of one process.
+
+        That is, the plugin is thread-safe and its heavy work releases the GIL
+        (NumPy, compiled kernels). ``xrd process`` runs on threads (no worker
+        start-up, one integration matrix) when every plugin of the chain says so,
+        and on worker processes otherwise. Third-party plugins default to False.
+        """
+        return False
+
     def path(self, value: str | None) -> Path | None:
         if value is None:
             return None
@@ -169,6 +180,9 @@ class DarkFlat(Plugin):
     name = "dark_flat"
     stage = "image"
     Params = DarkFlatParams
+
+    def runs_in_threads(self) -> bool:
+        return True
 
     def setup(self, shape, ai, chain):
         from matterflow.diffraction.xrd._io import read_image
@@ -209,6 +223,9 @@ class Mask(Plugin):
     name = "mask"
     stage = "image"
     Params = MaskParams
+
+    def runs_in_threads(self) -> bool:
+        return True
 
     def setup(self, shape, ai, chain):
         from matterflow.diffraction.xrd._io import read_image
@@ -258,6 +275,9 @@ class SubtractImage(Plugin):
     name = "subtract_image"
     stage = "image"
     Params = SubtractImageParams
+
+    def runs_in_threads(self) -> bool:
+        return True
 
     def setup(self, shape, ai, chain):
         from matterflow.diffraction.xrd._io import read_image
@@ -341,31 +361,48 @@ def integrate_kwargs(p: IntegrateParams, frame: Frame) -> tuple[np.ndarray, dict
     return img, {**integration_options(p, frame), **extra}
 
 
+# pyFAI's integrators keep per-engine buffers: the threads of a process take turns
+# on them (the fused kernel needs no lock)
+PYFAI_LOCK = threading.RLock()
+
+
+def uses_fast_kernel(p: IntegrateParams) -> bool:
+    """True if frames are integrated by the fused kernel (no GIL, no lock), not pyFAI."""
+    from matterflow.diffraction.xrd.fast_integrator import supports
+
+    return p.engine == "auto" and supports(p.method, p.error_model)
+
+
 def integrate_pattern(plugin: Plugin, p: IntegrateParams, frame: Frame) -> Any:
     """A 1D pattern of ``frame`` (``.radial``, ``.intensity``, ``.sigma``) for ``p``.
 
     With ``engine: auto`` and options the fused kernel reproduces, the
     plugin keeps one :class:`~matterflow.diffraction.xrd.fast_integrator.FastIntegrator1d`
     (built on its first frame from pyFAI's matrix, rebuilt if the geometry,
-    shape, static mask, dark or flat change); otherwise pyFAI's ``integrate1d``.
+    shape, static mask, dark or flat change, once for all threads of a
+    process); otherwise pyFAI's ``integrate1d``.
     """
-    from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d, supports
+    from matterflow.diffraction.xrd.fast_integrator import FastIntegrator1d
 
     fast = None
-    if p.engine == "auto" and supports(p.method, p.error_model):
+    if uses_fast_kernel(p):
         det_mask = frame.ai.detector.mask
         key = (id(frame.ai), frame.image.shape, id(det_mask), id(frame.dark), id(frame.flat))
         if getattr(plugin, "_fast_key", None) != key:
-            kw = integration_options(p, frame)
-            try:
-                plugin._fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)  # type: ignore[attr-defined]
-            except ValueError:  # a matrix the kernel cannot take: pyFAI does it
-                plugin._fast = None  # type: ignore[attr-defined]
-            plugin._fast_key = key  # type: ignore[attr-defined]
+            with PYFAI_LOCK:
+                if getattr(plugin, "_fast_key", None) != key:
+                    kw = integration_options(p, frame)
+                    try:
+                        fast = FastIntegrator1d(frame.ai, frame.image.shape, p.npt, kw)
+                    except ValueError:  # a matrix the kernel cannot take: pyFAI does it
+                        fast = None
+                    plugin._fast = fast  # type: ignore[attr-defined]
+                    plugin._fast_key = key  # type: ignore[attr-defined]
         fast = plugin._fast  # type: ignore[attr-defined]
     if fast is None:
         img, kw = integrate_kwargs(p, frame)
-        return frame.ai.integrate1d(img, p.npt, **kw)
+        with PYFAI_LOCK:
+            return frame.ai.integrate1d(img, p.npt, **kw)
     if frame.mask_is_thresholds_only:  # thresholds and non-finite values: applied in the kernel
         return fast.integrate(frame.image, low=frame.low, high=frame.high)
     return fast.integrate(frame.image, frame.mask)
@@ -377,6 +414,9 @@ class Integrate1D(Plugin):
     name = "integrate1d"
     stage = "integrate"
     Params = IntegrateParams
+
+    def runs_in_threads(self) -> bool:
+        return uses_fast_kernel(self.params)  # type: ignore[arg-type]
 
     def process(self, frame):
         p: IntegrateParams = self.params  # type: ignore[assignment]
@@ -401,6 +441,9 @@ class Sector(Plugin):
     name = "sector"
     stage = "integrate"
     Params = SectorParams
+
+    def runs_in_threads(self) -> bool:
+        return uses_fast_kernel(self.params)  # type: ignore[arg-type]
 
     def outputs(self, chain):
         p = self.params
@@ -436,7 +479,8 @@ class Integrate2D(Plugin):
     def process(self, frame):
         p: Integrate2DParams = self.params  # type: ignore[assignment]
         img, kw = integrate_kwargs(p, frame)
-        res = frame.ai.integrate2d(img, p.npt, p.npt_azim, **kw)
+        with PYFAI_LOCK:
+            res = frame.ai.integrate2d(img, p.npt, p.npt_azim, **kw)
         return {"intensity": res.intensity, "radial": res.radial, "azimuthal": res.azimuthal}
 
 
@@ -476,11 +520,12 @@ class ChiProfile(Plugin):
             img = np.asarray(img, dtype=np.float32).copy()
             img[frame.mask] = _DUMMY
             extra = {"dummy": _DUMMY, "delta_dummy": 0.5}
-        res = frame.ai.integrate_radial(img, p.npt, p.npt_rad, radial_range=p.radial_range,
-                                        radial_unit=p.radial_unit, unit="chi_deg",
-                                        polarization_factor=p.polarization_factor,
-                                        correctSolidAngle=p.solid_angle, dark=frame.dark,
-                                        flat=frame.flat, **extra)
+        with PYFAI_LOCK:
+            res = frame.ai.integrate_radial(img, p.npt, p.npt_rad, radial_range=p.radial_range,
+                                            radial_unit=p.radial_unit, unit="chi_deg",
+                                            polarization_factor=p.polarization_factor,
+                                            correctSolidAngle=p.solid_angle, dark=frame.dark,
+                                            flat=frame.flat, **extra)
         return {"chi": res.radial, "intensity": res.intensity}
 
 
@@ -515,6 +560,9 @@ class Background(Plugin):
     name = "background"
     stage = "pattern"
     Params = BackgroundParams
+
+    def runs_in_threads(self) -> bool:
+        return True
 
     def outputs(self, chain):
         return {"background": ((_npt(chain),), "counts")}
@@ -564,6 +612,9 @@ class FitPeaks(Plugin):
     name = "fit_peaks"
     stage = "analysis"
     Params = FitPeaksParams
+
+    def runs_in_threads(self) -> bool:
+        return True
 
     def outputs(self, chain):
         n = len(self.params.centers)  # type: ignore[attr-defined]

@@ -159,18 +159,30 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
 
 def run_process(path: str | Path, out: str | Path, *, workers: int | None = None,
                 scheduler: str | None = None, force: bool = False, progress: Any = None,
-                report: bool = True) -> ProcessOutcome:
-    """Validate and run a process file; results.h5, azint.nxs, fits.csv (+ xy) in ``out``."""
+                report: bool = True, processes: bool | None = None) -> ProcessOutcome:
+    """Validate and run a process file; results.h5, azint.nxs, fits.csv (+ xy) in ``out``.
+
+    ``processes``: local cluster of worker processes (True) or threads of this
+    process (False). Default: threads if every plugin of the chain runs well on
+    threads (:meth:`~matterflow.diffraction.xrd.plugins.Plugin.runs_in_threads`:
+    the fused integration kernel and NumPy release the GIL), so there is no worker
+    start-up and one integration matrix and one open file serve all threads;
+    processes otherwise (e.g. with integrate2d, which pyFAI runs one at a time).
+    """
     import h5py
     import numpy as np
 
     from matterflow.core.execute import run_workflow
     from matterflow.diffraction.xrd.export import export_fit_csv, export_nexus, export_xy
+    from matterflow.diffraction.xrd.plugins import validate_chain
 
     spec, wf, base = load_process_file(path)
+    if processes is None:
+        chain = validate_chain(spec.plugins, base_dir=base)
+        processes = not all(p.runs_in_threads() for p in chain)
     out = Path(out)
     summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                           progress=progress)
+                           progress=progress, processes=processes)
     res = ProcessOutcome(results=summary.results, seconds=summary.seconds)
     with h5py.File(summary.results, "r") as f:
         st = f["process/status"][()]
