@@ -7,7 +7,7 @@ in-process and trains a short FNO (accuracy then is only indicative).
 Measured in the same process, on the same test densities:
 
 - batched FNO inference (8192 test densities, repeated, ``--batch-size`` per call (best of two passes),
-  float32, ``torch.inference_mode``): the fast channels-last path (default of
+  float32, ``torch.inference_mode``): the fast dense-product path (default of
   ``predict``) and the neuraloperator module itself;
 - the numerical inversion :func:`matterflow.dft1d.inversion.invert_density`
   (default tolerance 1e-7 /bohr), both its default path (closed-form one-orbital

@@ -297,7 +297,7 @@ class DensityToPotentialFNO:
         """Potentials (n_samples, n_points), Ha, predicted from densities (electrons/bohr).
 
         Runs under ``torch.inference_mode`` in float32, ``batch_size`` samples at a time.
-        ``fast`` uses the channels-last re-implementation of the trained network
+        ``fast`` uses the dense-product re-implementation of the trained network
         (:mod:`matterflow.dft1d.fno_fast`, same output to float32 rounding); False runs
         the neuraloperator module itself.
         """
