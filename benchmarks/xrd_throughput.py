@@ -9,8 +9,9 @@ again (the frames are read and decompressed every time, from the page cache).
 - baseline: one Python process, `ai.integrate1d` + the same peak fit, in a loop,
   (a) with pyFAI's default OpenMP threads (its CSR integrator uses all cores),
   (b) in a fresh process with OMP_NUM_THREADS=1 (a strictly single-core loop).
-- matterflow: `run_process` on a LocalCluster of `--workers` processes
-  (results.h5 written; NeXus/CSV/report off), end to end incl. cluster start,
+- matterflow: `run_process` on a local Dask cluster of `--workers` threads (its
+  default for this chain: one process, one shared integration matrix; see
+  docs/xrd.md) (results.h5 written; NeXus/CSV/report off), end to end incl. cluster start,
   cold (the integration matrix is built: an empty MATTERFLOW_CACHE_DIR). Its
   integrate1d uses pyFAI's matrix through matterflow's fused kernel (engine auto);
   the patterns agree with pyFAI's to ~1e-7 and the fitted positions are compared.

@@ -15,10 +15,11 @@ first run filled: every later scan with that geometry;
 
 Both codes run as fresh processes, timed end to end from the parent (interpreter
 start, imports, worker start-up, processing, writing results), on the same files,
-each with 2 worker processes:
+each with 2 workers:
 
-- matterflow: ``matterflow xrd process WORKFLOW.yaml --workers 2`` (Dask
-  LocalCluster; plugins mask(high) -> integrate1d(poisson errors) -> fit_peaks
+- matterflow: ``matterflow xrd process WORKFLOW.yaml --workers 2`` (a local Dask
+  cluster of 2 threads in one process, its default for this chain; ``--processes``
+  gives 2 worker processes; plugins mask(high) -> integrate1d(poisson errors) -> fit_peaks
   (pseudo-Voigt); results.h5 only, NeXus/CSV/report off, as in
   ``xrd_throughput.py``);
 - pydidas: ``xrd_pydidas_driver.py`` run by the pydidas venv's python, which
