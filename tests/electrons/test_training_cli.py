@@ -76,6 +76,47 @@ def test_train_ensemble_command(snapshots, tmp_path):
     assert m.members_[0].train.weight_decay == 1e-5
 
 
+def test_evaluate_command(snapshots, tmp_path):
+    """`electrons evaluate` gives the same errors as the train command's table, and a floor."""
+    import json
+    import re
+
+    runner = CliRunner()
+    model = tmp_path / "model.pt"
+    res = runner.invoke(app, ["electrons", "train", *map(str, snapshots), "--test", "2", "--kind", "gaussian",
+                              "--hidden", "16", "--epochs", "5", "--out", str(model), "-q"])
+    assert res.exit_code == 0, res.output
+    trained = re.findall(r"│ (s[23]\.h5)\s+│ ([-+\d.]+)\s+│ ([-+\d.]+)", res.output)
+    assert [t[0] for t in trained] == ["s2.h5", "s3.h5"]
+    assert re.search(r"within ±10 meV/atom: band \d/2", res.output)
+    out = tmp_path / "errors.json"
+    res = runner.invoke(app, ["electrons", "evaluate", str(model), *map(str, snapshots[2:]), "--tolerance", "1e6",
+                              "--json", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    rows = doc["snapshots"]
+    assert [r["snapshot"] for r in rows] == [str(p) for p in snapshots[2:]]
+    for r, (_, band, total) in zip(rows, trained, strict=True):
+        # same model, same snapshot: the numbers of the train command's table (2 decimals)
+        assert r["band_energy_mev_per_atom"] == pytest.approx(float(band), abs=0.006)
+        assert r["total_energy_mev_per_atom"] == pytest.approx(float(total), abs=0.006)
+        # the synthetic references are the observables of the stored LDOS (width 0): floor zero
+        assert abs(r["floor"]["band_energy_mev_per_atom"]) < 1e-6
+        assert abs(r["floor"]["total_energy_mev_per_atom"]) < 1e-6
+        assert r["floor"]["density_mrae_percent"] < 1e-6
+    s = doc["summary"]
+    assert s["n"] == 2 and s["band_within"] == 2 and s["total_within"] == 2   # tolerance 1e6
+    worst = max((r["total_energy_mev_per_atom"] for r in rows), key=abs)
+    assert s["worst_total"] == worst and "floor" in res.output and "total 2/2" in res.output
+    res = runner.invoke(app, ["electrons", "evaluate", str(model), str(snapshots[3]), "--tolerance", "0",
+                              "--no-floor", "-q"])
+    assert res.exit_code == 0 and "floor" not in res.output and "band 0/1" in res.output
+    res = runner.invoke(app, ["electrons", "evaluate", str(tmp_path / "none.pt"), str(snapshots[0])])
+    assert res.exit_code == 2 and "none.pt" in res.output
+    res = runner.invoke(app, ["electrons", "evaluate", str(model), str(tmp_path / "none.h5")])
+    assert res.exit_code == 2 and "none.h5" in res.output
+
+
 def test_bad_command_input(snapshots, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["electrons", "train", str(snapshots[0]), "--test", "1", "--kind", "gaussian"])

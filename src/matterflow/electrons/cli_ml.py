@@ -1,4 +1,4 @@
-"""``matterflow electrons train | hyperopt | predict``: the LDOS model on the command line."""
+"""``matterflow electrons train | evaluate | hyperopt | predict``: the LDOS model on the command line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from matterflow.clitools import console, handle_errors, make_progress
 from matterflow.core.errors import InputError, MatterflowError
 
-__all__ = ["register"]
+__all__ = ["register", "error_summary"]
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -59,20 +59,53 @@ def _split(n: int, n_test: int, n_val: int) -> tuple[list[int], list[int], list[
     return [i for i in range(n) if i not in test and i not in val], val, test
 
 
-def _error_table(rows: list[tuple[str, dict]]) -> None:
+def _error_table(rows: list[tuple[str, dict]], floor: bool = False,
+                 title: str = "held-out snapshots: ML vs DFT") -> None:
     from rich.table import Table
 
-    t = Table(title="held-out snapshots: ML vs DFT")
-    for col in ("snapshot", "band (meV/atom)", "total (meV/atom)", "Fermi (meV)", "density MRAE (%)"):
+    t = Table(title=title)
+    if floor:   # narrower headers so that the seven columns fit 80 characters
+        cols = ["band (meV/at)", "total (meV/at)", "Fermi (meV)", "density (%)", "floor band", "floor total"]
+    else:
+        cols = ["band (meV/atom)", "total (meV/atom)", "Fermi (meV)", "density MRAE (%)"]
+    t.add_column("snapshot", no_wrap=True)
+    for col in cols:
         t.add_column(col)
     for name, e in rows:
-        t.add_row(name, f"{e['band_energy_mev_per_atom']:+.2f}", f"{e['total_energy_mev_per_atom']:+.2f}",
-                  f"{e['fermi_mev']:+.1f}", f"{e['density_mrae_percent']:.2f}")
+        cells = [name, f"{e['band_energy_mev_per_atom']:+.2f}", f"{e['total_energy_mev_per_atom']:+.2f}",
+                 f"{e['fermi_mev']:+.1f}", f"{e['density_mrae_percent']:.2f}"]
+        if floor:
+            f = e.get("floor")
+            cells += ([f"{f['band_energy_mev_per_atom']:+.2f}", f"{f['total_energy_mev_per_atom']:+.2f}"]
+                      if f else ["–", "–"])
+        t.add_row(*cells)
     console.print(t)
 
 
+def error_summary(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+    """Counts within ``tolerance`` (meV/atom) and worst errors of per-snapshot error dicts.
+
+    ``rows`` are dicts of :func:`~matterflow.electrons.ml_tasks.prediction_errors`;
+    the result holds ``n``, ``band_within``, ``total_within``, ``worst_band``,
+    ``worst_total`` (signed, meV/atom), ``max_density_mrae`` (%) and a one-line ``text``.
+    """
+    if not rows:
+        raise InputError("snapshots: none to summarise")
+    band = [r["band_energy_mev_per_atom"] for r in rows]
+    total = [r["total_energy_mev_per_atom"] for r in rows]
+    out = {"n": len(rows),
+           "band_within": sum(abs(b) <= tolerance for b in band),
+           "total_within": sum(abs(t) <= tolerance for t in total),
+           "worst_band": max(band, key=abs), "worst_total": max(total, key=abs),
+           "max_density_mrae": max(r["density_mrae_percent"] for r in rows)}
+    out["text"] = (f"within ±{tolerance:g} meV/atom: band {out['band_within']}/{out['n']} "
+                   f"(worst {out['worst_band']:+.2f}), total {out['total_within']}/{out['n']} "
+                   f"(worst {out['worst_total']:+.2f}); density MRAE ≤ {out['max_density_mrae']:.2f} %")
+    return out
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``hyperopt`` and ``predict`` to ``matterflow electrons``."""
+    """Add ``train``, ``evaluate``, ``hyperopt`` and ``predict`` to ``matterflow electrons``."""
 
     @app.command("train")
     @handle_errors
@@ -158,7 +191,55 @@ def register(app: typer.Typer) -> None:
                 rows.append((Path(data.paths[i]).name, prediction_errors(pred, snap)))
         if rows:
             _error_table(rows)
+            console.print(error_summary([e for _, e in rows], 10.0)["text"])
         console.print(f"model: {out}")
+
+    @app.command("evaluate")
+    @handle_errors
+    def evaluate_cmd(
+        model: Annotated[Path, typer.Argument(help="Model file from `matterflow electrons train`.")],
+        snapshots: Annotated[list[Path], typer.Argument(help="DFT snapshot .h5 files to compare with.")],
+        tolerance: Annotated[float, typer.Option(
+            min=0.0, help="Energy tolerance (meV/atom) counted in the summary.")] = 10.0,
+        floor: Annotated[bool, typer.Option(
+            "--floor/--no-floor", help="Also the error of the observables of each snapshot's own LDOS "
+                                       "(what a perfect model would reach).")] = True,
+        json_out: Annotated[Path | None, typer.Option("--json", help="Write the per-snapshot errors here.")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Errors of a trained model on DFT snapshots: band, total, Fermi, density; DFT floor; summary."""
+        from matterflow.electrons.ml_tasks import floor_errors, prediction_errors
+        from matterflow.electrons.model import load_model
+        from matterflow.electrons.predict import predict_observables
+        from matterflow.electrons.snapshot import load_snapshot
+
+        if not model.exists():
+            raise InputError(f"{model}: model file not found")
+        for p in snapshots:
+            if not p.exists():
+                raise InputError(f"{p}: snapshot file not found")
+        m = load_model(model)
+        rows: list[dict[str, Any]] = []
+        with make_progress(quiet) as progress:
+            bar = progress.add_task("evaluating", total=len(snapshots))
+            for p in snapshots:
+                snap = load_snapshot(p)
+                pred = predict_observables(m, snap.atoms, grid_shape=tuple(snap.grid_shape))
+                row: dict[str, Any] = {"snapshot": str(p), **prediction_errors(pred, snap)}
+                if floor and snap.ldos is not None:
+                    row["floor"] = floor_errors(snap)
+                rows.append(row)
+                progress.advance(bar)
+        _error_table([(f"{Path(r['snapshot']).parent.name}/{Path(r['snapshot']).name}", r) for r in rows],
+                     floor=floor, title="ML − DFT per snapshot (floor: the snapshot's own LDOS − DFT)"
+                     if floor else "ML − DFT per snapshot")
+        summary = error_summary(rows, tolerance)
+        console.print(summary["text"])
+        if json_out is not None:
+            json_out.write_text(json.dumps({"model": str(model), "tolerance_mev_per_atom": tolerance,
+                                            "summary": {k: v for k, v in summary.items() if k != "text"},
+                                            "snapshots": rows}, indent=1))
+            console.print(f"errors: {json_out}")
 
     @app.command("hyperopt")
     @handle_errors

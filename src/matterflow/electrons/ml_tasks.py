@@ -24,7 +24,7 @@ from matterflow.electrons.training import TrainParams
 
 __all__ = ["TrainTaskParams", "train", "predict", "evaluate", "TASKS", "setup_for",
            "training_arrays", "atoms_from_arrays", "snapshot_dataset", "SnapshotData",
-           "prediction_errors"]
+           "prediction_errors", "floor_errors"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -170,6 +170,24 @@ def prediction_errors(pred: Any, snap: Any) -> dict[str, float]:
             "total_energy_mev_per_atom": (pred.total_energy_ev - snap.total_energy_ev) / n * 1000,
             "fermi_mev": (pred.fermi_ev - snap.fermi_ev) * 1000,
             "density_mrae_percent": float(np.mean(np.abs(rho[mask] - rho_ref[mask]) / rho_ref[mask]) * 100)}
+
+
+def floor_errors(snap: Any) -> dict[str, float]:
+    """The error floor of a snapshot: observables of its *own* LDOS against its DFT values.
+
+    What a perfect LDOS model would reach on this snapshot (LDOS width, energy
+    grid and double-counting terms); same keys and units as
+    :func:`prediction_errors`. Raises ``InputError`` if the snapshot holds no LDOS.
+    """
+    from matterflow.electrons.observables import observables_from_ldos
+
+    if snap.ldos is None:
+        raise InputError("ldos: the snapshot holds no LDOS, so its error floor cannot be computed")
+    obs = observables_from_ldos(snap.ldos, snap.energy_grid_ev, snap.atoms,
+                                temperature_k=snap.electronic_temperature_k,
+                                ldos_smearing_ev=snap.ldos_smearing_ev, n_electrons=snap.n_electrons,
+                                xc=snap.meta.get("functional", "lda,pz"))
+    return prediction_errors(obs, snap)
 
 
 # --------------------------------------------------------------------------- train
