@@ -18,10 +18,10 @@ Units: Hartree atomic units (bohr, Ha, electrons/bohr).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
@@ -34,6 +34,16 @@ _FAMILY_DOC = f"potential families, any of: {', '.join(FAMILIES)}"
 
 # --------------------------------------------------------------------------- potentials
 
+def _known_family(v: str | None) -> str | None:
+    if v is not None and v not in FAMILIES:
+        raise ValueError(f"unknown potential family {v!r}; known: {', '.join(FAMILIES)}")
+    return v
+
+
+# a family name, or None; checked against the known families
+FamilyName = Annotated[str | None, AfterValidator(_known_family)]
+
+
 class PotentialsParams(Params):
     families: list[str] = Field(list(FAMILIES), min_length=1, description=_FAMILY_DOC)
     n_samples: int = Field(200, ge=1, le=1_000_000, description="number of potentials")
@@ -42,7 +52,7 @@ class PotentialsParams(Params):
                           json_schema_extra={"units": "bohr"})
     val_fraction: float = Field(0.1, ge=0, lt=0.5, description="fraction for validation")
     test_fraction: float = Field(0.1, ge=0, lt=0.5, description="fraction for testing")
-    holdout_family: str | None = Field(None, description="family kept out of train/val: all its "
+    holdout_family: FamilyName = Field(None, description="family kept out of train/val: all its "
                                        "samples get split 'ood' (out of distribution)")
     seed: int = Field(0, ge=0, description="random seed of the potentials and the split")
 
@@ -53,13 +63,6 @@ class PotentialsParams(Params):
             return check_families(v)
         except InputError as exc:
             raise ValueError(str(exc)) from None
-
-    @field_validator("holdout_family")
-    @classmethod
-    def _known_one(cls, v: str | None) -> str | None:
-        if v is not None and v not in FAMILIES:
-            raise ValueError(f"unknown potential family {v!r}; known: {', '.join(FAMILIES)}")
-        return v
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,7 @@ def invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, params: Inv
 
 class TrainFNOParams(Params):
     target: Literal["v_hxc", "v_ks"] = Field("v_hxc", description="potential learned from the density")
-    holdout_family: str | None = Field(None, description="family moved to the 'ood' split "
+    holdout_family: FamilyName = Field(None, description="family moved to the 'ood' split "
                                        "(trained without it, tested on it)")
     n_modes: int = Field(16, ge=1, le=256, description="Fourier modes per layer")
     hidden_channels: int = Field(32, ge=2, le=512, description="width of the operator layers")
@@ -261,13 +264,6 @@ class TrainFNOParams(Params):
                           "to time the inversion against the FNO")
     n_examples: int = Field(4, ge=1, le=64, description="test (and ood) samples kept for figures")
     seed: int = Field(0, ge=0, description="torch seed of initialisation and batches")
-
-    @field_validator("holdout_family")
-    @classmethod
-    def _known_one(cls, v: str | None) -> str | None:
-        if v is not None and v not in FAMILIES:
-            raise ValueError(f"unknown potential family {v!r}; known: {', '.join(FAMILIES)}")
-        return v
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,23 @@ _AU_E = {"units": "Eh/(e bohr) (a.u. of field)"}
 _AU_W = {"units": "Eh/ħ (a.u.)"}
 
 
-class ProblemParams(Params):
+class _ReferenceGrid(Params):
+    """Space-time grid of the reference propagator (and of the PINN's comparison)."""
+
+    n_x: int = Field(256, ge=16, le=8192, description="grid points in x (reference and PINN)")
+    n_steps: int = Field(400, ge=10, le=1_000_000, description="reference time steps")
+    n_saved: int = Field(81, ge=2, le=10_001,
+                         description="saved times (n_steps divisible by n_saved-1)")
+
+    @model_validator(mode="after")
+    def _saved_divides_steps(self):
+        if self.n_steps % (self.n_saved - 1):
+            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of n_saved - 1 "
+                             f"({self.n_saved - 1})")
+        return self
+
+
+class ProblemParams(_ReferenceGrid):
     """The driven one-electron problem (shared by all tasks here)."""
 
     potential: Literal["harmonic", "soft_coulomb"] = Field(
@@ -49,16 +65,6 @@ class ProblemParams(Params):
         1, description="1 electron, or 2 (singlet) in TDKS with exact exchange")
     interaction_softening: float = Field(1.0, gt=0, description="softening of e-e interaction",
                                          json_schema_extra=_AU_X)
-    n_x: int = Field(256, ge=16, le=8192, description="reference grid points in x")
-    n_steps: int = Field(400, ge=10, le=1_000_000, description="reference time steps")
-    n_saved: int = Field(81, ge=2, le=10_001, description="saved times (n_steps divisible by n_saved-1)")
-
-    @model_validator(mode="after")
-    def _saved_divides_steps(self):
-        if self.n_steps % (self.n_saved - 1):
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of n_saved - 1 "
-                             f"({self.n_saved - 1})")
-        return self
 
     def setup(self):
         from matterflow.dft1d.tdse import TDSESetup
@@ -275,20 +281,10 @@ def pinn_train(*, params: PINNTrainParams) -> PINNTraining:
                         break_even_queries=n_star)
 
 
-class PINNPredictParams(Params):
+class PINNPredictParams(_ReferenceGrid):
     e0: list[float] = Field([0.5], min_length=1, max_length=100,
                             description="new field amplitudes (inside the trained range)",
                             json_schema_extra=_AU_E)
-    n_x: int = Field(256, ge=16, le=8192, description="grid points in x (reference and PINN)")
-    n_steps: int = Field(400, ge=10, le=1_000_000, description="reference time steps")
-    n_saved: int = Field(81, ge=2, le=10_001, description="saved times")
-
-    @model_validator(mode="after")
-    def _saved_divides_steps(self):
-        if self.n_steps % (self.n_saved - 1):
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of n_saved - 1 "
-                             f"({self.n_saved - 1})")
-        return self
 
 
 @task("dft1d.pinn_predict", params=PINNPredictParams, figures=_comparison_figures, version="1")
