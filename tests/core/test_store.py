@@ -15,6 +15,7 @@ from matterflow.core.errors import InputError
 from matterflow.core.store import (
     Results,
     atomic_h5,
+    atomic_write_bytes,
     base_provenance,
     read_group,
     sha256_file,
@@ -61,6 +62,15 @@ def test_failed_write_leaves_previous_file(tmp_path):
     with h5py.File(path) as f:
         assert f.attrs["version"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["r.h5"]  # no temporary file left
+
+
+def test_atomic_bytes_write_replaces_whole_files_only(tmp_path):
+    path = tmp_path / "sub" / "model.bin"
+    assert atomic_write_bytes(path, b"first") == path and path.read_bytes() == b"first"
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in path.parent.iterdir()] == ["model.bin"]  # no temporary file left
 
 
 def test_provenance_has_versions_host_and_commit_field():

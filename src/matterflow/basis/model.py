@@ -143,10 +143,10 @@ class BasisPredictor:
         return obj["model"]
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
+        """Write the fitted model to ``path`` (appears only when complete); returns the path."""
+        from matterflow.core.store import atomic_write_bytes
+
+        return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> BasisPredictor:

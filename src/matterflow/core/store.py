@@ -38,6 +38,7 @@ from matterflow.core.errors import InputError
 
 __all__ = [
     "atomic_h5",
+    "atomic_write_bytes",
     "write_outputs",
     "read_group",
     "read_results",
@@ -78,17 +79,37 @@ def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
     try:
         with h5py.File(tmp, "a" if mode == "a" else "w", track_order=True) as f:
             yield f
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            os.fsync(dfd)
-            os.close(dfd)
+        _commit(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` such that the file appears only when complete; the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        _commit(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, rename it to ``path`` and make the rename durable."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        os.fsync(dfd)
+        os.close(dfd)
 
 
 def _as_storable(value: Any) -> Any:

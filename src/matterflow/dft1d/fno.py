@@ -20,6 +20,7 @@ Units: bohr, Ha, electrons/bohr.
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,21 +326,22 @@ class DensityToPotentialFNO:
         """Write hyper-parameters, normalisation and weights to a ``.pt`` file."""
         import torch
 
+        from matterflow.core.store import atomic_write_bytes
+
         self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         hyper = {k: getattr(self, k) for k in ("n_modes", "hidden_channels", "n_layers", "epochs",
                                               "batch_size", "learning_rate", "weight_decay",
                                               "seed", "threads", "density_weight", "physics_loss",
                                               "density_warmup", "grad_clip", "target",
                                               "n_electrons", "spin", "exact_hx", "softening",
                                               "warm_start")}
+        buf = io.BytesIO()
         torch.save({"hyper": hyper, "n_points": self.n_points_, "in_mean": self.in_mean_,
                     "in_std": self.in_std_, "out_mean": self.out_mean_, "out_std": self.out_std_,
                     "state": self.model_.state_dict(), "loss_history": self.loss_history_,
                     "x": getattr(self, "x_", None)},
-                   path)
-        return path
+                   buf)
+        return atomic_write_bytes(path, buf.getvalue())  # no half-written model file
 
     @classmethod
     def load(cls, path: str | Path) -> DensityToPotentialFNO:

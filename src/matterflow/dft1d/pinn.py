@@ -433,11 +433,10 @@ class TDSEPINN:
         return model
 
     def save(self, path: str | Path) -> Path:
-        """Write the trained model to ``path``; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
+        """Write the trained model to ``path`` (appears only when complete); returns the path."""
+        from matterflow.core.store import atomic_write_bytes
+
+        return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> TDSEPINN:
