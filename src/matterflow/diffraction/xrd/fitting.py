@@ -1,8 +1,9 @@
 """Peak fitting of 1D patterns: Gaussian, Lorentzian or pseudo-Voigt on a polynomial background.
 
-Each peak is fitted in its own window ``[center - window, center + window]``
-by weighted least squares (``scipy.optimize.curve_fit``; weights 1/σ when σ
-is given). Uncertainties are the square roots of the covariance diagonal,
+Each peak is fitted in its own window ``[center - window, center + window]``;
+peaks whose windows overlap are fitted together, on one background, in the
+union of their windows. Fits are weighted least squares
+(``scipy.optimize.curve_fit``; weights 1/σ when σ is given). Uncertainties are the square roots of the covariance diagonal,
 scaled by the reduced χ² (``absolute_sigma=False``), so they are honest also
 when σ is only relative. The area of a pseudo-Voigt of height ``h`` and full
 width ``w`` is ``h w (η π/2 + (1 - η) sqrt(π / (4 ln 2)))``.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-__all__ = ["PeakFit", "fit_peak", "fit_peaks", "profile", "PROFILES"]
+__all__ = ["PeakFit", "fit_peak", "fit_peaks", "fit_window", "profile", "PROFILES"]
 
 PROFILES = ("gaussian", "lorentzian", "pseudo_voigt")
 _GAUSS_AREA = np.sqrt(np.pi / (4 * np.log(2)))
@@ -53,16 +54,37 @@ def fit_peak(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, center: flo
              fwhm_guess: float | None = None) -> tuple[dict, np.ndarray, np.ndarray] | None:
     """Fit one peak near ``center`` in ``|x - center| <= window``.
 
-    Returns ``(values, errors dict, x_window, model_window)`` or None if
-    there are too few points or the fit fails.
+    Returns ``(values dict, x_window, model_window)`` or None if there are too few
+    points or the fit fails.
     """
-    sel = np.abs(x - center) <= window
+    res = fit_window(x, y, sigma, [center], window, shape=shape,
+                     background_order=background_order, fwhm_guess=fwhm_guess)
+    return None if res is None else (res[0][0], res[1], res[2])
+
+
+def fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: list[float],
+               window: float, *, shape: str = "pseudo_voigt", background_order: int = 1,
+               fwhm_guess: float | None = None
+               ) -> tuple[list[dict], np.ndarray, np.ndarray] | None:
+    """Fit peaks near ``centers`` together, on one polynomial background.
+
+    The window is ``[min(centers) - window, max(centers) + window]``; each peak has
+    its own position (within ``window`` of its start), height, width and, for
+    pseudo-Voigts, mixing η. Returns ``(values per peak, x_window, model_window)``
+    or None if there are too few points or the fit fails.
+    """
+    centers = [float(c) for c in centers]
+    n_pk = len(centers)
+    ref = float(np.mean(centers))
+    sel = (x >= min(centers) - window) & (x <= max(centers) + window)
     sel &= np.isfinite(y)
     if sigma is not None:
         sel &= np.isfinite(sigma)
     xs, ys = x[sel], y[sel]
+    pv = shape == "pseudo_voigt"
+    npp = 4 if pv else 3                       # parameters per peak: dc, h, w (, eta)
     nb = background_order + 1
-    n_par = 3 + nb + (1 if shape == "pseudo_voigt" else 0)
+    n_par = npp * n_pk + nb
     if xs.size < n_par + 2:
         return None
     s = None
@@ -72,45 +94,63 @@ def fit_peak(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, center: flo
         s = np.where(np.isfinite(s), s, np.nanmax(s) if np.isfinite(s).any() else 1.0)
         if not np.isfinite(s).all():
             s = None
-    xc = xs - center
+    xc = xs - ref
+    offsets = np.array(centers) - ref          # start positions relative to ref
+    fixed_eta = 0.0 if shape == "gaussian" else 1.0
+
+    def _peak(p: tuple, j: int) -> tuple[float, float, float, float]:
+        q = p[npp * j: npp * (j + 1)]
+        return offsets[j] + q[0], q[1], q[2], (q[3] if pv else fixed_eta)
 
     def model(xv: np.ndarray, *p: float) -> np.ndarray:
-        c, h, w = p[0], p[1], p[2]
-        eta = p[3] if shape == "pseudo_voigt" else (0.0 if shape == "gaussian" else 1.0)
-        bg = np.polyval(p[-nb:][::-1], xv)
-        return profile(xv, c, h, w, eta) + bg
+        out = np.polyval(p[-nb:][::-1], xv)
+        for j in range(n_pk):
+            out = out + profile(xv, *_peak(p, j))
+        return out
 
     powers = np.vander(xc, nb, increasing=True)  # (n, nb): 1, x, x², ... for the background
 
     def jacobian(xv: np.ndarray, *p: float) -> np.ndarray:
         # analytic derivatives: one model evaluation per iteration instead of n_par + 1
-        c, h, w = p[0], p[1], p[2]
-        eta = p[3] if shape == "pseudo_voigt" else (0.0 if shape == "gaussian" else 1.0)
-        u = (xv - c) / (w / 2)
-        lor = 1 / (1 + u * u)
-        gau = np.exp(-np.log(2) * u * u)
-        df_du = h * (eta * (-2 * u * lor * lor) + (1 - eta) * (-2 * np.log(2) * u * gau))
-        cols = [df_du * (-2 / w), eta * lor + (1 - eta) * gau, df_du * (-u / w)]
-        if shape == "pseudo_voigt":
-            cols.append(h * (lor - gau))
+        cols = []
+        for j in range(n_pk):
+            c, h, w, eta = _peak(p, j)
+            u = (xv - c) / (w / 2)
+            lor = 1 / (1 + u * u)
+            gau = np.exp(-np.log(2) * u * u)
+            df_du = h * (eta * (-2 * u * lor * lor) + (1 - eta) * (-2 * np.log(2) * u * gau))
+            cols += [df_du * (-2 / w), eta * lor + (1 - eta) * gau, df_du * (-u / w)]
+            if pv:
+                cols.append(h * (lor - gau))
         return np.column_stack(cols + [powers[:, k] for k in range(nb)])
 
     edge = np.concatenate([ys[:3], ys[-3:]])
     b0 = float(np.median(edge))
-    i_max = int(np.argmax(ys))
-    h0 = max(float(ys[i_max] - b0), 1e-12)
-    w0 = fwhm_guess or max(window / 5, float(np.median(np.diff(xs))) * 3)
-    p0 = [float(xc[i_max]), h0, w0] + ([0.5] if shape == "pseudo_voigt" else []) + [b0] + [0.0] * (nb - 1)
-    lo = [-window, 0.0, 1e-6 * window] + ([0.0] if shape == "pseudo_voigt" else []) + [-np.inf] * nb
-    hi = [window, np.inf, 2 * window] + ([1.0] if shape == "pseudo_voigt" else []) + [np.inf] * nb
+    step = float(np.median(np.diff(xs)))
+    w0 = fwhm_guess or max(window / 5, step * 3)
+    p0, lo, hi = [], [], []
+    for j, c in enumerate(centers):
+        # start at the highest point near this peak (not past half-way to a neighbour)
+        gaps = [abs(c - o) / 2 for k, o in enumerate(centers) if k != j]
+        reach = min([window] + gaps)
+        near = np.abs(xs - c) <= max(reach, step)
+        i_max = int(np.flatnonzero(near)[np.argmax(ys[near])]) if near.any() else \
+            int(np.argmin(np.abs(xs - c)))
+        p0 += [float(xs[i_max] - c), max(float(ys[i_max] - b0), 1e-12), w0] + ([0.5] if pv else [])
+        lo += [-window, 0.0, 1e-6 * window] + ([0.0] if pv else [])
+        hi += [window, np.inf, 2 * window] + ([1.0] if pv else [])
+    p0 += [b0] + [0.0] * (nb - 1)
+    lo += [-np.inf] * nb
+    hi += [np.inf] * nb
     lo_a, hi_a = np.array(lo, float), np.array(hi, float)
     p0 = list(np.clip(p0, lo_a, hi_a))
-    p0[2] = max(p0[2], 2 * lo[2])
+    for j in range(n_pk):
+        p0[npp * j + 2] = max(p0[npp * j + 2], 2 * lo[2])
     popt = pcov = None
     try:  # unbounded Levenberg–Marquardt (MINPACK) first: several times faster than the
         # bounded trust-region method, and the same optimum whenever that lies inside the bounds
         popt, pcov = optimize.curve_fit(model, xc, ys, p0=p0, sigma=s, absolute_sigma=False,
-                                        jac=jacobian, method="lm", maxfev=4000)
+                                        jac=jacobian, method="lm", maxfev=4000 * n_pk)
         if not (np.all(popt >= lo_a) and np.all(popt <= hi_a) and np.all(np.isfinite(pcov))):
             popt = None
     except (RuntimeError, ValueError, optimize.OptimizeWarning):
@@ -118,33 +158,52 @@ def fit_peak(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, center: flo
     if popt is None:
         try:
             popt, pcov = optimize.curve_fit(model, xc, ys, p0=p0, sigma=s, absolute_sigma=False,
-                                            bounds=(lo, hi), jac=jacobian, maxfev=4000)
+                                            bounds=(lo, hi), jac=jacobian, maxfev=4000 * n_pk)
         except (RuntimeError, ValueError, optimize.OptimizeWarning):
             return None
     perr = np.sqrt(np.clip(np.diag(pcov), 0, np.inf)) if np.all(np.isfinite(pcov)) else \
         np.full(len(popt), np.nan)
     resid = (ys - model(xc, *popt)) / (s if s is not None else 1.0)
-    dof = max(1, xs.size - len(popt))
-    eta = float(popt[3]) if shape == "pseudo_voigt" else (0.0 if shape == "gaussian" else 1.0)
-    h, w = float(popt[1]), float(popt[2])
-    area = _area(h, w, eta)
-    # area error by linear propagation (h, w, eta covariances)
-    idx = [1, 2] + ([3] if shape == "pseudo_voigt" else [])
-    k = eta * np.pi / 2 + (1 - eta) * _GAUSS_AREA
-    grad = [w * k, h * k] + ([h * w * (np.pi / 2 - _GAUSS_AREA)] if shape == "pseudo_voigt" else [])
-    sub = pcov[np.ix_(idx, idx)]
-    area_err = float(np.sqrt(max(0.0, float(np.asarray(grad) @ sub @ np.asarray(grad))))) \
-        if np.all(np.isfinite(sub)) else np.nan
-    vals = {"center": center + float(popt[0]), "center_err": float(perr[0]), "height": h,
-            "height_err": float(perr[1]), "fwhm": w, "fwhm_err": float(perr[2]), "area": area,
-            "area_err": area_err, "eta": eta, "chi2_red": float(np.sum(resid**2) / dof)}
-    return vals, xs, model(xc, *popt)
+    chi2_red = float(np.sum(resid**2) / max(1, xs.size - len(popt)))
+    peaks = []
+    for j in range(n_pk):
+        o = npp * j
+        c, h, w, eta = _peak(tuple(popt), j)
+        # area error by linear propagation (h, w, eta covariances)
+        idx = [o + 1, o + 2] + ([o + 3] if pv else [])
+        k = eta * np.pi / 2 + (1 - eta) * _GAUSS_AREA
+        grad = np.array([w * k, h * k] + ([h * w * (np.pi / 2 - _GAUSS_AREA)] if pv else []))
+        sub = pcov[np.ix_(idx, idx)]
+        area_err = float(np.sqrt(max(0.0, float(grad @ sub @ grad)))) \
+            if np.all(np.isfinite(sub)) else np.nan
+        peaks.append({"center": ref + float(c), "center_err": float(perr[o]),
+                      "height": float(h), "height_err": float(perr[o + 1]), "fwhm": float(w),
+                      "fwhm_err": float(perr[o + 2]), "area": _area(h, w, eta),
+                      "area_err": area_err, "eta": float(eta), "chi2_red": chi2_red})
+    return peaks, xs, model(xc, *popt)
+
+
+def overlapping_groups(centers: list[float], window: float) -> list[list[int]]:
+    """Indices of ``centers`` grouped where fit windows (± ``window``) overlap, in input order."""
+    order = sorted(range(len(centers)), key=lambda i: centers[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and centers[i] - centers[groups[-1][-1]] < 2 * window:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return sorted(groups, key=min)
 
 
 def fit_peaks(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: list[float],
               window: float, *, shape: str = "pseudo_voigt", background_order: int = 1,
               fwhm_guess: float | None = None) -> PeakFit:
-    """Fit each peak of ``centers`` (same unit as ``x``) in its window; NaN where a fit fails."""
+    """Fit the peaks of ``centers`` (same unit as ``x``); NaN where a fit fails.
+
+    A peak is fitted in ``|x - center| <= window``; peaks whose windows overlap are
+    fitted together in the union of their windows (one background, one profile
+    each), so a neighbour's tail is modelled instead of biasing the fit.
+    """
     n = len(centers)
     keys = ("center", "center_err", "fwhm", "fwhm_err", "height", "height_err", "area",
             "area_err", "eta", "chi2_red")
@@ -152,13 +211,14 @@ def fit_peaks(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: l
     model = np.full(np.shape(x), np.nan)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    for i, c in enumerate(centers):
-        res = fit_peak(x, y, sigma, float(c), window, shape=shape,
-                       background_order=background_order, fwhm_guess=fwhm_guess)
+    for group in overlapping_groups([float(c) for c in centers], window):
+        res = fit_window(x, y, sigma, [float(centers[i]) for i in group], window, shape=shape,
+                         background_order=background_order, fwhm_guess=fwhm_guess)
         if res is None:
             continue
-        vals, xs, ms = res
-        for k in keys:
-            out[k][i] = vals[k]
+        peaks, xs, ms = res
+        for i, vals in zip(group, peaks, strict=True):
+            for k in keys:
+                out[k][i] = vals[k]
         model[np.isin(x, xs)] = ms
     return PeakFit(model=model, **out)

@@ -600,7 +600,8 @@ def _npt(chain: list[Plugin]) -> int:
 class FitPeaksParams(Params):
     centers: list[float] = Field(..., min_length=1, description="approximate peak positions, "
                                  "in the radial unit of integrate1d")
-    window: float = Field(..., gt=0, description="half-width of each peak's fit window, radial unit")
+    window: float = Field(..., gt=0, description="half-width of each peak's fit window, radial "
+                          "unit; peaks whose windows overlap are fitted together")
     shape: Literal["gaussian", "lorentzian", "pseudo_voigt"] = Field("pseudo_voigt")
     background_order: int = Field(1, ge=0, le=4, description="polynomial background order")
     fwhm_guess: float | None = Field(None, gt=0, description="starting FWHM, radial unit")

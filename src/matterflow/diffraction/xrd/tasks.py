@@ -233,7 +233,7 @@ class ProcessParams(SourceParams):
             raise ValueError(str(exc)) from None
 
 
-@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="2")
+@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="3")
 def process(frame: Any, geometry: Any, source: Path | None = None, *,
             params: ProcessParams) -> FrameResult:
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
@@ -295,7 +295,7 @@ class Reduced:
     fit_model: np.ndarray = quantity("counts", "(npt,) fitted curve, NaN outside the windows")
 
 
-@task("xrd.reduce", params=ReduceParams, figures=reduce_figures)
+@task("xrd.reduce", params=ReduceParams, figures=reduce_figures, version="2")
 def reduce(radial: np.ndarray, intensity: np.ndarray, sigma: np.ndarray | None = None,
            status: np.ndarray | None = None, *, params: ReduceParams) -> Reduced:
     """Mean or sum of the 1D patterns of good frames, with peaks fitted on it."""
