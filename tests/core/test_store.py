@@ -19,6 +19,7 @@ from matterflow.core.store import (
     base_provenance,
     read_group,
     sha256_file,
+    stack_groups,
     write_outputs,
     write_provenance,
 )
@@ -71,6 +72,31 @@ def test_atomic_bytes_write_replaces_whole_files_only(tmp_path):
         atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]
     assert path.read_bytes() == b"first"
     assert [p.name for p in path.parent.iterdir()] == ["model.bin"]  # no temporary file left
+
+
+def test_stacking_stored_batches_equals_stacking_in_memory(tmp_path):
+    """What the executor does with a mapped step's batch files, one file at a time."""
+    rng = np.random.default_rng(1)
+    batches = [{"x": rng.normal(size=(n, 3)), "label": [f"item{i}" for i in range(n)],
+                "fit": {"center": rng.normal(size=n), "big": rng.normal(size=(n, 200, 400))}}
+               for n in (2, 5, 1)]
+    units = {"x": "nm", "fit": "", "fit/center": "deg", "fit/big": "counts"}
+    paths = []
+    for k, b in enumerate(batches):
+        with atomic_h5(tmp_path / f"b{k}.h5") as f:
+            write_outputs(f.create_group("batch"), b, units)
+        paths.append(tmp_path / f"b{k}.h5")
+    with atomic_h5(tmp_path / "step.h5") as f:
+        stack_groups(f.create_group("step"), paths)
+    with h5py.File(tmp_path / "step.h5") as f:
+        got, got_units = read_group(f["step"])
+        assert f["step/fit/big"].compression == "lzf"            # as write_outputs would
+    np.testing.assert_array_equal(got["x"], np.concatenate([b["x"] for b in batches]))
+    np.testing.assert_array_equal(got["fit"]["big"],
+                                  np.concatenate([b["fit"]["big"] for b in batches]))
+    assert got["label"] == [s for b in batches for s in b["label"]]
+    assert got_units == {"x": "nm", "label": "dimensionless", "fit/center": "deg",
+                         "fit/big": "counts"}
 
 
 def test_provenance_has_versions_host_and_commit_field():

@@ -43,8 +43,9 @@ from matterflow.core.store import (
     atomic_h5,
     base_provenance,
     now_iso,
-    read_group,
+    read_output,
     sha256_file,
+    stack_groups,
     write_outputs,
     write_provenance,
 )
@@ -194,8 +195,9 @@ class _Run:
         self.cache = out / CACHE_NAME
         self.progress = progress
         self.keys, self.checksums = step_keys(workflow)
-        self.values: dict[str, dict[str, Any]] = {}
-        self.sources: dict[str, tuple[Path, str]] = {}  # step -> (file, group) holding it
+        # step -> (file, group) holding its outputs; inputs are read from there when a step
+        # needs them, so no step's outputs stay in memory for the whole run
+        self.sources: dict[str, tuple[Path, str]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
         self.summary = RunSummary(self.results_path)
         self.force = force
@@ -225,7 +227,6 @@ class _Run:
     def load_stored(self, step: Step) -> None:
         path, group = self.sources[step.id]
         with h5py.File(path, "r") as f:
-            self.values[step.id] = read_group(f[group])[0]
             self.meta[step.id] = dict(f[group].attrs)
         self.summary.reused.append(step.id)
         self._bar(step, total=1, done=1, note="reused")
@@ -236,15 +237,15 @@ class _Run:
             if ref.path is not None:
                 out[name] = ref.path
                 continue
-            value: Any = self.values[ref.step]
-            for part in ref.output.split("/"):
-                if not isinstance(value, dict) or part not in value:
+            path, group = self.sources[ref.step]
+            with h5py.File(path, "r") as f:
+                try:
+                    out[name] = read_output(f[group], ref.output)
+                except KeyError:
                     raise InputError(
                         f"step {step.id!r}: input {name!r} refers to {ref}, but step "
                         f"{ref.step!r} has no output {ref.output!r}; its outputs: "
-                        f"{', '.join(self.values[ref.step])}")
-                value = value[part]
-            out[name] = value
+                        f"{', '.join(f[group])}") from None
         return out
 
     # -- writing
@@ -256,7 +257,20 @@ class _Run:
             g = f.create_group("step")
             write_outputs(g, values, units)
             g.attrs.update(meta)
-        self.values[step.id] = values
+        self._stored(step, path, meta)
+
+    def write_mapped_step(self, step: Step, batches: list[Path], started: str, seconds: float,
+                          n_items: int) -> None:
+        """The step's outputs from its batch files, stacked one batch at a time."""
+        meta = self._step_attrs(step, started, seconds, n_items)
+        path = self.cache / f"{self.keys[step.id]}.h5"
+        with atomic_h5(path) as f:
+            g = f.create_group("step")
+            stack_groups(g, batches, "batch")
+            g.attrs.update(meta)
+        self._stored(step, path, meta)
+
+    def _stored(self, step: Step, path: Path, meta: dict) -> None:
         self.meta[step.id] = meta
         self.sources[step.id] = (path, "step")
         self.summary.computed.append(step.id)
@@ -403,15 +417,14 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
             bs = step.batch_size or default_batch_size(n, n_workers)
             bdir = run.cache / run.keys[sid] / f"bs{bs}"
             state = {"started": started, "t0": time.perf_counter(), "n": n, "bs": bs,
-                     "dir": bdir, "parts": {}, "units": {}, "remaining": 0}
+                     "dir": bdir, "parts": {}, "remaining": 0}
             mapped[sid] = state
             run._bar(step, total=n)
             shared = client.scatter(inputs, broadcast=False) if inputs else {}
             for b, i in enumerate(range(0, n, bs)):
                 part = bdir / f"batch-{b:06d}.h5"
-                if part.exists():
-                    with h5py.File(part, "r") as f:
-                        state["parts"][b], state["units"] = read_group(f["batch"])
+                if part.exists():  # stored by an earlier, interrupted run
+                    state["parts"][b] = part
                     run.advance(step, min(bs, n - i))
                     continue
                 fut = client.submit(_call_batch, step.task, step.params, step.task.map_over,
@@ -424,12 +437,8 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
 
     def finish_mapped(step: Step) -> None:
         st = mapped[step.id]
-        parts = [st["parts"][b] for b in sorted(st["parts"])]
-        if not parts:  # zero items: call once to learn the outputs, keep none
-            values, units = {}, {}
-        else:
-            values, units = _concat(parts), st["units"]
-        run.write_step(step, values, units, st["started"], time.perf_counter() - st["t0"], st["n"])
+        parts = [st["parts"][b] for b in sorted(st["parts"])]  # zero items: no outputs
+        run.write_mapped_step(step, parts, st["started"], time.perf_counter() - st["t0"], st["n"])
         shutil.rmtree(run.cache / run.keys[step.id], ignore_errors=True)
         done.add(step.id)
 
@@ -450,11 +459,13 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
                 run.advance(step)
                 done.add(step.id)
             else:
-                with atomic_h5(st["dir"] / f"batch-{batch:06d}.h5") as f:
+                part = st["dir"] / f"batch-{batch:06d}.h5"
+                with atomic_h5(part) as f:
                     write_outputs(f.create_group("batch"), values, units)
-                st["parts"][batch], st["units"] = values, units
+                st["parts"][batch] = part  # on disk only: memory stays at one batch
                 st["remaining"] -= 1
                 run.advance(step, len(next(iter(values.values()))) if values else 0)
+                del values
                 if st["remaining"] == 0:
                     finish_mapped(step)
             launch_ready()

@@ -25,7 +25,7 @@ import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
@@ -41,6 +41,8 @@ __all__ = [
     "atomic_write_bytes",
     "write_outputs",
     "read_group",
+    "read_output",
+    "stack_groups",
     "read_results",
     "Results",
     "sha256_file",
@@ -177,6 +179,60 @@ def read_group(group: h5py.Group) -> tuple[dict[str, Any], dict[str, str]]:
 
     visit(group, values, "")
     return values, units
+
+
+def read_output(group: h5py.Group, output: str) -> Any:
+    """One output (``"name"`` or ``"sub/name"``) of a stored group: an array, or a dict for a
+    sub-group; KeyError if there is no such output."""
+    obj = group[output]
+    return read_group(obj)[0] if isinstance(obj, h5py.Group) else _read_value(obj)
+
+
+def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str = "batch"
+                 ) -> None:
+    """Write the outputs stored in group ``group`` of the files ``parts`` (same layout, items
+    along axis 0) into ``dst``, concatenated along axis 0.
+
+    The streaming counterpart of stacking the parts in memory and calling
+    :func:`write_outputs`: each file is opened twice (layout, then data) and memory
+    stays at one part's dataset, whatever the number of parts.
+    """
+    if not parts:
+        return
+    groups: dict[str, dict] = {}           # sub-group path -> attrs
+    datasets: dict[str, dict] = {}         # dataset path -> dtype, shape, rows, attrs, texts
+    for path in parts:
+        with h5py.File(path, "r") as f:
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Group):
+                    groups.setdefault(name, dict(obj.attrs))
+                    return
+                d = datasets.setdefault(name, {"dtype": obj.dtype, "shape": obj.shape[1:],
+                                               "rows": 0, "attrs": dict(obj.attrs), "texts": None})
+                if h5py.check_string_dtype(obj.dtype) is not None:
+                    d["texts"] = (d["texts"] or []) + [str(t) for t in np.ravel(obj.asstr()[()])]
+                else:
+                    d["rows"] += obj.shape[0]
+            f[group].visititems(visit)
+    for name, attrs in groups.items():
+        dst.require_group(name).attrs.update(attrs)
+    for name, d in datasets.items():
+        if d["texts"] is not None:
+            ds = dst.create_dataset(name, data=np.array(d["texts"], dtype=object), dtype=_STRING)
+        else:
+            shape = (d["rows"],) + tuple(d["shape"])
+            big = int(np.prod(shape)) > 65536
+            ds = dst.create_dataset(name, shape=shape, dtype=d["dtype"],
+                                    compression="lzf" if big else None, chunks=True if big else None)
+        ds.attrs.update(d["attrs"])
+    offsets = dict.fromkeys(datasets, 0)
+    for path in parts:
+        with h5py.File(path, "r") as f:
+            for name, d in datasets.items():
+                if d["texts"] is None:
+                    data = f[group][name][()]
+                    dst[name][offsets[name]:offsets[name] + data.shape[0]] = data
+                    offsets[name] += data.shape[0]
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
