@@ -22,10 +22,12 @@ and runs on Dask with the core's batch-level resume.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +35,8 @@ from matterflow.core.errors import InputError
 from matterflow.core.registry import validation_message
 
 __all__ = ["load_process_file", "run_process", "ProcessOutcome"]
+
+BATCH_BYTES = 64 << 20  # largest results of one batch of frames (with the default batch size)
 
 
 class _In(BaseModel):
@@ -124,6 +128,8 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
         raise InputError(f"{path}: {exc}") from None
     n = len(pipe.source)  # type: ignore[arg-type]
     unit = pipe.unit
+    frame_bytes = 8 * (3 * pipe.npt + sum(int(np.prod(shape)) for out in pipe.declared.values()
+                                          for shape, _units in out.values()))
     pipe.source.close()  # type: ignore[union-attr]
 
     # the source input of the core workflow: a file, or the folder of a series
@@ -143,6 +149,10 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
     ]
     if spec.batch_size:
         steps[1]["batch_size"] = spec.batch_size
+    elif frame_bytes * math.ceil(n / 8) > BATCH_BYTES:
+        # big per-frame results (2D cakes): batches of at most BATCH_BYTES, so memory stays
+        # flat as frames grow (a batch is held by a worker and by the executor at once)
+        steps[1]["batch_size"] = max(1, BATCH_BYTES // frame_bytes)
     red = spec.reduce or _Reduce()
     steps.append({"id": "reduce", "task": "xrd.reduce",
                   "inputs": {"radial": "process.radial", "intensity": "process.intensity",
