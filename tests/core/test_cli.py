@@ -78,3 +78,14 @@ def test_demo_core_end_to_end(tmp_path):
 def test_demo_unknown_domain_exit_2(tmp_path):
     result = runner.invoke(app, ["demo", "--only", "nonesuch", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "available: core" in result.output
+
+
+def test_run_on_threads(tmp_path):
+    """`matterflow run --threads`: a LocalCluster of threads in this process, recorded in the results."""
+    from matterflow.core.store import Results
+
+    flow = Path(__file__).resolve().parents[2] / "src" / "matterflow" / "examples" / "quickstart.yaml"
+    result = runner.invoke(app, ["run", str(flow), "--out", str(tmp_path), "--workers", "2",
+                                 "--threads", "--no-report", "-q"])
+    assert result.exit_code == 0, result.output
+    assert Results(tmp_path / "results.h5").provenance["executor"] == "LocalCluster(2 threads)"
