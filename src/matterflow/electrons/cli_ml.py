@@ -1,4 +1,4 @@
-"""``matterflow electrons train | evaluate | hyperopt | predict``: the LDOS model on the command line."""
+"""``matterflow electrons train | evaluate | correct | hyperopt | predict``: the LDOS model on the command line."""
 
 from __future__ import annotations
 
@@ -59,6 +59,21 @@ def _split(n: int, n_test: int, n_val: int) -> tuple[list[int], list[int], list[
     return [i for i in range(n) if i not in test and i not in val], val, test
 
 
+def _store_correction(model: Any, snaps: list[Any]) -> Any:
+    """Fit the energy correction of ``model`` on ``snaps`` and put it in ``model.setup.meta``."""
+    import dataclasses
+
+    from matterflow.electrons.energy_correction import fit_energy_correction
+
+    meta = {k: v for k, v in model.setup.meta.items() if k != "energy_correction"}
+    model.setup = dataclasses.replace(model.setup, meta=meta)      # fit on the uncorrected model
+    corr = fit_energy_correction(model, snaps)
+    model.setup = dataclasses.replace(model.setup, meta={**meta, "energy_correction": corr.to_dict()})
+    for member in getattr(model, "members_", ()):
+        member.setup = model.setup
+    return corr
+
+
 def _error_table(rows: list[tuple[str, dict]], floor: bool = False,
                  title: str = "held-out snapshots: ML vs DFT") -> None:
     from rich.table import Table
@@ -105,7 +120,7 @@ def error_summary(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``evaluate``, ``hyperopt`` and ``predict`` to ``matterflow electrons``."""
+    """Add ``train``, ``evaluate``, ``correct``, ``hyperopt`` and ``predict`` to ``matterflow electrons``."""
 
     @app.command("train")
     @handle_errors
@@ -138,6 +153,10 @@ def register(app: typer.Typer) -> None:
             "--refit-output/--no-refit-output",
             help="After training, solve the output layer exactly by least squares on the training "
                  "points (removes the random offset of the cell-summed LDOS that Adam leaves).")] = True,
+        energy_correction: Annotated[bool, typer.Option(
+            "--energy-correction/--no-energy-correction",
+            help="After training, fit the energy correction (as `electrons correct`) on the training "
+                 "snapshots and store it in the model.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
@@ -170,6 +189,11 @@ def register(app: typer.Typer) -> None:
             ckpt = checkpoint_dir or out.with_name(out.name + ".ckpt")
             model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
             progress.update(bar, completed=epochs)
+            if energy_correction:
+                corr = _store_correction(model, [data.snapshots[i] for i in fit])
+                console.print(f"energy correction fitted on the {len(fit)} training snapshots: leave-one-out "
+                              f"rms band {corr.band_loo_mev_per_atom:.2f}, total "
+                              f"{corr.total_loo_mev_per_atom:.2f} meV/atom")
             model.save(out)
             h = nets[-1].history_
             if members > 1:
@@ -226,6 +250,14 @@ def register(app: typer.Typer) -> None:
                 snap = load_snapshot(p)
                 pred = predict_observables(m, snap.atoms, grid_shape=tuple(snap.grid_shape))
                 row: dict[str, Any] = {"snapshot": str(p), **prediction_errors(pred, snap)}
+                if pred.energy_correction_ev:   # the same prediction without the model's energy correction
+                    n = len(snap.atoms)
+                    row["uncorrected"] = {
+                        "band_energy_mev_per_atom": row["band_energy_mev_per_atom"]
+                        - pred.energy_correction_ev["band"] / n * 1000,
+                        "total_energy_mev_per_atom": row["total_energy_mev_per_atom"]
+                        - pred.energy_correction_ev["total"] / n * 1000,
+                        "fermi_mev": row["fermi_mev"], "density_mrae_percent": row["density_mrae_percent"]}
                 if floor and snap.ldos is not None:
                     row["floor"] = floor_errors(snap)
                 rows.append(row)
@@ -235,11 +267,49 @@ def register(app: typer.Typer) -> None:
                      if floor else "ML − DFT per snapshot")
         summary = error_summary(rows, tolerance)
         console.print(summary["text"])
+        doc = {"model": str(model), "tolerance_mev_per_atom": tolerance,
+               "summary": {k: v for k, v in summary.items() if k != "text"}, "snapshots": rows}
+        if all("uncorrected" in r for r in rows):
+            raw = error_summary([r["uncorrected"] for r in rows], tolerance)
+            console.print(f"(with the model's energy correction; without it: {raw['text']})")
+            doc["summary_uncorrected"] = {k: v for k, v in raw.items() if k != "text"}
         if json_out is not None:
-            json_out.write_text(json.dumps({"model": str(model), "tolerance_mev_per_atom": tolerance,
-                                            "summary": {k: v for k, v in summary.items() if k != "text"},
-                                            "snapshots": rows}, indent=1))
+            json_out.write_text(json.dumps(doc, indent=1))
             console.print(f"errors: {json_out}")
+
+    @app.command("correct")
+    @handle_errors
+    def correct_cmd(
+        model: Annotated[Path, typer.Argument(help="Model file from `matterflow electrons train`.")],
+        snapshots: Annotated[list[Path], typer.Argument(
+            help="DFT snapshots to fit on (the model's training snapshots).")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Model file to write (default: MODEL).")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Fit the energy correction (local ridge model of the band/total residual) and store it in the model."""
+        from matterflow.electrons.model import load_model
+        from matterflow.electrons.snapshot import load_snapshot
+
+        if not model.exists():
+            raise InputError(f"{model}: model file not found")
+        for p in snapshots:
+            if not p.exists():
+                raise InputError(f"{p}: snapshot file not found")
+        m = load_model(model)
+        if m.setup is None:
+            raise InputError(f"{model}: the model carries no setup; train it with `matterflow electrons train`")
+        with make_progress(quiet) as progress:
+            bar = progress.add_task("snapshots", total=len(snapshots))
+            snaps = []
+            for p in snapshots:
+                snaps.append(load_snapshot(p, with_ldos=False))
+                progress.advance(bar)
+        corr = _store_correction(m, snaps)
+        target = out or model
+        m.save(target)
+        console.print(f"energy correction fitted on {corr.n_snapshots} snapshots: leave-one-out rms "
+                      f"band {corr.band_loo_mev_per_atom:.2f}, total {corr.total_loo_mev_per_atom:.2f} meV/atom "
+                      f"(ridge λ {corr.band_lambda:g}, {corr.total_lambda:g}); model: {target}")
 
     @app.command("hyperopt")
     @handle_errors

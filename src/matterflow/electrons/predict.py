@@ -56,6 +56,12 @@ class Prediction:
         Only with ``return_ldos=True``.
     timings : dict
         Seconds of each pass, chunks, grid points per second.
+    cell_features : ndarray (2 n_features,) or None
+        Cell integrals ``ΔV Σ_r [x(r), x(r)²]`` of the descriptors (Å³ × feature units),
+        the input of the energy correction (:mod:`matterflow.electrons.energy_correction`).
+    energy_correction_ev : dict
+        ``{"band": ..., "total": ...}`` (eV) added to the band and total energy when the
+        model carries an energy correction and it was applied; empty otherwise.
     """
 
     dos: np.ndarray
@@ -69,6 +75,8 @@ class Prediction:
     n_atoms: int
     ldos: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cell_features: np.ndarray | None = None
+    energy_correction_ev: dict[str, float] = field(default_factory=dict)
 
 
 def descriptor_params_of(model: LdosModel) -> Any:
@@ -120,9 +128,13 @@ def _chunk_ldos(model: LdosModel, atoms: Any, grid: tuple[int, int, int], dparam
 
 
 def _chunk_dos(model, atoms, grid, dparams, points, voxel_volume):
+    """The chunk's share of the DOS and of the cell features ``ΔV Σ [x, x²]``."""
+    from matterflow.electrons.descriptors import compute_descriptors
+    from matterflow.electrons.energy_correction import cell_features
     from matterflow.electrons.observables import dos_from_ldos
 
-    return dos_from_ldos(_chunk_ldos(model, atoms, grid, dparams, points), voxel_volume)
+    desc = compute_descriptors(atoms, grid, dparams, points=points, n_threads=1)
+    return dos_from_ldos(model.predict(desc), voxel_volume), cell_features(desc, voxel_volume)
 
 
 def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k, sigma, keep_ldos):
@@ -154,7 +166,7 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
                         chunk_points: int = 16384, scheduler: Any = "threads",
                         temperature_k: float | None = None, return_ldos: bool = False,
                         with_total_energy: bool = True, broadening_correction: bool = True,
-                        progress: Any = None) -> Prediction:
+                        energy_correction: bool = True, progress: Any = None) -> Prediction:
     """DOS, density, Fermi level, band and total energy of ``atoms`` predicted by ``model``.
 
     Parameters
@@ -178,6 +190,9 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     broadening_correction : bool
         Correct the occupation integrals for the LDOS's Gaussian broadening
         (as :func:`~matterflow.electrons.observables.observables_from_ldos`).
+    energy_correction : bool
+        Add the model's energy correction (``model.setup.meta["energy_correction"]``, fitted by
+        ``matterflow electrons correct``) to the band and total energy, if it has one.
     progress : rich Progress, optional
     """
     import dask
@@ -208,7 +223,8 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     t0 = time.perf_counter()
     dos_parts = _compute([dask.delayed(_chunk_dos)(model, atoms, grid, dparams, c, voxel) for c in chunks],
                          scheduler, progress, "LDOS → DOS (pass 1)")
-    dos = np.sum(dos_parts, axis=0)
+    dos = np.sum([d for d, _ in dos_parts], axis=0)
+    feats = np.sum([f for _, f in dos_parts], axis=0)
     fermi = float(obs.fermi_level(dos, energies, n_electrons, temp, ldos_smearing_ev=sigma))
     t1 = time.perf_counter()
     parts = _compute([dask.delayed(_chunk_density)(model, atoms, grid, dparams, c, fermi, temp, sigma,
@@ -223,10 +239,18 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
         ts = float(obs.entropy_energy(dos, energies, fermi, temp, ldos_smearing_ev=sigma))
         total, terms = obs.total_energy(density, atoms, band_energy_ev=band, entropy_ts_ev=ts,
                                         xc=str(setup.meta.get("xc", "lda,pz")), valence=valence)
+    corr: dict[str, float] = {}
+    if energy_correction and setup.meta.get("energy_correction"):
+        from matterflow.electrons.energy_correction import EnergyCorrection
+
+        db, dt = EnergyCorrection.from_dict(setup.meta["energy_correction"]).apply(feats, atoms.get_volume())
+        corr = {"band": db, "total": dt}
+        band, total = band + db, total + dt
     t3 = time.perf_counter()
     return Prediction(dos=dos, density=density, energy_grid_ev=energies, fermi_ev=fermi,
                       band_energy_ev=band, total_energy_ev=total, energy_terms=terms,
-                      grid_shape=grid, n_atoms=len(atoms), ldos=ldos,
+                      grid_shape=grid, n_atoms=len(atoms), ldos=ldos, cell_features=feats,
+                      energy_correction_ev=corr,
                       timings={"pass1_s": t1 - t0, "pass2_s": t2 - t1, "energy_s": t3 - t2,
                                "n_chunks": float(len(chunks)), "n_points": float(n_points),
                                "points_per_s": n_points / max(t2 - t0, 1e-9)})

@@ -1,0 +1,137 @@
+"""Energy correction (local ridge model of the band/total residual): fit, leave-one-out, extensivity, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from test_training_cli import _snapshot
+from typer.testing import CliRunner
+
+from matterflow.cli import app
+from matterflow.core.errors import InputError
+from matterflow.electrons.descriptors import GaussianDescriptorParams, gaussian_descriptors
+from matterflow.electrons.energy_correction import EnergyCorrection, cell_features, fit_ridge_loo
+from matterflow.electrons.structures import aluminium_supercell
+
+
+def test_ridge_recovers_an_exact_linear_law():
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(40, 6)) * [1, 2, 3, 4, 5, 6] + 10.0
+    v = np.full(40, 120.0)
+    w_true = np.array([0.3, -0.2, 0.1, 0.05, -0.01, 0.02])
+    y = p @ w_true + 0.004 * v
+    coef, per_volume, lam, loo = fit_ridge_loo(p, v, y, lambdas=(1e-10,))
+    np.testing.assert_allclose(coef, w_true, rtol=1e-6)
+    assert per_volume == pytest.approx(0.004, rel=1e-6)
+    assert loo < 1e-6
+
+
+def test_closed_form_leave_one_out_equals_refitting():
+    """The hat-matrix LOO error equals refitting without each cell (brute force, same ridge)."""
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=(15, 4))
+    v = np.full(15, 50.0)
+    y = p @ [1.0, -0.5, 0.2, 0.0] + rng.normal(scale=0.3, size=15)
+    lam = 0.7
+    _, _, _, loo = fit_ridge_loo(p, v, y, lambdas=(lam,))
+    errs = []
+    for i in range(15):
+        m = np.arange(15) != i
+        coef, per_v, _, _ = fit_ridge_loo(p[m], v[m], y[m], lambdas=(lam,))
+        # the ridge acts on features standardised over the *fitted* cells: refit reproduces that
+        errs.append(p[i] @ coef + per_v * v[i] - y[i])
+    assert loo == pytest.approx(np.sqrt(np.mean(np.square(errs))), rel=0.15)
+
+
+def test_cell_features_are_extensive():
+    """A 2x1x1 supercell on the doubled grid has twice the cell integrals of the descriptors."""
+    params = GaussianDescriptorParams()
+    atoms = aluminium_supercell((1, 1, 1), temperature_k=298.0, seed=3)
+    big = atoms.repeat((2, 1, 1))
+    f1 = cell_features(gaussian_descriptors(atoms, (8, 8, 8), params), atoms.get_volume() / 512)
+    f2 = cell_features(gaussian_descriptors(big, (16, 8, 8), params), big.get_volume() / 1024)
+    np.testing.assert_allclose(f2, 2 * f1, rtol=1e-9)
+    corr = EnergyCorrection(band_coef=tuple(np.linspace(-1, 1, len(f1))), total_coef=tuple(np.ones(len(f1))),
+                            band_per_volume_ev=0.01, total_per_volume_ev=-0.02, band_lambda=1.0, total_lambda=1.0,
+                            band_loo_mev_per_atom=0.0, total_loo_mev_per_atom=0.0, n_snapshots=3)
+    np.testing.assert_allclose(corr.apply(f2, big.get_volume()), 2 * np.array(corr.apply(f1, atoms.get_volume())),
+                               rtol=1e-9)
+    assert EnergyCorrection.from_dict(corr.to_dict()) == corr
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="at least 3"):
+        fit_ridge_loo(np.ones((2, 3)), np.ones(2), np.ones(2))
+    with pytest.raises(InputError, match="NaN"):
+        fit_ridge_loo(np.full((4, 3), np.nan), np.ones(4), np.ones(4))
+    with pytest.raises(InputError, match="features"):
+        fit_ridge_loo(np.ones((4, 3)), np.ones(5), np.ones(4))
+    corr = EnergyCorrection((0.0, 0.0), (0.0, 0.0), 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 3)
+    with pytest.raises(InputError, match="2 cell features"):
+        corr.apply(np.ones(3), 1.0)
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    from matterflow.electrons.snapshot import save_snapshot
+
+    d = tmp_path_factory.mktemp("snaps_corr")
+    return [save_snapshot(_snapshot(s), d / f"s{s}.h5") for s in range(5)]
+
+
+def test_correct_and_evaluate_commands(snapshots, tmp_path):
+    runner = CliRunner()
+    model = tmp_path / "m.pt"
+    res = runner.invoke(app, ["electrons", "train", *map(str, snapshots), "--test", "0", "--kind", "gaussian",
+                              "--hidden", "16", "--epochs", "5", "--out", str(model), "-q"])
+    assert res.exit_code == 0, res.output
+    raw_json, cor_json = tmp_path / "raw.json", tmp_path / "cor.json"
+    res = runner.invoke(app, ["electrons", "evaluate", str(model), *map(str, snapshots), "--json", str(raw_json), "-q"])
+    assert res.exit_code == 0 and "without it" not in res.output
+    corrected = tmp_path / "mc.pt"
+    res = runner.invoke(app, ["electrons", "correct", str(model), *map(str, snapshots), "--out", str(corrected), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "fitted on 5 snapshots" in res.output
+    res = runner.invoke(app, ["electrons", "evaluate", str(corrected), *map(str, snapshots), "--json", str(cor_json),
+                              "-q"])
+    assert res.exit_code == 0 and "without it" in res.output
+    raw, cor = json.loads(raw_json.read_text()), json.loads(cor_json.read_text())
+    for r0, r1 in zip(raw["snapshots"], cor["snapshots"], strict=True):
+        # "uncorrected" of the corrected model = the model before `correct`
+        for key in ("band_energy_mev_per_atom", "total_energy_mev_per_atom"):
+            assert r1["uncorrected"][key] == pytest.approx(r0[key], abs=1e-6)
+        assert r1["density_mrae_percent"] == pytest.approx(r0["density_mrae_percent"])
+    # in-sample, a ridge fit with a free constant never increases the squared error
+    for key in ("band_energy_mev_per_atom", "total_energy_mev_per_atom"):
+        rms0 = np.sqrt(np.mean([r[key] ** 2 for r in raw["snapshots"]]))
+        rms1 = np.sqrt(np.mean([r[key] ** 2 for r in cor["snapshots"]]))
+        assert rms1 <= rms0 + 1e-9
+    res = runner.invoke(app, ["electrons", "correct", str(tmp_path / "none.pt"), str(snapshots[0])])
+    assert res.exit_code == 2 and "none.pt" in res.output
+    res = runner.invoke(app, ["electrons", "correct", str(model), *map(str, snapshots[:2]), "--out",
+                              str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and "at least 3" in res.output
+
+
+def test_train_with_energy_correction(snapshots, tmp_path):
+    from matterflow.electrons.model import load_model
+    from matterflow.electrons.predict import predict_observables
+    from matterflow.electrons.snapshot import load_snapshot
+
+    out = tmp_path / "m.pt"
+    res = CliRunner().invoke(app, ["electrons", "train", *map(str, snapshots), "--test", "1", "--kind", "gaussian",
+                                   "--hidden", "8", "--epochs", "3", "--energy-correction", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "energy correction fitted on the 4 training snapshots" in res.output
+    m = load_model(out)
+    corr = EnergyCorrection.from_dict(m.setup.meta["energy_correction"])
+    assert corr.n_snapshots == 4
+    snap = load_snapshot(snapshots[-1])
+    on = predict_observables(m, snap.atoms, grid_shape=snap.grid_shape, scheduler="synchronous")
+    off = predict_observables(m, snap.atoms, grid_shape=snap.grid_shape, scheduler="synchronous",
+                              energy_correction=False)
+    db, dt = corr.apply(off.cell_features, snap.atoms.get_volume())
+    assert on.band_energy_ev == pytest.approx(off.band_energy_ev + db, abs=1e-9)
+    assert on.total_energy_ev == pytest.approx(off.total_energy_ev + dt, abs=1e-9)
+    assert on.energy_correction_ev == pytest.approx({"band": db, "total": dt})
+    np.testing.assert_allclose(on.density, off.density)
