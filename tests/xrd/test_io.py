@@ -28,6 +28,38 @@ def test_nexus_bitshuffle_range_stride(tmp_path, stack):
         assert np.array_equal(src[k], stack[i].astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", ["<u4", ">i4", "<u2", "<f4"])
+def test_bitshuffle_chunks_decompressed_outside_hdf5_equal_hdf5s_read(tmp_path, stack, dtype,
+                                                                      monkeypatch):
+    """Eiger-style frames (one bitshuffle/LZ4 chunk each): raw chunk + bitshuffle package, the
+    same values as HDF5's own filter; without the package, HDF5 reads them; a corrupt chunk
+    fails alone."""
+    from matterflow.diffraction.xrd import _io
+
+    pytest.importorskip("bitshuffle")
+    frames = stack.astype(dtype)
+    p = write_frames_h5(tmp_path / "b.h5", frames, compression="bitshuffle")
+    with h5py.File(p) as f:
+        reference = f["entry/data/data"][()]
+    src = open_frames(p)
+    got = np.stack([src[i] for i in range(len(src))])
+    assert list(src._fast_chunks.values()) == [True]          # the raw-chunk path was used
+    assert got.dtype == reference.dtype and np.array_equal(got, reference)
+    monkeypatch.setattr(_io, "_bitshuffle", lambda: None)
+    plain = open_frames(p)
+    assert np.array_equal(plain[3], reference[3]) and list(plain._fast_chunks.values()) == [False]
+    monkeypatch.undo()
+    with h5py.File(p) as f:
+        info = f["entry/data/data"].id.get_chunk_info(4)
+    with open(p, "r+b") as fh:
+        fh.seek(info.byte_offset + 12)
+        fh.write(b"\xff" * (info.size - 12))
+    src = open_frames(p)
+    assert np.array_equal(src[3], reference[3])
+    with pytest.raises(FrameError, match="frame 4 cannot be read"):
+        src[4]
+
+
 def test_eiger_master_external_links(tmp_path, stack):
     master = write_eiger_master(tmp_path, stack, per_file=4)
     assert len(list(tmp_path.glob("scan_data_*.h5"))) == 3

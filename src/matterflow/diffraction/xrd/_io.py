@@ -12,7 +12,10 @@ Accepted inputs
   default: the NeXus ``/entry/data/data`` or the first 3D dataset found). Eiger
   master files hold ``/entry/data/data_000001 ...`` as external links; these
   are followed and concatenated. Bitshuffle/LZ4 and other filters are read
-  through ``hdf5plugin``.
+  through ``hdf5plugin``. Frames stored the Eiger way (one chunk per frame,
+  bitshuffle/LZ4 only) are read as raw chunks and decompressed by the
+  ``bitshuffle`` package outside HDF5 when it is installed: about 5x faster,
+  and without the HDF5 library lock, so threads decompress frames in parallel.
 - ``frame.tif`` / ``.cbf`` / ``.edf`` (any format ``fabio`` reads), one or many
   frames per file.
 - A series: a glob pattern (``scan_*.cbf``) or a folder with ``pattern``; files
@@ -70,6 +73,44 @@ def _expand(path: str | Path, pattern: str | None) -> list[Path]:
         raise InputError(f"input {text!r} is a folder; give a file, a glob pattern "
                          "('scan_*.cbf') or the folder with a 'pattern' parameter")
     return [p]
+
+
+_BSHUF_FILTER = 32008   # the HDF5 filter id of bitshuffle
+_BSHUF_LZ4 = 2          # its compression option: LZ4
+
+
+def _bitshuffle() -> Any:
+    try:
+        import bitshuffle
+    except ImportError:
+        return None
+    return bitshuffle
+
+
+def _whole_frame_bitshuffle_lz4(ds: Any) -> bool:
+    """True if ``ds`` (3D) has one chunk per frame and bitshuffle/LZ4 as its only filter."""
+    if ds.ndim != 3 or ds.chunks != (1,) + tuple(ds.shape[1:]) or ds.dtype.kind not in "iuf":
+        return False
+    filters = ds._filters
+    if list(filters) != [str(_BSHUF_FILTER)]:
+        return False
+    opts = tuple(filters[str(_BSHUF_FILTER)])
+    return len(opts) >= 5 and opts[4] == _BSHUF_LZ4 and _bitshuffle() is not None
+
+
+def _decompress_bitshuffle_lz4(raw: bytes, shape: tuple, dtype: Any) -> np.ndarray:
+    """One chunk of the HDF5 bitshuffle filter (header: total bytes uint64 BE, block bytes
+    uint32 BE; then LZ4 blocks) -> array. Releases the GIL while it works."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if buf.size < 12:
+        raise ValueError("bitshuffle chunk shorter than its header")
+    total = int.from_bytes(raw[:8], "big")
+    block = int.from_bytes(raw[8:12], "big")
+    dtype = np.dtype(dtype)
+    if total != int(np.prod(shape)) * dtype.itemsize or block % dtype.itemsize:
+        raise ValueError(f"bitshuffle header says {total} bytes in blocks of {block}; the frame "
+                         f"has {int(np.prod(shape)) * dtype.itemsize}")
+    return _bitshuffle().decompress_lz4(buf[12:], tuple(shape), dtype, block // dtype.itemsize)
 
 
 def _h5py() -> Any:
@@ -173,6 +214,7 @@ class FrameSource:
         self._offsets = np.cumsum([0] + [p.n for p in self.parts])
         self._handles: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # threads share the open files
+        self._fast_chunks: dict[int, bool] = {}  # open dataset -> read raw chunks (see module doc)
 
     # -- discovery
     def _scan(self, path: Path, dataset: str | None) -> list[_Part]:
@@ -240,6 +282,7 @@ class FrameSource:
             return self._handles[key]
         if part.kind == "h5":
             h = _h5py().File(part.path, "r")[part.dataset]
+            self._fast_chunks[id(h)] = _whole_frame_bitshuffle_lz4(h)
         elif part.kind == "npy":
             h = np.load(part.path, mmap_mode="r")
         else:
@@ -263,9 +306,17 @@ class FrameSource:
                         raise OSError("the file is truncated (incomplete data)")
                     data = frm.data
             else:
+                raw = None
                 with self._lock:  # h5py reads one at a time anyway
                     h = self._handle(part)
-                    data = h[()] if h.ndim == 2 else h[j]
+                    if self._fast_chunks.get(id(h)):
+                        mask, raw = h.id.read_direct_chunk((j, 0, 0))
+                        if mask:  # a filter was skipped for this chunk: let HDF5 read it
+                            raw = None
+                    if raw is None:
+                        data = h[()] if h.ndim == 2 else h[j]
+                if raw is not None:  # decompressed outside the lock, in parallel
+                    data = _decompress_bitshuffle_lz4(raw, h.shape[1:], h.dtype)
             data = np.asarray(data)
             if data.dtype.kind not in "iuf":
                 data = data.astype(np.float32)
@@ -286,6 +337,7 @@ class FrameSource:
                 if hasattr(h, "file"):
                     h.file.close()
             self._handles.clear()
+            self._fast_chunks.clear()
 
 
 def open_frames(path: str | Path, **options: Any) -> FrameSource:
