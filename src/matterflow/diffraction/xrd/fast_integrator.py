@@ -67,26 +67,31 @@ class Integrated1d:
 
 
 @numba.njit(nogil=True, cache=True)
-def _pixel_major(indptr, indices, data, usable, n_pixels):  # pragma: no cover
+def _pixel_major(indptr, indices, data, usable, norm, n_pixels):  # pragma: no cover
     """pyFAI's CSR matrix (bins × pixels) as per pixel: first bin, number of bins, coefficients.
 
     Returns (first (n_pixels,) int32, count (n_pixels,) int32, coef (nnz,) float32 in
-    pixel order, ok): ok is False if a pixel's bins are not consecutive (the kernel
-    needs them to be; pixel splitting in one radial dimension always gives that).
-    Coefficients of pixels that are not ``usable`` are set to zero.
+    pixel order, norm_sum (nbins,) float64 = matrix @ norm, ok): ok is False if a pixel's
+    bins are not consecutive (the kernel needs them to be; pixel splitting in one radial
+    dimension always gives that). Coefficients of pixels that are not ``usable`` are set
+    to zero.
     """
     nbins = indptr.size - 1
     count = np.zeros(n_pixels, np.int32)
     first = np.full(n_pixels, -1, np.int32)
+    norm_sum = np.zeros(nbins)
     ok = True
     for i in range(nbins):
+        acc = 0.0
         for k in range(indptr[i], indptr[i + 1]):
             j = indices[k]
+            acc += np.float64(data[k]) * np.float64(norm[j])
             if count[j] == 0:
                 first[j] = i
             elif first[j] + count[j] != i:
                 ok = False
             count[j] += 1
+        norm_sum[i] = acc
     start = np.zeros(n_pixels + 1, np.int64)
     for j in range(n_pixels):
         start[j + 1] = start[j] + count[j]
@@ -96,7 +101,7 @@ def _pixel_major(indptr, indices, data, usable, n_pixels):  # pragma: no cover
             j = indices[k]
             if usable[j] and ok:
                 coef[start[j] + i - first[j]] = data[k]
-    return first, count, coef, ok
+    return first, count, coef, norm_sum, ok
 
 
 @numba.njit(nogil=True, cache=True)
@@ -269,12 +274,11 @@ class FastIntegrator1d:
 
     def _build(self, ai: Any, options: dict[str, Any]) -> None:
         from pyFAI.method_registry import IntegrationMethod
-        from scipy import sparse
 
         shape, npt = self.shape, self.npt
         method = tuple(options["method"])
         split = "full" if method[0] == "pseudo" else method[0]
-        kw = dict(options, method=(split, "csr", "cython"))
+        kw = dict(options, method=(split, "csr", "cython"), error_model=None)  # the matrix only
         blank = ai.integrate1d(np.zeros(shape, np.float32), npt, **kw)
         key = IntegrationMethod.select_method(1, split, "csr", "cython")[0]
         data, indices, indptr = ai.engines[key].engine.lut
@@ -295,8 +299,9 @@ class FastIntegrator1d:
         # pixels pyFAI's preprocessing drops for every frame: zero or non-finite normalisation
         usable = np.isfinite(norm) & (norm != 0)
         self.norm = np.where(usable, norm, 0).astype(np.float32)
-        first, count, coef, ok = _pixel_major(np.asarray(indptr), np.asarray(indices),
-                                              np.asarray(data, np.float32), usable, n_pix)
+        first, count, coef, norm_sum, ok = _pixel_major(
+            np.asarray(indptr), np.asarray(indices), np.asarray(data, np.float32), usable,
+            self.norm, n_pix)
         if not ok:
             raise ValueError("FastIntegrator1d: pyFAI's matrix spreads a pixel over "
                              "non-consecutive bins; use pyFAI's integrate1d")
@@ -305,9 +310,7 @@ class FastIntegrator1d:
         self.coef = coef
         # normalisation sums of a frame with nothing masked; a frame's skipped pixels are
         # subtracted from them (exact in float64)
-        mat = sparse.csr_matrix((np.asarray(data, np.float64), np.asarray(indices),
-                                 np.asarray(indptr)), shape=(len(indptr) - 1, n_pix))
-        self.norm_sum = mat @ self.norm.astype(np.float64)
+        self.norm_sum = norm_sum
 
     def integrate(self, image: np.ndarray, frame_mask: np.ndarray | None = None, *,
                   low: float | None = None, high: float | None = None) -> Integrated1d:
