@@ -167,6 +167,30 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
     return spec, wf, base
 
 
+def _prepare_in_background(wf: Any) -> None:
+    """Threads of this process will run the frames: prepare their shared pipeline now.
+
+    A background thread builds the cached pipeline that ``xrd.process`` will use
+    and runs frame 0 through it (building or loading the integration matrix)
+    while the Dask cluster starts; the worker threads then find it ready, or wait
+    for it under the pipeline's locks. A failure here is left for the run to report.
+    """
+    import contextlib
+    import threading
+
+    from matterflow.diffraction.xrd.tasks import process_pipeline
+
+    step = next(s for s in wf.steps if s.id == "process")
+
+    def prepare() -> None:
+        with contextlib.suppress(Exception):
+            pipe = process_pipeline(step.inputs["geometry"].path, step.inputs["source"].path,
+                                    step.params)
+            pipe.run(index=0)
+
+    threading.Thread(target=prepare, name="xrd-prepare").start()  # not a daemon: never cut mid-write
+
+
 def run_process(path: str | Path, out: str | Path, *, workers: int | None = None,
                 scheduler: str | None = None, force: bool = False, progress: Any = None,
                 report: bool = True, processes: bool | None = None) -> ProcessOutcome:
@@ -190,6 +214,8 @@ def run_process(path: str | Path, out: str | Path, *, workers: int | None = None
     if processes is None:
         chain = validate_chain(spec.plugins, base_dir=base)
         processes = not all(p.runs_in_threads() for p in chain)
+    if not processes and scheduler is None:
+        _prepare_in_background(wf)
     out = Path(out)
     summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
                            progress=progress, processes=processes)

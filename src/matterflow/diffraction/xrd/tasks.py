@@ -237,19 +237,25 @@ class ProcessParams(SourceParams):
 def process(frame: Any, geometry: Any, source: Path | None = None, *,
             params: ProcessParams) -> FrameResult:
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
-    from matterflow.diffraction.xrd.pipeline import get_pipeline
-
     if params.omp_threads:
         _set_omp_threads(params.omp_threads)
-    base = Path(params.base_dir) if params.base_dir else None
-    geo = geometry if not isinstance(geometry, Path) else str(geometry)
-    pipe = get_pipeline(geo, params.plugins, source=source,
-                        source_options=params.source_options() if source is not None else None,
-                        base_dir=base)
+    pipe = process_pipeline(geometry, source, params)
     arr = np.asarray(frame)
     if arr.ndim == 0:
         return pipe.run(index=int(arr))
     return pipe.run(image=arr)
+
+
+def process_pipeline(geometry: Any, source: Path | None, params: ProcessParams) -> Any:
+    """The cached :class:`~matterflow.diffraction.xrd.pipeline.Pipeline` that
+    ``xrd.process`` uses in this process for these inputs and parameters."""
+    from matterflow.diffraction.xrd.pipeline import get_pipeline
+
+    base = Path(params.base_dir) if params.base_dir else None
+    geo = geometry if not isinstance(geometry, Path) else str(geometry)
+    return get_pipeline(geo, params.plugins, source=source,
+                        source_options=params.source_options() if source is not None else None,
+                        base_dir=base)
 
 
 _OMP_LIMITS: dict[int, Any] = {}
