@@ -59,6 +59,15 @@ def _split(n: int, n_test: int, n_val: int) -> tuple[list[int], list[int], list[
     return [i for i in range(n) if i not in test and i not in val], val, test
 
 
+def _check_files(model: Path, snapshots: list[Path]) -> None:
+    """InputError naming the first missing file: the model, then the snapshots."""
+    if not model.exists():
+        raise InputError(f"{model}: model file not found")
+    for p in snapshots:
+        if not p.exists():
+            raise InputError(f"{p}: snapshot file not found")
+
+
 def _store_correction(model: Any, snaps: list[Any]) -> Any:
     """Fit the energy correction of ``model`` on ``snaps`` and put it in ``model.setup.meta``."""
     import dataclasses
@@ -237,11 +246,7 @@ def register(app: typer.Typer) -> None:
         from matterflow.electrons.predict import predict_observables
         from matterflow.electrons.snapshot import load_snapshot
 
-        if not model.exists():
-            raise InputError(f"{model}: model file not found")
-        for p in snapshots:
-            if not p.exists():
-                raise InputError(f"{p}: snapshot file not found")
+        _check_files(model, snapshots)
         m = load_model(model)
         rows: list[dict[str, Any]] = []
         with make_progress(quiet) as progress:
@@ -290,11 +295,7 @@ def register(app: typer.Typer) -> None:
         from matterflow.electrons.model import load_model
         from matterflow.electrons.snapshot import load_snapshot
 
-        if not model.exists():
-            raise InputError(f"{model}: model file not found")
-        for p in snapshots:
-            if not p.exists():
-                raise InputError(f"{p}: snapshot file not found")
+        _check_files(model, snapshots)
         m = load_model(model)
         if m.setup is None:
             raise InputError(f"{model}: the model carries no setup; train it with `matterflow electrons train`")
