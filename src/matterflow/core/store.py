@@ -69,49 +69,44 @@ def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
     existing file (if any). On an exception the temporary file is removed and
     the existing file is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if mode == "a" and path.exists():
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
-    elif mode not in ("w", "a"):
+    if mode not in ("w", "a"):
         raise ValueError(f"mode must be 'w' or 'a'; got {mode!r}")
-    try:
+    with _replacing(path) as tmp:
+        if mode == "a" and Path(path).exists():
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
         with h5py.File(tmp, "a" if mode == "a" else "w", track_order=True) as f:
             yield f
-        _commit(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` such that the file appears only when complete; the path."""
+    with _replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` that replaces it, durably, if the block succeeds,
+    and is removed if it fails (``path`` is then left as it was)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
-        _commit(tmp, path)
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(path.parent, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    return path
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    """fsync ``tmp``, rename it to ``path`` and make the rename durable."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        os.fsync(dfd)
-        os.close(dfd)
 
 
 def _as_storable(value: Any) -> Any:
@@ -125,6 +120,12 @@ def _as_storable(value: Any) -> Any:
     if arr.dtype == object:
         raise TypeError(f"cannot store a value of type {type(value).__name__} in HDF5")
     return arr
+
+
+def _layout(n_elements: int) -> dict[str, Any]:
+    """Storage of a numeric dataset: big ones chunked and LZF-compressed."""
+    big = n_elements > 65536
+    return {"compression": "lzf" if big else None, "chunks": True if big else None}
 
 
 def write_outputs(group: h5py.Group, values: Mapping[str, Any], units: Mapping[str, str],
@@ -150,9 +151,7 @@ def write_outputs(group: h5py.Group, values: Mapping[str, Any], units: Mapping[s
         elif isinstance(data, np.ndarray) and data.dtype == object:
             ds = group.create_dataset(name, data=data, dtype=_STRING)
         else:
-            big = data.size > 65536
-            ds = group.create_dataset(name, data=data, compression="lzf" if big else None,
-                                      chunks=True if big else None)
+            ds = group.create_dataset(name, data=data, **_layout(data.size))
         ds.attrs["units"] = units.get(key, units.get(_prefix.rstrip("/"), "dimensionless"))
 
 
@@ -210,7 +209,8 @@ def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str
                 d = datasets.setdefault(name, {"dtype": obj.dtype, "shape": obj.shape[1:],
                                                "rows": 0, "attrs": dict(obj.attrs), "texts": None})
                 if h5py.check_string_dtype(obj.dtype) is not None:
-                    d["texts"] = (d["texts"] or []) + [str(t) for t in np.ravel(obj.asstr()[()])]
+                    d["texts"] = d["texts"] or []
+                    d["texts"].extend(str(t) for t in np.ravel(obj.asstr()[()]))
                 else:
                     d["rows"] += obj.shape[0]
             f[group].visititems(visit)
@@ -221,9 +221,8 @@ def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str
             ds = dst.create_dataset(name, data=np.array(d["texts"], dtype=object), dtype=_STRING)
         else:
             shape = (d["rows"],) + tuple(d["shape"])
-            big = int(np.prod(shape)) > 65536
             ds = dst.create_dataset(name, shape=shape, dtype=d["dtype"],
-                                    compression="lzf" if big else None, chunks=True if big else None)
+                                    **_layout(int(np.prod(shape))))
         ds.attrs.update(d["attrs"])
     offsets = dict.fromkeys(datasets, 0)
     for path in parts:
