@@ -212,9 +212,9 @@ class FrameSource:
             raise InputError(f"input {self.path!r}: the range first={first}, last={last}, "
                              f"stride={stride} selects no frame out of {total}")
         self._offsets = np.cumsum([0] + [p.n for p in self.parts])
-        self._handles: OrderedDict[str, Any] = OrderedDict()
+        # open dataset or array -> (handle, read raw bitshuffle chunks? see the module doc)
+        self._handles: OrderedDict[str, tuple[Any, bool]] = OrderedDict()
         self._lock = threading.Lock()  # threads share the open files
-        self._fast_chunks: dict[int, bool] = {}  # open dataset -> read raw chunks (see module doc)
 
     # -- discovery
     def _scan(self, path: Path, dataset: str | None) -> list[_Part]:
@@ -275,24 +275,23 @@ class FrameSource:
         k = int(np.searchsorted(self._offsets, g, side="right") - 1)
         return self.parts[k], g - int(self._offsets[k])
 
-    def _handle(self, part: _Part) -> Any:
+    def _handle(self, part: _Part) -> tuple[Any, bool]:
+        """The open dataset (or memory-mapped array) of ``part``, and whether its frames are
+        read as raw bitshuffle chunks."""
         key = f"{part.path}::{part.dataset}"
         if key in self._handles:
             self._handles.move_to_end(key)
             return self._handles[key]
         if part.kind == "h5":
             h = _h5py().File(part.path, "r")[part.dataset]
-            self._fast_chunks[id(h)] = _whole_frame_bitshuffle_lz4(h)
-        elif part.kind == "npy":
-            h = np.load(part.path, mmap_mode="r")
-        else:
-            return None
-        self._handles[key] = h
+            self._handles[key] = (h, _whole_frame_bitshuffle_lz4(h))
+        else:  # npy (fabio files are opened per frame)
+            self._handles[key] = (np.load(part.path, mmap_mode="r"), False)
         while len(self._handles) > 8:
-            _, old = self._handles.popitem(last=False)
+            _, (old, _fast) = self._handles.popitem(last=False)
             if hasattr(old, "file"):
                 old.file.close()
-        return h
+        return self._handles[key]
 
     def __getitem__(self, i: int) -> np.ndarray:
         part, j = self.locate(int(i))
@@ -308,8 +307,8 @@ class FrameSource:
             else:
                 raw = None
                 with self._lock:  # h5py reads one at a time anyway
-                    h = self._handle(part)
-                    if self._fast_chunks.get(id(h)):
+                    h, fast = self._handle(part)
+                    if fast:
                         mask, raw = h.id.read_direct_chunk((j, 0, 0))
                         if mask:  # a filter was skipped for this chunk: let HDF5 read it
                             raw = None
@@ -333,11 +332,10 @@ class FrameSource:
 
     def close(self) -> None:
         with self._lock:
-            for h in self._handles.values():
+            for h, _fast in self._handles.values():
                 if hasattr(h, "file"):
                     h.file.close()
             self._handles.clear()
-            self._fast_chunks.clear()
 
 
 def open_frames(path: str | Path, **options: Any) -> FrameSource:
