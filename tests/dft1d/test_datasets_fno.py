@@ -69,6 +69,8 @@ def test_dataset_through_the_executor(small_dataset):
     # the executor's results file reads back to the same arrays
     again = load_dataset(path.parent / "results.h5")
     assert np.array_equal(again.v_hxc, ds.v_hxc) and again.family == ds.family
+    # ... and so does the folder that `generate --out` made
+    assert np.array_equal(load_dataset(path.parent).density, ds.density)
 
 
 def test_load_dataset_bad_files(tmp_path):
@@ -79,6 +81,9 @@ def test_load_dataset_bad_files(tmp_path):
     (tmp_path / "x.h5").write_text("not hdf5")
     with pytest.raises(InputError, match="not a readable HDF5"):
         load_dataset(tmp_path / "x.h5")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="folder without dataset.h5"):
+        load_dataset(tmp_path / "empty")
 
 
 def test_fno_api(small_dataset, tmp_path):

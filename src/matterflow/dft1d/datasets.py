@@ -145,10 +145,19 @@ def write_dataset(ds: Dataset, path: str | Path) -> Path:
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """Read ``dataset.h5`` (flat layout) or a run's ``results.h5``."""
+    """Read ``dataset.h5`` (flat layout), a run's ``results.h5``, or the folder that holds them.
+
+    A folder (the ``--out`` of ``matterflow dft1d generate``) is read through its
+    ``dataset.h5``.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such dataset file")
+    if path.is_dir():
+        if not (path / "dataset.h5").is_file():
+            raise InputError(f"{path}: a folder without dataset.h5; pass the dataset file "
+                             f"(dataset.h5 or results.h5 of 'matterflow dft1d generate')")
+        path = path / "dataset.h5"
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
