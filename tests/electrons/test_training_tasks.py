@@ -50,3 +50,25 @@ def test_train_bad_input(stacked):
               descriptors=np.zeros((*s["ldos"].shape[:4], 3)), params={"descriptors": {"kind": "gaussian"}})
     with pytest.raises(InputError, match="model"):
         predict(np.zeros(4), s["positions"], s["cell"], s["numbers"])
+
+
+def test_train_task_fits_the_energy_correction():
+    """params.energy_correction: the task stores a correction fitted on its training snapshots (as the CLI)."""
+    from matterflow.electrons.energy_correction import EnergyCorrection
+    from matterflow.electrons.model import model_from_bytes
+
+    snaps = [_snapshot(s) for s in range(5)]
+    arrays = (np.stack([s.ldos for s in snaps]), snaps[0].energy_grid_ev,
+              np.stack([s.atoms.positions for s in snaps]), snaps[0].atoms.cell[:],
+              np.stack([s.atoms.numbers for s in snaps]))
+    params = {"hidden_layers": [8], "descriptors": {"kind": "gaussian"}, "ldos_smearing_ev": 0.0,
+              "train": {"max_epochs": 3, "batch_size": 64}, "test_snapshots": [-1], "energy_correction": True}
+    band = np.array([s.band_energy_ev for s in snaps])
+    total = np.array([s.total_energy_ev for s in snaps])
+    tm = train(*arrays, band_energy_ev=band, total_energy_ev=total, params=params)
+    corr = EnergyCorrection.from_dict(model_from_bytes(tm.model.tobytes()).setup.meta["energy_correction"])
+    assert corr.n_snapshots == 4 and np.isfinite(corr.total_loo_mev_per_atom)
+    with pytest.raises(InputError, match="total_energy_ev: params.energy_correction needs"):
+        train(*arrays, band_energy_ev=band, params=params)
+    with pytest.raises(InputError, match="band_energy_ev: one value per snapshot"):
+        train(*arrays, band_energy_ev=band[:2], total_energy_ev=total, params=params)

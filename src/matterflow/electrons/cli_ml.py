@@ -68,21 +68,6 @@ def _check_files(model: Path, snapshots: list[Path]) -> None:
             raise InputError(f"{p}: snapshot file not found")
 
 
-def _store_correction(model: Any, snaps: list[Any]) -> Any:
-    """Fit the energy correction of ``model`` on ``snaps`` and put it in ``model.setup.meta``."""
-    import dataclasses
-
-    from matterflow.electrons.energy_correction import fit_energy_correction
-
-    meta = {k: v for k, v in model.setup.meta.items() if k != "energy_correction"}
-    model.setup = dataclasses.replace(model.setup, meta=meta)      # fit on the uncorrected model
-    corr = fit_energy_correction(model, snaps)
-    model.setup = dataclasses.replace(model.setup, meta={**meta, "energy_correction": corr.to_dict()})
-    for member in getattr(model, "members_", ()):
-        member.setup = model.setup
-    return corr
-
-
 def _error_table(rows: list[tuple[str, dict]], floor: bool = False,
                  title: str = "held-out snapshots: ML vs DFT") -> None:
     from rich.table import Table
@@ -199,7 +184,9 @@ def register(app: typer.Typer) -> None:
             model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
             progress.update(bar, completed=epochs)
             if energy_correction:
-                corr = _store_correction(model, [data.snapshots[i] for i in fit])
+                from matterflow.electrons.energy_correction import attach_energy_correction
+
+                corr = attach_energy_correction(model, [data.snapshots[i] for i in fit])
                 console.print(f"energy correction fitted on the {len(fit)} training snapshots: leave-one-out "
                               f"rms band {corr.band_loo_mev_per_atom:.2f}, total "
                               f"{corr.total_loo_mev_per_atom:.2f} meV/atom")
@@ -292,6 +279,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Fit the energy correction (local ridge model of the band/total residual) and store it in the model."""
+        from matterflow.electrons.energy_correction import attach_energy_correction
         from matterflow.electrons.model import load_model
         from matterflow.electrons.snapshot import load_snapshot
 
@@ -305,7 +293,7 @@ def register(app: typer.Typer) -> None:
             for p in snapshots:
                 snaps.append(load_snapshot(p, with_ldos=False))
                 progress.advance(bar)
-        corr = _store_correction(m, snaps)
+        corr = attach_energy_correction(m, snaps)
         target = out or model
         m.save(target)
         console.print(f"energy correction fitted on {corr.n_snapshots} snapshots: leave-one-out rms "

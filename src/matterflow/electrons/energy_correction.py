@@ -26,13 +26,14 @@ energies; here it only corrects energies, not the LDOS, density or Fermi level.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from matterflow.core.errors import InputError
 
-__all__ = ["EnergyCorrection", "cell_features", "fit_energy_correction", "fit_ridge_loo"]
+__all__ = ["EnergyCorrection", "EnergyReference", "attach_energy_correction", "cell_features",
+           "fit_energy_correction", "fit_ridge_loo"]
 
 LAMBDAS = tuple(10.0 ** k for k in range(-4, 4))
 
@@ -171,3 +172,33 @@ def fit_energy_correction(model: Any, snapshots: list[Any], progress: Any = None
                             total_per_volume_ev=kt, band_lambda=lb, total_lambda=lt,
                             band_loo_mev_per_atom=eb * per_atom, total_loo_mev_per_atom=et * per_atom,
                             n_snapshots=len(snapshots))
+
+
+class EnergyReference(NamedTuple):
+    """What the fit needs of a DFT snapshot: its ``atoms`` (ASE), ``grid_shape`` and DFT energies (eV per cell).
+
+    A :class:`~matterflow.electrons.snapshot.Snapshot` has these attributes too.
+    """
+
+    atoms: Any
+    grid_shape: tuple[int, int, int]
+    band_energy_ev: float
+    total_energy_ev: float
+
+
+def attach_energy_correction(model: Any, snapshots: list[Any], progress: Any = None) -> EnergyCorrection:
+    """Fit the correction of ``model`` on ``snapshots`` and store it in the model (``setup.meta``).
+
+    A correction already in the model is ignored by the fit (it is refitted on the
+    uncorrected model) and replaced; ensemble members share the new setup.
+    Returns the fitted :class:`EnergyCorrection`.
+    """
+    import dataclasses
+
+    meta = {k: v for k, v in model.setup.meta.items() if k != "energy_correction"}
+    model.setup = dataclasses.replace(model.setup, meta=meta)      # fit on the uncorrected model
+    corr = fit_energy_correction(model, snapshots, progress=progress)
+    model.setup = dataclasses.replace(model.setup, meta={**meta, "energy_correction": corr.to_dict()})
+    for member in getattr(model, "members_", ()):
+        member.setup = model.setup
+    return corr

@@ -216,6 +216,10 @@ class TrainTaskParams(Params):
     ldos_smearing_ev: float = Field(0.05, ge=0, description="Gaussian width of the LDOS (the input "
                                     "ldos_smearing_ev wins)", json_schema_extra={"units": "eV"})
     xc: Literal["lda,pz", "lda,vwn"] = Field("lda,pz", description="LDA of the DFT data")
+    energy_correction: bool = Field(
+        False, description="after training, fit the energy correction (a local ridge model of the band and "
+        "total energy residual, see matterflow.electrons.energy_correction) on the training snapshots; "
+        "needs the inputs band_energy_ev and total_energy_ev")
 
 
 @dataclass(frozen=True)
@@ -259,12 +263,36 @@ def _stacked_atoms(positions: Any, cell: Any, numbers: Any, n_snap: int) -> list
             for i in range(n_snap)]
 
 
+def _attach_correction(model: Any, atoms: list, grid: tuple[int, int, int], fit_idx: list[int],
+                       band_energy_ev: Any, total_energy_ev: Any) -> None:
+    """Fit the energy correction of ``model`` on the snapshots ``fit_idx`` and store it in the model."""
+    from matterflow.electrons.energy_correction import EnergyReference, attach_energy_correction
+
+    energies = {}
+    for name, value in (("band_energy_ev", band_energy_ev), ("total_energy_ev", total_energy_ev)):
+        if value is None:
+            raise InputError(f"{name}: params.energy_correction needs the DFT {name} of every snapshot "
+                             f"as an input (e.g. dft.{name})")
+        v = np.atleast_1d(np.asarray(value, dtype=float))
+        if v.shape != (len(atoms),):
+            raise InputError(f"{name}: one value per snapshot ({len(atoms)}) needed; got shape {v.shape}")
+        energies[name] = v
+    refs = [EnergyReference(atoms[i], grid, float(energies["band_energy_ev"][i]),
+                            float(energies["total_energy_ev"][i])) for i in fit_idx]
+    attach_energy_correction(model, refs)
+
+
 @task("electrons.train", params=TrainTaskParams, figures=_train_figures, version="1")
 def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, cell: np.ndarray,
           numbers: np.ndarray, descriptors: np.ndarray | None = None,
-          electronic_temperature_k: Any = None, ldos_smearing_ev: Any = None, *,
+          electronic_temperature_k: Any = None, ldos_smearing_ev: Any = None,
+          band_energy_ev: np.ndarray | None = None, total_energy_ev: np.ndarray | None = None, *,
           params: TrainTaskParams) -> TrainedModel:
-    """Train the feed-forward descriptors → LDOS network on DFT snapshots (some held out)."""
+    """Train the feed-forward descriptors → LDOS network on DFT snapshots (some held out).
+
+    ``band_energy_ev`` and ``total_energy_ev`` (n_snapshots,), eV per cell, are the DFT
+    energies the energy correction is fitted to (``params.energy_correction``).
+    """
     import time
 
     from matterflow.electrons.descriptors import compute_descriptors
@@ -319,6 +347,8 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
     t0 = time.perf_counter()
     model.fit(x, y, xv, yv)
     seconds = time.perf_counter() - t0
+    if params.energy_correction:
+        _attach_correction(model, atoms, grid, fit_idx, band_energy_ev, total_energy_ev)
     xt, yt = training_arrays(d, y_all, test) if test else (x[:1], y[:1])
     mae = float(np.mean(np.abs(model.predict(xt) - yt)))
     h = model.history_
