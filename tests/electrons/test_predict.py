@@ -72,9 +72,11 @@ def test_chunking_and_supercell():
     atoms.positions += np.random.default_rng(1).normal(0, 0.05, atoms.positions.shape)
     whole = predict_observables(m, atoms, chunk_points=10**6, scheduler="synchronous", return_ldos=True)
     chunked = predict_observables(m, atoms, chunk_points=97, scheduler="threads")
-    np.testing.assert_allclose(chunked.density, whole.density, rtol=1e-10)
-    np.testing.assert_allclose(chunked.dos, whole.dos, rtol=1e-10)
-    assert chunked.total_energy_ev == pytest.approx(whole.total_energy_ev, abs=1e-8)
+    # the network runs in float32, and BLAS rounds a 97-row batch differently from a 512-row one:
+    # chunking may change results at float32 rounding (~1e-7), never more (a chunk-seam bug is O(1))
+    np.testing.assert_allclose(chunked.density, whole.density, rtol=1e-6)
+    np.testing.assert_allclose(chunked.dos, whole.dos, rtol=1e-6, atol=1e-9 * np.abs(whole.dos).max())
+    assert chunked.total_energy_ev == pytest.approx(whole.total_energy_ev, abs=1e-5)
     assert whole.ldos.shape == (8, 8, 8, len(ENERGIES)) and chunked.ldos is None
     # the same LDOS through the one-shot observables gives the same answers
     from matterflow.electrons.observables import observables_from_ldos
@@ -87,9 +89,9 @@ def test_chunking_and_supercell():
     big = predict_observables(m, atoms.repeat(2), chunk_points=1000, scheduler="threads")
     assert big.grid_shape == (16, 16, 16) and big.n_atoms == 32
     assert big.fermi_ev == pytest.approx(whole.fermi_ev, abs=1e-6)
-    assert big.band_energy_ev / 32 == pytest.approx(whole.band_energy_ev / 4, abs=1e-6)
+    assert big.band_energy_ev / 32 == pytest.approx(whole.band_energy_ev / 4, abs=1e-5)
     assert big.total_energy_ev / 32 == pytest.approx(whole.total_energy_ev / 4, abs=1e-5)
-    np.testing.assert_allclose(big.density[:8, :8, :8], whole.density, rtol=1e-8)
+    np.testing.assert_allclose(big.density[:8, :8, :8], whole.density, rtol=1e-6)
 
 
 def test_bad_inputs():
@@ -107,5 +109,5 @@ def test_bad_inputs():
     shifted.positions[1] += shifted.cell[0]
     a = predict_observables(m, _al(), scheduler="synchronous", with_total_energy=False)
     b = predict_observables(m, shifted, scheduler="synchronous", with_total_energy=False)
-    np.testing.assert_allclose(a.density, b.density, rtol=1e-10)
+    np.testing.assert_allclose(a.density, b.density, rtol=1e-6)  # float32 network
     assert grid_shape_for(_al(2), (0.5, 0.5, 0.5)) == (16, 16, 16)
