@@ -66,6 +66,7 @@ def main() -> None:
         ds = load_dataset(a.dataset)
         x, dens, vext, vhxc = ds.x, ds.density, ds.v_ext, ds.v_hxc
         split = np.array(ds.split)
+        occ = "polarised" if ds.attrs.get("spin") == "triplet" else "unpolarised"
     else:
         from matterflow.dft1d.inversion_tasks import exact_invert, potentials
 
@@ -75,6 +76,7 @@ def main() -> None:
         dens = np.stack([r.density for r in rs])
         vhxc = np.stack([r.v_hxc for r in rs])
         split = np.array(p.split)
+        occ = "unpolarised"
     te = np.flatnonzero(split == "test")
     if a.model:
         model = DensityToPotentialFNO.load(a.model)
@@ -98,13 +100,13 @@ def main() -> None:
     blas_default = sorted({d["num_threads"] for d in threadpool_info()})
     # blas_threads=None: the process's BLAS setting (what invert_density did before it
     # limited itself to one thread); then limited to --threads, like torch
-    t_inv_def, err_def = _time_inversions(invert_density, dens, vext, x, idx, blas_threads=None)
-    t_wy_def, _ = _time_inversions(invert_density, dens, vext, x, idx, guess="reference",
+    t_inv_def, err_def = _time_inversions(invert_density, dens, vext, x, idx, spin=occ, blas_threads=None)
+    t_wy_def, _ = _time_inversions(invert_density, dens, vext, x, idx, spin=occ, guess="reference",
                                    blas_threads=None)
     with threadpool_limits(a.threads):
-        t_inv, err_inv = _time_inversions(invert_density, dens, vext, x, idx,
+        t_inv, err_inv = _time_inversions(invert_density, dens, vext, x, idx, spin=occ,
                                           blas_threads=a.threads)
-        t_wy, err_wy = _time_inversions(invert_density, dens, vext, x, idx, guess="reference",
+        t_wy, err_wy = _time_inversions(invert_density, dens, vext, x, idx, spin=occ, guess="reference",
                                         blas_threads=a.threads)
         kin = kinetic_matrix(as_grid(x), 5).toarray()
         with np.errstate(all="ignore"):
@@ -113,9 +115,9 @@ def main() -> None:
             v_closed = -(phi @ kin.T) / phi  # one orbital: -(T phi)/phi (gauge free)
             t_closed = (time.perf_counter() - t0) / len(batch)
     assert np.isfinite(v_closed).any()
-    ev = evaluate_fno(model, x, dens[te], vext[te], vhxc[te])
+    ev = evaluate_fno(model, x, dens[te], vext[te], vhxc[te], spin=occ)
     print(json.dumps({
-        "benchmark": "dft1d_fno", "n_test": int(len(te)), "grid_points": int(len(x)),
+        "benchmark": "dft1d_fno", "occupations": occ, "n_test": int(len(te)), "grid_points": int(len(x)),
         "torch_threads": a.threads, "batch_size": a.batch_size,
         "fno_seconds_per_sample": t_fno, "fno_library_path_seconds_per_sample": fno["library"],
         "inversion_seconds_per_sample": t_inv,

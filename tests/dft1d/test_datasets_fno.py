@@ -133,6 +133,40 @@ def test_cli_commands(small_dataset, tmp_path):
     assert r.exit_code == 2 and "square" in r.output
 
 
+def test_triplet_dataset_is_scored_with_two_singly_occupied_orbitals(tmp_path):
+    """A triplet's KS system fills two orbitals with one electron each, not one with two:
+    train-fno, train_and_evaluate and evaluate_fno must use the dataset's occupations."""
+    from matterflow.cli import app
+    from matterflow.dft1d.datasets import generate_dataset, load_dataset
+    from matterflow.dft1d.fno import DensityToPotentialFNO, evaluate_fno, train_and_evaluate
+
+    path = generate_dataset(tmp_path / "ds", n_samples=16, n_points=48, families=["harmonic",
+                            "double_well"], spin="triplet", workers=1, seed=1)
+    ds = load_dataset(path)
+    assert ds.attrs["spin"] == "triplet"
+
+    class Exact:  # the inverted potentials themselves: the density check must give them back
+        def predict(self, density):
+            return ds.v_hxc[: len(density)]
+
+    args = (ds.x, ds.density[:4], ds.v_ext[:4], ds.v_hxc[:4])
+    assert evaluate_fno(Exact(), *args, spin="polarised").density_rel_l1.max() < 1e-5
+    assert evaluate_fno(Exact(), *args, spin="unpolarised").density_rel_l1.min() > 1e-2
+    model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, ds.v_hxc, ds.split, ds.family,
+                                    spin="triplet", epochs=1, hidden_channels=4, n_timing=1)
+    assert model.spin == "polarised"
+    te = rep.test_index
+    again = evaluate_fno(model, ds.x, ds.density[te], ds.v_ext[te], ds.v_hxc[te], spin="polarised")
+    np.testing.assert_allclose(rep.test_density_rel_l1, again.density_rel_l1, rtol=1e-6)
+    with pytest.raises(InputError, match="spin: accepted singlet, triplet"):
+        train_and_evaluate(ds.x, ds.v_ext, ds.density, ds.v_hxc, ds.split, ds.family, spin="quartet")
+    r = CliRunner().invoke(app, ["dft1d", "train-fno", str(path), "--epochs", "1", "--hidden-channels",
+                                 "4", "-q", "-o", str(tmp_path / "fno")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "fno" / "metrics.json").read_text())["spin"] == "triplet"
+    assert DensityToPotentialFNO.load(tmp_path / "fno" / "fno.pt").spin == "polarised"
+
+
 @pytest.mark.slow
 def test_fno_accuracy_in_distribution(tmp_path):
     """Issue goal: rel. L2 <= 3 % on held-out samples (a few minutes of training).

@@ -161,12 +161,14 @@ def train_fno(
                                         density_weight=density_weight,
                                         physics_loss=physics_loss, exact_hx=exact_hx,
                                         density_warmup=density_warmup,
-                                        grad_clip=grad_clip or None, init=init)
+                                        grad_clip=grad_clip or None, init=init,
+                                        spin=ds.attrs.get("spin", "singlet"))
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "fno.pt")
     ood = len(rep.ood_rel_l2) > 0
     metrics = {
-        "target": target, "n_train": int(split.count("train")), "n_test": len(rep.test_rel_l2),
+        "target": target, "spin": ds.attrs.get("spin", "singlet"),
+        "n_train": int(split.count("train")), "n_test": len(rep.test_rel_l2),
         "test_rel_l2_mean": float(rep.test_rel_l2.mean()),
         "test_rel_l2_max": float(rep.test_rel_l2.max()),
         "test_density_rel_l1_mean": float(rep.test_density_rel_l1.mean()),

@@ -431,8 +431,14 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
                        potential: np.ndarray, split: list[str], family: list[str], *,
                        target: Literal["v_hxc", "v_ks"] = "v_hxc", n_timing: int = 20,
                        progress: Any = None, init: DensityToPotentialFNO | None = None,
+                       spin: Literal["singlet", "triplet"] = "singlet",
                        **model_kwargs: Any) -> tuple[DensityToPotentialFNO, FNOReport]:
     """Fit on ``train`` (scored on ``val``), evaluate on ``test`` and ``ood``, time both solvers.
+
+    ``spin`` is the spin state of the dataset's two electrons (its ``attrs["spin"]``); it
+    sets the KS occupations of the physics loss, of the density check and of the timed
+    inversions: a singlet fills one orbital with two electrons, a triplet two orbitals
+    with one each.
 
     ``init`` (a fitted or loaded model) is trained further (warm start) with the
     training settings in ``model_kwargs``; its architecture and normalisation are kept.
@@ -445,6 +451,10 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
     """
     from matterflow.dft1d.inversion import invert_density
 
+    if spin not in ("singlet", "triplet"):
+        raise InputError(f"spin: accepted singlet, triplet; got {spin!r}")
+    occupation = "polarised" if spin == "triplet" else "unpolarised"
+    model_kwargs = {**model_kwargs, "n_electrons": 2, "spin": occupation}
     split = np.asarray(list(split))
     family = list(family)
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
@@ -468,8 +478,9 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
     val = (density[va], potential[va]) if len(va) else None
     model.fit(density[tr], potential[tr], v_ext=v_ext[tr], x=x, validation=val,
               progress=progress)
-    ev_te = evaluate_fno(model, x, density[te], v_ext[te], potential[te], target=target)
-    ev_od = evaluate_fno(model, x, density[od], v_ext[od], potential[od], target=target) \
+    occ = {"n_electrons": 2, "spin": occupation}
+    ev_te = evaluate_fno(model, x, density[te], v_ext[te], potential[te], target=target, **occ)
+    ev_od = evaluate_fno(model, x, density[od], v_ext[od], potential[od], target=target, **occ) \
         if len(od) else None
     # timings in one run: batched FNO on all test densities vs numerical inversion
     import time as _t
@@ -482,11 +493,11 @@ def train_and_evaluate(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray,
     k = min(n_timing, len(te))
     t0 = _t.perf_counter()
     for i in te[:k]:
-        invert_density(density[i], v_ext[i], x, n_electrons=2, on_failure="warn")
+        invert_density(density[i], v_ext[i], x, **occ, on_failure="warn")
     inv_per = (_t.perf_counter() - t0) / max(1, k)
     t0 = _t.perf_counter()  # the general path (reference start), as for triplets or N > 2
     for i in te[:k]:
-        invert_density(density[i], v_ext[i], x, n_electrons=2, guess="reference",
+        invert_density(density[i], v_ext[i], x, **occ, guess="reference",
                        on_failure="warn")
     wy_per = (_t.perf_counter() - t0) / max(1, k)
     oodf = sorted({family[i] for i in od})

@@ -260,6 +260,9 @@ class TrainFNOParams(Params):
                            "term back (target v_hxc only)")
     density_warmup: float = Field(0.3, ge=0, lt=1, description="fraction of the epochs on the "
                                   "potential loss alone before the density term starts")
+    spin: Literal["singlet", "triplet"] = Field("singlet", description="spin state of the "
+                                                "dataset's 2 electrons (the exact step's spin): "
+                                                "the KS occupations of the density check")
     n_timing: int = Field(20, ge=1, le=10_000, description="test densities inverted numerically "
                           "to time the inversion against the FNO")
     n_examples: int = Field(4, ge=1, le=64, description="test (and ood) samples kept for figures")
@@ -351,7 +354,7 @@ def _fno_figures(outputs: dict, params: TrainFNOParams) -> dict:
     return figs
 
 
-@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="2")
+@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="3")
 def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.ndarray,
               split: list, family: list, *, params: TrainFNOParams) -> FNOResult:
     """Train a Fourier neural operator density -> potential; test in and out of distribution."""
@@ -368,7 +371,7 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         hidden_channels=params.hidden_channels, n_layers=params.n_layers, epochs=params.epochs,
         batch_size=params.batch_size, learning_rate=params.learning_rate, seed=params.seed,
         density_weight=params.density_weight, density_warmup=params.density_warmup,
-        physics_loss=params.physics_loss,
+        physics_loss=params.physics_loss, spin=params.spin,
         exact_hx=params.exact_hx and params.target == "v_hxc")
     k = min(params.n_examples, len(rep.test_index))
     te = rep.test_index[:k]
