@@ -10,7 +10,12 @@ from typer.testing import CliRunner
 from matterflow.cli import app
 from matterflow.core.errors import InputError
 from matterflow.electrons.descriptors import GaussianDescriptorParams, gaussian_descriptors
-from matterflow.electrons.energy_correction import EnergyCorrection, cell_features, fit_ridge_loo
+from matterflow.electrons.energy_correction import (
+    EnergyCorrection,
+    cell_features,
+    feature_domain,
+    fit_ridge_loo,
+)
 from matterflow.electrons.structures import aluminium_supercell
 
 
@@ -59,6 +64,33 @@ def test_cell_features_are_extensive():
     assert EnergyCorrection.from_dict(corr.to_dict()) == corr
 
 
+def test_leverage_is_the_ridge_hat_diagonal_and_flags_extrapolation():
+    """On the training cells the domain's leverage is the diagonal of the ridge hat matrix
+    A (AᵀA + λP)⁻¹ Aᵀ (written out here); it is intensive (a supercell of a cell has the same);
+    a cell beyond the training cells extrapolates; JSON keeps it; old corrections skip it."""
+    rng = np.random.default_rng(2)
+    n, nf, lam = 30, 5, 0.3
+    p = rng.normal(size=(n, nf)) + 10.0
+    p[:, -1] = 7.0                                   # a constant feature drops out
+    v = np.full(n, 100.0)
+    dom = feature_domain(p, v, lam)
+    q = p[:, :-1] / v[:, None]
+    a = np.c_[(q - q.mean(0)) / q.std(0), np.ones(n)]
+    hat = a @ np.linalg.solve(a.T @ a + lam * np.diag([1.0] * (nf - 1) + [0.0]), a.T)
+    corr = EnergyCorrection((0.0,) * nf, (0.0,) * nf, 0.0, 0.0, lam, lam, 0.0, 0.0, n, domain=dom)
+    h = np.array([corr.leverage(p[i], v[i]) for i in range(n)])
+    np.testing.assert_allclose(h, np.diag(hat), rtol=1e-8)
+    assert dom["max_training_leverage"] == pytest.approx(np.diag(hat).max())
+    assert corr.leverage(2 * p[3], 2 * v[3]) == pytest.approx(h[3])
+    assert not any(corr.extrapolates(p[i], v[i]) for i in range(n))
+    far = p[0] + 4 * p.std(0)
+    assert corr.extrapolates(far, v[0])
+    again = EnergyCorrection.from_dict(json.loads(json.dumps(corr.to_dict())))
+    assert again.leverage(far, v[0]) == pytest.approx(corr.leverage(far, v[0]))
+    old = EnergyCorrection((0.0,) * nf, (0.0,) * nf, 0.0, 0.0, lam, lam, 0.0, 0.0, n)
+    assert old.leverage(far, v[0]) is None and not old.extrapolates(far, v[0])
+
+
 def test_bad_input():
     with pytest.raises(InputError, match="at least 3"):
         fit_ridge_loo(np.ones((2, 3)), np.ones(2), np.ones(2))
@@ -95,6 +127,7 @@ def test_correct_and_evaluate_commands(snapshots, tmp_path):
     res = runner.invoke(app, ["electrons", "evaluate", str(corrected), *map(str, snapshots), "--json", str(cor_json),
                               "-q"])
     assert res.exit_code == 0 and "without it" in res.output
+    assert "extrapolates (leverage above" in res.output and "on 0/5 snapshots" in res.output
     raw, cor = json.loads(raw_json.read_text()), json.loads(cor_json.read_text())
     for r0, r1 in zip(raw["snapshots"], cor["snapshots"], strict=True):
         # "uncorrected" of the corrected model = the model before `correct`
@@ -134,4 +167,10 @@ def test_train_with_energy_correction(snapshots, tmp_path):
     assert on.band_energy_ev == pytest.approx(off.band_energy_ev + db, abs=1e-9)
     assert on.total_energy_ev == pytest.approx(off.total_energy_ev + dt, abs=1e-9)
     assert on.energy_correction_ev == pytest.approx({"band": db, "total": dt})
+    assert 0 < on.energy_correction_leverage and off.energy_correction_leverage is None
+    # a cell stretched by 6 % lies outside the training cells: the correction says so
+    stretched = snap.atoms.copy()
+    stretched.set_cell(stretched.cell * 1.06, scale_atoms=True)
+    with pytest.warns(UserWarning, match="energy correction: this cell lies outside its 4 training cells"):
+        predict_observables(m, stretched, grid_shape=snap.grid_shape, scheduler="synchronous")
     np.testing.assert_allclose(on.density, off.density)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -240,10 +241,13 @@ def register(app: typer.Typer) -> None:
             bar = progress.add_task("evaluating", total=len(snapshots))
             for p in snapshots:
                 snap = load_snapshot(p)
-                pred = predict_observables(m, snap.atoms, grid_shape=tuple(snap.grid_shape))
+                with warnings.catch_warnings():     # summarised below instead of once per snapshot
+                    warnings.filterwarnings("ignore", message="energy correction: this cell lies outside")
+                    pred = predict_observables(m, snap.atoms, grid_shape=tuple(snap.grid_shape))
                 row: dict[str, Any] = {"snapshot": str(p), **prediction_errors(pred, snap)}
                 if pred.energy_correction_ev:   # the same prediction without the model's energy correction
                     n = len(snap.atoms)
+                    row["energy_correction_leverage"] = pred.energy_correction_leverage
                     row["uncorrected"] = {
                         "band_energy_mev_per_atom": row["band_energy_mev_per_atom"]
                         - pred.energy_correction_ev["band"] / n * 1000,
@@ -265,6 +269,16 @@ def register(app: typer.Typer) -> None:
             raw = error_summary([r["uncorrected"] for r in rows], tolerance)
             console.print(f"(with the model's energy correction; without it: {raw['text']})")
             doc["summary_uncorrected"] = {k: v for k, v in raw.items() if k != "text"}
+            domain = m.setup.meta["energy_correction"].get("domain")
+            if domain:
+                h_max = float(domain["max_training_leverage"])
+                out_of = [(f"{Path(r['snapshot']).parent.name}/{Path(r['snapshot']).name}",
+                           r["energy_correction_leverage"]) for r in rows
+                          if r["energy_correction_leverage"] > h_max * (1 + 1e-9)]
+                console.print(f"energy correction extrapolates (leverage above {h_max:.3g}, the largest of its "
+                              f"training cells) on {len(out_of)}/{len(rows)} snapshots"
+                              + (": " + ", ".join(f"{n} ({h:.3g})" for n, h in out_of) if out_of else ""))
+                doc["energy_correction_max_training_leverage"] = h_max
         if json_out is not None:
             json_out.write_text(json.dumps(doc, indent=1))
             console.print(f"errors: {json_out}")

@@ -24,12 +24,13 @@ through :mod:`matterflow.electrons.observables`.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from matterflow.core.errors import InputError
+from matterflow.core.errors import InputError, MatterflowWarning
 from matterflow.electrons.model import LdosModel
 
 __all__ = ["Prediction", "predict_observables", "grid_shape_for", "descriptor_params_of"]
@@ -62,6 +63,10 @@ class Prediction:
     energy_correction_ev : dict
         ``{"band": ..., "total": ...}`` (eV) added to the band and total energy when the
         model carries an energy correction and it was applied; empty otherwise.
+    energy_correction_leverage : float or None
+        Leverage of this cell in the correction's feature space (see
+        :mod:`matterflow.electrons.energy_correction`); above the largest of its training
+        cells the correction extrapolates (a warning is issued). None when not known.
     """
 
     dos: np.ndarray
@@ -77,6 +82,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     cell_features: np.ndarray | None = None
     energy_correction_ev: dict[str, float] = field(default_factory=dict)
+    energy_correction_leverage: float | None = None
 
 
 def descriptor_params_of(model: LdosModel) -> Any:
@@ -240,17 +246,27 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
         total, terms = obs.total_energy(density, atoms, band_energy_ev=band, entropy_ts_ev=ts,
                                         xc=str(setup.meta.get("xc", "lda,pz")), valence=valence)
     corr: dict[str, float] = {}
+    leverage = None
     if energy_correction and setup.meta.get("energy_correction"):
         from matterflow.electrons.energy_correction import EnergyCorrection
 
-        db, dt = EnergyCorrection.from_dict(setup.meta["energy_correction"]).apply(feats, atoms.get_volume())
+        ec = EnergyCorrection.from_dict(setup.meta["energy_correction"])
+        db, dt = ec.apply(feats, atoms.get_volume())
         corr = {"band": db, "total": dt}
+        leverage = ec.leverage(feats, atoms.get_volume())
+        if ec.extrapolates(feats, atoms.get_volume()):
+            warnings.warn(
+                f"energy correction: this cell lies outside its {ec.n_snapshots} training cells "
+                f"(leverage {leverage:.3g} > {ec.domain['max_training_leverage']:.3g}, the largest among "
+                f"them); the corrected band and total energies extrapolate. Compare with "
+                f"energy_correction=False, or refit the correction on cells like this one",
+                MatterflowWarning, stacklevel=2)
         band, total = band + db, total + dt
     t3 = time.perf_counter()
     return Prediction(dos=dos, density=density, energy_grid_ev=energies, fermi_ev=fermi,
                       band_energy_ev=band, total_energy_ev=total, energy_terms=terms,
                       grid_shape=grid, n_atoms=len(atoms), ldos=ldos, cell_features=feats,
-                      energy_correction_ev=corr,
+                      energy_correction_ev=corr, energy_correction_leverage=leverage,
                       timings={"pass1_s": t1 - t0, "pass2_s": t2 - t1, "energy_s": t3 - t2,
                                "n_chunks": float(len(chunks)), "n_points": float(n_points),
                                "points_per_s": n_points / max(t2 - t0, 1e-9)})
