@@ -182,3 +182,24 @@ def test_fno_accuracy_in_distribution(tmp_path):
                                 epochs=60)
     assert rep.test_rel_l2.mean() <= 0.03
     assert rep.fno_seconds_per_sample < rep.wu_yang_seconds_per_sample
+
+
+@pytest.mark.slow
+def test_fno_density_goal_for_triplet_pairs(tmp_path):
+    """Issue goal on triplet pairs (no closed-form inversion): potential rel. L2 <= 3 % and the
+    density of the predicted potential within 1 % relative L1 on average over the test split
+    (8,000 samples, the small 12,721-parameter model; about 6 minutes on 2 cores).
+
+    Singlet pairs do not meet the density goal on average; see docs/dft1d.md."""
+    from matterflow.dft1d.datasets import generate_dataset, load_dataset
+    from matterflow.dft1d.fno import train_and_evaluate
+
+    ds = load_dataset(generate_dataset(tmp_path, n_samples=8000, spin="triplet", seed=11,
+                                       workers=2))
+    model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, ds.v_hxc, ds.split, ds.family,
+                                    spin="triplet", epochs=60, n_modes=16, hidden_channels=16,
+                                    batch_size=32, density_weight=1.0, physics_loss="wu_yang",
+                                    exact_hx=True, n_timing=5)
+    assert model.n_parameters_ < 20_000
+    assert rep.test_rel_l2.mean() <= 0.03
+    assert rep.test_density_rel_l1.mean() <= 0.01
