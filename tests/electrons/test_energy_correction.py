@@ -91,6 +91,31 @@ def test_leverage_is_the_ridge_hat_diagonal_and_flags_extrapolation():
     assert old.leverage(far, v[0]) is None and not old.extrapolates(far, v[0])
 
 
+def test_caveats_name_an_interpolating_or_useless_fit():
+    """Fewer cells than features, or a leave-one-out error not below the uncorrected one, is said
+    in words (and warned by attach_energy_correction); old saved corrections still load."""
+    rng = np.random.default_rng(3)
+    nf = 6
+    p, v = rng.normal(size=(40, nf)) + 10.0, np.full(40, 100.0)
+    args = ((0.0,) * nf, (0.0,) * nf, 0.0, 0.0, 1.0, 1.0)
+    good = EnergyCorrection(*args, 3.0, 3.5, 40, domain=feature_domain(p, v, 1.0),
+                            band_uncorrected_rms_mev_per_atom=6.0, total_uncorrected_rms_mev_per_atom=7.0)
+    assert good.caveats() == []
+    assert "(uncorrected 6.00, 7.00)" in good.summary()
+    few = EnergyCorrection(*args, 3.0, 3.5, 5, domain=feature_domain(p[:5], v[:5], 1.0))
+    assert any("5 cells with 6 varying features" in c for c in few.caveats())
+    useless = EnergyCorrection(*args, 5.8, 3.5, 40, band_uncorrected_rms_mev_per_atom=6.0,
+                               total_uncorrected_rms_mev_per_atom=7.0)
+    (text,) = useless.caveats()
+    assert text.startswith("band energy") and "5.80" in text and "6.00" in text
+    d = good.to_dict()
+    del d["band_uncorrected_rms_mev_per_atom"], d["total_uncorrected_rms_mev_per_atom"]
+    old = EnergyCorrection.from_dict(d)
+    assert old.band_uncorrected_rms_mev_per_atom is None and old.caveats() == []
+    again = EnergyCorrection.from_dict(json.loads(json.dumps(good.to_dict())))
+    assert again.summary() == good.summary() and again.caveats() == []
+
+
 def test_bad_input():
     with pytest.raises(InputError, match="at least 3"):
         fit_ridge_loo(np.ones((2, 3)), np.ones(2), np.ones(2))
@@ -123,7 +148,7 @@ def test_correct_and_evaluate_commands(snapshots, tmp_path):
     corrected = tmp_path / "mc.pt"
     res = runner.invoke(app, ["electrons", "correct", str(model), *map(str, snapshots), "--out", str(corrected), "-q"])
     assert res.exit_code == 0, res.output
-    assert "fitted on 5 snapshots" in res.output
+    assert "fitted on 5 snapshots" in res.output and "(uncorrected " in res.output
     res = runner.invoke(app, ["electrons", "evaluate", str(corrected), *map(str, snapshots), "--json", str(cor_json),
                               "-q"])
     assert res.exit_code == 0 and "without it" in res.output
@@ -155,7 +180,7 @@ def test_train_with_energy_correction(snapshots, tmp_path):
     res = CliRunner().invoke(app, ["electrons", "train", *map(str, snapshots), "--test", "1", "--kind", "gaussian",
                                    "--hidden", "8", "--epochs", "3", "--energy-correction", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
-    assert "energy correction fitted on the 4 training snapshots" in res.output
+    assert "energy correction fitted on 4 snapshots" in res.output
     m = load_model(out)
     corr = EnergyCorrection.from_dict(m.setup.meta["energy_correction"])
     assert corr.n_snapshots == 4

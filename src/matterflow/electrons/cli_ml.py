@@ -188,9 +188,7 @@ def register(app: typer.Typer) -> None:
                 from matterflow.electrons.energy_correction import attach_energy_correction
 
                 corr = attach_energy_correction(model, [data.snapshots[i] for i in fit])
-                console.print(f"energy correction fitted on the {len(fit)} training snapshots: leave-one-out "
-                              f"rms band {corr.band_loo_mev_per_atom:.2f}, total "
-                              f"{corr.total_loo_mev_per_atom:.2f} meV/atom")
+                console.print(corr.summary())
             model.save(out)
             h = nets[-1].history_
             if members > 1:
@@ -310,9 +308,7 @@ def register(app: typer.Typer) -> None:
         corr = attach_energy_correction(m, snaps)
         target = out or model
         m.save(target)
-        console.print(f"energy correction fitted on {corr.n_snapshots} snapshots: leave-one-out rms "
-                      f"band {corr.band_loo_mev_per_atom:.2f}, total {corr.total_loo_mev_per_atom:.2f} meV/atom "
-                      f"(ridge λ {corr.band_lambda:g}, {corr.total_lambda:g}); model: {target}")
+        console.print(f"{corr.summary()}; model: {target}")
 
     @app.command("hyperopt")
     @handle_errors

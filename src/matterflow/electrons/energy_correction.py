@@ -37,12 +37,13 @@ against at most 0.78 on its 8-atom training cells, and band-energy errors up to
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from matterflow.core.errors import InputError
+from matterflow.core.errors import InputError, MatterflowWarning
 
 __all__ = ["EnergyCorrection", "EnergyReference", "attach_energy_correction", "cell_features",
            "feature_domain", "fit_energy_correction", "fit_ridge_loo"]
@@ -126,6 +127,10 @@ class EnergyCorrection:
         Leave-one-out rms error of the fit, meV/atom.
     n_snapshots : int
         Training cells of the fit.
+    band_uncorrected_rms_mev_per_atom, total_uncorrected_rms_mev_per_atom : float
+        Rms residual of the uncorrected model on the same cells, meV/atom: the correction
+        is worth having only where its leave-one-out error is clearly below this (None for
+        corrections saved before it was recorded).
     domain : dict or None
         Applicability domain (see the module docstring): ``mean`` and ``scale`` of the
         training cells' features per Å³, ``inverse`` (the ridge's ``(Z̃ᵀZ̃ + λP)⁻¹`` at the
@@ -143,6 +148,32 @@ class EnergyCorrection:
     total_loo_mev_per_atom: float
     n_snapshots: int
     domain: dict[str, Any] | None = None
+    band_uncorrected_rms_mev_per_atom: float | None = None
+    total_uncorrected_rms_mev_per_atom: float | None = None
+
+    def summary(self) -> str:
+        """One line: cells, leave-one-out and uncorrected rms (meV/atom), ridge strengths."""
+        raw = ""
+        if self.band_uncorrected_rms_mev_per_atom is not None:
+            raw = (f" (uncorrected {self.band_uncorrected_rms_mev_per_atom:.2f}, "
+                   f"{self.total_uncorrected_rms_mev_per_atom:.2f})")
+        return (f"energy correction fitted on {self.n_snapshots} snapshots: leave-one-out rms band "
+                f"{self.band_loo_mev_per_atom:.2f}, total {self.total_loo_mev_per_atom:.2f} meV/atom{raw} "
+                f"(ridge λ {self.band_lambda:g}, {self.total_lambda:g})")
+
+    def caveats(self) -> list[str]:
+        """Reasons not to trust this fit, in words (empty when there are none)."""
+        out = []
+        n_f = int(np.isfinite(np.asarray(self.domain["scale"], dtype=float)).sum()) if self.domain else len(self.band_coef)
+        if self.n_snapshots <= n_f + 1:
+            out.append(f"fitted on {self.n_snapshots} cells with {n_f} varying features: it can interpolate its "
+                       f"training cells, so every new cell lies outside its domain; use more cells than features")
+        for name, loo, raw in (("band", self.band_loo_mev_per_atom, self.band_uncorrected_rms_mev_per_atom),
+                               ("total", self.total_loo_mev_per_atom, self.total_uncorrected_rms_mev_per_atom)):
+            if raw is not None and loo >= 0.9 * raw:
+                out.append(f"{name} energy: leave-one-out rms {loo:.2f} meV/atom is not clearly below the "
+                           f"uncorrected {raw:.2f}; the correction is unlikely to help")
+        return out
 
     def leverage(self, features: np.ndarray, volume: float) -> float | None:
         """Leverage of a cell (``features`` from :func:`cell_features`, ``volume`` Å³) in the fit's
@@ -201,7 +232,7 @@ def fit_energy_correction(model: Any, snapshots: list[Any], progress: Any = None
     """
     from matterflow.electrons.predict import predict_observables
 
-    feats, vols, rb, rt, natoms = [], [], [], [], []
+    feats, vols, rb, rt, natoms = [], [], [], [], []    # residuals rb, rt: eV per cell
     for snap in snapshots:
         for name in ("band_energy_ev", "total_energy_ev"):
             if not np.isfinite(getattr(snap, name, np.nan)):
@@ -215,12 +246,15 @@ def fit_energy_correction(model: Any, snapshots: list[Any], progress: Any = None
         natoms.append(len(snap.atoms))
     p, v = np.array(feats), np.array(vols)
     per_atom = 1000.0 / float(np.mean(natoms))
-    cb, kb, lb, eb = fit_ridge_loo(p, v, np.array(rb))
-    ct, kt, lt, et = fit_ridge_loo(p, v, np.array(rt))
+    rb, rt = np.array(rb), np.array(rt)
+    cb, kb, lb, eb = fit_ridge_loo(p, v, rb)
+    ct, kt, lt, et = fit_ridge_loo(p, v, rt)
     return EnergyCorrection(band_coef=tuple(cb), total_coef=tuple(ct), band_per_volume_ev=kb,
                             total_per_volume_ev=kt, band_lambda=lb, total_lambda=lt,
                             band_loo_mev_per_atom=eb * per_atom, total_loo_mev_per_atom=et * per_atom,
-                            n_snapshots=len(snapshots), domain=feature_domain(p, v, min(lb, lt)))
+                            n_snapshots=len(snapshots), domain=feature_domain(p, v, min(lb, lt)),
+                            band_uncorrected_rms_mev_per_atom=float(np.sqrt(np.mean(rb ** 2))) * per_atom,
+                            total_uncorrected_rms_mev_per_atom=float(np.sqrt(np.mean(rt ** 2))) * per_atom)
 
 
 def feature_domain(features: np.ndarray, volumes: np.ndarray, lam: float) -> dict[str, Any]:
@@ -267,4 +301,6 @@ def attach_energy_correction(model: Any, snapshots: list[Any], progress: Any = N
     model.setup = dataclasses.replace(model.setup, meta={**meta, "energy_correction": corr.to_dict()})
     for member in getattr(model, "members_", ()):
         member.setup = model.setup
+    for text in corr.caveats():
+        warnings.warn(f"energy correction: {text}", MatterflowWarning, stacklevel=2)
     return corr
