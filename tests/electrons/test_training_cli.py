@@ -108,6 +108,10 @@ def test_evaluate_command(snapshots, tmp_path):
     assert s["n"] == 2 and s["band_within"] == 2 and s["total_within"] == 2   # tolerance 1e6
     worst = max((r["total_energy_mev_per_atom"] for r in rows), key=abs)
     assert s["worst_total"] == worst and "floor" in res.output and "total 2/2" in res.output
+    band_err = [r["band_energy_mev_per_atom"] for r in rows]
+    assert s["mae_band"] == pytest.approx(sum(map(abs, band_err)) / 2)
+    assert s["rms_band"] == pytest.approx((sum(b * b for b in band_err) / 2) ** 0.5)
+    assert s["mean_band"] == pytest.approx(sum(band_err) / 2) and "MAE band" in " ".join(res.output.split())
     res = runner.invoke(app, ["electrons", "evaluate", str(model), str(snapshots[3]), "--tolerance", "0",
                               "--no-floor", "-q"])
     assert res.exit_code == 0 and "floor" not in res.output and "band 0/1" in res.output

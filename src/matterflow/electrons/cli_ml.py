@@ -97,8 +97,12 @@ def error_summary(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any
 
     ``rows`` are dicts of :func:`~matterflow.electrons.ml_tasks.prediction_errors`;
     the result holds ``n``, ``band_within``, ``total_within``, ``worst_band``,
-    ``worst_total`` (signed, meV/atom), ``max_density_mrae`` (%) and a one-line ``text``.
+    ``worst_total`` (signed, meV/atom), ``mae_band``, ``mae_total``, ``rms_band``,
+    ``rms_total``, ``mean_band``, ``mean_total`` (meV/atom; the mean is the bias),
+    ``max_density_mrae`` (%) and a one-line ``text``.
     """
+    import numpy as np
+
     if not rows:
         raise InputError("snapshots: none to summarise")
     band = [r["band_energy_mev_per_atom"] for r in rows]
@@ -108,9 +112,15 @@ def error_summary(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any
            "total_within": sum(abs(t) <= tolerance for t in total),
            "worst_band": max(band, key=abs), "worst_total": max(total, key=abs),
            "max_density_mrae": max(r["density_mrae_percent"] for r in rows)}
+    for name, err in (("band", band), ("total", total)):
+        e = np.asarray(err, dtype=float)
+        out |= {f"mae_{name}": float(np.abs(e).mean()), f"rms_{name}": float(np.sqrt((e * e).mean())),
+                f"mean_{name}": float(e.mean())}
     out["text"] = (f"within ±{tolerance:g} meV/atom: band {out['band_within']}/{out['n']} "
                    f"(worst {out['worst_band']:+.2f}), total {out['total_within']}/{out['n']} "
-                   f"(worst {out['worst_total']:+.2f}); density MRAE ≤ {out['max_density_mrae']:.2f} %")
+                   f"(worst {out['worst_total']:+.2f}); MAE band {out['mae_band']:.2f}, total "
+                   f"{out['mae_total']:.2f} meV/atom (rms {out['rms_band']:.2f}, {out['rms_total']:.2f}); "
+                   f"density MRAE ≤ {out['max_density_mrae']:.2f} %")
     return out
 
 
