@@ -1,15 +1,14 @@
 """The ``matterflow`` command.
 
 Core commands: ``run``, ``demo``, ``tasks``, ``inspect``, ``report``. Each
-domain adds a sub-app (``matterflow xrd ...``) through the entry-point group
-``matterflow.cli``; a domain whose optional packages are missing still shows
-up, and says what to install.
+domain adds a sub-app (``matterflow xrd ...``) through its declaration
+(:mod:`matterflow.core.domain`); a domain whose optional packages are missing
+still shows up, and says what to install.
 """
 
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -88,20 +87,17 @@ def run(
          report=not no_report, processes=processes)
 
 
-def examples_dir() -> Path:
-    """Where the example workflows live (package data)."""
-    return Path(__file__).resolve().parent / "examples"
+def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:
+    """Domain -> its demo workflow files, for the domains whose tasks are installed."""
+    from matterflow.core.domain import list_domains
+    from matterflow.core.registry import unavailable_domains
 
-
-def demo_workflows() -> dict[str, Path]:
-    """Domain -> example workflow, for the domains whose tasks are installed."""
-    from matterflow.core.registry import list_tasks
-
-    domains = {name.split(".")[0] for name in list_tasks()}
-    found = {"core": examples_dir() / "quickstart.yaml"}
-    for path in sorted(examples_dir().glob("*.yaml")):
-        if path.stem in domains and path.stem != "core":
-            found[path.stem] = path
+    missing = unavailable_domains()
+    found = {}
+    for name, dom in list_domains().items():
+        paths = dom.demo_paths(full=full)
+        if paths and name not in missing:
+            found[name] = paths
     return found
 
 
@@ -110,14 +106,15 @@ def demo_workflows() -> dict[str, Path]:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
     only: Annotated[list[str] | None, typer.Option(help="Run only this domain (repeatable), e.g. core, xrd.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Also run the long versions of the demos.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
     quiet: Quiet = False,
 ) -> None:
-    """Run one small example workflow per installed domain and link their reports."""
+    """Run the example workflows of every installed domain and link their reports."""
     from matterflow.core.report import write_index
 
-    available = demo_workflows()
+    available = demo_workflows(full=full)
     chosen = only or list(available)
     unknown = [d for d in chosen if d not in available]
     if unknown:
@@ -125,17 +122,19 @@ def demo(
     entries = []
     failed = []
     for domain in chosen:
-        console.rule(f"[bold]{domain}[/bold]: {available[domain].name}")
-        try:
-            results, status = _run(available[domain], out / domain, workers=workers,
-                                   scheduler=scheduler, force=False, quiet=quiet)
-        except typer.Exit:
-            raise
-        except Exception as exc:  # one broken demo must not hide the others
-            failed.append(domain)
-            console.print(f"[red]{domain} failed:[/red] {exc}")
-            continue
-        entries.append((domain, results.with_name("report.html"), status))
+        for path in available[domain]:
+            label = domain if len(available[domain]) == 1 else f"{domain}/{path.stem}"
+            console.rule(f"[bold]{domain}[/bold]: {path.name}")
+            try:
+                results, status = _run(path, out / label, workers=workers,
+                                       scheduler=scheduler, force=False, quiet=quiet)
+            except typer.Exit:
+                raise
+            except Exception as exc:  # one broken demo must not hide the others
+                failed.append(label)
+                console.print(f"[red]{label} failed:[/red] {exc}")
+                continue
+            entries.append((label, results.with_name("report.html"), status))
     index = write_index(entries, out / "index.html")
     console.print(f"\n[bold]demo report:[/bold] {index.resolve()}")
     if failed:
@@ -217,25 +216,29 @@ def report(
 
 
 def _add_domain_apps() -> None:
-    for ep in entry_points(group="matterflow.cli"):
+    from matterflow.core.domain import list_domains
+
+    for name, dom in list_domains().items():
+        if dom.cli is None:
+            continue
         try:
-            sub = ep.load()
+            sub = dom.load_cli()
         except ImportError as exc:
-            sub = _unavailable_app(ep.name, str(exc))
-        app.add_typer(sub, name=ep.name)
+            sub = _unavailable_app(name, str(exc), dom.pip_extra)
+        app.add_typer(sub, name=name, help=dom.summary if not sub.info.help else None)
 
 
-def _unavailable_app(name: str, why: str) -> typer.Typer:
+def _unavailable_app(name: str, why: str, extra: str) -> typer.Typer:
     from rich.markup import escape
 
-    sub = typer.Typer(help=escape(f"[not installed: {why}; pip install 'matterflow[{name}]']"),
+    sub = typer.Typer(help=escape(f"[not installed: {why}; pip install 'matterflow[{extra}]']"),
                       invoke_without_command=True)
 
     @sub.callback()
     @handle_errors
     def _missing() -> None:
         raise InputError(f"the {name} commands need extra packages ({why}); "
-                         f"install them with: pip install 'matterflow[{name}]'")
+                         f"install them with: pip install 'matterflow[{extra}]'")
 
     return sub
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
+from matterflow.core.domain import Domain
 from matterflow.core.registry import Params, quantity, task
 
 __all__ = ["random_walks", "mean_squared_displacement", "fit_diffusion", "TASKS"]
@@ -162,3 +163,12 @@ def sleep(*, params: SleepParams) -> Slept:
 
 
 TASKS = [random_walks, mean_squared_displacement, fit_diffusion, sleep]
+
+
+DOMAIN = Domain(
+    name="core",
+    summary="The core's own example tasks (random walks, diffusion fit).",
+    tasks="matterflow.core.quickstart:TASKS",
+    demos=("quickstart.yaml",),
+    docs="core.md",
+)

@@ -17,12 +17,11 @@ The function knows nothing of Dask, YAML or HDF5. It returns a frozen
 dataclass whose fields carry units (:func:`quantity`); the store writes each
 field as a dataset with a ``units`` attribute.
 
-Tasks are discovered through the entry-point group ``matterflow.tasks``. An
-entry point names either one :class:`Task` or a list of them, so a domain
-subpackage or a third-party plugin adds tasks without touching the core::
-
-    [project.entry-points."matterflow.tasks"]
-    myplugin = "myplugin.tasks:TASKS"
+Tasks are found through the domains' declarations
+(:class:`matterflow.core.domain.Domain`, entry-point group
+``matterflow.domains``): each domain names a list of tasks whose names start
+with the domain's name, so a domain subpackage or a third-party plugin adds
+tasks without touching the core.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
@@ -53,14 +51,11 @@ __all__ = [
     "validation_message",
 ]
 
-ENTRY_POINT_GROUP = "matterflow.tasks"
-
-
 class Params(BaseModel):
     """Base class of task parameters: frozen, unknown fields rejected.
 
-    Declare units in a field's ``json_schema_extra={"units": "eV"}`` (or
-    with :func:`units_of`) so ``matterflow tasks NAME`` can show them.
+    Declare units in a field's ``json_schema_extra={"units": "eV"}`` so
+    ``matterflow tasks NAME`` can show them.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -201,26 +196,25 @@ def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseMod
 
 # --------------------------------------------------------------------------- discovery
 
-def _entry_point_tasks(ep: Any) -> list[Task]:
-    """The tasks an entry point gives (a Task or a list of them); ImportError passes through."""
-    obj = ep.load()
-    found = [obj] if isinstance(obj, Task) else list(obj)
-    for t in found:
-        if not isinstance(t, Task):
-            raise TypeError(f"entry point {ep.name} ({ep.value}) must give Task objects; "
-                            f"got {type(t).__name__}")
-    return found
+def _check_prefix(domain: str, tasks: list[Task]) -> list[Task]:
+    wrong = [t.name for t in tasks if t.name.split(".")[0] != domain]
+    if wrong:
+        raise TypeError(f"domain {domain!r}: task names must start with '{domain}.'; got "
+                        f"{', '.join(wrong)}")
+    return tasks
 
 
 @functools.lru_cache(maxsize=1)
 def _discover() -> tuple[dict[str, Task], dict[str, str]]:
+    from matterflow.core.domain import list_domains
+
     tasks: dict[str, Task] = {}
     unavailable: dict[str, str] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for name, dom in list_domains().items():
         try:
-            tasks.update({t.name: t for t in _entry_point_tasks(ep)})
+            tasks.update({t.name: t for t in _check_prefix(name, dom.load_tasks())})
         except ImportError as exc:  # an optional domain whose extra is not installed
-            unavailable[ep.name] = f"{exc} (install matterflow[{ep.name}])"
+            unavailable[name] = f"{exc} (install matterflow[{dom.pip_extra}])"
     return dict(sorted(tasks.items())), unavailable
 
 
@@ -230,20 +224,22 @@ def list_tasks() -> dict[str, Task]:
 
 
 def unavailable_domains() -> dict[str, str]:
-    """Entry points that could not be imported (missing optional extras), with the reason."""
+    """Domains whose tasks could not be imported (missing optional extras), with the reason."""
     return dict(_discover()[1])
 
 
 @functools.cache
 def _domain_tasks(domain: str) -> dict[str, Task]:
-    """Tasks of the one entry point named ``domain`` (no other domain imported); {} if none."""
-    found: dict[str, Task] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=domain):
-        try:
-            found.update({t.name: t for t in _entry_point_tasks(ep)})
-        except ImportError:  # reported by the full discovery
-            return {}
-    return found
+    """Tasks of the one domain named ``domain`` (no other domain imported); {} if none."""
+    from matterflow.core.domain import list_domains
+
+    dom = list_domains().get(domain)
+    if dom is None:
+        return {}
+    try:
+        return {t.name: t for t in _check_prefix(domain, dom.load_tasks())}
+    except ImportError:  # reported by the full discovery
+        return {}
 
 
 def get_task(name: str) -> Task:

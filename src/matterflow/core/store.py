@@ -50,9 +50,8 @@ __all__ = [
     "now_iso",
 ]
 
-_KEY_LIBRARIES = ("numpy", "scipy", "h5py", "dask", "distributed", "pydantic", "torch",
-                  "pyscf", "pyFAI", "pycalphad", "espei", "scikit-learn", "quantile-forest",
-                  "neuraloperator", "ase")
+# the core's own libraries; each domain declares its own (Domain.libraries)
+_CORE_LIBRARIES = ("numpy", "scipy", "h5py", "dask", "distributed", "pydantic")
 _STRING = h5py.string_dtype("utf-8")
 
 
@@ -263,9 +262,14 @@ def _git_commit() -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the key scientific libraries that are installed."""
+    """Versions of the core's libraries and of those every domain declares, where installed."""
+    from matterflow.core.domain import list_domains
+
+    names = dict.fromkeys(_CORE_LIBRARIES)
+    for dom in list_domains().values():
+        names.update(dict.fromkeys(dom.libraries))
     found = {}
-    for name in _KEY_LIBRARIES:
+    for name in names:
         try:
             found[name] = _pkg_version(name)
         except PackageNotFoundError:

@@ -6,14 +6,14 @@ A workflow names steps; each runs one task with parameters and inputs::
     steps:
       - id: walks
         task: core.random_walks
-        params: {n_walks: 400, seed: 7}
+        params: {n_walkers: 400, seed: 7}
       - id: msd
         task: core.mean_squared_displacement
         inputs: {walk: walks.positions_nm}    # step_id.output_name
         batch_size: 50                        # items per Dask task (mapped tasks)
       - id: fit
         task: core.fit_diffusion
-        inputs: {msd: msd.msd_nm2, lag: msd.lag_s}
+        inputs: {msd: msd.msd_nm2, lag: msd.lag_ps}
 
 An input is either ``step_id.output`` (an earlier step's output) or the path of
 a file, relative to the workflow file. Everything is checked before anything
@@ -39,9 +39,19 @@ from matterflow.core.registry import Params, Task, get_task, list_tasks, validat
 __all__ = ["Workflow", "Step", "load_workflow", "parse_workflow", "InputRef"]
 
 _ID = r"^[A-Za-z_][A-Za-z0-9_-]*$"
-_FILE_SUFFIXES = {".h5", ".hdf5", ".nxs", ".nx5", ".tif", ".tiff", ".cbf", ".edf", ".csv", ".json",
-                  ".tdb", ".npy", ".npz", ".cube", ".poni", ".yaml", ".yml", ".txt", ".xy",
-                  ".dat", ".xyz", ".cif", ".pt", ".pth", ".db"}
+# suffixes of files any task may read; each domain adds its own (Domain.file_suffixes)
+_CORE_SUFFIXES = (".h5", ".hdf5", ".nxs", ".csv", ".json", ".npy", ".npz", ".yaml", ".yml", ".txt",
+                  ".dat")
+
+
+def file_suffixes() -> set[str]:
+    """Suffixes that mark a workflow input as a file name: the core's and every domain's."""
+    from matterflow.core.domain import list_domains
+
+    found = set(_CORE_SUFFIXES)
+    for dom in list_domains().values():
+        found.update(s.lower() for s in dom.file_suffixes)
+    return found
 
 
 class StepSpec(BaseModel):
@@ -265,7 +275,7 @@ def _resolve_ref(ref: str, step_ids: dict[str, int], own: str, base_dir: Path, w
     path = (base_dir / ref).resolve()
     if path.exists():
         return InputRef(path=path)
-    looks_like_file = "/" in ref or Path(ref).suffix.lower() in _FILE_SUFFIXES
+    looks_like_file = "/" in ref or Path(ref).suffix.lower() in file_suffixes()
     if m and not looks_like_file:  # looks like step.output, but no such step and no such file
         near = difflib.get_close_matches(m.group(1), list(step_ids), n=2)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
