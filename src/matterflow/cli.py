@@ -222,10 +222,11 @@ def _add_domain_apps() -> None:
         if dom.cli is None:
             continue
         try:
-            sub = dom.load_cli()
+            sub, summary = dom.load_cli(), dom.summary
         except ImportError as exc:
             sub = _unavailable_app(name, str(exc), dom.pip_extra)
-        app.add_typer(sub, name=name, help=dom.summary if not sub.info.help else None)
+            summary = sub.info.help
+        app.add_typer(sub, name=name, help=summary)
 
 
 def _unavailable_app(name: str, why: str, extra: str) -> typer.Typer:
