@@ -1,17 +1,29 @@
 """Tasks: plain functions with a pydantic parameter model, found by name.
 
 A task is an ordinary Python function; :func:`task` attaches a name, a
-parameter model and (optionally) figures to it::
+parameter model and (optionally) figures to it:
 
-    class ScaleParams(Params):
-        factor: float = Field(2.0, gt=0, description="multiplier")
+>>> from dataclasses import dataclass
+>>> import numpy as np
+>>> from pydantic import Field
+>>> class ScaleParams(Params):
+...     factor: float = Field(2.0, gt=0, description="multiplier")
+>>> @dataclass(frozen=True)
+... class Scaled:
+...     y: np.ndarray = quantity("nm", "(n,)")
+>>> @task("demo.scale", params=ScaleParams)
+... def scale(x, *, params):
+...     "Multiply by a factor."
+...     return Scaled(y=params.factor * x)
+>>> scale(np.ones(3), params={"factor": 3}).y          # the Python API
+array([3., 3., 3.])
+>>> scale(np.ones(3), params={"factor": -1})
+Traceback (most recent call last):
+...
+matterflow.core.errors.InputError: demo.scale params.factor: input should be greater than 0; got -1
 
-    @task("demo.scale", params=ScaleParams)
-    def scale(x, *, params):
-        return Scaled(y=params.factor * x)
-
-    scale(np.ones(3), params={"factor": 3})      # the Python API
-    # steps: [{id: s, task: demo.scale, inputs: {x: ...}}]   # a workflow step
+In a workflow the same task is a step:
+``steps: [{id: s, task: demo.scale, inputs: {x: ...}}]``.
 
 The function knows nothing of Dask, YAML or HDF5. It returns a frozen
 dataclass whose fields carry units (:func:`quantity`); the store writes each

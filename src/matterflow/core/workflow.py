@@ -172,6 +172,21 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
 
     ``base_dir`` is where relative file inputs are looked up (default: cwd).
     Raises :class:`InputError` naming file, line, step and field.
+
+    >>> wf = parse_workflow('''
+    ... steps:
+    ...   - {id: walks, task: core.random_walks, params: {n_walkers: 4, seed: 7}}
+    ...   - {id: msd, task: core.mean_squared_displacement, inputs: {walk: walks.positions_nm}}
+    ... ''')
+    >>> [s.id for s in wf.steps], wf.step("msd").task.map_over
+    (['walks', 'msd'], 'walk')
+    >>> parse_workflow('''
+    ... steps:
+    ...   - {id: walks, task: core.random_walks, params: {n_walkers: -5}}
+    ... ''', source="flow.yaml")
+    Traceback (most recent call last):
+    ...
+    matterflow.core.errors.InputError: flow.yaml:3: steps[0] (id 'walks').params.n_walkers: input should be greater than or equal to 1; got -5
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
     try:
