@@ -184,7 +184,7 @@ def task(name: str, *, params: type[Params] = NoParams, version: str = "1",
 
 
 def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseModel] | None = None,
-                       locate: Callable[[tuple], str] | None = None) -> str:
+                       locate: Callable[[tuple[Any, ...]], str] | None = None) -> str:
     """One line per pydantic error: ``prefix.field: what is accepted; got VALUE``.
 
     ``locate(loc)``, if given, replaces ``prefix.field`` by its own description

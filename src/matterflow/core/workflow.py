@@ -24,6 +24,7 @@ is accepted; got VALUE`` and raises :class:`~matterflow.core.errors.InputError`.
 from __future__ import annotations
 
 import difflib
+import functools
 import graphlib
 import re
 from dataclasses import dataclass, field
@@ -118,7 +119,11 @@ class Workflow:
 
 # --------------------------------------------------------------------------- YAML with lines
 
-def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+_Path = tuple[Any, ...]
+
+
+def _line_map(node: yaml.Node, path: _Path = (),
+              out: dict[_Path, int] | None = None) -> dict[_Path, int]:
     """Map each key path (``('steps', 2, 'params', 'npt')``) to its 1-based line."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
@@ -135,16 +140,16 @@ def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dic
 
 
 class _Locator:
-    def __init__(self, source: str, lines: dict[tuple, int], data: Any):
+    def __init__(self, source: str, lines: dict[_Path, int], data: Any):
         self.source, self.lines, self.data = source, lines, data
 
-    def line(self, path: tuple) -> int:
+    def line(self, path: _Path) -> int:
         path = tuple(path)
         while path and path not in self.lines:
             path = path[:-1]
         return self.lines.get(path, 1)
 
-    def where(self, path: tuple) -> str:
+    def where(self, path: _Path) -> str:
         """``file:line: steps[2] (id 'x').params.npt``."""
         parts: list[str] = []
         for i, p in enumerate(path):
@@ -227,7 +232,7 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
         except ValidationError as exc:
             errors.append(validation_message(
                 exc, prefix="", model=t.params,
-                locate=lambda p, i=i: loc.where(("steps", i, "params") + tuple(p))))
+                locate=functools.partial(_params_where, loc, i)))
             continue
         inputs: dict[str, InputRef] = {}
         for name, ref in s.inputs.items():
@@ -273,6 +278,10 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
                          "that do not depend on it") from None
     return Workflow(spec.name, spec.description, [by_id[s] for s in order], text=text,
                     _by_id=by_id)
+
+
+def _params_where(loc: _Locator, index: int, path: _Path) -> str:
+    return loc.where(("steps", index, "params") + tuple(path))
 
 
 def _match_ref(ref: str) -> tuple[str, str] | None:
