@@ -135,17 +135,20 @@ def parse_selection(text: str | None, shape: tuple[int, ...]) -> tuple[Any, ...]
         try:
             if ":" not in p:
                 i = int(p)
-                if not -n <= i < n:
-                    raise BadSelection(f"selection {text!r}: index {i} is out of range; {valid}")
-                out.append(i)
-                continue
-            bits = p.split(":")
-            if len(bits) > 3:
-                raise ValueError(p)
-            start, stop, step = (int(b) if b.strip() else None for b in bits + [""] * (3 - len(bits)))
+            else:
+                bits = p.split(":")
+                if len(bits) > 3:
+                    raise ValueError(p)
+                start, stop, step = (int(b) if b.strip() else None
+                                     for b in bits + [""] * (3 - len(bits)))
         except ValueError:
             raise BadSelection(f"selection {text!r}: {p!r} is not an index or a start:stop:step "
                                f"slice of integers") from None
+        if ":" not in p:
+            if not -n <= i < n:
+                raise BadSelection(f"selection {text!r}: index {i} is out of range; {valid}")
+            out.append(i)
+            continue
         if step is not None and step <= 0:
             raise BadSelection(f"selection {text!r}: slice steps must be >= 1; got {step}")
         for b in (start, stop):
