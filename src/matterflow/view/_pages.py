@@ -120,7 +120,8 @@ def run_page(info: RunInfo, path: Path) -> str:
     """Provenance, steps, figures and interactive plots of one results file."""
     title = info.name
     if info.error:
-        return page(title, f"<h1>{e(title)}</h1><p class='bad'>{e(info.error)}</p>")
+        return page(title, f"<h1>{e(title)}</h1><p class='bad' id='unreadable'>unreadable: "
+                           f"{e(info.error)}</p>")
     prov = info.provenance
     keys = ["status", "workflow_name", "workflow_file", "matterflow_version", "git_commit",
             "start_time", "end_time", "executor", "host", "user", "python_version", "platform",
