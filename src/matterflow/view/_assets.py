@@ -74,10 +74,12 @@ const MF = (() => {
         {margin: {t: 30}, title: {text: path + (lead.length ? ` [${lead.join(",")}]` : "")},
          yaxis: {autorange: "reversed"}}, {responsive: true});
     } else {
-      const src = "/image?" + q({file, path, selection: pre});
-      await new Promise((ok, bad) => {
-        const img = new Image(); img.onload = ok; img.onerror = () => bad(new Error("image failed"));
-        img.src = src;
+      const r = await fetch("/image?" + q({file, path, selection: pre}));
+      if (!r.ok) throw new Error((await r.text()) || r.statusText);
+      const blob = await r.blob();
+      const src = await new Promise((ok, bad) => {
+        const fr = new FileReader(); fr.onload = () => ok(fr.result);
+        fr.onerror = () => bad(new Error("image failed")); fr.readAsDataURL(blob);
       });
       Plotly.react(div, [{type: "image", source: src, hovertemplate: "x %{x}, y %{y}<extra></extra>"}],
         {margin: {t: 30}, title: {text: `${path} [${lead.join(",")}] (${ny}x${nx}, ${units})`}},

@@ -60,8 +60,9 @@ def _attr_meta(obj: Any) -> list[dict[str, Any]]:
 
 def _entity(obj: Any, name: str, *, children: bool) -> dict[str, Any]:
     if isinstance(obj, h5py.Dataset):
-        filters = [{"name": k} for k in ("compression", "shuffle", "fletcher32")
-                   if obj.__getattribute__(k)]
+        filters = ([{"name": str(obj.compression), "options": obj.compression_opts}]
+                   if obj.compression else [])
+        filters += [{"name": k} for k in ("shuffle", "fletcher32") if getattr(obj, k)]
         return {"name": name, "kind": "dataset", "shape": list(obj.shape),
                 "dtype": _dtype(obj.dtype), "chunks": list(obj.chunks) if obj.chunks else None,
                 "filters": filters, "attributes": _attr_meta(obj),

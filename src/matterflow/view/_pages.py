@@ -276,7 +276,7 @@ def compare_page(runs: list[RunInfo], curves: list[str]) -> str:
         p.update(_flat(r.provenance.get("input_checksums", {}), "input_checksums."))
         p.update(_flat(r.provenance.get("library_versions", {}), "library_versions."))
         provs.append(p)
-    n_diff = sum(1 for row in diff_rows(params) if "diff" in row[0])
+    n_diff = sum(1 for row in diff_rows(params) if "class='diff'" in row[0])
     options = "".join(f"<option value='{e(c)}'>{e(c)}</option>" for c in curves)
     body = (f"<h1>Comparison of {len(runs)} runs</h1>"
             + ("<p>overlay: <select id='curve'>" + options + "</select></p>" if curves else

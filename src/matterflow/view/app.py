@@ -187,6 +187,8 @@ def make_app(roots: Roots, *, token: str | None = None, loopback_only: bool = Tr
             return _error(400, "compare needs two or more runs: tick them in the runs table")
         infos = [(await asyncio.to_thread(_info, fid)) for fid in file]
         curves = await asyncio.to_thread(_common_curves, [p for _, p in infos])
+        heads = [i.headline.figure for i, _ in infos if i.headline and i.headline.figure]
+        curves.sort(key=lambda c: c not in heads)  # a headline curve first
         return HTMLResponse(_pages.compare_page([i for i, _ in infos], curves))
 
     @app.get("/live", response_class=HTMLResponse)
