@@ -180,7 +180,7 @@ def thumbnail_html(h: Headline, *, width: int = 160, height: int = 60) -> str:
                 f"stroke-width='1.5' points='{pts}'/></svg>")
     return (f"<img class='thumb' alt='{title}' title='{title}' "
             f"src='data:image/png;base64,{base64.b64encode(heatmap_png(curve)).decode()}' "
-            f"style='max-width:{width}px;max-height:{height * 2}px'>")
+            f"style='width:{min(width, height * 2)}px;image-rendering:pixelated'>")
 
 
 _VIRIDIS = np.array([[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
