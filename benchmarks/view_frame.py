@@ -21,7 +21,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "view"))
 from conftest import make_stack  # noqa: E402
-
 from matterflow.view import ViewServer  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -139,7 +139,7 @@ def find_headline(f: h5py.File, declared: str | None = None, *, n_points: int = 
         if fig is not None and num is not None:
             break
         datasets: list[h5py.Dataset] = []
-        g.visititems(lambda _n, o: datasets.append(o) if isinstance(o, h5py.Dataset) else None)
+        g.visititems(lambda _n, o, acc=datasets: acc.append(o) if isinstance(o, h5py.Dataset) else None)
         if fig is None:
             fig = next((d for d in datasets if _figure_ok(d)), None)
         if num is None:
@@ -174,7 +174,7 @@ def thumbnail_html(h: Headline, *, width: int = 160, height: int = 60) -> str:
         span = hi - lo or 1.0
         xs = np.linspace(2, width - 2, curve.size)
         ys = height - 2 - (np.nan_to_num(curve, nan=lo) - lo) / span * (height - 4)
-        pts = " ".join(f"{x:.1f},{yv:.1f}" for x, yv in zip(xs, ys))
+        pts = " ".join(f"{x:.1f},{yv:.1f}" for x, yv in zip(xs, ys, strict=True))
         return (f"<svg class='thumb' width='{width}' height='{height}' role='img'>"
                 f"<title>{title}</title><polyline fill='none' stroke='#1f77b4' "
                 f"stroke-width='1.5' points='{pts}'/></svg>")

@@ -131,7 +131,7 @@ def parse_selection(text: str | None, shape: tuple[int, ...]) -> tuple[Any, ...]
         raise BadSelection(f"selection {text!r} has {len(parts)} entries; the dataset has "
                            f"{len(shape)} axes (shape {tuple(shape)})")
     out: list[Any] = []
-    for axis, (p, n) in enumerate(zip(parts, shape)):
+    for axis, (p, n) in enumerate(zip(parts, shape[:len(parts)], strict=True)):
         valid = f"valid indices on axis {axis} are 0..{n - 1} (shape {tuple(shape)})"
         try:
             if ":" not in p:
@@ -174,7 +174,7 @@ def n_selected(ds: h5py.Dataset, selection: str | None) -> int:
     """How many elements ``selection`` picks (without reading them)."""
     index = parse_selection(selection, ds.shape)
     n = 1
-    for sel, size in zip(index + (slice(None),) * (ds.ndim - len(index)), ds.shape):
+    for sel, size in zip(index + (slice(None),) * (ds.ndim - len(index)), ds.shape, strict=True):
         if isinstance(sel, slice):
             n *= len(range(*sel.indices(size)))
     return n

@@ -255,7 +255,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def compare_page(runs: list[RunInfo], curves: list[str]) -> str:
     """Parameter and provenance diff of two or more runs, and overlaid curves."""
     names = [r.name for r in runs]
-    header = ["", *[f"{n} ({r.file_id})" for n, r in zip(names, runs)]]
+    header = ["", *[f"{n} ({r.file_id})" for n, r in zip(names, runs, strict=True)]]
 
     def diff_rows(dicts: list[dict[str, Any]]) -> list[list[str]]:
         keys = sorted(set().union(*dicts))

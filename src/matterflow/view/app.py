@@ -337,7 +337,7 @@ def _common_curves(paths: list[Path]) -> list[str]:
         found: list[str] = []
         try:
             with h5py.File(p, "r") as f:
-                f.visititems(lambda n, o: found.append("/" + n) if isinstance(o, h5py.Dataset)
+                f.visititems(lambda n, o, acc=found: acc.append("/" + n) if isinstance(o, h5py.Dataset)
                              and o.ndim == 1 and o.size > 1 and o.dtype.kind in "fiu" else None)
         except OSError:
             return []
