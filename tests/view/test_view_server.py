@@ -247,3 +247,21 @@ def test_live_state_counts_batches_and_sees_dead_runs(tmp_path: Path) -> None:
     (cache / "manifest.json").write_text(json.dumps(manifest))
     runs, _ = scan(Roots.from_args([tmp_path]))
     assert runs[0].status.startswith("interrupted") and not runs[0].running
+
+
+def test_demo_gallery_shows_headlines(runs_dir: Path, tmp_path: Path) -> None:
+    from matterflow.core.report import write_index
+
+    out = runs_dir / "index-test.html"
+    try:
+        write_index([(EVIL, runs_dir / "alpha" / "report.html", "complete"),
+                     ("beta", runs_dir / "beta" / "report.html", "complete")], out)
+        html = out.read_text()
+    finally:
+        out.unlink()
+    with h5py.File(runs_dir / "beta" / "results.h5") as f:
+        d = float(f["diffusion/diffusion_nm2_per_ps"][()])
+    assert html.count("class='card'") == 2 and html.count("<polyline") == 2
+    assert f"diffusion_nm2_per_ps = {d:.4g} nm^2/ps" in html
+    assert EVIL not in html and "href='alpha/report.html'" in html
+    assert "matterflow view beta" in html
