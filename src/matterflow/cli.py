@@ -215,6 +215,21 @@ def report(
     console.print(f"report: {write_report(file, out)}")
 
 
+@app.command()
+@handle_errors
+def view(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Run folders or results files (default: .).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; not loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8765,
+    token: Annotated[str | None, typer.Option(help="Secret every request must carry (?token=...).")] = None,
+) -> None:
+    """Serve local web pages of runs: table, run pages, HDF5 tree, comparison, live view."""
+    from matterflow.view import serve
+
+    serve([str(p) for p in paths or [Path(".")]], host=host, port=port, token=token,
+          echo=lambda text: console.print(text, markup=False, highlight=False))
+
+
 def _add_domain_apps() -> None:
     from matterflow.core.domain import list_domains
 

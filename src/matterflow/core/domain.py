@@ -82,6 +82,12 @@ class Domain:
         missing file rather than as an unknown step output.
     docs : str or None
         The domain's page in ``docs/`` (``"xrd.md"``).
+    headline : str or None
+        Which stored outputs are a run's headline in ``matterflow view`` and the
+        demo gallery: ``"task:output"`` references, comma-separated; the first
+        1D/2D array is the headline figure, the first number the headline number
+        (``"xrd.integrate:intensity, xrd.integrate:peak_ratio"``). None: a
+        generic choice from the last steps (:mod:`matterflow.core.headline`).
     """
 
     name: str
@@ -94,6 +100,7 @@ class Domain:
     libraries: tuple[str, ...] = ()
     file_suffixes: tuple[str, ...] = ()
     docs: str | None = None
+    headline: str | None = None
     module: str = field(default="", compare=False)
     """The module that holds the declaration (set from the entry point when discovered)."""
 
@@ -104,6 +111,11 @@ class Domain:
             if value is not None and not _OBJECT.match(value):
                 raise ValueError(f"Domain {self.name!r}: {label} must be 'module:attribute'; "
                                  f"got {value!r}")
+        for ref in (self.headline or "").split(","):
+            task, _, output = ref.strip().partition(":")
+            if self.headline is not None and not (task.startswith(f"{self.name}.") and output):
+                raise ValueError(f"Domain {self.name!r}: headline entries are '{self.name}.TASK:OUTPUT'"
+                                 f", comma-separated; got {ref.strip()!r}")
         for suffix in self.file_suffixes:
             if not suffix.startswith("."):
                 raise ValueError(f"Domain {self.name!r}: file suffixes start with '.'; got {suffix!r}")

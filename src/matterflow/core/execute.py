@@ -41,6 +41,7 @@ from matterflow.core.errors import ComputeError, InputError, MatterflowError
 from matterflow.core.registry import Params, Task, result_to_dict, stack_results
 from matterflow.core.store import (
     atomic_h5,
+    atomic_write_bytes,
     base_provenance,
     now_iso,
     read_output,
@@ -249,6 +250,18 @@ class _Run:
         return out
 
     # -- writing
+    def write_manifest(self, start: str) -> None:
+        """``CACHE/manifest.json``: the steps and their keys, for watchers (``matterflow view``)."""
+        import os
+        import socket
+
+        steps = [{"id": s.id, "task": s.task.name, "key": self.keys[s.id],
+                  "map_over": s.task.map_over, "stored": s.id in self.sources}
+                 for s in self.wf.steps]
+        blob = {"workflow_name": self.wf.name, "start_time": start, "pid": os.getpid(),
+                "host": socket.gethostname(), "steps": steps}
+        atomic_write_bytes(self.cache / "manifest.json", json.dumps(blob).encode())
+
     def write_step(self, step: Step, values: dict, units: dict, started: str, seconds: float,
                    n_items: int | None = None) -> None:
         meta = self._step_attrs(step, started, seconds, n_items)
@@ -359,6 +372,7 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(workflow, out, force, progress)
     run.find_stored()
+    run.write_manifest(start)
     todo = [s for s in workflow.steps if s.id not in run.sources]
     n = workers or _default_workers()
     executor = (f"scheduler {scheduler}" if scheduler else
@@ -420,6 +434,8 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
                      "dir": bdir, "parts": {}, "remaining": 0}
             mapped[sid] = state
             run._bar(step, total=n)
+            atomic_write_bytes(bdir / "plan.json", json.dumps(
+                {"n_items": n, "batch_size": bs, "n_batches": math.ceil(n / bs)}).encode())
             shared = client.scatter(inputs, broadcast=False) if inputs else {}
             for b, i in enumerate(range(0, n, bs)):
                 part = bdir / f"batch-{b:06d}.h5"
