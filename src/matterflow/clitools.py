@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,7 +29,7 @@ from rich.progress import (
 
 from matterflow.core.errors import MatterflowError
 
-__all__ = ["console", "err_console", "handle_errors", "make_progress", "state",
+__all__ = ["console", "err_console", "handle_errors", "make_progress", "state", "command_paths",
            "Quiet", "Workers", "Scheduler", "Processes"]
 
 # options shared by the commands that run a workflow
@@ -83,3 +83,15 @@ def make_progress(quiet: bool = False) -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=err_console, disable=quiet or state.quiet, transient=False)
+
+
+def command_paths(app: typer.Typer) -> Iterator[tuple[str, ...]]:
+    """Every command of ``app`` as its path of names (``()`` is the app itself), depth first."""
+
+    def walk(cmd: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        yield prefix
+        # a group (typer builds on its own copy of click, so no isinstance test)
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            yield from walk(sub, prefix + (name,))
+
+    return walk(typer.main.get_command(app), ())

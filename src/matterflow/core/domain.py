@@ -111,9 +111,9 @@ class Domain:
             if value is not None and not _OBJECT.match(value):
                 raise ValueError(f"Domain {self.name!r}: {label} must be 'module:attribute'; "
                                  f"got {value!r}")
-        for ref in (self.headline or "").split(","):
+        for ref in self.headline.split(",") if self.headline is not None else ():
             task, _, output = ref.strip().partition(":")
-            if self.headline is not None and not (task.startswith(f"{self.name}.") and output):
+            if not (task.startswith(f"{self.name}.") and output):
                 raise ValueError(f"Domain {self.name!r}: headline entries are '{self.name}.TASK:OUTPUT'"
                                  f", comma-separated; got {ref.strip()!r}")
         for suffix in self.file_suffixes:
