@@ -45,14 +45,15 @@ _CORE_SUFFIXES = (".h5", ".hdf5", ".nxs", ".csv", ".json", ".npy", ".npz", ".yam
                   ".dat")
 
 
-def file_suffixes() -> set[str]:
+@functools.cache
+def file_suffixes() -> frozenset[str]:
     """Suffixes that mark a workflow input as a file name: the core's and every domain's."""
     from matterflow.core.domain import list_domains
 
     found = set(_CORE_SUFFIXES)
     for dom in list_domains().values():
         found.update(s.lower() for s in dom.file_suffixes)
-    return found
+    return frozenset(found)
 
 
 class StepSpec(BaseModel):
