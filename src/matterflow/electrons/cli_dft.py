@@ -21,7 +21,6 @@ from matterflow.clitools import (
 )
 from matterflow.core.errors import InputError
 
-
 RUN_DIR = ".matterflow-run"  # results.h5 and the step cache, beside the snapshot files
 
 

@@ -55,6 +55,9 @@ class Structures:
     positions: np.ndarray = quantity("Å", "(n_snapshots, n_atoms, 3) Cartesian positions")
     cell: np.ndarray = quantity("Å", "(3, 3) lattice vectors as rows")
     numbers: np.ndarray = quantity("dimensionless", "(n_atoms,) atomic numbers")
+    grid_shape: np.ndarray | None = quantity("dimensionless", "(3,) the real-space grid of a "
+                                             "snapshot file read by read_structures; else None",
+                                             default=None)
 
 
 @task("electrons.structures", params=StructuresParams)
@@ -70,22 +73,35 @@ def structures(*, params: StructuresParams) -> Structures:
 
 
 class ReadStructuresParams(Params):
-    indices: list[int] = Field([], description="read only these frames (0-based); default: all")
+    indices: list[int] = Field([], description="read only these frames (0-based, -1 the last); "
+                               "default: all")
 
 
 @task("electrons.read_structures", params=ReadStructuresParams)
 def read_structures(structure: Path, *, params: ReadStructuresParams) -> Structures:
-    """The frames of an ASE-readable structure file, as stacked positions with one cell."""
+    """The frames of a structure file (ASE-readable, or a snapshot .h5), stacked, with one cell."""
     from ase.io import read
+
+    from matterflow.electrons.descriptor_tasks import SNAPSHOT_SUFFIXES
 
     path = Path(structure)
     if not path.exists():
         raise InputError(f"{path}: structure file not found")
+    if path.suffix.lower() in SNAPSHOT_SUFFIXES:
+        from matterflow.electrons.snapshot import load_snapshot
+
+        snap = load_snapshot(path, with_ldos=False)
+        if params.indices and params.indices != [0]:
+            raise InputError(f"indices: {path} is a snapshot file with one frame; got {params.indices}")
+        return Structures(positions=snap.atoms.positions[None].copy(),
+                          cell=np.asarray(snap.atoms.cell[:], dtype=float),
+                          numbers=snap.atoms.numbers.copy(),
+                          grid_shape=np.asarray(snap.grid_shape, dtype=int))
     try:
         frames = read(path, index=":")
     except Exception as exc:  # ASE raises many kinds of errors for unreadable files
         raise InputError(f"{path}: ASE cannot read it ({exc})") from None
-    bad = [i for i in params.indices if not 0 <= i < len(frames)]
+    bad = [i for i in params.indices if not -len(frames) <= i < len(frames)]
     if bad:
         raise InputError(f"indices: {bad} outside the {len(frames)} frames of {path}")
     if params.indices:
