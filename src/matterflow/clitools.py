@@ -123,8 +123,9 @@ class RunOptions:
     force: bool = False
     quiet: bool = False
 
-    def executor_kwargs(self, default_processes: bool = True) -> dict[str, Any]:
-        """Keyword arguments of :func:`matterflow.core.execute.run_workflow`."""
+    def executor_kwargs(self, default_processes: bool | None = True) -> dict[str, Any]:
+        """Keyword arguments of :func:`matterflow.core.execute.run_workflow` (``processes``
+        stays None if the command leaves the choice to the function it calls)."""
         processes = default_processes if self.processes is None else self.processes
         return {"scheduler": self.scheduler, "workers": self.workers, "processes": processes,
                 "cluster": self.cluster, "force": self.force}

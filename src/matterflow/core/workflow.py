@@ -115,6 +115,17 @@ class Workflow:
     def step(self, step_id: str) -> Step:
         return self._by_id[step_id]
 
+    def with_text(self, text: str, *, source: str | Path | None = None,
+                  description: str | None = None) -> Workflow:
+        """The same steps, recorded as ``text`` (e.g. the file a command's own format was
+        read from, with the steps made from it) from ``source``."""
+        import dataclasses
+
+        return dataclasses.replace(self, text=text,
+                                   source=Path(source).resolve() if source else self.source,
+                                   description=self.description if description is None
+                                   else description)
+
     @classmethod
     def from_steps(cls, steps: list[dict[str, Any]], *, name: str = "steps",
                    description: str = "", base_dir: str | Path | None = None) -> Workflow:
