@@ -61,8 +61,9 @@ def evaluate(
 ) -> None:
     """Grouped cross-validation of all models: sMAPE, MAE, R², coverage and width of intervals.
 
-    Runs the ``basis.evaluate`` task on the executor: OUT/results.h5 holds the
-    out-of-fold predictions with provenance; a rerun with the same options reuses it.
+    Runs on the executor, one (model, fold) fit per task (basis.cv_jobs ->
+    basis.cv_fold, mapped -> basis.cv_summary): OUT/results.h5 holds the
+    out-of-fold predictions with provenance; a killed run resumes with the fits done.
     """
     import matplotlib
 
@@ -84,10 +85,17 @@ def evaluate(
                                "coverage": coverage, "n_estimators": trees,
                                "sisso_dim": sisso_dim, "column_map": list(column_map or [])},
                               where="basis evaluate")
-    step = {"id": "evaluate", "task": "basis.evaluate", "params": params,
-            "inputs": {"data": data} if data is not None else {}}
+    data_in = {"data": data} if data is not None else {}
+    steps = [
+        {"id": "jobs", "task": "basis.cv_jobs", "params": params, "inputs": data_in},
+        {"id": "folds", "task": "basis.cv_fold", "params": params, "batch_size": 1,
+         "inputs": {"job": "jobs.job", **data_in}},
+        {"id": "evaluate", "task": "basis.cv_summary", "params": params,
+         "inputs": {**{k: f"folds.{k}" for k in ("pred_ha", "lower_ha", "upper_ha", "covered",
+                                                 "fit_s", "predict_s", "formula")}, **data_in}},
+    ]
     opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
-    summary = opts.run_steps([step], name="basis-evaluate", summary=False)
+    summary = opts.run_steps(steps, name="basis-evaluate", summary=False)
     ev = Results(summary.results)["evaluate"]
     names = [str(m) for m in ev["models"]]
     keys = ("smape_pct", "mae_mha", "r2", "coverage", "mean_width_mha", "median_rel_width",
