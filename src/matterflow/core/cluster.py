@@ -95,6 +95,11 @@ class ClusterSpec(BaseModel):
             raise ValueError("jobs is 0 and adaptive is not set: no worker would ever start")
         return self
 
+    @property
+    def total_threads(self) -> int:
+        """Tasks that run at once when every job is up (batch sizes are chosen for it)."""
+        return (self.adaptive.maximum if self.adaptive else self.jobs) * self.cores
+
     def describe(self) -> str:
         """``slurm cluster (queue normal, 4 jobs x 8 cores)``, for provenance."""
         size = (f"adaptive {self.adaptive.minimum}-{self.adaptive.maximum}" if self.adaptive

@@ -501,6 +501,9 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     run = _Run(workflow, out, force, progress)
     run.find_stored()
     todo = [s for s in workflow.steps if s.id not in run.sources]
+    if scheduler and cluster is not None:
+        raise InputError("--scheduler and --cluster exclude each other: give an existing "
+                         "scheduler's address or a cluster file, not both")
     if cluster is not None and not hasattr(cluster, "describe"):
         from matterflow.core.cluster import load_cluster_spec
 
@@ -515,7 +518,9 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
                 run.load_stored(step)
         if todo:
             with dask_client(scheduler, workers, processes=processes, cluster=cluster) as client:
-                _execute(run, client, todo)
+                # a job-queue cluster grows after the first worker: size batches for all of it
+                _execute(run, client, todo,
+                         getattr(cluster, "total_threads", None) if cluster is not None else None)
     except BaseException as exc:
         status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"
         if run.sources:
@@ -541,7 +546,7 @@ def run_steps(steps: Sequence[dict[str, Any]], out_dir: str | Path, *, name: str
     return run_workflow(wf, out_dir, **options)
 
 
-def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
+def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = None) -> None:
     from distributed import as_completed
 
     pending = {s.id: s for s in todo}
@@ -549,7 +554,7 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
     futures = as_completed()
     owner: dict[Any, tuple[Step, int | None]] = {}
     mapped: dict[str, dict[str, Any]] = {}
-    n_workers = _n_workers(client)
+    n_workers = max(n_threads or 0, _n_workers(client))
 
     def launch_ready() -> None:
         for sid, step in list(pending.items()):
