@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ class Workflow:
                                    else description)
 
     @classmethod
-    def from_steps(cls, steps: list[dict[str, Any]], *, name: str = "steps",
+    def from_steps(cls, steps: Sequence[dict[str, Any]], *, name: str = "steps",
                    description: str = "", base_dir: str | Path | None = None) -> Workflow:
         """A workflow built in code, validated like a file, and recorded as YAML text.
 
