@@ -108,9 +108,11 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
     n = workers or _default_workers()
     if n < 1:
         raise InputError(f"--workers must be >= 1; got {n}")
+    # CRITICAL: a worker's heartbeat racing the scheduler's shutdown logs an ERROR with a
+    # traceback at the end of good runs; task failures come back through their futures
     with LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
                       processes=processes,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster_, \
+                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster_, \
             Client(cluster_) as client:
         yield client
 
