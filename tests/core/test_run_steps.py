@@ -86,3 +86,71 @@ def test_map_calls_and_pool_inside_a_task_use_the_cluster():
 
 def test_pool_outside_a_run_is_a_plain_map():
     assert WorkerPool().map(np.negative, [1, 2]) == [-1, -2]
+
+
+def test_a_long_task_reports_progress_on_its_bar(tmp_path):
+    import dataclasses
+    import time
+
+    from rich.progress import Progress
+
+    from matterflow.core.execute import report_progress
+    from matterflow.core.registry import _discover, quantity, register, task
+
+    @dataclasses.dataclass(frozen=True)
+    class Done:
+        n: int = quantity("dimensionless", "steps done")
+
+    @task("core.test_long_call")
+    def long_call() -> Done:
+        """Five slow steps, each reported."""
+        for i in range(5):
+            time.sleep(0.2)
+            report_progress(i + 1, 5)
+        return Done(n=5)
+
+    class Recording(Progress):
+        seen: list = []
+
+        def update(self, task_id, **kw):
+            self.seen.append((kw.get("total"), kw.get("completed")))
+            super().update(task_id, **kw)
+
+    register([long_call])
+    try:
+        with Recording(disable=True) as bars:
+            run_steps([{"id": "long", "task": "core.test_long_call"}], tmp_path, workers=1,
+                      processes=False, progress=bars)
+    finally:
+        _discover()[0].pop("core.test_long_call", None)
+    report_progress(1, 2)  # outside a run: nothing happens
+    reported = [c for t, c in Recording.seen if t == 5 and c is not None and c < 5]
+    assert reported, Recording.seen  # the bar moved while the task ran
+    assert Recording.seen[-1] == (5, 5)  # and is full at the end
+
+
+def test_warnings_of_a_worker_process_are_shown_by_the_driver(tmp_path):
+    import dataclasses
+    import warnings
+
+    from matterflow.core.registry import _discover, quantity, register, task
+
+    @dataclasses.dataclass(frozen=True)
+    class Out:
+        x: float = quantity("dimensionless", "one")
+
+    @task("core.test_warns")
+    def warns() -> Out:
+        """Warns twice with the same message, once with another."""
+        for msg in ("chain too short", "chain too short", "few samples"):
+            warnings.warn(msg, UserWarning, stacklevel=1)
+        return Out(x=1.0)
+
+    register([warns])
+    try:
+        with pytest.warns(UserWarning) as record:
+            run_steps([{"id": "w", "task": "core.test_warns"}], tmp_path, workers=1)
+    finally:
+        _discover()[0].pop("core.test_warns", None)
+    ours = sorted(str(r.message) for r in record if str(r.message).startswith("step "))
+    assert ours == ["step 'w': chain too short", "step 'w': few samples"]  # once each

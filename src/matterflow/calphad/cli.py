@@ -161,8 +161,10 @@ def sample(
             inputs[name] = path
     run_dir = out.with_name(f"{out.stem}-run")
     opts = RunOptions(run_dir, workers, processes, scheduler, cluster, force, quiet)
-    summary = opts.run_steps([{"id": "sample", "task": "calphad.sample", "params": params,
-                               "inputs": inputs}], name="calphad-sample", summary=False)
+    with warnings.catch_warnings():  # said once below, also when the step is reused
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        summary = opts.run_steps([{"id": "sample", "task": "calphad.sample", "params": params,
+                                   "inputs": inputs}], name="calphad-sample", summary=False)
     values, units = Results(summary.results).read("sample")
     _write_h5(out, (values, units))
     pngs = _save_figs(figures.trace_figures(values), out.with_suffix(""))
@@ -173,7 +175,7 @@ def sample(
     for n, r, e, c in zip(values["parameter_names"], values["rhat"], values["ess"],
                           values["chain"][-1].mean(axis=0), strict=False):
         console.print(f"  {n}: last mean {c:.1f} J/mol, R-hat {r:.3f}, ESS {e:.0f}")
-    with warnings.catch_warnings(record=True) as caught:  # the worker's warning, said here
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         diagnostics(values["chain"], list(values["parameter_names"]))
     for w in caught:

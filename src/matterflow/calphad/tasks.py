@@ -220,10 +220,12 @@ def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None
 def sample(tdb: Path | str | None = None, datasets: Path | None = None, *,
            params: SampleParams) -> SampleResult:
     """emcee MCMC of model parameters against phase-equilibrium and activity data."""
-    from matterflow.core.execute import WorkerPool
+    from matterflow.core.execute import WorkerPool, report_progress
 
-    # on the executor's cluster, the walkers' log-posteriors are spread over its workers
-    return sample_posterior(tdb, datasets, params=params, pool=WorkerPool())
+    # on the executor's cluster, the walkers' log-posteriors are spread over its workers,
+    # and the steps done show on the step's progress bar
+    return sample_posterior(tdb, datasets, params=params, pool=WorkerPool(),
+                            progress=report_progress)
 
 
 # ============================================================================ read_chain

@@ -29,6 +29,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +53,10 @@ from matterflow.core.store import (
 from matterflow.core.workflow import Step, Workflow
 
 __all__ = ["run_workflow", "run_steps", "RunSummary", "dask_client", "map_items", "map_calls",
-           "WorkerPool", "in_worker", "step_keys", "executor_label"]
+           "WorkerPool", "in_worker", "report_progress", "step_keys", "executor_label"]
 
 RESULTS_NAME = "results.h5"
+PROGRESS_TOPIC = "matterflow-progress"
 CACHE_NAME = ".matterflow-cache"
 log = logging.getLogger(__name__)
 
@@ -235,6 +237,23 @@ def _apply(func: Any, x: Any) -> Any:
     return func(x)
 
 
+def report_progress(done: int, total: int) -> None:
+    """From inside a task: how far it has come (``done`` of ``total``), shown on its step's bar.
+
+    A task that runs long in one call (an MCMC chain) calls this now and then;
+    outside a run, or on an executor without bars, it does nothing.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError):
+        return
+    if key is not None:
+        worker.log_event(PROGRESS_TOPIC, {"key": str(key), "done": int(done), "total": int(total)})
+
+
 def _cluster_threads() -> int:
     from distributed import get_client
 
@@ -253,8 +272,19 @@ def _n_workers(client: Any) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
 
-def _call_task(task: Task, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
-    return result_to_dict(task.run(params, inputs))
+def _call_task(task: Task, params: Params, inputs: dict[str, Any],
+               capture: bool = False) -> tuple[dict, dict, list]:
+    """Run a one-call step; with ``capture`` (a worker in another process), its warnings are
+    recorded and returned, so the driver shows them instead of the worker's stderr."""
+    if not capture:
+        return (*result_to_dict(task.run(params, inputs)), [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values, units = result_to_dict(task.run(params, inputs))
+    seen: dict[tuple, Any] = {}
+    for w in caught:
+        seen.setdefault((w.category, str(w.message)), w)
+    return values, units, [(w.category, str(w.message)) for w in seen.values()]
 
 
 def _call_batch(task: Task, params: Params, map_over: str, items: Sequence[Any],
@@ -467,6 +497,13 @@ class _Run:
         if self.progress is not None and step.id in self.bars:
             self.progress.advance(self.bars[step.id], n)
 
+    def finish_bar(self, step: Step) -> None:
+        """A one-call step is done: its bar full, whatever the task reported on the way."""
+        if self.progress is not None and step.id in self.bars:
+            bar = self.bars[step.id]
+            total = next((t.total for t in self.progress.tasks if t.id == bar), 1) or 1
+            self.progress.update(bar, total=total, completed=total)
+
 
 def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
                  workers: int | None = None, force: bool = False,
@@ -522,7 +559,8 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
             with dask_client(scheduler, workers, processes=processes, cluster=cluster) as client:
                 # a job-queue cluster grows after the first worker: size batches for all of it
                 _execute(run, client, todo,
-                         getattr(cluster, "total_threads", None) if cluster is not None else None)
+                         getattr(cluster, "total_threads", None) if cluster is not None else None,
+                         capture_warnings=processes or bool(scheduler) or cluster is not None)
     except BaseException as exc:
         status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"
         if run.sources:
@@ -548,7 +586,8 @@ def run_steps(steps: Sequence[dict[str, Any]], out_dir: str | Path, *, name: str
     return run_workflow(wf, out_dir, **options)
 
 
-def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = None) -> None:
+def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = None, *,
+             capture_warnings: bool = False) -> None:
     from distributed import as_completed
 
     pending = {s.id: s for s in todo}
@@ -557,6 +596,16 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
     owner: dict[Any, tuple[Step, int | None]] = {}
     mapped: dict[str, dict[str, Any]] = {}
     n_workers = max(n_threads or 0, _n_workers(client))
+    by_key: dict[str, Step] = {}  # one-call steps, for the progress their tasks report
+
+    def on_progress(event: Any) -> None:  # runs in the client's thread
+        msg = event[1] if isinstance(event, tuple) else event
+        step = by_key.get(str(msg.get("key")))
+        if step is not None and step.id not in done:
+            run._bar(step, total=max(1, int(msg["total"])), done=int(msg["done"]))
+
+    if run.progress is not None:
+        client.subscribe_topic(PROGRESS_TOPIC, on_progress)
 
     def launch_ready() -> None:
         for sid, step in list(pending.items()):
@@ -568,8 +617,10 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
             if step.task.map_over is None:
                 run._bar(step, total=1)
                 shared = client.scatter(inputs, broadcast=False) if inputs else {}
-                fut = client.submit(_call_task, step.task, step.params, shared, pure=False)
+                fut = client.submit(_call_task, step.task, step.params, shared, capture_warnings,
+                                    pure=False)
                 owner[fut] = (step, None)
+                by_key[str(fut.key)] = step
                 mapped[sid] = {"started": started, "t0": time.perf_counter()}
                 futures.add(fut)
                 continue
@@ -611,16 +662,18 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
         for fut in futures:
             step, batch = owner.pop(fut)
             try:
-                values, units = fut.result()
+                values, units, *caught = fut.result()
             except MatterflowError:
                 raise
             except Exception as exc:
                 raise ComputeError(f"step {step.id!r} ({step.task.name}) failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
             st = mapped[step.id]
+            for category, message in caught[0] if caught else ():
+                warnings.warn(f"step {step.id!r}: {message}", category, stacklevel=1)
             if batch is None:
                 run.write_step(step, values, units, st["started"], time.perf_counter() - st["t0"])
-                run.advance(step)
+                run.finish_bar(step)
                 done.add(step.id)
             else:
                 part = st["dir"] / f"batch-{batch:06d}.h5"
@@ -636,5 +689,8 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
     finally:
         for fut in list(owner):
             fut.cancel()
+        if run.progress is not None:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(PROGRESS_TOPIC)
     if pending:
         raise ComputeError(f"steps never became ready: {', '.join(pending)}")
