@@ -17,13 +17,15 @@ from rich.table import Table
 
 from matterflow import __version__
 from matterflow.clitools import (
+    Cluster,
+    Force,
     Processes,
     Quiet,
+    RunOptions,
     Scheduler,
     Workers,
     console,
     handle_errors,
-    make_progress,
     state,
 )
 from matterflow.core.errors import InputError
@@ -52,19 +54,12 @@ def _root(
     state.debug = state.debug or debug
 
 
-def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | None, force: bool,
-         quiet: bool, report: bool = True, processes: bool | None = None) -> tuple[Path, str]:
-    from matterflow.core.execute import run_workflow
+def _run(workflow: Path, opts: RunOptions, *, report: bool = True) -> tuple[Path, str]:
     from matterflow.core.report import write_report
     from matterflow.core.workflow import load_workflow
 
     wf = load_workflow(workflow)
-    with make_progress(quiet) as progress:
-        summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                               progress=progress, processes=processes is not False)
-    if not quiet:
-        console.print(f"[green]done[/green] in {summary.seconds:.1f} s: computed "
-                      f"{', '.join(summary.computed) or 'nothing'}; reused {', '.join(summary.reused) or 'nothing'}")
+    summary = opts.run(wf)
     rep = write_report(summary.results) if report else None
     console.print(f"results: {summary.results}" + (f"\nreport:  {rep}" if rep else ""))
     return summary.results, "complete"
@@ -78,13 +73,14 @@ def run(
     workers: Workers = None,
     scheduler: Scheduler = None,
     processes: Processes = None,
-    force: Annotated[bool, typer.Option(help="Recompute all steps, even those already stored.")] = False,
+    cluster: Cluster = None,
+    force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
-    _run(workflow, out, workers=workers, scheduler=scheduler, force=force, quiet=quiet,
-         report=not no_report, processes=processes)
+    _run(workflow, RunOptions(out, workers, processes, scheduler, cluster, force, quiet),
+         report=not no_report)
 
 
 def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:
@@ -109,6 +105,9 @@ def demo(
     full: Annotated[bool, typer.Option("--full", help="Also run the long versions of the demos.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
+    processes: Processes = None,
+    cluster: Cluster = None,
+    force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Run the example workflows of every installed domain and link their reports."""
@@ -126,8 +125,8 @@ def demo(
             label = domain if len(available[domain]) == 1 else f"{domain}/{path.stem}"
             console.rule(f"[bold]{domain}[/bold]: {path.name}")
             try:
-                results, status = _run(path, out / label, workers=workers,
-                                       scheduler=scheduler, force=False, quiet=quiet)
+                results, status = _run(path, RunOptions(out / label, workers, processes,
+                                                        scheduler, cluster, force, quiet))
             except typer.Exit:
                 raise
             except Exception as exc:  # one broken demo must not hide the others

@@ -13,6 +13,8 @@ import functools
 import os
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -30,7 +32,8 @@ from rich.progress import (
 from matterflow.core.errors import MatterflowError
 
 __all__ = ["console", "err_console", "handle_errors", "make_progress", "state", "command_paths",
-           "Quiet", "Workers", "Scheduler", "Processes"]
+           "Quiet", "Workers", "Scheduler", "Processes", "Out", "Cluster", "Force",
+           "RunOptions"]
 
 # options shared by the commands that run a workflow
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -95,3 +98,69 @@ def command_paths(app: typer.Typer) -> Iterator[tuple[str, ...]]:
             yield from walk(sub, prefix + (name,))
 
     return walk(typer.main.get_command(app), ())
+
+
+# =========================================================================== run options
+# The options of every command that runs work on the executor, in one place:
+# `--out --workers --threads/--processes --scheduler --cluster --force --quiet`.
+# A command declares them with these aliases and hands them to `RunOptions`:
+#
+#     def cmd(..., out: Out = Path("x-out"), workers: Workers = None, processes: Processes = None,
+#             scheduler: Scheduler = None, cluster: Cluster = None, force: Force = False,
+#             quiet: Quiet = False):
+#         opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+#         summary = opts.run_steps([...], name="cmd")
+
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (results.h5 and the "
+                                   "cache that lets a killed run resume).")]
+Cluster = Annotated[Path | None, typer.Option(
+    help="Cluster file (YAML): start a SLURM/PBS/SGE/LSF cluster with dask-jobqueue and run "
+         "there; see docs/core.md.")]
+Force = Annotated[bool, typer.Option("--force", help="Recompute everything, even what is "
+                                     "already stored in the output folder.")]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The shared run options of a command, and how they run a workflow.
+
+    ``processes=None`` lets the command choose (``default_processes`` of :meth:`run`).
+    """
+
+    out: Path
+    workers: int | None = None
+    processes: bool | None = None
+    scheduler: str | None = None
+    cluster: Path | None = None
+    force: bool = False
+    quiet: bool = False
+
+    def executor_kwargs(self, default_processes: bool | None = True) -> dict[str, Any]:
+        """Keyword arguments of :func:`matterflow.core.execute.run_workflow` (``processes``
+        stays None if the command leaves the choice to the function it calls)."""
+        processes = default_processes if self.processes is None else self.processes
+        return {"scheduler": self.scheduler, "workers": self.workers, "processes": processes,
+                "cluster": self.cluster, "force": self.force}
+
+    def run(self, workflow: Any, *, default_processes: bool = True, out: Path | None = None,
+            summary: bool = True) -> Any:
+        """Run ``workflow`` into ``out`` (default: ``self.out``) with one progress bar per step."""
+        from matterflow.core.execute import run_workflow
+
+        with make_progress(self.quiet) as progress:
+            result = run_workflow(workflow, out or self.out, progress=progress,
+                                  **self.executor_kwargs(default_processes))
+        if summary and not (self.quiet or state.quiet):
+            console.print(f"[green]done[/green] in {result.seconds:.1f} s: computed "
+                          f"{', '.join(result.computed) or 'nothing'}; reused "
+                          f"{', '.join(result.reused) or 'nothing'}")
+        return result
+
+    def run_steps(self, steps: list[dict[str, Any]], *, name: str, description: str = "",
+                  default_processes: bool = True, out: Path | None = None,
+                  summary: bool = True) -> Any:
+        """Build a workflow from ``steps`` (:meth:`Workflow.from_steps`) and :meth:`run` it."""
+        from matterflow.core.workflow import Workflow
+
+        wf = Workflow.from_steps(steps, name=name, description=description)
+        return self.run(wf, default_processes=default_processes, out=out, summary=summary)

@@ -27,7 +27,7 @@ from .evaluate import MODEL_NAMES, cross_validate
 from .figures import evaluation_figures
 from .model import BasisPredictor
 
-__all__ = ["evaluate", "fit", "predict", "TASKS"]
+__all__ = ["evaluate", "cv_jobs", "cv_fold", "cv_summary", "fit", "predict", "TASKS"]
 
 ModelName = Literal["baseline", "qrf", "qrf_conformal", "sisso"]
 
@@ -95,6 +95,10 @@ def evaluate(data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
                          coverage_level=params.coverage, n_estimators=params.n_estimators,
                          sisso_dim=params.sisso_dim, sisso_sis=params.sisso_sis,
                          sisso_rung=params.sisso_rung, n_jobs=params.n_jobs)
+    return _evaluation(res)
+
+
+def _evaluation(res) -> Evaluation:
     met = res.metrics()
     levels, by_level = res.smape_by_level()
 
@@ -110,6 +114,90 @@ def evaluate(data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
         nominal=res.nominal, coverage_curve=res.coverage_curve, levels=levels,
         smape_by_level_pct=by_level, sisso_formula=res.sisso_full_formula,
         sisso_fold_formulas=list(res.formulas) or [""])
+
+
+# ============================================================================ evaluate, mapped
+# The same cross-validation as three steps, so that each (model, fold) fit is one item
+# the executor maps over: cv_jobs -> cv_fold (mapped over jobs) -> cv_summary.
+
+def _plan_and_kw(data: Path | None, params: EvaluateParams):
+    from .evaluate import cv_plan
+
+    table = load_csv(data, column_map=_column_map(params.column_map))
+    kw = dict(n_estimators=params.n_estimators, seed=params.seed, coverage=params.coverage,
+              sisso_dim=params.sisso_dim, sisso_sis=params.sisso_sis,
+              sisso_rung=params.sisso_rung, n_jobs=params.n_jobs)
+    return cv_plan(table, params.n_splits, params.seed), kw, tuple(dict.fromkeys(params.models))
+
+
+@dataclass(frozen=True)
+class CVJobs:
+    job: np.ndarray = quantity("dimensionless", "(n_models * n_splits,) job k * n_splits + f "
+                               "fits model k on the training rows of fold f")
+    n_rows: int = quantity("dimensionless", "rows cross-validated (below the reference level)")
+
+
+@task("basis.cv_jobs", params=EvaluateParams, version="1")
+def cv_jobs(data: Path | None = None, *, params: EvaluateParams) -> CVJobs:
+    """The (model, fold) fits of a grouped cross-validation, one item each for basis.cv_fold."""
+    plan, _kw, models = _plan_and_kw(data, params)
+    return CVJobs(job=np.arange(len(models) * params.n_splits), n_rows=len(plan.y))
+
+
+@dataclass(frozen=True)
+class CVFold:
+    pred_ha: np.ndarray = quantity("Ha", "(n,) predictions on the fold's test rows, NaN elsewhere")
+    lower_ha: np.ndarray = quantity("Ha", "(n,) interval lower ends, NaN off the fold")
+    upper_ha: np.ndarray = quantity("Ha", "(n,) interval upper ends, NaN off the fold")
+    covered: np.ndarray = quantity("dimensionless", "(k, n) 1 where the nominal-level interval "
+                                   "holds the row's error, 0 where not, NaN off the fold")
+    fit_s: float = quantity("s", "fit time")
+    predict_s: float = quantity("s", "predict time")
+    formula: str = quantity("", "SISSO formula of the fold ('' for other models)")
+
+
+@task("basis.cv_fold", params=EvaluateParams, map_over="job", version="1")
+def cv_fold(job: int, data: Path | None = None, *, params: EvaluateParams) -> CVFold:
+    """One (model, fold) fit of the cross-validation: out-of-fold predictions and intervals."""
+    from .evaluate import NOMINAL, cv_job
+
+    plan, kw, models = _plan_and_kw(data, params)
+    k, f = divmod(int(job), params.n_splits)
+    if not 0 <= k < len(models):
+        raise InputError(f"job: {int(job)} is outside the {len(models) * params.n_splits} "
+                         "(model, fold) jobs of basis.cv_jobs")
+    r = cv_job(plan, models[k], f, kw, params.coverage)
+    n = len(plan.y)
+    full = np.full((3, n), np.nan)
+    full[:, r.test] = r.pred, r.lower, r.upper
+    covered = np.full((len(NOMINAL), n), np.nan)
+    covered[:, r.test] = r.covered
+    return CVFold(pred_ha=full[0], lower_ha=full[1], upper_ha=full[2], covered=covered,
+                  fit_s=float(r.fit_s), predict_s=float(r.predict_s), formula=r.formula)
+
+
+@task("basis.cv_summary", params=EvaluateParams, figures=_figures, version="1")
+def cv_summary(pred_ha: np.ndarray, lower_ha: np.ndarray, upper_ha: np.ndarray,
+               covered: np.ndarray, fit_s: np.ndarray, predict_s: np.ndarray, formula: list,
+               data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
+    """Metrics of the mapped cross-validation (basis.cv_fold outputs), as basis.evaluate gives."""
+    from .evaluate import CVJob, cv_combine
+
+    plan, kw, models = _plan_and_kw(data, params)
+    pred_ha = np.asarray(pred_ha, dtype=float)
+    if pred_ha.shape != (len(models) * params.n_splits, len(plan.y)):
+        raise InputError(f"pred_ha: shape {pred_ha.shape}; expected (n_models * n_splits, n_rows) = "
+                         f"({len(models) * params.n_splits}, {len(plan.y)}): the outputs of "
+                         "basis.cv_fold with the same parameters")
+    covered = np.asarray(covered, dtype=float)
+    jobs = []
+    for j in range(len(pred_ha)):
+        te = np.flatnonzero(np.isfinite(pred_ha[j]))
+        jobs.append(CVJob(test=te, pred=pred_ha[j, te], lower=np.asarray(lower_ha)[j, te],
+                          upper=np.asarray(upper_ha)[j, te], covered=covered[j][:, te] > 0.5,
+                          fit_s=float(fit_s[j]), predict_s=float(predict_s[j]),
+                          formula=str(formula[j])))
+    return _evaluation(cv_combine(plan, models, jobs, kw, params.coverage))
 
 
 class FitParams(Params):
@@ -192,4 +280,4 @@ def predict(model, data: Path | None = None, *, params: PredictParams) -> Predic
     return Prediction(**{k: getattr(out, k) for k in out.__dataclass_fields__})
 
 
-TASKS = [evaluate, fit, predict]
+TASKS = [evaluate, cv_jobs, cv_fold, cv_summary, fit, predict]

@@ -18,8 +18,8 @@ from matterflow.calphad import figures as figs
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
-__all__ = ["fit", "sample", "posterior", "diagram", "summarize", "propose_experiments",
-           "TASKS", "sample_posterior"]
+__all__ = ["fit", "sample", "read_chain", "posterior", "diagram", "summarize",
+           "propose_experiments", "TASKS", "sample_posterior"]
 
 DEFAULT_OFFSETS = {"DL0": "G(LIQUID,CU,MG;0)", "DCUMG2": "G(CUMG2,CU:MG;0)"}
 DEFAULT_ALIASES = {"LAVES_C15": "CU2MG"}
@@ -190,7 +190,8 @@ def make_loglike(model, dbf, datasets, params: SampleParams):
 
 def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None,
                      progress=None) -> SampleResult:
-    """:func:`sample` with an optional parallel ``pool`` (``DaskPool``) and progress callback."""
+    """:func:`sample` with an optional parallel ``pool`` (an object with ``map``, e.g.
+    :class:`matterflow.core.execute.WorkerPool`) and progress callback."""
     from matterflow.calphad.likelihood import LogPosterior
     from matterflow.calphad.mcmc import diagnostics, run_emcee
 
@@ -219,7 +220,42 @@ def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None
 def sample(tdb: Path | str | None = None, datasets: Path | None = None, *,
            params: SampleParams) -> SampleResult:
     """emcee MCMC of model parameters against phase-equilibrium and activity data."""
-    return sample_posterior(tdb, datasets, params=params)
+    from matterflow.core.execute import WorkerPool, report_progress
+
+    # on the executor's cluster, the walkers' log-posteriors are spread over its workers,
+    # and the steps done show on the step's progress bar
+    return sample_posterior(tdb, datasets, params=params, pool=WorkerPool(),
+                            progress=report_progress)
+
+
+# ============================================================================ read_chain
+@dataclass(frozen=True)
+class Chain:
+    chain: np.ndarray = quantity("J/mol", "(n_steps, n_walkers, n_params) parameter values")
+    model_tdb: str = quantity("", "model TDB with the sampled symbols (start values)")
+    parameter_names: list = quantity("", "(n_params,)")
+
+
+@task("calphad.read_chain")
+def read_chain(chain: Path) -> Chain:
+    """The chain, model and parameter names of a chain file written by `calphad sample`."""
+    import h5py
+
+    from matterflow.core.store import read_group
+
+    path = Path(chain)
+    if not path.exists():
+        raise InputError(f"{path}: chain file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            values = read_group(f)[0]
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 chain file ({exc})") from None
+    for key in ("chain", "model_tdb", "parameter_names"):
+        if key not in values:
+            raise InputError(f"{path}: no {key!r} dataset; is it a `calphad sample` output?")
+    return Chain(chain=np.asarray(values["chain"], dtype=float), model_tdb=str(values["model_tdb"]),
+                 parameter_names=[str(n) for n in values["parameter_names"]])
 
 
 # ============================================================================ posterior
@@ -442,4 +478,4 @@ def propose_experiments(phase_set_code: np.ndarray, temperatures_k: np.ndarray,
                     temperatures_k=temps, x_grid=xg)
 
 
-TASKS = [fit, sample, posterior, diagram, summarize, propose_experiments]
+TASKS = [fit, sample, read_chain, posterior, diagram, summarize, propose_experiments]

@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import (
+    Cluster,
+    Force,
+    Processes,
+    Quiet,
+    RunOptions,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    make_progress,
+)
 from matterflow.core.errors import InputError, MatterflowError
 
 __all__ = ["register", "error_summary"]
@@ -384,65 +395,77 @@ def register(app: typer.Typer) -> None:
         repeat: Annotated[str, typer.Option(help="Supercell of the structure, e.g. 2,2,2.")] = "1,1,1",
         grid: Annotated[str | None, typer.Option(help="Grid NX,NY,NZ (default: the training spacing).")] = None,
         chunk_points: Annotated[int, typer.Option(min=1, help="Grid points per chunk (bounds memory).")] = 16384,
-        workers: Annotated[int | None, typer.Option(min=1, help="Dask worker threads.")] = None,
-        scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address.")] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="HDF5 file of DOS and density.")] = None,
         save_ldos: Annotated[bool, typer.Option(help="Keep the whole LDOS (memory!) in --out.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        run_dir: Annotated[Path | None, typer.Option(help="Folder of the run (results.h5 with "
+                                                     "provenance, cache); default: OUT-run, or "
+                                                     "predict-run without --out.")] = None,
+        workers: Workers = None,
+        processes: Processes = None,
+        scheduler: Scheduler = None,
+        cluster: Cluster = None,
+        force: Force = False,
+        quiet: Quiet = False,
     ) -> None:
-        """Predict DOS, density, Fermi level, band and total energy, chunk by chunk on Dask."""
+        """Predict DOS, density, Fermi level, band and total energy, chunk by chunk on the executor.
+
+        Runs as a workflow (read_structures -> predict) in --run-dir; the chunks
+        spread over the executor's workers (threads of this process by default:
+        the descriptor and network code releases the GIL).
+        """
+        import h5py
         import numpy as np
 
-        from matterflow.electrons.descriptor_tasks import load_structure
-        from matterflow.electrons.model import load_model
-        from matterflow.electrons.predict import predict_observables
+        from matterflow.core.store import atomic_h5
+        from matterflow.electrons.descriptor_tasks import SNAPSHOT_SUFFIXES
 
-        m = load_model(model)
-        atoms, own_grid = load_structure(structure)
+        if not model.exists():
+            raise InputError(f"{model}: model file not found")
+        if not structure.exists():
+            raise InputError(f"{structure}: structure file not found")
         rep = _ints(repeat, "--repeat")
         if len(rep) != 3:
             raise InputError(f"--repeat: three integers are needed; got {repeat!r}")
-        atoms = atoms.repeat(rep)
         grid_shape = _ints(grid, "--grid") if grid else None
-        if grid_shape is None and own_grid is not None:
-            grid_shape = tuple(g * r for g, r in zip(own_grid, rep, strict=True))
-        with make_progress(quiet) as progress:
-            if scheduler:
-                from matterflow.core.execute import dask_client
-
-                with dask_client(scheduler, workers) as client:
-                    p = predict_observables(m, atoms, grid_shape=grid_shape, chunk_points=chunk_points,
-                                            scheduler=client, return_ldos=save_ldos)
-            else:
-                import dask
-
-                with dask.config.set(num_workers=workers) if workers else _null():
-                    p = predict_observables(m, atoms, grid_shape=grid_shape, chunk_points=chunk_points,
-                                            scheduler="threads", return_ldos=save_ldos, progress=progress)
-        n = p.n_atoms
-        console.print(f"{n} atoms, grid {p.grid_shape} ({int(p.timings['n_points'])} points, "
-                      f"{int(p.timings['n_chunks'])} chunks): {p.timings['points_per_s']:.0f} points/s")
-        console.print(f"Fermi level {p.fermi_ev:.4f} eV; band energy {p.band_energy_ev:.4f} eV "
-                      f"({p.band_energy_ev / n:.4f} eV/atom); total energy {p.total_energy_ev:.4f} eV "
-                      f"({p.total_energy_ev / n:.4f} eV/atom)")
+        if grid_shape is not None and len(grid_shape) != 3:
+            raise InputError(f"--grid: three integers are needed; got {grid!r}")
+        snapshot_file = structure.suffix.lower() in SNAPSHOT_SUFFIXES
+        inputs = {k: f"structure.{k}" for k in ("positions", "cell", "numbers")}
+        if snapshot_file:
+            inputs["grid_shape"] = "structure.grid_shape"
+        steps = [{"id": "structure", "task": "electrons.read_structures",
+                  "params": {"indices": [] if snapshot_file else [-1]},
+                  "inputs": {"structure": structure}},
+                 {"id": "predict", "task": "electrons.predict",
+                  "params": {"chunk_points": chunk_points, "repeat": list(rep),
+                             "grid": list(grid_shape) if grid_shape else None,
+                             "return_ldos": save_ldos},
+                  "inputs": {"model": model, **inputs}}]
+        if run_dir is None:
+            run_dir = out.with_name(f"{out.stem}-run") if out is not None else Path("predict-run")
+        opts = RunOptions(run_dir, workers, processes, scheduler, cluster, force, quiet)
+        summary = opts.run_steps(steps, name="electrons-predict", default_processes=False,
+                                 summary=False)
+        with h5py.File(summary.results, "r") as f:
+            g = f["predict"]
+            p = {name: g[name][()] for name in g}
+        n = int(p["n_atoms"])
+        shape = tuple(int(s) for s in p["density"].shape)
+        n_points = int(np.prod(shape))
+        console.print(f"{n} atoms, grid {shape} ({n_points} points, "
+                      f"{-(-n_points // chunk_points)} chunks): {float(p['points_per_s']):.0f} points/s")
+        band, total = float(p["band_energy_ev"]), float(p["total_energy_ev"])
+        console.print(f"Fermi level {float(p['fermi_ev']):.4f} eV; band energy {band:.4f} eV "
+                      f"({band / n:.4f} eV/atom); total energy {total:.4f} eV "
+                      f"({total / n:.4f} eV/atom)")
         if out is not None:
-            from matterflow.core.store import atomic_h5
-
             with atomic_h5(out) as f:
-                for name, val, units in (("dos", p.dos, "1/eV"), ("energy_grid_ev", p.energy_grid_ev, "eV"),
-                                         ("density", p.density, "1/Å^3"), ("fermi_ev", p.fermi_ev, "eV"),
-                                         ("band_energy_ev", p.band_energy_ev, "eV"),
-                                         ("total_energy_ev", p.total_energy_ev, "eV"),
-                                         *((("ldos", p.ldos, "1/(eV*Å^3)"),) if save_ldos else ())):
-                    f.create_dataset(name, data=np.asarray(val)).attrs["units"] = units
+                for name, units in (("dos", "1/eV"), ("energy_grid_ev", "eV"), ("density", "1/Å^3"),
+                                    ("fermi_ev", "eV"), ("band_energy_ev", "eV"),
+                                    ("total_energy_ev", "eV"),
+                                    *((("ldos", "1/(eV*Å^3)"),) if save_ldos else ())):
+                    f.create_dataset(name, data=np.asarray(p[name])).attrs["units"] = units
                 f.attrs["model"] = str(model)
                 f.attrs["structure"] = str(structure)
+                f.attrs["run"] = str(summary.results)
             console.print(f"results: {out}")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

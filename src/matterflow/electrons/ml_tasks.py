@@ -368,6 +368,11 @@ class PredictTaskParams(Params):
     snapshot: int = Field(-1, description="index of the structure when the inputs are stacked")
     chunk_points: int = Field(16384, ge=1, le=10_000_000, description="grid points per chunk (memory bound)")
     repeat: tuple[int, int, int] = Field((1, 1, 1), description="supercell of the structure to predict")
+    grid: tuple[int, int, int] | None = Field(None, description="grid (nx, ny, nz) of the predicted "
+                                              "cell; default: grid_shape x repeat, else the training "
+                                              "spacing")
+    return_ldos: bool = Field(False, description="also return the whole LDOS (memory: n_points x "
+                              "n_energies float32)")
 
 
 @dataclass(frozen=True)
@@ -380,6 +385,8 @@ class PredictedObservables:
     total_energy_ev: float = quantity("eV", "total (free) energy of the cell")
     n_atoms: int = quantity("dimensionless", "atoms in the predicted cell")
     points_per_s: float = quantity("1/s", "grid points per second (descriptors + LDOS + density)")
+    ldos: np.ndarray | None = quantity("1/(eV*Å^3)", "(nx, ny, nz, n_energies) with return_ldos",
+                                       default=None)
 
 
 def _model_from_input(model: Any) -> Any:
@@ -408,18 +415,19 @@ def predict(model: Any, positions: np.ndarray, cell: np.ndarray, numbers: np.nda
     i = params.snapshot
     atoms = atoms_from_arrays(_pick(positions, i, 2, "positions"), _pick(cell, i, 2, "cell"),
                               _pick(numbers, i, 1, "numbers"))
-    grid = None
-    if grid_shape is not None:
+    grid = params.grid
+    if grid is None and grid_shape is not None:
         grid = tuple(int(g) * r for g, r in zip(_pick(grid_shape, i, 1, "grid_shape"), params.repeat,
                                                  strict=True))
     if params.repeat != (1, 1, 1):
         atoms = atoms.repeat(params.repeat)
+    # scheduler None: the chunks go to the executor's workers when this runs on its cluster
     p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
-                            scheduler="synchronous")
+                            scheduler=None, return_ldos=params.return_ldos)
     return PredictedObservables(dos=p.dos, energy_grid_ev=p.energy_grid_ev, density=p.density,
                                 fermi_ev=p.fermi_ev, band_energy_ev=p.band_energy_ev,
                                 total_energy_ev=p.total_energy_ev, n_atoms=p.n_atoms,
-                                points_per_s=p.timings["points_per_s"])
+                                points_per_s=p.timings["points_per_s"], ldos=p.ldos)
 
 
 # --------------------------------------------------------------------------- evaluate

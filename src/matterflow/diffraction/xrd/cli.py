@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from matterflow.clitools import (
+    Cluster,
+    Force,
     Processes,
     Quiet,
+    RunOptions,
     Scheduler,
     Workers,
     console,
@@ -73,16 +76,18 @@ def process(
     workers: Workers = None,
     scheduler: Scheduler = None,
     processes: Processes = None,
-    force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
+    cluster: Cluster = None,
+    force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a plugin chain over frames on Dask; a killed run resumes where it stopped."""
     from matterflow.diffraction.xrd.processing import run_process
 
-    with make_progress(quiet) as progress:
-        res = run_process(workflow, out, workers=workers, scheduler=scheduler, force=force,
-                          progress=progress, report=not no_report, processes=processes)
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    with make_progress(opts.quiet) as progress:
+        res = run_process(workflow, opts.out, progress=progress, report=not no_report,
+                          **opts.executor_kwargs(default_processes=None))
     console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
                   f"{res.seconds:.1f} s; results: {res.results}")
     for p in res.files:
