@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
@@ -123,7 +124,7 @@ class FitParams(Params):
 
 @dataclass(frozen=True)
 class FittedModel:
-    model_pickle: np.ndarray = quantity("", "(bytes,) uint8 pickle of the BasisPredictor")
+    model_pickle: np.ndarray = bytes_field("pickle of the BasisPredictor")
     features: list = quantity("", "feature columns")
     feature_importance: np.ndarray = quantity("dimensionless", "(n_features,) forest importance")
     conformal_correction: float = quantity("dimensionless",
@@ -140,7 +141,7 @@ def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
     model = BasisPredictor(n_estimators=params.n_estimators, seed=params.seed,
                            coverage=params.coverage, sisso_dim=params.sisso_dim,
                            n_jobs=params.n_jobs).fit(table)
-    return FittedModel(model_pickle=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return FittedModel(model_pickle=to_bytes_array(model.to_bytes()),
                        features=list(model.features_),
                        feature_importance=np.asarray(model.qrf_.feature_importances_),
                        conformal_correction=model.qrf_.correction(params.coverage),
@@ -175,11 +176,9 @@ def _load_model(model) -> BasisPredictor:
         return model
     if isinstance(model, (str, Path)):
         return BasisPredictor.load(model)
-    arr = np.asarray(model)
-    if arr.dtype == np.uint8:
-        return BasisPredictor.from_bytes(arr.tobytes(), "model_pickle")
-    raise InputError(f"model: a model file, a BasisPredictor or basis.fit's model_pickle is "
-                     f"expected; got {type(model).__name__}")
+    return BasisPredictor.from_bytes(
+        from_bytes_array(model, field="model", accepted="a BasisPredictor (basis.fit's model_pickle)"),
+        "model_pickle")
 
 
 @task("basis.predict", params=PredictParams, version="1")
