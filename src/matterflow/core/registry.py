@@ -197,6 +197,10 @@ def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseMod
 # --------------------------------------------------------------------------- discovery
 
 def _check_prefix(domain: str, tasks: list[Task]) -> list[Task]:
+    for t in tasks:
+        if not isinstance(t, Task):
+            raise TypeError(f"domain {domain!r}: its tasks must be Task objects; "
+                            f"got {type(t).__name__}")
     wrong = [t.name for t in tasks if t.name.split(".")[0] != domain]
     if wrong:
         raise TypeError(f"domain {domain!r}: task names must start with '{domain}.'; got "

@@ -197,7 +197,7 @@ def train_cmd(
         model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
         progress.update(bar, completed=epochs)
         if energy_correction:
-            from matterflow.electrons.energy_correction import attach_energy_correction
+            from matterflow.electrons.correct import attach_energy_correction
 
             corr = attach_energy_correction(model, [data.snapshots[i] for i in fit])
             console.print(corr.summary())
@@ -303,7 +303,7 @@ def correct_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit the energy correction (local ridge model of the band/total residual) and store it in the model."""
-    from matterflow.electrons.energy_correction import attach_energy_correction
+    from matterflow.electrons.correct import attach_energy_correction
     from matterflow.electrons.model import load_model
     from matterflow.electrons.snapshot import load_snapshot
 

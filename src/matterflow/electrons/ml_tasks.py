@@ -267,7 +267,7 @@ def _stacked_atoms(positions: Any, cell: Any, numbers: Any, n_snap: int) -> list
 def _attach_correction(model: Any, atoms: list, grid: tuple[int, int, int], fit_idx: list[int],
                        band_energy_ev: Any, total_energy_ev: Any) -> None:
     """Fit the energy correction of ``model`` on the snapshots ``fit_idx`` and store it in the model."""
-    from matterflow.electrons.energy_correction import EnergyReference, attach_energy_correction
+    from matterflow.electrons.correct import EnergyReference, attach_energy_correction
 
     energies = {}
     for name, value in (("band_energy_ev", band_energy_ev), ("total_energy_ev", total_energy_ev)):
