@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from matterflow.core import Params
 from matterflow.core.errors import InputError
+from matterflow.electrons.descriptors._cells import bin_run, bin_window
 from matterflow.electrons.descriptors._grid import (
     NeighbourGrid,
     check_atoms,
@@ -66,21 +67,18 @@ def _gaussian_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, pref, ar
         px = pts[ip, 0]
         py = pts[ip, 1]
         pz = pts[ip, 2]
-        bx = int(math.floor((px - lo[0]) / bin_size))
-        by = int(math.floor((py - lo[1]) / bin_size))
-        bz = int(math.floor((pz - lo[2]) / bin_size))
-        for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
-            for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
-                for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
-                    f = (ax * nbins[1] + ay) * nbins[2] + az
-                    for ia in range(start[f], start[f + 1]):
-                        dx = xyz[ia, 0] - px
-                        dy = xyz[ia, 1] - py
-                        dz = xyz[ia, 2] - pz
-                        rsq = dx * dx + dy * dy + dz * dz
-                        s = spec[ia]
-                        if rsq < cutsq[s]:
-                            out[ip, s] += pref[s] * math.exp(-rsq * argfac[s])
+        win = bin_window(px, py, pz, lo, bin_size, nbins)
+        for a in range(win[0], win[1] + 1):
+            for b in range(win[2], win[3] + 1):
+                i0, i1 = bin_run(win, a, b, nbins, start)
+                for ia in range(i0, i1):
+                    dx = xyz[ia, 0] - px
+                    dy = xyz[ia, 1] - py
+                    dz = xyz[ia, 2] - pz
+                    rsq = dx * dx + dy * dy + dz * dz
+                    s = spec[ia]
+                    if rsq < cutsq[s]:
+                        out[ip, s] += pref[s] * math.exp(-rsq * argfac[s])
 
 
 def gaussian_descriptors(atoms, grid_shape, params: GaussianDescriptorParams | dict | None = None,
