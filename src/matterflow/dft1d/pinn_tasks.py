@@ -68,17 +68,14 @@ class ProblemParams(_ReferenceGrid):
                                          json_schema_extra=_AU_X)
 
     def setup(self):
-        from matterflow.dft1d.tdse import TDSESetup
+        from matterflow.dft1d.tdse import setup_of
 
-        return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
-                         softening=self.softening, omega=self.omega, t_final=self.t_final,
-                         x_max=self.x_max, n_electrons=self.n_electrons,
-                         interaction_softening=self.interaction_softening)
+        return setup_of(self)
 
     def problem_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("potential", "omega0", "charge", "softening",
-                                               "omega", "t_final", "x_max", "n_electrons",
-                                               "interaction_softening")}
+        import dataclasses
+
+        return dataclasses.asdict(self.setup())
 
 
 # --------------------------------------------------------------------------- reference

@@ -12,7 +12,8 @@ A kernel writes only what it does with each neighbour::
         for b in range(win[2], win[3] + 1):
             i0, i1 = bin_run(win, a, b, nbins, start)
             for ia in range(i0, i1):
-                ...  # xyz[ia], spec[ia]
+                dx, dy, dz, rsq = offset(xyz, ia, px, py, pz)
+                ...  # what the kernel does with neighbour ia (species spec[ia])
 
 The images are visited in the same order as bin by bin, so sums are the same
 to the last bit. The helpers are inlined into each kernel (no call in the hot loop).
@@ -20,11 +21,14 @@ to the last bit. The helpers are inlined into each kernel (no call in the hot lo
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
+import numba
 from numba import njit
 
-__all__ = ["bin_window", "bin_run"]
+__all__ = ["bin_window", "bin_run", "offset", "numba_threads"]
 
 
 @njit(inline="always", cache=True)
@@ -42,3 +46,24 @@ def bin_run(win, a, b, nbins, start):
     """Range ``[i0, i1)`` of the sorted atom images in the bins ``(a, b, c0..c1)`` of ``win``."""
     f0 = (a * nbins[1] + b) * nbins[2]
     return start[f0 + win[4]], start[f0 + win[5] + 1]
+
+
+@njit(inline="always", cache=True)
+def offset(xyz, ia, px, py, pz):
+    """``(dx, dy, dz, r²)`` from point ``(px, py, pz)`` to atom image ``ia`` (Å, Å²)."""
+    dx = xyz[ia, 0] - px
+    dy = xyz[ia, 1] - py
+    dz = xyz[ia, 2] - pz
+    return dx, dy, dz, dx * dx + dy * dy + dz * dz
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block on ``n_threads`` numba threads (None: numba's setting), then restore."""
+    old = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
