@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from matterflow.basis.params import EvaluateParams, FitParams, PredictParams
 from matterflow.clitools import (
     Cluster,
     Force,
@@ -19,6 +20,7 @@ from matterflow.clitools import (
     console,
     handle_errors,
     make_progress,
+    param_option,
 )
 from matterflow.core.errors import InputError
 
@@ -43,11 +45,14 @@ def evaluate(
     data: DataArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and figures.")
                    ] = Path("basis-eval"),
-    folds: Annotated[int, typer.Option(min=2, max=20, help="Grouped folds (by material).")] = 5,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of folds and forests.")] = 0,
-    coverage: Annotated[float, typer.Option(min=0.5, max=0.99, help="Nominal coverage.")] = 0.9,
-    trees: Annotated[int, typer.Option(min=10, help="Trees per forest.")] = 300,
-    sisso_dim: Annotated[int, typer.Option(min=1, max=4, help="Terms of the SISSO formula.")] = 3,
+    folds: Annotated[int, param_option(EvaluateParams, "n_splits",
+                                       help="Grouped folds (by material)")] = 5,
+    seed: Annotated[int, param_option(EvaluateParams, "seed", help="Seed of folds and forests")] = 0,
+    coverage: Annotated[float, param_option(EvaluateParams, "coverage",
+                                            help="Nominal coverage")] = 0.9,
+    trees: Annotated[int, param_option(EvaluateParams, "n_estimators", help="Trees per forest")] = 300,
+    sisso_dim: Annotated[int, param_option(EvaluateParams, "sisso_dim",
+                                           help="Terms of the SISSO formula")] = 3,
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="Model to evaluate (repeatable): baseline, qrf, qrf_conformal, sisso.")
                      ] = None,
@@ -132,9 +137,9 @@ def fit(
     data: DataArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")
                    ] = Path("basis.model"),
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the forest.")] = 0,
-    coverage: Annotated[float, typer.Option(min=0.5, max=0.99, help="Nominal coverage.")] = 0.9,
-    trees: Annotated[int, typer.Option(min=10, help="Trees of the forest.")] = 300,
+    seed: Annotated[int, param_option(FitParams, "seed", help="Seed of the forest")] = 0,
+    coverage: Annotated[float, param_option(FitParams, "coverage", help="Nominal coverage")] = 0.9,
+    trees: Annotated[int, param_option(FitParams, "n_estimators", help="Trees of the forest")] = 300,
     column_map: MapOpt = None,
 ) -> None:
     """Fit the conformal QRF and the SISSO formula on all rows and write a model file."""
@@ -157,8 +162,8 @@ def predict(
     model: Annotated[Path, typer.Argument(help="Model file from `matterflow basis fit`.")],
     data: Annotated[Path, typer.Argument(help="CSV of new calculations (features; "
                                               "total_energy for the converged energy).")],
-    tolerance: Annotated[float, typer.Option(min=0.0, help="Accepted |error| in meV/atom.")
-                         ] = 1.0,
+    tolerance: Annotated[float, param_option(PredictParams, "tolerance_mev_per_atom",
+                                             help="Accepted |error| in meV/atom")] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV of the predictions.")
                    ] = None,
     column_map: MapOpt = None,

@@ -19,13 +19,13 @@ import numpy as np
 
 from .baseline import ElementalBaseline
 from .data import PRECISION, BasisData, grouped_folds
+from .params import MODEL_NAMES
 from .qrf import ConformalQuantileForest, QuantileForest
 from .sisso import SissoModel
 
 __all__ = ["smape", "mae", "r2", "coverage", "CVResult", "cross_validate", "make_models",
            "MODEL_NAMES", "CVPlan", "CVJob", "cv_plan", "cv_job", "cv_combine"]
 
-MODEL_NAMES = ("baseline", "qrf", "qrf_conformal", "sisso")
 NOMINAL = np.round(np.arange(0.5, 0.96, 0.05), 2)  # nominal levels of the coverage curve
 
 

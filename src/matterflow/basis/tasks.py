@@ -14,47 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
-from matterflow.core.registry import Params, quantity, task
+from matterflow.core.registry import quantity, task
 
 from .data import load_csv
-from .evaluate import MODEL_NAMES, cross_validate
+from .evaluate import cross_validate
 from .figures import evaluation_figures
 from .model import BasisPredictor
+from .params import EvaluateParams, FitParams, PredictParams
 
 __all__ = ["evaluate", "cv_jobs", "cv_fold", "cv_summary", "fit", "predict", "TASKS"]
 
-ModelName = Literal["baseline", "qrf", "qrf_conformal", "sisso"]
-
 
 def _column_map(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise InputError(f"column_map entry {p!r}: write OLD=NEW (a column of the file = "
-                             "the name matterflow expects)")
-        old, new = p.split("=", 1)
-        out[old.strip()] = new.strip()
-    return out
+    from matterflow.clitools import parse_key_values
+
+    return parse_key_values(pairs, "column_map entry", key="OLD", value="NEW",
+                            example="RGKMAX=rgkmax (a column of the file = the name matterflow "
+                                    "expects)")
 
 
-class EvaluateParams(Params):
-    models: list[ModelName] = Field(list(MODEL_NAMES), min_length=1,
-                                    description="models to cross-validate")
-    n_splits: int = Field(5, ge=2, le=20, description="grouped folds (by material)")
-    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
-    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forests")
-    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
-    sisso_sis: int = Field(20, ge=2, le=200, description="features per SIS step")
-    sisso_rung: int = Field(1, ge=1, le=2, description="rungs of the SISSO feature space")
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
-    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forests")
-    seed: int = Field(0, ge=0, description="seed of the folds and forests")
 
 
 @dataclass(frozen=True)
@@ -200,18 +183,11 @@ def cv_summary(pred_ha: np.ndarray, lower_ha: np.ndarray, upper_ha: np.ndarray,
     return _evaluation(cv_combine(plan, models, jobs, kw, params.coverage))
 
 
-class FitParams(Params):
-    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
-    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forest")
-    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
-    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forest")
-    seed: int = Field(0, ge=0, description="seed of the forest and calibration folds")
 
 
 @dataclass(frozen=True)
 class FittedModel:
-    model_pickle: np.ndarray = quantity("", "(bytes,) uint8 pickle of the BasisPredictor")
+    model_pickle: np.ndarray = bytes_field("pickle of the BasisPredictor")
     features: list = quantity("", "feature columns")
     feature_importance: np.ndarray = quantity("dimensionless", "(n_features,) forest importance")
     conformal_correction: float = quantity("dimensionless",
@@ -228,7 +204,7 @@ def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
     model = BasisPredictor(n_estimators=params.n_estimators, seed=params.seed,
                            coverage=params.coverage, sisso_dim=params.sisso_dim,
                            n_jobs=params.n_jobs).fit(table)
-    return FittedModel(model_pickle=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return FittedModel(model_pickle=to_bytes_array(model.to_bytes()),
                        features=list(model.features_),
                        feature_importance=np.asarray(model.qrf_.feature_importances_),
                        conformal_correction=model.qrf_.correction(params.coverage),
@@ -236,10 +212,6 @@ def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
                        n_materials=model.n_materials_)
 
 
-class PredictParams(Params):
-    tolerance_mev_per_atom: float = Field(1.0, gt=0, description="accepted |error| per atom",
-                                          json_schema_extra={"units": "meV/atom"})
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
 
 
 @dataclass(frozen=True)
@@ -263,11 +235,9 @@ def _load_model(model) -> BasisPredictor:
         return model
     if isinstance(model, (str, Path)):
         return BasisPredictor.load(model)
-    arr = np.asarray(model)
-    if arr.dtype == np.uint8:
-        return BasisPredictor.from_bytes(arr.tobytes(), "model_pickle")
-    raise InputError(f"model: a model file, a BasisPredictor or basis.fit's model_pickle is "
-                     f"expected; got {type(model).__name__}")
+    return BasisPredictor.from_bytes(
+        from_bytes_array(model, field="model", accepted="a BasisPredictor (basis.fit's model_pickle)"),
+        "model_pickle")
 
 
 @task("basis.predict", params=PredictParams, version="1")

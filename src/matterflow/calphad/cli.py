@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from matterflow.calphad.tasks import FitParams, ProposeParams
 from matterflow.clitools import (
     Cluster,
     Force,
@@ -17,6 +18,10 @@ from matterflow.clitools import (
     Workers,
     console,
     handle_errors,
+    param_option,
+    parse_key_values,
+    save_figures,
+    write_result_file,
 )
 from matterflow.core.errors import InputError
 
@@ -26,16 +31,7 @@ app = typer.Typer(help="Bayesian CALPHAD on pycalphad/ESPEI: fit a model, sample
 
 
 def _write_h5(path: Path, result) -> None:
-    from matterflow.core.registry import result_to_dict
-    from matterflow.core.store import atomic_h5, write_outputs
-
-    if isinstance(result, tuple):
-        values, units = result
-    else:
-        values, units = result_to_dict(result) if not isinstance(result, dict) else (result, {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_h5(path) as f:
-        write_outputs(f, values, units)
+    write_result_file(path, result)
 
 
 def _read_h5(path: Path, what: str) -> dict:
@@ -59,12 +55,7 @@ def diagram_defaults_query() -> list:
 
 
 def _save_figs(figs: dict, stem: Path) -> list[Path]:
-    out = []
-    for k, (_name, fig) in enumerate(figs.items()):
-        p = stem.with_name(f"{stem.name}{'' if k == 0 else f'-{k}'}.png")
-        fig.savefig(p, dpi=120)
-        out.append(p)
-    return out
+    return save_figures(figs, stem=stem)
 
 
 @app.command()
@@ -74,7 +65,8 @@ def fit(
                                                   "bundled Cu-Mg).")] = None,
     phases: Annotated[Path | None, typer.Option(help="ESPEI phase-models JSON.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="TDB file to write.")] = Path("model.tdb"),
-    ridge_alpha: Annotated[float | None, typer.Option(help="Ridge regularisation.")] = None,
+    ridge_alpha: Annotated[float | None, param_option(FitParams, "ridge_alpha",
+                                                      help="Ridge regularisation")] = None,
 ) -> None:
     """ESPEI parameter generation from thermochemical data (datasets validated); writes a TDB."""
     from matterflow.calphad.tasks import fit as task
@@ -90,14 +82,8 @@ def fit(
 def _parse_offsets(items: list[str] | None) -> dict | None:
     if not items:
         return None
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise InputError(f"--offset {it!r}: expected NAME=TARGET, e.g. "
-                             "DL0='G(LIQUID,CU,MG;0)'")
-        k, v = it.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    return parse_key_values(items, "--offset", key="NAME", value="TARGET",
+                            example="DL0='G(LIQUID,CU,MG;0)'")
 
 
 @app.command()
@@ -296,9 +282,10 @@ def propagate(
 @handle_errors
 def propose(
     draws: Annotated[Path, typer.Argument(help="draws.h5 from `calphad propagate`.")],
-    top_k: Annotated[int, typer.Option(help="Experiments to propose.")] = 5,
-    cost_per_100k: Annotated[float, typer.Option(help="Relative cost per 100 K above the "
-                                                 "lowest temperature.")] = 0.0,
+    top_k: Annotated[int, param_option(ProposeParams, "top_k", help="Experiments to propose")] = 5,
+    cost_per_100k: Annotated[float, param_option(ProposeParams, "cost_per_100k",
+                                                 help="Relative cost per 100 K above the "
+                                                      "lowest temperature")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="Figure (PNG) of the entropy map.")] = None,
 ) -> None:
     """Rank candidate (T, x) experiments by the entropy of the predicted phase set."""

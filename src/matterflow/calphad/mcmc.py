@@ -10,13 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matterflow.core.errors import ComputeError, InputError
+from matterflow.core.errors import ComputeError, ConvergenceWarning, InputError
 
 __all__ = ["run_emcee", "ChainResult", "diagnostics", "ConvergenceWarning"]
-
-
-class ConvergenceWarning(UserWarning):
-    """The chain has not converged (R-hat above the threshold or few effective samples)."""
 
 
 @dataclass(frozen=True)

@@ -181,10 +181,13 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
         ``progress(done, total)``.
     batch_size : int, optional
         Draws per Dask task (default: about 4 tasks per worker).
-    """
-    from matterflow.calphad.tasks import diagram
-    from matterflow.core.registry import stack_results
 
+    The task is looked up by name in the registry, as a workflow does, so this
+    module does not import :mod:`matterflow.calphad.tasks` (which imports it).
+    """
+    from matterflow.core.registry import get_task, stack_results
+
+    diagram = get_task("calphad.diagram")
     p = diagram.make_params(params)
     draws = np.asarray(draws, dtype=float)
     args = (model_tdb, list(parameter_names), list(labels))
@@ -208,6 +211,7 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
 
 
 def _diagram_batch(draws, shared, p):
-    from matterflow.calphad.tasks import diagram
+    from matterflow.core.registry import get_task
 
+    diagram = get_task("calphad.diagram")
     return [diagram(d, *shared, params=p) for d in draws]

@@ -20,6 +20,7 @@ __all__ = [
     "ComputeError",
     "NotFittedError",
     "MatterflowWarning",
+    "ConvergenceWarning",
 ]
 
 
@@ -49,3 +50,8 @@ class NotFittedError(MatterflowError, AttributeError):
 
 class MatterflowWarning(UserWarning):
     """Non-fatal problem the user should know about."""
+
+
+class ConvergenceWarning(MatterflowWarning):
+    """An iterative method stopped without converging well enough to trust its result
+    (e.g. an MCMC chain with R-hat above the threshold or few effective samples)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import get_task
-from matterflow.core.store import Results
+from matterflow.core.store import Results, atomic_write_bytes
 
 __all__ = ["write_report", "write_index"]
 
@@ -141,10 +141,7 @@ def write_report(results_path: str | Path, out: str | Path | None = None) -> Pat
     body += [_step_section(results, s) for s in results.steps]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(str(title))}"
             f"</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return out
+    return atomic_write_bytes(out, page.encode("utf-8"))
 
 
 def _gallery_card(title: str, report: Path, status: str, out: Path) -> str:

@@ -21,6 +21,8 @@ from matterflow.clitools import (
 )
 from matterflow.core.errors import InputError
 
+app = typer.Typer(help="DFT data: snapshots, observables, MALA import, re-broadening.")
+
 RUN_DIR = ".matterflow-run"  # results.h5 and the step cache, beside the snapshot files
 
 
@@ -59,6 +61,8 @@ def _save_snapshots(results: Path, step: str, targets: list[Path]) -> list[tuple
     return rows
 
 
+@app.command("dft")
+@handle_errors
 def dft(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for snapshot_NNN.h5 files.")] = Path("dft-snapshots"),
     snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
@@ -152,6 +156,8 @@ def dft(
         console.print(f"{n_frames - len(todo)} snapshot(s) already present in {out}, kept")
 
 
+@app.command("observables")
+@handle_errors
 def observables(
     snapshot: Annotated[Path, typer.Argument(help="Snapshot HDF5 file (from `electrons dft`).")],
     xc: Annotated[str, typer.Option(help="LDA of the data: lda,pz or lda,vwn.")] = "",
@@ -188,6 +194,8 @@ def observables(
         console.print(f"  density mean relative absolute difference {rel * 100:.4f} %")
 
 
+@app.command("import-mala")
+@handle_errors
 def import_mala(
     ldos: Annotated[Path, typer.Argument(help="MALA LDOS .npy (nx, ny, nz, ne).")],
     dft_output: Annotated[Path, typer.Argument(help="DFT output beside it (ASE-readable, e.g. QE pw.x output).")],
@@ -208,6 +216,8 @@ def import_mala(
                   f"{len(snap.energy_grid_ev)} energies")
 
 
+@app.command("broaden")
+@handle_errors
 def broaden(
     snapshots: Annotated[list[Path], typer.Argument(help="Snapshot .h5 files (from `electrons dft`).")],
     sigma: Annotated[float, typer.Option(help="Wanted Gaussian LDOS width (eV), >= the present one.")],
@@ -236,11 +246,3 @@ def broaden(
             save_snapshot(wide, target)
             progress.advance(bar)
     console.print(f"{len(snapshots)} snapshot(s) re-broadened to σ = {sigma} eV in {out}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow electrons``."""
-    app.command("dft")(handle_errors(dft))
-    app.command("observables")(handle_errors(observables))
-    app.command("import-mala")(handle_errors(import_mala))
-    app.command("broaden")(handle_errors(broaden))

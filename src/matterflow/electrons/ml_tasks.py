@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from matterflow.core import Params, quantity, task
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
 from matterflow.electrons.descriptor_tasks import DescriptorTaskParams
 from matterflow.electrons.training import TrainParams
@@ -224,7 +225,7 @@ class TrainTaskParams(Params):
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: np.ndarray = quantity("dimensionless", "(n_bytes,) uint8: the saved model file")
+    model: np.ndarray = bytes_field("the saved model file")
     train_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
     val_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
     learning_rate: np.ndarray = quantity("dimensionless", "(epochs,) learning rate of each epoch")
@@ -266,7 +267,7 @@ def _stacked_atoms(positions: Any, cell: Any, numbers: Any, n_snap: int) -> list
 def _attach_correction(model: Any, atoms: list, grid: tuple[int, int, int], fit_idx: list[int],
                        band_energy_ev: Any, total_energy_ev: Any) -> None:
     """Fit the energy correction of ``model`` on the snapshots ``fit_idx`` and store it in the model."""
-    from matterflow.electrons.energy_correction import EnergyReference, attach_energy_correction
+    from matterflow.electrons.correct import EnergyReference, attach_energy_correction
 
     energies = {}
     for name, value in (("band_energy_ev", band_energy_ev), ("total_energy_ev", total_energy_ev)):
@@ -353,7 +354,7 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
     mae = float(np.mean(np.abs(model.predict(xt) - yt)))
     h = model.history_
     n_par = sum(int(p.numel()) for p in model.network_.parameters())
-    return TrainedModel(model=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return TrainedModel(model=to_bytes_array(model.to_bytes()),
                         train_loss=np.array(h.train_loss), val_loss=np.array(h.val_loss),
                         learning_rate=np.array(h.learning_rate), best_epoch=int(h.best_epoch),
                         n_parameters=n_par, n_train_points=int(x.shape[0]), train_seconds=seconds,
@@ -398,11 +399,8 @@ def _model_from_input(model: Any) -> Any:
         return model
     if isinstance(model, (str, Path)):
         return load_model(model)
-    arr = np.asarray(model)
-    if arr.dtype != np.uint8:
-        raise InputError(f"model: the uint8 bytes of electrons.train, a model file or an LdosModel is "
-                         f"needed; got {arr.dtype} array")
-    return model_from_bytes(arr.tobytes())
+    return model_from_bytes(from_bytes_array(model, field="model",
+                                             accepted="an LdosModel (electrons.train's model)"))
 
 
 @task("electrons.predict", params=PredictTaskParams, version="1")

@@ -18,6 +18,8 @@ from matterflow.clitools import (
     console,
     handle_errors,
     make_progress,
+    save_figure,
+    save_figures,
 )
 from matterflow.core.errors import InputError
 
@@ -60,7 +62,7 @@ def calibrate(
     fig_path = figure or out.with_suffix(".png")
     vals = {k: getattr(res, k) for k in res.__dataclass_fields__}
     for fig in calibrate_figures(vals).values():
-        fig.savefig(fig_path, dpi=120)
+        save_figure(fig, fig_path)
     console.print(f"distance {res.distance_mm:.4f} mm, beam centre x={res.centre_px[0]:.2f} "
                   f"y={res.centre_px[1]:.2f} px, rot1 {res.rot_deg[0]:.3f}° rot2 "
                   f"{res.rot_deg[1]:.3f}°, rms 2θ {res.rms_tth_deg:.2g}° "
@@ -129,10 +131,7 @@ def show(
     if not figs:
         raise InputError(f"{results}: no xrd step with figures; steps: {', '.join(res.steps)}")
     if save is not None:
-        save.mkdir(parents=True, exist_ok=True)
-        for i, (title, fig) in enumerate(figs.items()):
-            p = save / f"{i:02d}_{''.join(c if c.isalnum() else '_' for c in title)[:60]}.png"
-            fig.savefig(p, dpi=110)
+        for p in save_figures(figs, save):
             console.print(str(p))
         return
     plt.show()
