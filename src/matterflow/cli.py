@@ -53,7 +53,8 @@ def _root(
 
 
 def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | None, force: bool,
-         quiet: bool, report: bool = True, processes: bool | None = None) -> tuple[Path, str]:
+         quiet: bool, report: bool = True, processes: bool | None = None,
+         **run_options: object) -> tuple[Path, str]:
     from matterflow.core.execute import run_workflow
     from matterflow.core.report import write_report
     from matterflow.core.workflow import load_workflow
@@ -61,7 +62,8 @@ def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | Non
     wf = load_workflow(workflow)
     with make_progress(quiet) as progress:
         summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                               progress=progress, processes=processes is not False)
+                               progress=progress, processes=processes is not False,
+                               **run_options)
     if not quiet:
         console.print(f"[green]done[/green] in {summary.seconds:.1f} s: computed "
                       f"{', '.join(summary.computed) or 'nothing'}; reused {', '.join(summary.reused) or 'nothing'}")
@@ -80,11 +82,15 @@ def run(
     processes: Processes = None,
     force: Annotated[bool, typer.Option(help="Recompute all steps, even those already stored.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run writes into OUT, wait for it to finish instead of stopping.")] = False,
+    wait_workers: Annotated[int | None, typer.Option("--wait-workers", min=1, help="With --scheduler: wait for this many workers (default 1).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="With --scheduler: seconds to wait for the workers before stopping.")] = 120.0,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
     _run(workflow, out, workers=workers, scheduler=scheduler, force=force, quiet=quiet,
-         report=not no_report, processes=processes)
+         report=not no_report, processes=processes, wait=wait, wait_workers=wait_workers,
+         timeout_s=timeout)
 
 
 def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:
