@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -54,12 +54,13 @@ def _root(
     state.debug = state.debug or debug
 
 
-def _run(workflow: Path, opts: RunOptions, *, report: bool = True) -> tuple[Path, str]:
+def _run(workflow: Path, opts: RunOptions, *, report: bool = True,
+         **run_options: Any) -> tuple[Path, str]:
     from matterflow.core.report import write_report
     from matterflow.core.workflow import load_workflow
 
     wf = load_workflow(workflow)
-    summary = opts.run(wf)
+    summary = opts.run(wf, **run_options)
     rep = write_report(summary.results) if report else None
     console.print(f"results: {summary.results}" + (f"\nreport:  {rep}" if rep else ""))
     return summary.results, "complete"
@@ -76,11 +77,14 @@ def run(
     cluster: Cluster = None,
     force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run writes into OUT, wait for it to finish instead of stopping.")] = False,
+    wait_workers: Annotated[int | None, typer.Option("--wait-workers", min=1, help="With --scheduler: wait for this many workers (default 1).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="With --scheduler: seconds to wait for the workers before stopping.")] = 120.0,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
     _run(workflow, RunOptions(out, workers, processes, scheduler, cluster, force, quiet),
-         report=not no_report)
+         report=not no_report, wait=wait, wait_workers=wait_workers, timeout_s=timeout)
 
 
 def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:

@@ -143,13 +143,17 @@ class RunOptions:
                 "cluster": self.cluster, "force": self.force}
 
     def run(self, workflow: Any, *, default_processes: bool = True, out: Path | None = None,
-            summary: bool = True) -> Any:
-        """Run ``workflow`` into ``out`` (default: ``self.out``) with one progress bar per step."""
+            summary: bool = True, **executor_options: Any) -> Any:
+        """Run ``workflow`` into ``out`` (default: ``self.out``) with one progress bar per step.
+
+        ``executor_options`` go to :func:`~matterflow.core.execute.run_workflow` as they are
+        (``wait``, ``wait_workers``, ``timeout_s``).
+        """
         from matterflow.core.execute import run_workflow
 
         with make_progress(self.quiet) as progress:
             result = run_workflow(workflow, out or self.out, progress=progress,
-                                  **self.executor_kwargs(default_processes))
+                                  **self.executor_kwargs(default_processes), **executor_options)
         if summary and not (self.quiet or state.quiet):
             console.print(f"[green]done[/green] in {result.seconds:.1f} s: computed "
                           f"{', '.join(result.computed) or 'nothing'}; reused "

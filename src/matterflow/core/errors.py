@@ -19,6 +19,7 @@ __all__ = [
     "InputError",
     "ComputeError",
     "NotFittedError",
+    "StorageError",
     "MatterflowWarning",
     "ConvergenceWarning",
 ]
@@ -38,6 +39,12 @@ class InputError(MatterflowError, ValueError):
 
 class ComputeError(MatterflowError, RuntimeError):
     """A computation failed while running (no convergence, NaN, worker lost)."""
+
+    exit_code = 1
+
+
+class StorageError(ComputeError):
+    """A file could not be written (full disk, read-only or forbidden folder)."""
 
     exit_code = 1
 

@@ -54,7 +54,8 @@ from matterflow.core.store import (
 from matterflow.core.workflow import Step, Workflow
 
 __all__ = ["run_workflow", "run_steps", "RunSummary", "dask_client", "map_items", "map_calls",
-           "WorkerPool", "in_worker", "report_progress", "step_keys", "executor_label"]
+           "WorkerPool", "in_worker", "report_progress", "step_keys", "executor_label",
+           "wait_for_workers"]
 
 RESULTS_NAME = "results.h5"
 PROGRESS_TOPIC = "matterflow-progress"
@@ -521,7 +522,8 @@ class _Run:
 def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
                  workers: int | None = None, force: bool = False,
                  progress: Any = None, processes: bool = True,
-                 cluster: Any = None) -> RunSummary:
+                 cluster: Any = None, wait: bool = False,
+                 wait_workers: int | None = None, timeout_s: float = 120.0) -> RunSummary:
     """Run ``workflow``; results go to ``out_dir/results.h5``.
 
     Parameters
@@ -545,11 +547,27 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     cluster : path or ClusterSpec, optional
         A job-queue cluster file (:mod:`matterflow.core.cluster`): the run
         submits its jobs, runs there, and stops them at the end.
+    wait : bool
+        If another run holds ``out_dir`` (:class:`~matterflow.core.outdir.RunLock`), wait
+        for it instead of stopping at once.
+    wait_workers, timeout_s : int, float
+        With ``scheduler``: wait for this many workers (default 1), at most
+        ``timeout_s`` seconds, then stop with a message.
     """
+    from matterflow.core.outdir import RunLock, check_out_dir
+
+    out = check_out_dir(out_dir)    # writable, with room: before anything is computed
+    with RunLock(out, wait=wait):
+        return _run_locked(workflow, out, scheduler=scheduler, workers=workers, force=force,
+                           progress=progress, processes=processes, cluster=cluster,
+                           wait_workers=wait_workers, timeout_s=timeout_s)
+
+
+def _run_locked(workflow: Workflow, out: Path, *, scheduler: str | None, workers: int | None,
+                force: bool, progress: Any, processes: bool, cluster: Any,
+                wait_workers: int | None, timeout_s: float) -> RunSummary:
     t0 = time.perf_counter()
     start = now_iso()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     run = _Run(workflow, out, force, progress)
     run.find_stored()
     run.write_manifest(start)
@@ -571,6 +589,8 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
                 run.load_stored(step)
         if todo:
             with dask_client(scheduler, workers, processes=processes, cluster=cluster) as client:
+                if scheduler:
+                    wait_for_workers(client, wait_workers or 1, timeout_s, progress, scheduler)
                 # a job-queue cluster grows after the first worker: size batches for all of it
                 _execute(run, client, todo,
                          getattr(cluster, "total_threads", None) if cluster is not None else None,
@@ -710,3 +730,27 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
                 client.unsubscribe_topic(PROGRESS_TOPIC)
     if pending:
         raise ComputeError(f"steps never became ready: {', '.join(pending)}")
+
+
+def wait_for_workers(client: Any, n: int, timeout_s: float, progress: Any = None,
+                     where: str = "the scheduler") -> int:
+    """Wait until ``client``'s scheduler has ``n`` workers, at most ``timeout_s`` seconds;
+    the number of workers. The progress shows the workers found so far; ComputeError on time-out."""
+    deadline = time.monotonic() + timeout_s
+    bar = progress.add_task(f"workers on {where}", total=n) if progress is not None else None
+    have = 0
+    while True:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        have = len(workers)
+        if bar is not None:
+            threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+            progress.update(bar, completed=min(have, n),
+                            description=f"workers on {where}: {have} ({threads} threads)")
+        if have >= n:
+            return have
+        if time.monotonic() >= deadline:
+            raise ComputeError(
+                f"{where}: {have} of the {n} worker(s) asked for joined within {timeout_s:g} s; "
+                f"start workers with `dask worker {where}` (or your job scheduler), or pass "
+                "--wait-workers/--timeout; nothing was computed")
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
