@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress, save_figures
+from matterflow.clitools import TrustPickle, console, handle_errors, make_progress, save_figures
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="Datasets, numerical inversion, FNO.")
@@ -131,6 +131,7 @@ def train_fno(
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trust_pickle: TrustPickle = False,
 ) -> None:
     """Train an FNO from density to potential; report in-distribution, held-out and timing figures."""
     import matplotlib
@@ -160,7 +161,7 @@ def train_fno(
         if init_model is not None:
             from matterflow.dft1d.fno import DensityToPotentialFNO
 
-            init = DensityToPotentialFNO.load(init_model)
+            init = DensityToPotentialFNO.load(init_model, trust_pickle=trust_pickle)
         model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, pot, split, ds.family,
                                         target=target, progress=tick, epochs=epochs,
                                         batch_size=batch_size, hidden_channels=hidden_channels,
