@@ -347,8 +347,11 @@ class DensityToPotentialFNO:
         if getattr(self, "x_", None) is not None:
             arrays["x"] = torch.as_tensor(np.asarray(self.x_, dtype=float))
         buf = io.BytesIO()
+        # tensors only: neuralop adds its constructor arguments (functions, classes) as
+        # "_metadata", which are rebuilt from the hyper-parameters instead
+        state = {k: v for k, v in self.model_.state_dict().items() if isinstance(v, torch.Tensor)}
         torch.save({"format": FNO_FORMAT, "meta": json.dumps(meta), **arrays,
-                    "state": self.model_.state_dict()}, buf)
+                    "state": state}, buf)
         return atomic_write_bytes(path, buf.getvalue())  # no half-written model file
 
     @classmethod
