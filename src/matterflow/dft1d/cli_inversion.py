@@ -146,6 +146,11 @@ def train_fno(
         raise InputError(f"--target: accepted v_hxc, v_ks; got {target!r}")
     if physics_loss not in ("density_l1", "wu_yang"):
         raise InputError(f"--physics-loss: accepted density_l1, wu_yang; got {physics_loss!r}")
+    init = None
+    if init_model is not None:  # checked before the dataset is read
+        from matterflow.dft1d.fno import DensityToPotentialFNO
+
+        init = DensityToPotentialFNO.load(init_model, trust_pickle=trust_pickle)
     ds = load_dataset(dataset)
     split = ds.split if holdout_family is None else holdout_split(ds.split, ds.family, holdout_family)
     pot = ds.v_hxc if target == "v_hxc" else ds.v_ks
@@ -157,11 +162,6 @@ def train_fno(
                 progress.update(bar, completed=epoch,
                                 description=f"training FNO (loss {loss:.3g})")
 
-        init = None
-        if init_model is not None:
-            from matterflow.dft1d.fno import DensityToPotentialFNO
-
-            init = DensityToPotentialFNO.load(init_model, trust_pickle=trust_pickle)
         model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, pot, split, ds.family,
                                         target=target, progress=tick, epochs=epochs,
                                         batch_size=batch_size, hidden_channels=hidden_channels,
