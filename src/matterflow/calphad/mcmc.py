@@ -152,7 +152,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
     resumed = len(chain)
     rng = np.random.RandomState(seed)
     if resumed:
-        pos, lnp0 = chain[-1], lnp[-1]
+        # copies: emcee updates its start arrays in place, which would change the stored last step
+        pos, lnp0 = chain[-1].copy(), lnp[-1].copy()
     else:
         pos = start + rng.normal(size=(n_walkers, dim)) * np.asarray(init_std, dtype=float)
         lnp0 = None
