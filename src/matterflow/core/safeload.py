@@ -30,10 +30,10 @@ __all__ = ["MAGIC_ZIP", "MAGIC_HDF5", "UnsafeLoadWarning", "file_kind", "check_k
 
 MAGIC_ZIP = b"PK\x03\x04"  # torch.save and skops archives
 MAGIC_HDF5 = b"\x89HDF\r\n\x1a\n"
-_KIND_NAMES = {"zip": "a zip archive (torch or skops file)", "hdf5": "an HDF5 file",
+_KIND_NAMES = {"zip": "a zip archive (torch.save or skops file)", "hdf5": "an HDF5 file",
                "pickle": "a Python pickle", "empty": "an empty file", "unknown": "of unknown kind"}
 NOT_TRUSTED = ("it holds pickled Python objects, which can run code when loaded (a file of an "
-               "older matterflow, or one made to run code); not loaded. If you made it yourself, "
+               "older matterflow, or one made to run code). If you made it yourself, "
                "pass --trust-pickle (workflow parameter trust_pickle: true) to load it once, "
                "and save it again in the new format")
 
@@ -56,17 +56,15 @@ def file_kind(data: bytes) -> str:
     return "unknown"
 
 
-def check_kind(data: bytes, accepted: tuple[str, ...], *, source: str, what: str,
-               trust_pickle: bool = False) -> str:
-    """The kind of ``data`` (:func:`file_kind`) if it is one of ``accepted`` (``'pickle'`` only
-    with ``trust_pickle``); else an :class:`InputError` naming ``source`` and ``what`` it must
-    be."""
+def check_kind(data: bytes, accepted: tuple[str, ...], *, source: str, what: str) -> str:
+    """The kind of ``data`` (:func:`file_kind`, its first bytes suffice) if it is one of
+    ``accepted``; else an :class:`InputError` naming ``source`` and ``what`` it must be."""
     kind = file_kind(data)
     if kind in accepted:
         return kind
     if kind == "pickle":
         raise InputError(f"{source}: not loaded as {what}: {NOT_TRUSTED}")
-    raise InputError(f"{source}: not {what}: the file is {_KIND_NAMES[kind]}; accepted: "
+    raise InputError(f"{source}: not {what}: the file is {_KIND_NAMES[kind]}; accepted: {what}, "
                      + " or ".join(_KIND_NAMES[k] for k in accepted if k != "pickle"))
 
 
