@@ -217,6 +217,28 @@ def test_pinn_file_round_trip(pinn):
     np.testing.assert_array_equal(again.loss_history_, m.loss_history_)
 
 
+@pytest.mark.parametrize("task, suffix, extra, mode", [
+    ("dft1d.pinn_predict", ".pt", "params: {e0: [0.5]}", "--processes"),
+    ("basis.predict", ".model", "", "--threads"),
+])
+def test_workflow_step_on_the_executor_refuses_a_planted_pickle(task, suffix, extra, mode, basis,
+                                                                tmp_path, marker):
+    """``matterflow run``: the step runs on a Dask worker (a worker process for the PINN);
+    the file is refused there too, and the run exits 2 with the message."""
+    bad = tmp_path / f"sent{suffix}"
+    bad.write_bytes(pickle.dumps({"format": "matterflow.dft1d.TDSEPINN/1",
+                                  "magic": "matterflow.basis.BasisPredictor/1",
+                                  "model": Payload(marker)}))
+    data = f", data: {basis[0] / 'new.csv'}" if task == "basis.predict" else ""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(f"name: planted\nsteps:\n  - id: p\n    task: {task}\n"
+                    f"    inputs: {{model: {bad}{data}}}\n    {extra}\n")
+    r = runner.invoke(app, ["run", str(flow), "--out", str(tmp_path / "out"), "--workers", "1",
+                            mode, "-q", "--no-report"])
+    assert r.exit_code == 2, r.output
+    assert "pickled Python objects" in r.output and "sent" in r.output
+
+
 # ------------------------------------------------------------------------------- dft1d FNO
 @pytest.fixture(scope="module")
 def fno(tmp_path_factory):
