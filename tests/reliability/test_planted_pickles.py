@@ -452,3 +452,41 @@ def test_electrons_model_file_refuses_a_planted_pickle(tmp_path, marker):
     bad.write_bytes(json.dumps({"format": FORMAT}).encode())
     with pytest.raises(InputError, match="model.pt: not a matterflow LDOS model file.*accepted"):
         load_model(bad)
+
+
+def _snapshot(seed):
+    """A small synthetic Al snapshot (LDOS a smooth function of the local density)."""
+    from matterflow.electrons.descriptors import GaussianDescriptorParams, gaussian_descriptors
+    from matterflow.electrons.observables import observables_from_ldos
+    from matterflow.electrons.snapshot import Snapshot
+    from matterflow.electrons.structures import aluminium_supercell
+
+    energies, grid = np.arange(-1.0, 16.0, 0.1), (8, 8, 8)
+    atoms = aluminium_supercell((1, 1, 1), temperature_k=298.0, seed=seed)
+    g = gaussian_descriptors(atoms, grid, GaussianDescriptorParams())[..., 0]
+    free = np.sqrt(np.clip(energies, 0, None)) / (2 * np.pi**2) / 3.81**1.5
+    shape = np.tanh(g / g.mean())[..., None]
+    ldos = (0.6 + 0.8 * shape) * free * (1 + 0.05 * shape * energies / 16)
+    obs = observables_from_ldos(ldos, energies, atoms, temperature_k=298.0, ldos_smearing_ev=0.0)
+    return Snapshot(atoms=atoms, grid_shape=grid, energy_grid_ev=energies, ldos=ldos,
+                    density=obs.density, eigenvalues_ev=None, kweights=None, fermi_ev=obs.fermi_ev,
+                    electronic_temperature_k=298.0, band_energy_ev=obs.band_energy_ev,
+                    total_energy_ev=obs.total_energy_ev, ldos_smearing_ev=0.0,
+                    meta={"functional": "lda,pz"})
+
+
+def test_electrons_train_cli_refuses_a_planted_checkpoint(tmp_path, marker):
+    """`electrons train` reads OUT.ckpt/checkpoint.pt by default: a planted one stops it."""
+    from matterflow.electrons.snapshot import save_snapshot
+    from matterflow.electrons.training import CHECKPOINT_FORMAT
+
+    snaps = [str(save_snapshot(_snapshot(s), tmp_path / f"s{s}.h5")) for s in range(3)]
+    out = tmp_path / "model.pt"
+    bad = tmp_path / "model.pt.ckpt" / "checkpoint.pt"
+    bad.parent.mkdir()
+    bad.write_bytes(_torch_bytes({"format": CHECKPOINT_FORMAT, "key": "k",
+                                  "result": Payload(marker)}))
+    r = runner.invoke(app, ["electrons", "train", *snaps, "--kind", "gaussian", "--hidden", "8",
+                            "--epochs", "2", "--out", str(out), "-q"])
+    assert "--trust-pickle" in _refused(r, bad)
+    assert not out.exists()
