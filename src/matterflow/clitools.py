@@ -33,7 +33,7 @@ from matterflow.core.errors import MatterflowError
 
 __all__ = ["console", "err_console", "handle_errors", "make_progress", "state", "command_paths",
            "Quiet", "Workers", "Scheduler", "Processes", "Out", "Cluster", "Force",
-           "RunOptions"]
+           "TrustPickle", "RunOptions"]
 
 # options shared by the commands that run a workflow
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -118,6 +118,10 @@ Cluster = Annotated[Path | None, typer.Option(
          "there; see docs/core.md.")]
 Force = Annotated[bool, typer.Option("--force", help="Recompute everything, even what is "
                                      "already stored in the output folder.")]
+# for commands that read a model, checkpoint or chain file (matterflow.core.safeload)
+TrustPickle = Annotated[bool, typer.Option(
+    "--trust-pickle", help="Also load an old-format file holding Python pickles (they can run "
+    "code): only for files you made yourself. Save it again to get the safe format.")]
 
 
 @dataclass(frozen=True)

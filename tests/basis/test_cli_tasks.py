@@ -104,9 +104,9 @@ def test_evaluate_task_same_seed_same_result():
 def test_fit_and_predict_tasks_round_trip(split):
     tmp, new = split
     fitted = get_task("basis.fit")(tmp / "train.csv", params={"n_estimators": 20})
-    assert fitted.n_materials == 20 and fitted.model_pickle.dtype == np.uint8
+    assert fitted.n_materials == 20 and fitted.model.dtype == np.uint8
     assert fitted.sisso_formula.startswith("binary_energy_error = stoich_error_pred *")
-    out = get_task("basis.predict")(fitted.model_pickle, tmp / "new.csv")
+    out = get_task("basis.predict")(fitted.model, tmp / "new.csv")
     assert len(out.error_ha) == len(new)
     assert out.material[0] == new["chem_formula"].iloc[0]
 
@@ -130,12 +130,12 @@ def test_extrapolation_is_flagged(split):
     raw = pd.read_csv(tmp / "train.csv")
     rows = raw[raw["precision_level"] == 80].head(3).drop(columns=[TARGET]).copy()
     rows.to_csv(tmp / "inside.csv", index=False)
-    out = get_task("basis.predict")(fitted.model_pickle, tmp / "inside.csv",
+    out = get_task("basis.predict")(fitted.model, tmp / "inside.csv",
                                     params={"tolerance_mev_per_atom": 1e6})
     assert not out.extrapolating.any() and out.trustworthy.all()
     rows.iloc[1, rows.columns.get_loc("rgkmax")] = 50.0  # far beyond the training range
     rows.to_csv(tmp / "outside.csv", index=False)
-    out = get_task("basis.predict")(fitted.model_pickle, tmp / "outside.csv",
+    out = get_task("basis.predict")(fitted.model, tmp / "outside.csv",
                                     params={"tolerance_mev_per_atom": 1e6})
     np.testing.assert_array_equal(out.extrapolating, [False, True, False])
     np.testing.assert_array_equal(out.trustworthy, [True, False, True])

@@ -49,5 +49,5 @@ def test_every_stored_model_uses_the_one_unit():
         for f in dataclasses.fields(ret):
             if "uint8" in f.metadata.get("doc", "") and "byte" in f.metadata.get("doc", ""):
                 found[f"{name}.{f.name}"] = f.metadata["units"]
-    assert {"basis.fit.model_pickle", "electrons.train.model", "dft1d.pinn_train.model"} <= set(found)
+    assert {"basis.fit.model", "electrons.train.model", "dft1d.pinn_train.model"} <= set(found)
     assert set(found.values()) == {BYTES_UNITS}, found

@@ -70,7 +70,7 @@ def test_ddp_two_processes_learns(tmp_path):
     # both learn the map; DDP (same effective batch) reaches a comparable loss
     assert res.best_val_loss < 0.2 * res.val_loss[0]
     assert res.best_val_loss < 3 * single.best_val_loss
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["finished"]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["finished"]
 
 
 def test_bad_training_input():

@@ -162,12 +162,12 @@ def test_killed_training_resumes(snapshots, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     t0 = time.time()
     while time.time() - t0 < 300:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= 2:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["epoch"] >= 2:
             break
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = torch.load(ckpt, weights_only=False)["epoch"]
+    done = torch.load(ckpt, weights_only=True)["epoch"]
     assert not model.exists() and done >= 2
     res = CliRunner().invoke(app, [*cmd[3:-1], "--epochs", str(done + 3)])
     assert res.exit_code == 0, res.output

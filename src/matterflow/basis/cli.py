@@ -16,6 +16,7 @@ from matterflow.clitools import (
     Quiet,
     RunOptions,
     Scheduler,
+    TrustPickle,
     Workers,
     console,
     handle_errors,
@@ -167,6 +168,7 @@ def predict(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV of the predictions.")
                    ] = None,
     column_map: MapOpt = None,
+    trust_pickle: TrustPickle = False,
 ) -> None:
     """Predicted error, extrapolated converged energy, interval and trust flag per calculation."""
     import pandas as pd
@@ -174,7 +176,7 @@ def predict(
     from matterflow.basis.data import load_csv
     from matterflow.basis.model import BasisPredictor
 
-    predictor = BasisPredictor.load(model)
+    predictor = BasisPredictor.load(model, trust_pickle=trust_pickle)
     table = load_csv(data, features=predictor.features_, require_target=False,
                      require_levels=False, column_map=_map(column_map))
     res = predictor.predict(table, tolerance)

@@ -8,13 +8,15 @@ both, and whether the calculation is trustworthy at a tolerance: the
 interval's largest |error| per atom is below ``tolerance`` (meV/atom) and no
 feature lies outside the range seen in training (``extrapolating``).
 
-Model files are Python pickles: load only files you made or trust.
+Model files are skops archives (a zip of JSON and ``.npy`` arrays) of the
+fitted objects; :meth:`BasisPredictor.load` reads them with an explicit list of
+trusted types (:data:`TRUSTED_TYPES`), so a file cannot make it build any other
+object or call any function. Older model files (Python pickles)
+load only with ``trust_pickle=True`` (``--trust-pickle``).
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,20 @@ from .sisso import SissoModel
 __all__ = ["BasisPredictor", "PredictionTable", "HARTREE_MEV"]
 
 HARTREE_MEV = 27211.386245988  # meV per Hartree (CODATA 2018)
-_MAGIC = "matterflow.basis.BasisPredictor/1"
+_MAGIC = "matterflow.basis.BasisPredictor/2"
+_OLD_MAGIC = "matterflow.basis.BasisPredictor/1"  # a pickle of {"magic": ..., "model": ...}
+_WHAT = "a matterflow basis model file"
+#: the only classes a model file may hold (besides numpy arrays, builtins and the scikit-learn
+#: objects skops trusts by default)
+TRUSTED_TYPES = (
+    "matterflow.basis.model.BasisPredictor",
+    "matterflow.basis.qrf.ConformalQuantileForest",
+    "matterflow.basis.sisso.SissoModel",
+    "matterflow.basis.sisso.SissoRegressor",
+    "quantile_forest._quantile_forest.RandomForestQuantileRegressor",
+    "quantile_forest._quantile_forest_fast.QuantileForest",
+    "sklearn.tree._tree.Tree",
+)
 
 
 @dataclass(frozen=True)
@@ -126,21 +141,53 @@ class BasisPredictor:
 
     # ------------------------------------------------------------------ files
     def to_bytes(self) -> bytes:
+        """The model file (a skops archive) as bytes."""
+        import skops.io as sio
+
         self._check()
-        buf = io.BytesIO()
-        pickle.dump({"magic": _MAGIC, "model": self}, buf, protocol=pickle.HIGHEST_PROTOCOL)
-        return buf.getvalue()
+        return sio.dumps({"format": _MAGIC, "model": self})
 
     @classmethod
-    def from_bytes(cls, blob: bytes, source: str = "<bytes>") -> BasisPredictor:
-        try:
-            obj = pickle.loads(blob)  # noqa: S301 - model files are the user's own
-        except Exception as exc:
-            raise InputError(f"{source}: not a matterflow basis model file ({exc})") from None
-        if not isinstance(obj, dict) or obj.get("magic") != _MAGIC:
-            raise InputError(f"{source}: not a matterflow basis model file "
-                             "(write one with `matterflow basis fit DATA.csv --out MODEL`)")
-        return obj["model"]
+    def from_bytes(cls, blob: bytes, source: str = "<bytes>", *,
+                   trust_pickle: bool = False) -> BasisPredictor:
+        """Rebuild a model from :meth:`to_bytes` output; ``source`` names it in errors.
+
+        An old model file (a pickle) is refused unless ``trust_pickle``.
+        """
+        from matterflow.core.safeload import check_kind, load_trusted_pickle
+
+        kind = check_kind(blob, ("zip", "pickle") if trust_pickle else ("zip",),
+                          source=source, what=_WHAT)
+        hint = "write one with `matterflow basis fit DATA.csv --out MODEL`"
+        if kind == "pickle":
+            obj = load_trusted_pickle(blob, source=source, what=_WHAT, hint=hint)
+            if not isinstance(obj, dict) or obj.get("magic") != _OLD_MAGIC:
+                raise InputError(f"{source}: not {_WHAT} ({hint})")
+            model = obj["model"]
+        else:
+            import skops.io as sio
+
+            try:
+                found = sio.get_untrusted_types(data=blob)
+            except Exception as exc:
+                raise InputError(f"{source}: not {_WHAT} (not a skops archive: "
+                                 f"{type(exc).__name__}: {exc}); {hint}") from None
+            foreign = sorted(set(found) - set(TRUSTED_TYPES))
+            if foreign:
+                raise InputError(f"{source}: not loaded: the file names types a basis model "
+                                 f"does not hold ({', '.join(foreign[:5])}); accepted: "
+                                 f"{_WHAT} written by `matterflow basis fit`")
+            try:
+                obj = sio.loads(blob, trusted=list(found))
+            except Exception as exc:
+                raise InputError(f"{source}: not {_WHAT} (damaged archive: "
+                                 f"{type(exc).__name__}: {exc}); {hint}") from None
+            if not isinstance(obj, dict) or obj.get("format") != _MAGIC:
+                raise InputError(f"{source}: not {_WHAT} (format tag missing); {hint}")
+            model = obj["model"]
+        if not isinstance(model, cls) or not hasattr(model, "qrf_"):
+            raise InputError(f"{source}: not {_WHAT} (no fitted BasisPredictor inside); {hint}")
+        return model
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to ``path`` (appears only when complete); returns the path."""
@@ -149,8 +196,9 @@ class BasisPredictor:
         return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path) -> BasisPredictor:
+    def load(cls, path: str | Path, *, trust_pickle: bool = False) -> BasisPredictor:
+        """Read a model file written by :meth:`save` (old pickles only with ``trust_pickle``)."""
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise InputError(f"{path}: model file not found")
-        return cls.from_bytes(path.read_bytes(), str(path))
+        return cls.from_bytes(path.read_bytes(), str(path), trust_pickle=trust_pickle)

@@ -42,3 +42,5 @@ class PredictParams(Params):
     tolerance_mev_per_atom: float = Field(1.0, gt=0, description="accepted |error| per atom",
                                           json_schema_extra={"units": "meV/atom"})
     column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
+    trust_pickle: bool = Field(False, description="also load an old-format model file (a Python "
+                               "pickle, which can run code): only for files you made yourself")

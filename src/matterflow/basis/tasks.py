@@ -3,7 +3,7 @@
 - ``basis.evaluate``: grouped K-fold CV (by material) of the elemental
   baseline, the QRF, the conformalised QRF and SISSO on one table.
 - ``basis.fit``: fit the predictor (conformal QRF + SISSO) on a table; the
-  fitted model is returned as bytes (``model_pickle``) for ``basis.predict``.
+  fitted model is returned as the bytes of its model file (``model``) for ``basis.predict``.
 - ``basis.predict``: predicted error, extrapolated converged energy, interval
   and trustworthy-at-tolerance flag for new calculations.
 
@@ -187,7 +187,7 @@ def cv_summary(pred_ha: np.ndarray, lower_ha: np.ndarray, upper_ha: np.ndarray,
 
 @dataclass(frozen=True)
 class FittedModel:
-    model_pickle: np.ndarray = bytes_field("pickle of the BasisPredictor")
+    model: np.ndarray = bytes_field("model file of the BasisPredictor (skops archive)")
     features: list = quantity("", "feature columns")
     feature_importance: np.ndarray = quantity("dimensionless", "(n_features,) forest importance")
     conformal_correction: float = quantity("dimensionless",
@@ -197,14 +197,14 @@ class FittedModel:
     n_materials: int = quantity("", "training materials")
 
 
-@task("basis.fit", params=FitParams, version="1")
+@task("basis.fit", params=FitParams, version="2")
 def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
     """Fit the basis-error predictor (conformal QRF + SISSO formula) on a table of calculations."""
     table = load_csv(data, column_map=_column_map(params.column_map))
     model = BasisPredictor(n_estimators=params.n_estimators, seed=params.seed,
                            coverage=params.coverage, sisso_dim=params.sisso_dim,
                            n_jobs=params.n_jobs).fit(table)
-    return FittedModel(model_pickle=to_bytes_array(model.to_bytes()),
+    return FittedModel(model=to_bytes_array(model.to_bytes()),
                        features=list(model.features_),
                        feature_importance=np.asarray(model.qrf_.feature_importances_),
                        conformal_correction=model.qrf_.correction(params.coverage),
@@ -230,20 +230,20 @@ class Prediction:
     extrapolating: np.ndarray = quantity("", "(n,) bool: a feature outside the training range")
 
 
-def _load_model(model) -> BasisPredictor:
+def _load_model(model, trust_pickle: bool = False) -> BasisPredictor:
     if isinstance(model, BasisPredictor):
         return model
     if isinstance(model, (str, Path)):
-        return BasisPredictor.load(model)
+        return BasisPredictor.load(model, trust_pickle=trust_pickle)
     return BasisPredictor.from_bytes(
-        from_bytes_array(model, field="model", accepted="a BasisPredictor (basis.fit's model_pickle)"),
-        "model_pickle")
+        from_bytes_array(model, field="model", accepted="a BasisPredictor (basis.fit's model)"),
+        "model", trust_pickle=trust_pickle)
 
 
-@task("basis.predict", params=PredictParams, version="1")
+@task("basis.predict", params=PredictParams, version="2")
 def predict(model, data: Path | None = None, *, params: PredictParams) -> Prediction:
     """Predicted basis-set error, converged energy, interval and trust flag of new calculations."""
-    predictor = _load_model(model)
+    predictor = _load_model(model, params.trust_pickle)
     table = load_csv(data, features=predictor.features_, require_target=False,
                      require_levels=False, column_map=_column_map(params.column_map))
     out = predictor.predict(table, params.tolerance_mev_per_atom)

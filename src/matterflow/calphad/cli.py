@@ -15,6 +15,7 @@ from matterflow.clitools import (
     Quiet,
     RunOptions,
     Scheduler,
+    TrustPickle,
     Workers,
     console,
     handle_errors,
@@ -105,7 +106,8 @@ def sample(
     steps: Annotated[int, typer.Option(help="MCMC steps.")] = 20,
     stride: Annotated[int, typer.Option(help="Use every k-th ZPF tie-line.")] = 1,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: "
-                          "OUT.ckpt); a killed run resumes from it.")] = None,
+                          "OUT.ckpt, HDF5); a killed run resumes from it.")] = None,
+    trust_pickle: TrustPickle = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
     processes: Processes = None,
@@ -132,7 +134,7 @@ def sample(
 
     p = {"engine": engine, "n_walkers": walkers, "n_steps": steps, "data_stride": stride,
          "seed": seed, "checkpoint": str((checkpoint or out.with_suffix(".ckpt")).resolve()),
-         "parameters": list(parameter or [])}
+         "parameters": list(parameter or []), "trust_pickle": trust_pickle}
     offs = _parse_offsets(offset)
     if offs is not None:
         p["offsets"] = offs

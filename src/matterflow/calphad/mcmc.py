@@ -1,9 +1,21 @@
-"""emcee ensemble MCMC with a checkpoint file (a killed run resumes) and ArviZ diagnostics."""
+"""emcee ensemble MCMC with a checkpoint file (a killed run resumes) and ArviZ diagnostics.
+
+The checkpoint is an HDF5 file, rewritten atomically after every step::
+
+    /            attrs: format = "matterflow.calphad.chain-checkpoint/1", key (JSON: walkers,
+                 parameters, seed, start, tag), rstate_pos, rstate_has_gauss, rstate_gauss
+    /chain       (n_steps, n_walkers, n_params) float64, J/mol
+    /lnprob      (n_steps, n_walkers) float64
+    /accepted    (n_walkers,) accepted moves per walker
+    /rstate_key  (624,) uint32, the Mersenne-Twister state of emcee's random generator
+
+It is read as data (its magic checked first); a checkpoint of an older
+matterflow (a pickle) is read only with ``trust_pickle=True``.
+"""
 
 from __future__ import annotations
 
-import os
-import pickle
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +35,74 @@ class ChainResult:
     resumed_from: int  # steps found in the checkpoint
 
 
+CHECKPOINT_FORMAT = "matterflow.calphad.chain-checkpoint/1"
+_HINT = ("delete it to start the chain from step 0, or choose another --checkpoint (a killed "
+         "run never leaves a damaged checkpoint: was the file copied or truncated?)")
+
+
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f)
-    os.replace(tmp, path)
+    from matterflow.core.store import atomic_h5
+
+    name, key, pos, has_gauss, gauss = state["rstate"]
+    with atomic_h5(path) as f:
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["key"] = json.dumps(state["key"], sort_keys=True)
+        f.attrs["rstate_name"] = str(name)
+        f.attrs["rstate_pos"] = int(pos)
+        f.attrs["rstate_has_gauss"] = int(has_gauss)
+        f.attrs["rstate_gauss"] = float(gauss)
+        for k in ("chain", "lnprob", "accepted"):
+            f.create_dataset(k, data=np.asarray(state[k], dtype=float))
+        f.create_dataset("rstate_key", data=np.asarray(key, dtype=np.uint32))
+
+
+def _load(path: Path, trust_pickle: bool = False) -> dict:
+    """The state of a checkpoint file: key, chain, lnprob, rstate, accepted."""
+    import h5py
+
+    from matterflow.core.safeload import check_kind, load_trusted_pickle
+
+    what = "an MCMC checkpoint (HDF5, written by `matterflow calphad sample`)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise InputError(f"{path}: checkpoint cannot be read ({exc.strerror or exc})") from None
+    kind = check_kind(head, ("hdf5", "pickle") if trust_pickle else ("hdf5",),
+                      source=str(path), what=what)
+    if kind == "pickle":
+        state = load_trusted_pickle(path.read_bytes(), source=str(path), what="MCMC checkpoint", hint=_HINT)
+        if not isinstance(state, dict) or not {"key", "chain", "lnprob", "rstate",
+                                               "accepted"} <= set(state):
+            raise InputError(f"{path}: not {what}; {_HINT}")
+        return state
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != CHECKPOINT_FORMAT:
+                raise InputError(f"{path}: not {what} (format attribute "
+                                 f"{f.attrs.get('format')!r}); {_HINT}")
+            chain, lnp = f["chain"][()], f["lnprob"][()]
+            accepted = f["accepted"][()]
+            rstate = (str(f.attrs["rstate_name"]), f["rstate_key"][()].astype(np.uint32),
+                      int(f.attrs["rstate_pos"]), int(f.attrs["rstate_has_gauss"]),
+                      float(f.attrs["rstate_gauss"]))
+            key = json.loads(f.attrs["key"])
+    except InputError:
+        raise
+    except Exception as exc:  # truncated (OSError), a dataset or attribute missing (KeyError)
+        raise InputError(f"{path}: damaged MCMC checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); {_HINT}"
+                         ) from None
+    if (chain.ndim != 3 or lnp.shape != chain.shape[:2] or accepted.shape != chain.shape[1:2]
+            or rstate[1].shape != (624,)):
+        raise InputError(f"{path}: damaged MCMC checkpoint (chain {chain.shape}, lnprob "
+                         f"{lnp.shape}, accepted {accepted.shape} disagree); {_HINT}")
+    return {"key": key, "chain": chain, "lnprob": lnp, "rstate": rstate, "accepted": accepted}
 
 
 def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=None,
-              pool=None, progress=None, tag: str = "") -> ChainResult:
+              pool=None, progress=None, tag: str = "", trust_pickle: bool = False
+              ) -> ChainResult:
     """Run emcee's affine-invariant ensemble sampler (emcee 2 API), checkpointing each step.
 
     Parameters
@@ -43,8 +114,9 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
     init_std : ndarray, shape (n_params,)
         Its standard deviations (same units as the parameters).
     checkpoint : path, optional
-        Pickle with the chain so far and the random state; if it exists and
-        matches (walkers, parameters, seed) the run continues from it.
+        HDF5 file with the chain so far and the random state (layout in the module
+        docstring); if it exists and matches (walkers, parameters, seed) the run
+        continues from it.
     pool : object with ``map``, optional
         Evaluates the walkers' log-posteriors in parallel (e.g.
         :class:`matterflow.core.execute.WorkerPool`).
@@ -53,6 +125,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
     tag : str
         Describes the posterior (data, engine, parameters); a checkpoint with another
         tag is refused.
+    trust_pickle : bool
+        Also read a checkpoint of an older matterflow (a pickle, which can run code).
     """
     import emcee
 
@@ -69,8 +143,7 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
     accepted = np.zeros(n_walkers)
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        state = _load(path, trust_pickle)
         if state["key"] != key:
             raise InputError(f"{path}: checkpoint is from a different run ({state['key']}); "
                              "delete it or choose another --checkpoint")
@@ -79,7 +152,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
     resumed = len(chain)
     rng = np.random.RandomState(seed)
     if resumed:
-        pos, lnp0 = chain[-1], lnp[-1]
+        # copies: emcee updates its start arrays in place, which would change the stored last step
+        pos, lnp0 = chain[-1].copy(), lnp[-1].copy()
     else:
         pos = start + rng.normal(size=(n_walkers, dim)) * np.asarray(init_std, dtype=float)
         lnp0 = None

@@ -52,6 +52,8 @@ class SampleParams(Params):
     n_grid: int = Field(150, ge=20, le=5000, description="grid points per site-fraction axis")
     checkpoint: str | None = Field(None, description="checkpoint file; an existing one of the "
                                    "same run is resumed")
+    trust_pickle: bool = Field(False, description="also read a checkpoint of an older matterflow "
+                               "(a Python pickle, which can run code): only for files you made")
     seed: int = Field(0, ge=0, description="random seed")
 
     @field_validator("offsets")
@@ -143,6 +145,7 @@ def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None
     res = run_emcee(post, start, np.full(start.size, params.init_std),
                     n_walkers=params.n_walkers, n_steps=params.n_steps, seed=params.seed,
                     checkpoint=params.checkpoint, pool=pool, progress=progress,
+                    trust_pickle=params.trust_pickle,
                     tag=f"{params.engine}|{n_data}|{params.data_stride}|{params.prior_std}|"
                         f"{params.sigma_zpf}|{params.sigma_activity}|{params.n_grid}|"
                         f"{','.join(model.parameter_names)}|{sorted(params.offsets.items())}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress, save_figures
+from matterflow.clitools import TrustPickle, console, handle_errors, make_progress, save_figures
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="Datasets, numerical inversion, FNO.")
@@ -131,6 +131,7 @@ def train_fno(
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trust_pickle: TrustPickle = False,
 ) -> None:
     """Train an FNO from density to potential; report in-distribution, held-out and timing figures."""
     import matplotlib
@@ -145,6 +146,11 @@ def train_fno(
         raise InputError(f"--target: accepted v_hxc, v_ks; got {target!r}")
     if physics_loss not in ("density_l1", "wu_yang"):
         raise InputError(f"--physics-loss: accepted density_l1, wu_yang; got {physics_loss!r}")
+    init = None
+    if init_model is not None:  # checked before the dataset is read
+        from matterflow.dft1d.fno import DensityToPotentialFNO
+
+        init = DensityToPotentialFNO.load(init_model, trust_pickle=trust_pickle)
     ds = load_dataset(dataset)
     split = ds.split if holdout_family is None else holdout_split(ds.split, ds.family, holdout_family)
     pot = ds.v_hxc if target == "v_hxc" else ds.v_ks
@@ -156,11 +162,6 @@ def train_fno(
                 progress.update(bar, completed=epoch,
                                 description=f"training FNO (loss {loss:.3g})")
 
-        init = None
-        if init_model is not None:
-            from matterflow.dft1d.fno import DensityToPotentialFNO
-
-            init = DensityToPotentialFNO.load(init_model)
         model, rep = train_and_evaluate(ds.x, ds.v_ext, ds.density, pot, split, ds.family,
                                         target=target, progress=tick, epochs=epochs,
                                         batch_size=batch_size, hidden_channels=hidden_channels,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress, save_figure
+from matterflow.clitools import TrustPickle, console, handle_errors, make_progress, save_figure
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="The parametric TDSE PINN.")
@@ -42,6 +42,7 @@ def pinn(
         help="Write a PNG of PINN vs reference at the largest --e0.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of a table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trust_pickle: TrustPickle = False,
 ) -> None:
     """Train a PINN (x, t, E₀) → ψ for a driven 1D electron once; compare with Crank–Nicolson."""
     import numpy as np
@@ -51,7 +52,7 @@ def pinn(
     if load is not None and save is not None:
         raise InputError("--save: not with --load (the loaded model is already saved)")
     if load is not None:
-        model = TDSEPINN.load(load)
+        model = TDSEPINN.load(load, trust_pickle=trust_pickle)
         trained_now = False
     else:
         model = TDSEPINN(potential=potential, n_electrons=electrons, omega=omega, t_final=t_final, x_max=x_max,

@@ -21,6 +21,7 @@ Units: bohr, Ha, electrons/bohr.
 from __future__ import annotations
 
 import io
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ from matterflow.core.errors import InputError, NotFittedError
 
 __all__ = ["DensityToPotentialFNO", "FNOEvaluation", "FNOReport", "evaluate_fno", "holdout_split",
            "relative_l2", "train_and_evaluate"]
+
+#: model files: torch.save of tensors, the state dict and JSON text (read with weights_only=True)
+FNO_FORMAT = "matterflow.dft1d.DensityToPotentialFNO/2"
 
 
 def relative_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -335,32 +339,66 @@ class DensityToPotentialFNO:
                                               "density_warmup", "grad_clip", "target",
                                               "n_electrons", "spin", "exact_hx", "softening",
                                               "warm_start")}
+        meta = {"hyper": hyper, "n_points": int(self.n_points_),
+                "out_std": float(self.out_std_),
+                "loss_history": [float(v) for v in self.loss_history_]}
+        arrays = {k: torch.as_tensor(np.asarray(getattr(self, k + "_"), dtype=float))
+                  for k in ("in_mean", "in_std", "out_mean")}
+        if getattr(self, "x_", None) is not None:
+            arrays["x"] = torch.as_tensor(np.asarray(self.x_, dtype=float))
         buf = io.BytesIO()
-        torch.save({"hyper": hyper, "n_points": self.n_points_, "in_mean": self.in_mean_,
-                    "in_std": self.in_std_, "out_mean": self.out_mean_, "out_std": self.out_std_,
-                    "state": self.model_.state_dict(), "loss_history": self.loss_history_,
-                    "x": getattr(self, "x_", None)},
-                   buf)
+        # tensors only: neuralop adds its constructor arguments (functions, classes) as
+        # "_metadata", which are rebuilt from the hyper-parameters instead
+        state = {k: v for k, v in self.model_.state_dict().items() if isinstance(v, torch.Tensor)}
+        torch.save({"format": FNO_FORMAT, "meta": json.dumps(meta), **arrays,
+                    "state": state}, buf)
         return atomic_write_bytes(path, buf.getvalue())  # no half-written model file
 
     @classmethod
-    def load(cls, path: str | Path) -> DensityToPotentialFNO:
-        """Read a model written by :meth:`save`."""
-        import torch
+    def load(cls, path: str | Path, *, trust_pickle: bool = False) -> DensityToPotentialFNO:
+        """Read a model written by :meth:`save`.
+
+        Nothing is unpickled (``torch.load(weights_only=True)``); a file of an older
+        matterflow (numpy arrays pickled) loads only with ``trust_pickle``.
+        """
+        from matterflow.core.safeload import load_torch
 
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise InputError(f"{path}: no such model file")
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        self = cls(**blob["hyper"])
-        self.n_points_ = int(blob["n_points"])
-        self.in_mean_, self.in_std_ = blob["in_mean"], blob["in_std"]
-        self.out_mean_, self.out_std_ = blob["out_mean"], blob["out_std"]
-        if blob.get("x") is not None:
-            self.x_ = np.asarray(blob["x"], dtype=float)
-        self.loss_history_ = list(blob.get("loss_history", []))
-        self.model_ = self._build(self.n_points_)
-        self.model_.load_state_dict(blob["state"])
+        what = ("a saved DensityToPotentialFNO model (fno.pt of `matterflow dft1d train-fno`)")
+        blob = load_torch(path.read_bytes(), source=str(path), what=what,
+                          trust_pickle=trust_pickle)
+        if not isinstance(blob, dict):
+            raise InputError(f"{path}: not {what}")
+        fmt = blob.get("format")
+        try:
+            if fmt == FNO_FORMAT:
+                meta = json.loads(blob["meta"])
+                arrays = {k: blob[k].numpy() for k in ("in_mean", "in_std", "out_mean")}
+                x = blob["x"].numpy() if "x" in blob else None
+            elif fmt is None and trust_pickle and "hyper" in blob:  # the format before tags
+                meta = {k: blob.get(k) for k in ("hyper", "n_points", "out_std",
+                                                  "loss_history")}
+                arrays = {k: np.asarray(blob[k]) for k in ("in_mean", "in_std", "out_mean")}
+                x = blob.get("x")
+            else:
+                raise InputError(f"{path}: not {what} (format tag {fmt!r}; accepted "
+                                 f"{FNO_FORMAT!r})")
+            self = cls(**meta["hyper"])
+            self.n_points_ = int(meta["n_points"])
+            self.in_mean_, self.in_std_ = arrays["in_mean"], arrays["in_std"]
+            self.out_mean_, self.out_std_ = arrays["out_mean"], meta["out_std"]
+            if x is not None:
+                self.x_ = np.asarray(x, dtype=float)
+            self.loss_history_ = list(meta.get("loss_history") or [])
+            self.model_ = self._build(self.n_points_)
+            self.model_.load_state_dict(blob["state"])
+        except InputError:
+            raise
+        except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
+            raise InputError(f"{path}: not {what} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
         self.model_.eval()
         return self
 

@@ -49,6 +49,9 @@ _PARAM_NAMES = ("potential", "omega0", "charge", "softening", "omega", "t_final"
                 "learning_rate", "batch_size", "n_time_bins", "causal_eps", "seed", "n_threads")
 
 
+PINN_FORMAT = "matterflow.dft1d.TDSEPINN/2"  # torch.save of tensors + JSON text
+_PINN_FORMAT_1 = "matterflow.dft1d.TDSEPINN/1"  # numpy arrays pickled: --trust-pickle only
+
 _N_QUAD = 64   # x quadrature points per sampled time for the two-electron v_Hx
 
 
@@ -399,34 +402,66 @@ class TDSEPINN:
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """The trained model (settings, weights, history) as bytes (``torch.save``)."""
+        """The trained model as bytes: a ``torch.save`` file of tensors and JSON text.
+
+        ``{"format": FORMAT, "meta": JSON (params, fit_time_s), "state": state dict,
+        "loss_history": float64 tensor}``: read back with ``weights_only=True``.
+        """
+        import json
+
         import torch
 
         self._check_fitted()
+        meta = {"params": {k: (float(v) if isinstance(v, np.floating) else
+                               int(v) if isinstance(v, np.integer) else v)
+                           for k, v in self.get_params().items()},
+                "fit_time_s": float(self.fit_time_s_)}
         buf = io.BytesIO()
-        torch.save({"format": "matterflow.dft1d.TDSEPINN/1", "params": self.get_params(),
-                    "state": self.model_.state_dict(), "loss_history": self.loss_history_,
-                    "fit_time_s": self.fit_time_s_}, buf)
+        torch.save({"format": PINN_FORMAT, "meta": json.dumps(meta),
+                    "state": self.model_.state_dict(),
+                    "loss_history": torch.as_tensor(np.asarray(self.loss_history_, dtype=float))},
+                   buf)
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "model") -> TDSEPINN:
-        """Rebuild a trained model written by :meth:`to_bytes`."""
-        import torch
+    def from_bytes(cls, data: bytes, *, where: str = "model",
+                   trust_pickle: bool = False) -> TDSEPINN:
+        """Rebuild a trained model written by :meth:`to_bytes` (``where`` names it in errors).
 
+        Nothing is unpickled: the file is read with ``torch.load(weights_only=True)``. An
+        old-format file (``TDSEPINN/1``, numpy arrays pickled) loads only with
+        ``trust_pickle``.
+        """
+        import json
+
+        from matterflow.core.safeload import load_torch
+
+        what = "a saved TDSEPINN model (from `matterflow dft1d pinn --save` or dft1d.pinn_train)"
+        blob = load_torch(bytes(data), source=where, what=what, trust_pickle=trust_pickle)
+        fmt = blob.get("format") if isinstance(blob, dict) else None
         try:
-            blob = torch.load(io.BytesIO(bytes(data)), weights_only=False)
-        except Exception as exc:  # not a torch file at all
-            raise InputError(f"{where}: not a saved TDSEPINN model ({exc})") from None
-        if not isinstance(blob, dict) or blob.get("format") != "matterflow.dft1d.TDSEPINN/1":
-            raise InputError(f"{where}: not a saved TDSEPINN model (format tag missing)")
-        model = cls(**blob["params"])
-        model._init_ground_state()
-        model.model_ = _build_net(int(model.width), int(model.depth), int(model.n_fourier))
-        model.model_.load_state_dict(blob["state"])
+            if fmt == PINN_FORMAT:
+                meta = json.loads(blob["meta"])
+                params, fit_time = meta["params"], meta["fit_time_s"]
+                history = blob["loss_history"].numpy()
+            elif fmt == _PINN_FORMAT_1 and trust_pickle:
+                params, fit_time = blob["params"], blob["fit_time_s"]
+                history = np.asarray(blob["loss_history"])
+            else:
+                raise InputError(f"{where}: not {what} (format tag {fmt!r}; accepted "
+                                 f"{PINN_FORMAT!r})")
+            model = cls(**params)
+            model._init_ground_state()
+            model.model_ = _build_net(int(model.width), int(model.depth), int(model.n_fourier))
+            model.model_.load_state_dict(blob["state"])
+        except InputError:
+            raise
+        except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
+            raise InputError(f"{where}: not {what} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
         model.model_.eval()
-        model.loss_history_ = np.asarray(blob["loss_history"])
-        model.fit_time_s_ = float(blob["fit_time_s"])
+        model.loss_history_ = np.asarray(history, dtype=float)
+        model.fit_time_s_ = float(fit_time)
         return model
 
     def save(self, path: str | Path) -> Path:
@@ -436,12 +471,12 @@ class TDSEPINN:
         return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path) -> TDSEPINN:
-        """Read a model written by :meth:`save`."""
+    def load(cls, path: str | Path, *, trust_pickle: bool = False) -> TDSEPINN:
+        """Read a model written by :meth:`save` (old format only with ``trust_pickle``)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: model file not found")
-        return cls.from_bytes(path.read_bytes(), where=str(path))
+        return cls.from_bytes(path.read_bytes(), where=str(path), trust_pickle=trust_pickle)
 
 
 

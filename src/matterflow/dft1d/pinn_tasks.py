@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -260,7 +261,7 @@ def _comparison_figures(outputs: dict, params) -> dict:
     return figs
 
 
-@task("dft1d.pinn_train", params=PINNTrainParams, figures=_comparison_figures, version="1")
+@task("dft1d.pinn_train", params=PINNTrainParams, figures=_comparison_figures, version="2")
 def pinn_train(*, params: PINNTrainParams) -> PINNTraining:
     """Train one PINN (x, t, E₀) → ψ for a range of E₀; compare with Crank–Nicolson."""
     from matterflow.dft1d.pinn import TDSEPINN, break_even_queries
@@ -283,6 +284,8 @@ class PINNPredictParams(_ReferenceGrid):
     e0: list[float] = Field([0.5], min_length=1, max_length=100,
                             description="new field amplitudes (inside the trained range)",
                             json_schema_extra=_AU_E)
+    trust_pickle: bool = Field(False, description="also load an old-format model file (pickled "
+                               "Python objects, which can run code): only for files you made")
 
 
 @task("dft1d.pinn_predict", params=PINNPredictParams, figures=_comparison_figures, version="1")
@@ -293,8 +296,9 @@ def pinn_predict(model: np.ndarray, *, params: PINNPredictParams) -> PINNCompari
     if isinstance(model, TDSEPINN):
         pinn = model
     else:
+        where = str(model) if isinstance(model, (str, os.PathLike)) else "model"
         pinn = TDSEPINN.from_bytes(from_bytes_array(model, field="model", accepted="a TDSEPINN"),
-                                   where="model")
+                                   where=where, trust_pickle=params.trust_pickle)
     bad = [e for e in params.e0 if not pinn.e0_min <= e <= pinn.e0_max]
     if bad:
         raise InputError(f"e0: {bad} outside the trained range [{pinn.e0_min}, {pinn.e0_max}]")

@@ -16,6 +16,7 @@ from matterflow.clitools import (
     Quiet,
     RunOptions,
     Scheduler,
+    TrustPickle,
     Workers,
     console,
     handle_errors,
@@ -165,6 +166,7 @@ def train_cmd(
                                        help="Processes of DistributedDataParallel (gloo)")] = 1,
     checkpoint_dir: Annotated[Path | None, typer.Option(
         help="Checkpoints (default OUT.ckpt/); a killed run resumes from them.")] = None,
+    trust_pickle: TrustPickle = False,
     seed: Annotated[int, param_option(TrainParams, "seed", help="Random seed")] = 0,
     members: Annotated[int, typer.Option(
         min=1, help="Train K networks (seeds SEED..SEED+K-1) and average their LDOS.")] = 1,
@@ -206,7 +208,8 @@ def train_cmd(
             progress.update(bar, completed=epoch + 1, description=f"training (val {loss:.3g})")
 
         ckpt = checkpoint_dir or out.with_name(out.name + ".ckpt")
-        model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None)
+        model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None,
+                  trust_pickle=trust_pickle)
         progress.update(bar, completed=epochs)
         if energy_correction:
             from matterflow.electrons.correct import attach_energy_correction

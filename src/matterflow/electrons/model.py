@@ -157,12 +157,10 @@ class LdosModel(ABC):
 
 def model_from_bytes(data: bytes, source: str = "model") -> LdosModel:
     """Rebuild a model from :meth:`LdosModel.to_bytes` output."""
-    import torch
+    from matterflow.core.safeload import load_torch
 
-    try:
-        blob = torch.load(io.BytesIO(bytes(data)), weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{source}: not a matterflow LDOS model file ({type(exc).__name__}: {exc})") from None
+    # the magic is checked first; weights_only=True: tensors and plain values, no code
+    blob = load_torch(bytes(data), source=source, what="a matterflow LDOS model file")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(f"{source}: not a matterflow LDOS model file (format field missing)")
     arch = blob.get("architecture")
@@ -225,11 +223,14 @@ class FeedForwardLdosModel(LdosModel):
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
-            on_epoch: Any = None, val_fraction: float = 0.1) -> FeedForwardLdosModel:
+            on_epoch: Any = None, val_fraction: float = 0.1,
+            trust_pickle: bool = False) -> FeedForwardLdosModel:
         """Train on descriptors ``x`` (n, n_features) and LDOS ``y`` (n, n_energies).
 
         Without ``x_val``/``y_val`` a random ``val_fraction`` of the points is
-        held out for early stopping. ``checkpoint_dir`` makes the run resumable.
+        held out for early stopping. ``checkpoint_dir`` makes the run resumable;
+        ``trust_pickle`` also resumes from a checkpoint of an older matterflow
+        (pickled objects, which can run code).
         """
         params = self._train_params()
         x = _as_2d(x, "x")
@@ -252,7 +253,8 @@ class FeedForwardLdosModel(LdosModel):
         res = train_network(build_feedforward, self._net_args(),
                             self.x_scaler_.transform(x), self.y_scaler_.transform(y),
                             self.x_scaler_.transform(x_val), self.y_scaler_.transform(y_val),
-                            params, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
+                            params, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
+                            trust_pickle=trust_pickle)
         self.history_: TrainResult = res
         self._build(res.state_dict)
         if self.refit_output:

@@ -30,7 +30,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,8 @@ __all__ = ["TrainParams", "TrainResult", "train_network", "build_feedforward", "
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "silu", "gelu")
 CHECKPOINT_NAME = "checkpoint.pt"
+#: checkpoints: torch.save of state dicts and plain values, read with weights_only=True
+CHECKPOINT_FORMAT = "matterflow.electrons.train-checkpoint/2"
 
 
 class TrainParams(Params):
@@ -139,6 +141,33 @@ def _run_key(factory_args: dict, params: TrainParams, shapes: list[tuple]) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _result_dict(res: TrainResult) -> dict[str, Any]:
+    """``res`` as plain values and tensors (what ``torch.load(weights_only=True)`` reads)."""
+    return {f.name: getattr(res, f.name) for f in fields(TrainResult)}
+
+
+def _read_checkpoint(path: Path, trust_pickle: bool) -> dict[str, Any]:
+    from matterflow.core.safeload import load_torch
+
+    what = "a matterflow training checkpoint"
+    try:
+        ck = load_torch(path.read_bytes(), source=str(path), what=what,
+                        trust_pickle=trust_pickle)
+    except InputError as exc:
+        raise InputError(f"{exc}; or delete {path} to train from the start") from None
+    if not isinstance(ck, dict) or not (ck.get("format") == CHECKPOINT_FORMAT
+                                        or (trust_pickle and "result" in ck)):
+        raise InputError(f"{path}: not {what} (format tag missing); delete it to train "
+                         "from the start")
+    if isinstance(ck.get("result"), dict):
+        try:
+            ck["result"] = TrainResult(**ck["result"])
+        except TypeError as exc:
+            raise InputError(f"{path}: not {what} ({exc}); delete it to train from the start"
+                             ) from None
+    return ck
+
+
 def _clone_state(module: Any) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -147,7 +176,8 @@ def _clone_state(module: Any) -> dict[str, Any]:
 
 def _train_loop(rank: int, world: int, factory: Callable[..., Any], factory_args: dict,
                 data: tuple[np.ndarray, ...], params: TrainParams, checkpoint_dir: Path | None,
-                on_epoch: Callable[[int, float], None] | None) -> TrainResult:
+                on_epoch: Callable[[int, float], None] | None, trust_pickle: bool = False
+                ) -> TrainResult:
     import torch
 
     torch.set_num_threads(params.threads)
@@ -167,7 +197,7 @@ def _train_loop(rank: int, world: int, factory: Callable[..., Any], factory_args
     start_epoch, bad_epochs = 0, 0
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = _read_checkpoint(ckpt_path, trust_pickle)
         if ck.get("key") == key:
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
@@ -224,9 +254,9 @@ def _train_loop(rank: int, world: int, factory: Callable[..., Any], factory_args
         res.stopped_early = bad_epochs >= params.patience
         res.seconds = time.perf_counter() - t0
         if ckpt_path is not None and rank == 0:
-            _atomic_torch_save({"key": key, "epoch": epoch, "bad_epochs": bad_epochs,
+            _atomic_torch_save({"format": CHECKPOINT_FORMAT, "key": key, "epoch": epoch, "bad_epochs": bad_epochs,
                                 "model": net.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "result": res,
+                                "scheduler": sched.state_dict(), "result": _result_dict(res),
                                 "finished": finished}, ckpt_path)
         if on_epoch is not None:
             on_epoch(epoch, val_loss)
@@ -236,7 +266,8 @@ def _train_loop(rank: int, world: int, factory: Callable[..., Any], factory_args
 
 
 def _ddp_worker(rank: int, world: int, rendezvous: str, data_dir: str, factory: Callable[..., Any],
-                factory_args: dict, params: TrainParams, checkpoint_dir: str | None) -> None:
+                factory_args: dict, params: TrainParams, checkpoint_dir: str | None,
+                trust_pickle: bool = False) -> None:
     import torch
     import torch.distributed as dist
 
@@ -245,9 +276,9 @@ def _ddp_worker(rank: int, world: int, rendezvous: str, data_dir: str, factory: 
         data = tuple(np.load(os.path.join(data_dir, f"{n}.npy"), mmap_mode="r")
                      for n in ("x_tr", "y_tr", "x_va", "y_va"))
         res = _train_loop(rank, world, factory, factory_args, data, params,
-                          Path(checkpoint_dir) if checkpoint_dir else None, None)
+                          Path(checkpoint_dir) if checkpoint_dir else None, None, trust_pickle)
         if rank == 0:
-            torch.save(res, os.path.join(data_dir, "result.pt.part"))
+            torch.save(_result_dict(res), os.path.join(data_dir, "result.pt.part"))
             os.replace(os.path.join(data_dir, "result.pt.part"), os.path.join(data_dir, "result.pt"))
         dist.barrier()
     finally:
@@ -276,7 +307,8 @@ def _check_arrays(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
 def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.ndarray,
                   y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, params: TrainParams, *,
                   checkpoint_dir: str | os.PathLike | None = None,
-                  on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+                  on_epoch: Callable[[int, float], None] | None = None,
+                  trust_pickle: bool = False) -> TrainResult:
     """Train ``factory(**factory_args)`` on scaled arrays; resumable, optionally with DDP.
 
     Parameters
@@ -296,6 +328,9 @@ def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.n
     on_epoch : callable, optional
         ``on_epoch(epoch, val_loss)`` after every epoch (single process only);
         an exception it raises (e.g. ``optuna.TrialPruned``) stops training.
+    trust_pickle : bool
+        Also resume from a checkpoint of an older matterflow (pickled Python objects,
+        which can run code); without it such a checkpoint is an :class:`InputError`.
 
     Returns
     -------
@@ -305,7 +340,7 @@ def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.n
     data = _check_arrays(x_train, y_train, x_val, y_val)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if params.nproc == 1:
-        return _train_loop(0, 1, factory, factory_args, data, params, ckpt, on_epoch)
+        return _train_loop(0, 1, factory, factory_args, data, params, ckpt, on_epoch, trust_pickle)
     if on_epoch is not None:
         raise InputError("on_epoch callbacks need nproc=1 (they run in the training process)")
     if data[0].shape[0] < params.nproc:
@@ -319,7 +354,8 @@ def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.n
             np.save(os.path.join(tmp, f"{name}.npy"), a)
         try:
             mp.spawn(_ddp_worker, args=(params.nproc, os.path.join(tmp, "rendezvous"), tmp, factory,
-                                        factory_args, params, str(ckpt) if ckpt else None),
+                                        factory_args, params, str(ckpt) if ckpt else None,
+                                        trust_pickle),
                      nprocs=params.nproc, join=True)
         except mp.ProcessRaisedException as exc:
             raise ComputeError(f"distributed training failed in a worker process: "
@@ -331,7 +367,7 @@ def train_network(factory: Callable[..., Any], factory_args: dict, x_train: np.n
                 raise ComputeError(f"distributed training failed: {exc}") from None
             warnings.warn(f"a DDP worker exited abnormally after training had finished ({exc}); "
                           "the trained weights are complete", MatterflowWarning, stacklevel=2)
-        return torch.load(os.path.join(tmp, "result.pt"), weights_only=False)
+        return TrainResult(**torch.load(os.path.join(tmp, "result.pt"), weights_only=True))
 
 
 ActivationName = Literal["relu", "leaky_relu", "tanh", "sigmoid", "silu", "gelu"]
