@@ -239,8 +239,9 @@ def _add_domain_apps() -> None:
     for name, dom in list_domains().items():
         if dom.cli is None:
             continue
+        summary: str | None = dom.summary
         try:
-            sub, summary = dom.load_cli(), dom.summary
+            sub = dom.load_cli()
         except ImportError as exc:
             sub = _unavailable_app(name, str(exc), dom.pip_extra)
             summary = sub.info.help
