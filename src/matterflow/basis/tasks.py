@@ -241,7 +241,8 @@ def _load_model(model) -> BasisPredictor:
 
 
 @task("basis.predict", params=PredictParams, version="1")
-def predict(model, data: Path | None = None, *, params: PredictParams) -> Prediction:
+def predict(model: BasisPredictor | np.ndarray | bytes | str | Path, data: Path | None = None, *,
+            params: PredictParams) -> Prediction:
     """Predicted basis-set error, converged energy, interval and trust flag of new calculations."""
     predictor = _load_model(model)
     table = load_csv(data, features=predictor.features_, require_target=False,
