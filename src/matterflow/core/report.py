@@ -161,7 +161,8 @@ def _gallery_card(title: str, report: Path, status: str, out: Path) -> str:
             start, end = f.attrs.get("start_time", ""), f.attrs.get("end_time", "")
         import datetime as dt
 
-        seconds = f"{(dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))).total_seconds():.0f} s"
+        elapsed = dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))
+        seconds = f"{elapsed.total_seconds():.0f} s"
     except (OSError, ValueError, TypeError) as exc:
         number = f"no results: {exc}"
     rel = html.escape(str(report.relative_to(out.parent)))

@@ -507,8 +507,8 @@ def describe(path: str | os.PathLike[str]) -> list[tuple[str, str, str, str]]:
             depth = name.count("/")
             label = "  " * depth + name.rsplit("/", 1)[-1]
             if isinstance(obj, h5py.Dataset):
-                rows.append((label, str(obj.shape), str(obj.dtype if h5py.check_string_dtype(obj.dtype) is None else "str"),
-                             str(obj.attrs.get("units", ""))))
+                dtype = obj.dtype if h5py.check_string_dtype(obj.dtype) is None else "str"
+                rows.append((label, str(obj.shape), str(dtype), str(obj.attrs.get("units", ""))))
             else:
                 rows.append((label + "/", "", "", str(obj.attrs.get("units", ""))))
         f.visititems(visit)
