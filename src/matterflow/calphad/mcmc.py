@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +32,10 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=None,
-              pool=None, progress=None, tag: str = "") -> ChainResult:
+def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_std: np.ndarray, *,
+              n_walkers: int, n_steps: int, seed: int, checkpoint: str | Path | None = None,
+              pool: Any = None, progress: Callable[[int, int], None] | None = None,
+              tag: str = "") -> ChainResult:
     """Run emcee's affine-invariant ensemble sampler (emcee 2 API), checkpointing each step.
 
     Parameters
@@ -111,7 +115,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
                        resumed_from=resumed)
 
 
-def diagnostics(chain: np.ndarray, names, burn_fraction=0.5, rhat_max=1.1, warn=True):
+def diagnostics(chain: np.ndarray, names: Sequence[str], burn_fraction: float = 0.5, rhat_max: float = 1.1,
+                warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Split R-hat and bulk effective sample size per parameter (ArviZ), walkers as chains.
 
     Parameters
