@@ -2,16 +2,18 @@
 
 For each declared domain (installed domains, found through their entry points, so a new
 domain is checked as soon as it is declared): its tasks' functions, the functions and classes
-named in its package's ``__all__`` (public methods and ``__init__`` of those classes), and the
-commands of its CLI sub-app. Each parameter (``self``/``cls`` aside) and each return needs an
-annotation (``__init__`` may leave its return out, as mypy allows). ``make lint`` runs mypy on
-the core; this test covers the domains without type-checking their bodies.
+named in the ``__all__`` of its package and of each public module in it (public methods and
+``__init__`` of those classes), and the commands of its CLI sub-app. Each parameter
+(``self``/``cls`` aside) and each return needs an annotation (``__init__`` may leave its return
+out, as mypy allows). ``make lint`` runs mypy on the core; this test covers the domains without
+type-checking their bodies.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -72,6 +74,15 @@ def commands(app: Any, prefix: str, *, groups: bool = True) -> Iterator[tuple[st
         yield from commands(group.typer_instance, f"{prefix} {group.name}")
 
 
+def public_modules(package: str) -> Iterator[Any]:
+    """The package and every module below it whose dotted name has no ``_``-prefixed part."""
+    module = importlib.import_module(package)
+    yield module
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{package}."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            yield importlib.import_module(info.name)
+
+
 def domain_gaps(name: str) -> list[str]:
     dom = DOMAINS[name]
     try:
@@ -83,9 +94,13 @@ def domain_gaps(name: str) -> list[str]:
     for t in tasks:
         gaps += unannotated(t.func, f"task {t.name}")
     package = dom.module.rpartition(".")[0] or dom.module
-    module = importlib.import_module(package)
-    for public in getattr(module, "__all__", ()):
-        gaps += unannotated_api(getattr(module, public), f"{package}.{public}")
+    for module in public_modules(package):
+        for public in getattr(module, "__all__", ()):
+            obj = getattr(module, public)
+            defined_elsewhere = getattr(obj, "__module__", module.__name__) != module.__name__
+            if defined_elsewhere and module.__name__ != package:
+                continue  # a re-export: checked where it is defined (or in the package's __all__)
+            gaps += unannotated_api(obj, f"{module.__name__}.{public}")
     if app is not None:
         for where, func in commands(app, f"matterflow {name}"):
             gaps += unannotated(func, where)
