@@ -20,7 +20,7 @@ help:
 	@echo "make test       set up .venv and run the fast tests"
 	@echo "make test-slow  the long checks (marked slow)"
 	@echo "make bench      run every benchmark; each prints one JSON line"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff, and mypy (strict on the core and the CLI, see pyproject.toml)"
 	@echo "make docs       build the documentation site into site/"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml and constraints.txt"
 
@@ -53,6 +53,8 @@ demo: $(STAMP)
 	@echo "open demo-out/index.html"
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
@@ -63,6 +65,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m mypy
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site

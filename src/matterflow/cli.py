@@ -70,16 +70,20 @@ def _run(workflow: Path, opts: RunOptions, *, report: bool = True,
 @handle_errors
 def run(
     workflow: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (results.h5, report.html).")] = Path("matterflow-out"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output folder (results.h5, report.html).")] = Path("matterflow-out"),
     workers: Workers = None,
     scheduler: Scheduler = None,
     processes: Processes = None,
     cluster: Cluster = None,
     force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="If another run writes into OUT, wait for it to finish instead of stopping.")] = False,
-    wait_workers: Annotated[int | None, typer.Option("--wait-workers", min=1, help="With --scheduler: wait for this many workers (default 1).")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0, help="With --scheduler: seconds to wait for the workers before stopping.")] = 120.0,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="If another run writes into OUT, wait for it to finish instead of stopping.")] = False,
+    wait_workers: Annotated[int | None, typer.Option(
+        "--wait-workers", min=1, help="With --scheduler: wait for this many workers (default 1).")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0, help="With --scheduler: seconds to wait for the workers before stopping.")] = 120.0,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
@@ -210,7 +214,8 @@ def inspect(
 @handle_errors
 def report(
     file: Annotated[Path, typer.Argument(help="A results file (HDF5).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default: report.html beside FILE).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="HTML file (default: report.html beside FILE).")] = None,
 ) -> None:
     """Write a self-contained HTML report (provenance, outputs, figures) of a results file."""
     from matterflow.core.report import write_report
@@ -239,8 +244,9 @@ def _add_domain_apps() -> None:
     for name, dom in list_domains().items():
         if dom.cli is None:
             continue
+        summary: str | None = dom.summary
         try:
-            sub, summary = dom.load_cli(), dom.summary
+            sub = dom.load_cli()
         except ImportError as exc:
             sub = _unavailable_app(name, str(exc), dom.pip_extra)
             summary = sub.info.help

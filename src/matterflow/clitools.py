@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,6 +30,9 @@ from rich.progress import (
 )
 
 from matterflow.core.errors import MatterflowError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["console", "err_console", "handle_errors", "make_progress", "state", "command_paths",
            "Quiet", "Workers", "Scheduler", "Processes", "Out", "Cluster", "Force",
@@ -296,7 +299,7 @@ def write_result_file(path: Path, result: Any, *, inputs: dict[str, Path] | None
     return path
 
 
-def param_option(model: type, field: str, *param_decls: str, help: str | None = None,
+def param_option(model: type[BaseModel], field: str, *param_decls: str, help: str | None = None,
                  **kwargs: Any) -> Any:
     """A ``typer.Option`` whose bounds and help come from ``model.model_fields[field]``.
 
@@ -309,8 +312,12 @@ def param_option(model: type, field: str, *param_decls: str, help: str | None = 
     """
     import annotated_types as at
 
-    info = model.model_fields[field]  # type: ignore[attr-defined]
-    ge = le = gt = lt = None
+    info = model.model_fields[field]
+    # the field's numeric bounds (annotated_types types them only as comparable)
+    ge: Any = None
+    le: Any = None
+    gt: Any = None
+    lt: Any = None
     for m in info.metadata:
         if isinstance(m, at.Ge):
             ge = m.ge

@@ -206,7 +206,7 @@ def cv_job(plan: CVPlan, name: str, fold: int, kw: dict, coverage_level: float) 
                  formula=model.formula() if name == "sisso" else "")
 
 
-def cv_combine(plan: CVPlan, models, jobs: list[CVJob], kw: dict,
+def cv_combine(plan: CVPlan, models: tuple[str, ...], jobs: list[CVJob], kw: dict,
                coverage_level: float) -> CVResult:
     """The :class:`CVResult` of ``jobs`` (model-major: model k, fold f at k * n_folds + f)."""
     nm, n_splits, n = len(models), len(plan.folds), len(plan.y)

@@ -8,7 +8,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["parity_figure", "coverage_figure", "level_figure", "evaluation_figures"]
 
@@ -17,7 +22,7 @@ def _names(models) -> list[str]:
     return [m.decode() if isinstance(m, bytes) else str(m) for m in np.atleast_1d(models)]
 
 
-def parity_figure(outputs: dict):
+def parity_figure(outputs: dict[str, Any]) -> Figure:
     """Parity plot |y| vs |prediction| (log-log) with the 90 % intervals, one panel per model."""
     import matplotlib.pyplot as plt
 
@@ -46,7 +51,7 @@ def parity_figure(outputs: dict):
     return fig
 
 
-def coverage_figure(outputs: dict):
+def coverage_figure(outputs: dict[str, Any]) -> Figure:
     """Empirical vs nominal coverage of the intervals on held-out materials."""
     import matplotlib.pyplot as plt
 
@@ -64,7 +69,7 @@ def coverage_figure(outputs: dict):
     return fig
 
 
-def level_figure(outputs: dict):
+def level_figure(outputs: dict[str, Any]) -> Figure:
     """sMAPE of each model at each precision level."""
     import matplotlib.pyplot as plt
 
@@ -82,7 +87,7 @@ def level_figure(outputs: dict):
     return fig
 
 
-def evaluation_figures(outputs: dict, params=None) -> dict:
+def evaluation_figures(outputs: dict[str, Any], params: Any = None) -> dict[str, Figure]:
     """All evaluation figures by title."""
     return {"Parity with 90 % intervals": parity_figure(outputs),
             "Coverage vs nominal": coverage_figure(outputs),

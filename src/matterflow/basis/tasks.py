@@ -241,7 +241,8 @@ def _load_model(model, trust_pickle: bool = False) -> BasisPredictor:
 
 
 @task("basis.predict", params=PredictParams, version="2")
-def predict(model, data: Path | None = None, *, params: PredictParams) -> Prediction:
+def predict(model: BasisPredictor | np.ndarray | bytes | str | Path, data: Path | None = None, *,
+            params: PredictParams) -> Prediction:
     """Predicted basis-set error, converged energy, interval and trust flag of new calculations."""
     predictor = _load_model(model, params.trust_pickle)
     table = load_csv(data, features=predictor.features_, require_target=False,

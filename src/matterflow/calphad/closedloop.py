@@ -18,6 +18,7 @@ grid where the modal predicted phase set differs from the truth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +124,7 @@ def _measure(truth: BinaryModel, t, x, rng, noise_x) -> ZPFPoint:
 
 
 def run_loop(strategy: str, seed: int, settings: LoopSettings = LoopSettings(),
-             progress=None) -> LoopHistory:
+             progress: Callable[[str, int, int, LoopHistory], None] | None = None) -> LoopHistory:
     """One closed loop (``strategy`` 'proposed' or 'random') from ``seed``."""
     rng = np.random.default_rng(seed)
     s = settings

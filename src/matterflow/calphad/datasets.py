@@ -11,10 +11,16 @@ import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from tinydb import TinyDB
 
 __all__ = ["bundled_system", "load_datasets", "ZPFPoint", "ActivityPoint", "zpf_points",
            "activity_points", "cumg_truth_tdb"]
@@ -37,7 +43,7 @@ def cumg_truth_tdb() -> Path:
     return Path(str(files("pycalphad.tests.databases") / "cumg.tdb"))
 
 
-def load_datasets(path, include_disabled: bool = False):
+def load_datasets(path: str | Path, include_disabled: bool = False) -> TinyDB:
     """All ESPEI JSON datasets under ``path``, validated against ESPEI's schema.
 
     Returns ESPEI's ``PickleableTinyDB``. A file that is not JSON or breaks the
@@ -114,7 +120,8 @@ class ActivityPoint:
     source: str = ""
 
 
-def zpf_points(datasets, components, phases=None) -> list[ZPFPoint]:
+def zpf_points(datasets: TinyDB, components: Sequence[str], phases: Iterable[str] | None = None
+               ) -> list[ZPFPoint]:
     """Phase-equilibrium (ZPF) tie-lines of a binary, x as the fraction of ``components[1]``.
 
     Tie-lines naming a phase outside ``phases`` are dropped.
@@ -151,7 +158,7 @@ def zpf_points(datasets, components, phases=None) -> list[ZPFPoint]:
     return out
 
 
-def activity_points(datasets, components) -> list[ActivityPoint]:
+def activity_points(datasets: TinyDB, components: Sequence[str]) -> list[ActivityPoint]:
     """Activity (``ACR_X``) measurements of a binary."""
     a, b = (c.upper() for c in components)
     out = []

@@ -22,13 +22,19 @@ towards the pure ends and towards stoichiometry) the hull energy is within
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from pycalphad import Database
 
 __all__ = ["BinaryModel", "load_database", "lower_hull", "Region", "Invariant",
            "add_offset_parameters"]
@@ -36,7 +42,7 @@ __all__ = ["BinaryModel", "load_database", "lower_hull", "Region", "Invariant",
 R_GAS = 8.314462618  # J/(mol K)
 
 
-def load_database(source) -> object:
+def load_database(source: str | Path | Database) -> Database:
     """A pycalphad ``Database`` from a path (TDB) or a Database (returned as is).
 
     A file that does not parse raises :class:`InputError` naming the file and,
@@ -60,7 +66,7 @@ def load_database(source) -> object:
         raise InputError(f"{where}: TDB file does not parse ({msg})") from None
 
 
-def add_offset_parameters(database, offsets: dict[str, str]):
+def add_offset_parameters(database: Database, offsets: dict[str, str]) -> Database:
     """Make numeric database parameters free: add a symbol to each (value 0).
 
     Parameters
@@ -247,8 +253,9 @@ class BinaryModel:
         Temperatures (K) at which the model is valid; outside raises InputError.
     """
 
-    def __init__(self, database, components=None, phases=None, parameters=(), n_grid=400,
-                 t_range=(298.15, 3000.0)):
+    def __init__(self, database: Database | str | Path, components: Sequence[str] | None = None,
+                 phases: Sequence[str] | None = None, parameters: Sequence[str] = (), n_grid: int = 400,
+                 t_range: tuple[float, float] = (298.15, 3000.0)) -> None:
         import symengine as se
         from pycalphad import Model
         from pycalphad import variables as v
@@ -366,7 +373,7 @@ class BinaryModel:
         return y, x_b
 
     # ------------------------------------------------------------------ energies
-    def check_temperature(self, temperature) -> None:
+    def check_temperature(self, temperature: ArrayLike) -> None:
         t = np.atleast_1d(np.asarray(temperature, dtype=float))
         lo, hi = self.t_range
         bad = t[(t < lo) | (t > hi) | ~np.isfinite(t)]
@@ -374,7 +381,7 @@ class BinaryModel:
             raise InputError(f"temperature {bad[0]:g} K is outside the model's range "
                              f"[{lo:g}, {hi:g}] K")
 
-    def params_array(self, params=None) -> np.ndarray:
+    def params_array(self, params: ArrayLike | None = None) -> np.ndarray:
         if params is None:
             return self.default_parameters
         p = np.asarray(params, dtype=float).ravel()
@@ -383,7 +390,7 @@ class BinaryModel:
                              f"({', '.join(self.parameter_names)}); got {p.size}")
         return p
 
-    def energies(self, temperatures, params=None) -> np.ndarray:
+    def energies(self, temperatures: ArrayLike, params: ArrayLike | None = None) -> np.ndarray:
         """Molar Gibbs energy (J/mol of atoms) of every grid point, shape (n_T, n_points)."""
         t = np.atleast_1d(np.asarray(temperatures, dtype=float))
         p = self.params_array(params)
@@ -404,13 +411,15 @@ class BinaryModel:
         return out
 
     # ------------------------------------------------------------------ equilibrium
-    def hull(self, temperature: float, params=None, g_row=None):
+    def hull(self, temperature: float, params: ArrayLike | None = None, g_row: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hull vertices at one temperature: (x (m,), g (m,), phase index (m,))."""
         g = self.energies([temperature], params)[0] if g_row is None else g_row
         idx = lower_hull_sorted(self.x_all, g, self.x_order)
         return self.x_all[idx], g[idx], self.phase_all[idx]
 
-    def regions(self, temperature: float, params=None, g_row=None) -> list[Region]:
+    def regions(self, temperature: float, params: ArrayLike | None = None, g_row: np.ndarray | None = None
+                ) -> list[Region]:
         """Single- and two-phase regions across x at one temperature, left to right."""
         x, _, ph = self.hull(temperature, params, g_row)
         out: list[Region] = []
@@ -425,12 +434,14 @@ class BinaryModel:
                 start = k
         return out
 
-    def topology(self, temperature: float, params=None, g_row=None) -> tuple[str, ...]:
+    def topology(self, temperature: float, params: ArrayLike | None = None, g_row: np.ndarray | None = None
+                 ) -> tuple[str, ...]:
         """The sequence of stable phases across x (single-phase regions only)."""
         return tuple(r.phases[0] for r in self.regions(temperature, params, g_row)
                      if len(r.phases) == 1)
 
-    def phase_set(self, temperature: float, x: np.ndarray, params=None, g_row=None):
+    def phase_set(self, temperature: float, x: np.ndarray, params: ArrayLike | None = None,
+                  g_row: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
         """Stable phases and phase fractions at compositions ``x`` (n,) at one T.
 
         Returns
@@ -458,7 +469,8 @@ class BinaryModel:
                 raise InputError(f"composition x={xi:g} is outside [0, 1]")
         return labels, frac
 
-    def chemical_potentials(self, temperature: float, x: float, params=None, g_row=None):
+    def chemical_potentials(self, temperature: float, x: float, params: ArrayLike | None = None,
+                            g_row: np.ndarray | None = None) -> tuple[float, float]:
         """Equilibrium chemical potentials (mu_A, mu_B) in J/mol at (T, x) from the hull."""
         hx, hg, ph = self.hull(temperature, params, g_row)
         k = int(np.clip(np.searchsorted(hx, x), 1, len(hx) - 1))
@@ -478,7 +490,7 @@ class BinaryModel:
         return g - x * slope, g + (1 - x) * slope
 
     # ------------------------------------------------------------------ phase diagram
-    def boundaries(self, temperatures, params=None) -> dict[str, np.ndarray]:
+    def boundaries(self, temperatures: ArrayLike, params: ArrayLike | None = None) -> dict[str, np.ndarray]:
         """Two-phase region edges vs temperature.
 
         Returns a dict ``"A|B" -> array (n_T, 2)`` of (x_left, x_right) of the
@@ -500,8 +512,9 @@ class BinaryModel:
                     arr[i] = (r.x_left, r.x_right)
         return out
 
-    def invariants(self, params=None, t_min=None, t_max=None, dt=10.0, tol=0.01,
-                   include_melting=False) -> list[Invariant]:
+    def invariants(self, params: ArrayLike | None = None, t_min: float | None = None,
+                   t_max: float | None = None, dt: float = 10.0, tol: float = 0.01,
+                   include_melting: bool = False) -> list[Invariant]:
         """All invariant, congruent (and optionally pure-melting) points, by temperature.
 
         Scans T from ``t_min`` to ``t_max`` in steps of ``dt`` (K), and refines

@@ -19,10 +19,20 @@ thermochemical data) through ``espei.error_functions.context.setup_context``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from matterflow.calphad.engine import R_GAS, BinaryModel, lower_hull_sorted
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from pycalphad import Database
+    from tinydb import TinyDB
+
+    from matterflow.calphad.datasets import ActivityPoint, ZPFPoint
 
 __all__ = ["FastLikelihood", "EspeiLikelihood", "LogPosterior"]
 
@@ -43,8 +53,9 @@ class FastLikelihood:
         Dataset phase name -> model phase name (``{"LAVES_C15": "CU2MG"}``).
     """
 
-    def __init__(self, model: BinaryModel, zpf=(), activities=(), sigma_zpf=1000.0,
-                 sigma_activity=0.05, aliases=None):
+    def __init__(self, model: BinaryModel, zpf: Sequence[ZPFPoint] = (),
+                 activities: Sequence[ActivityPoint] = (), sigma_zpf: float = 1000.0,
+                 sigma_activity: float = 0.05, aliases: dict[str, str] | None = None) -> None:
         self.model = model
         self.sigma_zpf = float(sigma_zpf)
         self.sigma_activity = float(sigma_activity)
@@ -80,7 +91,7 @@ class FastLikelihood:
         h = lower_hull_sorted(x, g, np.arange(len(x)))
         return x[h], g[h]
 
-    def residuals(self, params) -> np.ndarray:
+    def residuals(self, params: ArrayLike) -> np.ndarray:
         """Standardised residuals (driving forces / sigma, activity errors / sigma)."""
         g = self.model.energies(self.temperatures, params)
         curves: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -139,7 +150,7 @@ class FastLikelihood:
             res.append((act - a.activity) / self.sigma_activity)
         return np.asarray(res)
 
-    def __call__(self, params) -> float:
+    def __call__(self, params: ArrayLike) -> float:
         """Log-likelihood (Normal residuals, constants dropped)."""
         self.n_evaluations += 1
         r = self.residuals(params)
@@ -152,14 +163,15 @@ class EspeiLikelihood:
     One evaluation on the full Cu-Mg data takes seconds (see the benchmark).
     """
 
-    def __init__(self, database, datasets, parameters, phase_models=None):
+    def __init__(self, database: Database, datasets: TinyDB, parameters: Sequence[str],
+                 phase_models: Any = None) -> None:
         from espei.error_functions.context import setup_context
 
         self.parameters = list(parameters)
         self.ctx = setup_context(database, datasets, symbols_to_fit=self.parameters)
         self.ctx["prior_rvs"] = [_FlatPrior() for _ in self.parameters]
 
-    def __call__(self, params) -> float:
+    def __call__(self, params: ArrayLike) -> float:
         from espei.optimizers.opt_mcmc import EmceeOptimizer
 
         return float(EmceeOptimizer.predict(np.asarray(params, dtype=float), **self.ctx))
@@ -179,16 +191,17 @@ class LogPosterior:
     Picklable (sent to Dask workers); returns -inf for a non-finite likelihood.
     """
 
-    def __init__(self, loglike, center, prior_std):
+    def __init__(self, loglike: Callable[[np.ndarray], float], center: ArrayLike,
+                 prior_std: ArrayLike) -> None:
         self.loglike = loglike
         self.center = np.asarray(center, dtype=float)
         self.prior_std = np.broadcast_to(np.asarray(prior_std, dtype=float), self.center.shape)
 
-    def log_prior(self, params) -> float:
+    def log_prior(self, params: ArrayLike) -> float:
         z = (np.asarray(params) - self.center) / self.prior_std
         return float(-0.5 * np.sum(z * z))
 
-    def __call__(self, params) -> float:
+    def __call__(self, params: ArrayLike) -> float:
         lp = self.log_prior(params)
         try:
             ll = self.loglike(params)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,9 +102,10 @@ def _load(path: Path, trust_pickle: bool = False) -> dict:
     return {"key": key, "chain": chain, "lnprob": lnp, "rstate": rstate, "accepted": accepted}
 
 
-def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=None,
-              pool=None, progress=None, tag: str = "", trust_pickle: bool = False
-              ) -> ChainResult:
+def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_std: np.ndarray, *,
+              n_walkers: int, n_steps: int, seed: int, checkpoint: str | Path | None = None,
+              pool: Any = None, progress: Callable[[int, int], None] | None = None,
+              tag: str = "", trust_pickle: bool = False) -> ChainResult:
     """Run emcee's affine-invariant ensemble sampler (emcee 2 API), checkpointing each step.
 
     Parameters
@@ -185,7 +188,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
                        resumed_from=resumed)
 
 
-def diagnostics(chain: np.ndarray, names, burn_fraction=0.5, rhat_max=1.1, warn=True):
+def diagnostics(chain: np.ndarray, names: Sequence[str], burn_fraction: float = 0.5, rhat_max: float = 1.1,
+                warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Split R-hat and bulk effective sample size per parameter (ArviZ), walkers as chains.
 
     Parameters

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from matterflow.calphad.engine import R_GAS, BinaryModel, load_database
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["model_from_text", "phase_set_labels", "diagram_of_draw", "summarize",
            "entropy_map", "propose"]
@@ -36,7 +41,7 @@ def model_from_text(tdb_text: str, parameters: tuple[str, ...], n_grid: int,
                        phases=list(phases) if phases else None)
 
 
-def phase_set_labels(phases) -> list[str]:
+def phase_set_labels(phases: Iterable[str]) -> list[str]:
     """All single phases and phase pairs, ``"A"`` and ``"A+B"`` (names sorted)."""
     phases = sorted(phases)
     return phases + ["+".join(p) for p in itertools.combinations(phases, 2)]
@@ -47,8 +52,10 @@ def pair_keys(phases) -> list[str]:
     return [f"{a}|{b}" for a, b in itertools.permutations(sorted(phases), 2)]
 
 
-def diagram_of_draw(model: BinaryModel, params, labels, temperatures, x_grid,
-                    query_points=(), t_scan=(500.0, 1400.0), dt=10.0, tol=0.05) -> dict:
+def diagram_of_draw(model: BinaryModel, params: ArrayLike | None, labels: Sequence[str],
+                    temperatures: ArrayLike, x_grid: np.ndarray,
+                    query_points: ArrayLike = (), t_scan: tuple[float, float] = (500.0, 1400.0),
+                    dt: float = 10.0, tol: float = 0.05) -> dict[str, np.ndarray]:
     """Everything one posterior draw predicts (fixed shapes for stacking).
 
     Returns
@@ -104,7 +111,7 @@ def interval(values: np.ndarray, axis=0, level=0.95):
                 np.nanpercentile(values, hi_q, axis=axis))
 
 
-def summarize(inv_t, inv_x):
+def summarize(inv_t: np.ndarray, inv_x: np.ndarray) -> tuple[np.ndarray, ...]:
     """Mean, 2.5 % and 97.5 % of invariant temperatures (n_draws, n_inv) and compositions
     (n_draws, n_inv, 3), and the fraction of draws that have each invariant."""
     t_mean, t_lo, t_hi = interval(inv_t)
@@ -113,7 +120,7 @@ def summarize(inv_t, inv_x):
     return t_mean, t_lo, t_hi, x_mean, x_lo, x_hi, found
 
 
-def entropy_map(codes: np.ndarray, n_labels: int):
+def entropy_map(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shannon entropy (nats) of the phase set across draws, and the modal set.
 
     Parameters
@@ -131,8 +138,9 @@ def entropy_map(codes: np.ndarray, n_labels: int):
     return h, counts.argmax(axis=0), p.max(axis=0)
 
 
-def propose(codes, temperatures, x_grid, n_labels, top_k=5, cost_per_100k=0.0,
-            min_separation=(20.0, 0.02), exclude=()):
+def propose(codes: np.ndarray, temperatures: ArrayLike, x_grid: ArrayLike, n_labels: int, top_k: int = 5,
+            cost_per_100k: float = 0.0, min_separation: tuple[float, float] = (20.0, 0.02),
+            exclude: Iterable[tuple[float, float]] = ()) -> list[dict[str, Any]]:
     """Top-k candidate experiments (T, x) by entropy / cost.
 
     Cost = 1 + ``cost_per_100k`` x (T - min T)/100 K (hotter experiments cost more).

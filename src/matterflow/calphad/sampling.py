@@ -10,15 +10,22 @@ its parameters (:class:`SampleParams`) and result (:class:`SampleResult`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity
+
+if TYPE_CHECKING:
+    from pycalphad import Database
+
+    from matterflow.calphad.engine import BinaryModel
+    from matterflow.calphad.likelihood import EspeiLikelihood, FastLikelihood
 
 __all__ = ["SampleParams", "SampleResult", "build_model", "make_loglike", "sample_posterior",
            "DEFAULT_OFFSETS", "DEFAULT_ALIASES"]
@@ -80,7 +87,8 @@ class SampleResult:
     resumed_from: int = quantity("dimensionless", "steps read from the checkpoint")
 
 
-def build_model(tdb, params: SampleParams, n_grid=None):
+def build_model(tdb: str | Path | None, params: SampleParams, n_grid: int | None = None
+                ) -> tuple[BinaryModel, Database]:
     """(BinaryModel, database) for ``tdb`` (path, text or None = published Cu-Mg) + offsets."""
     from pycalphad import Database
 
@@ -104,7 +112,8 @@ def build_model(tdb, params: SampleParams, n_grid=None):
     return model, dbf
 
 
-def make_loglike(model, dbf, datasets, params: SampleParams):
+def make_loglike(model: BinaryModel, dbf: Database, datasets: str | Path | None, params: SampleParams
+                 ) -> tuple[EspeiLikelihood | FastLikelihood, int]:
     """The log-likelihood chosen by ``params.engine`` and the number of residuals."""
     from matterflow.calphad.datasets import (
         activity_points,
@@ -130,8 +139,9 @@ def make_loglike(model, dbf, datasets, params: SampleParams):
     return like, len(like.residuals(model.default_parameters))
 
 
-def sample_posterior(tdb=None, datasets=None, *, params: SampleParams, pool=None,
-                     progress=None) -> SampleResult:
+def sample_posterior(tdb: str | Path | None = None, datasets: str | Path | None = None, *,
+                     params: SampleParams, pool: Any = None,
+                     progress: Callable[[int, int], None] | None = None) -> SampleResult:
     """:func:`sample` with an optional parallel ``pool`` (an object with ``map``, e.g.
     :class:`matterflow.core.execute.WorkerPool`) and progress callback."""
     from matterflow.calphad.likelihood import LogPosterior

@@ -30,7 +30,7 @@ def bytes_field(doc: str) -> Any:
 
 def to_bytes_array(data: bytes) -> np.ndarray:
     """``data`` as a writable 1-D ``uint8`` array (what :func:`bytes_field` outputs hold)."""
-    return np.frombuffer(bytes(data), dtype=np.uint8).copy()
+    return np.frombuffer(bytearray(data), dtype=np.uint8)  # a copy, writable
 
 
 def from_bytes_array(value: Any, *, field: str = "model", accepted: str = "") -> bytes:

@@ -151,7 +151,7 @@ def in_worker() -> bool:
     return True
 
 
-def map_calls(func: Any, calls: Sequence[tuple], *, scheduler: Any = None, progress: Any = None,
+def map_calls(func: Any, calls: Sequence[tuple[Any, ...]], *, scheduler: Any = None, progress: Any = None,
               label: str = "", group: int = 8) -> list[Any]:
     """``[func(*args) for args in calls]``, run in parallel; results in the order of ``calls``.
 
@@ -189,20 +189,20 @@ def map_calls(func: Any, calls: Sequence[tuple], *, scheduler: Any = None, progr
             if bar is not None:
                 progress.advance(bar)
         return out
-    import dask
+    from dask.base import compute
+    from dask.delayed import delayed
 
     if bar is None:
-        return list(dask.compute(*[dask.delayed(func)(*args) for args in calls],
-                                 scheduler=scheduler))
+        return list(compute(*[delayed(func)(*args) for args in calls], scheduler=scheduler))
     out = []
     for s in range(0, len(calls), group):
         part = calls[s:s + group]
-        out.extend(dask.compute(*[dask.delayed(func)(*args) for args in part], scheduler=scheduler))
+        out.extend(compute(*[delayed(func)(*args) for args in part], scheduler=scheduler))
         progress.advance(bar, len(part))
     return out
 
 
-def _star(func: Any, args: tuple) -> Any:
+def _star(func: Any, args: tuple[Any, ...]) -> Any:
     return func(*args)
 
 
@@ -274,8 +274,8 @@ def _n_workers(client: Any) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
 
-def _call_task(task: Task, params: Params, inputs: dict[str, Any],
-               capture: bool = False) -> tuple[dict, dict, list]:
+def _call_task(task: Task, params: Params, inputs: dict[str, Any], capture: bool = False
+               ) -> tuple[dict[str, Any], dict[str, str], list[tuple[type[Warning], str]]]:
     """Run a one-call step; with ``capture`` (a worker in another process), its warnings are
     recorded and returned, so the driver shows them instead of the worker's stderr."""
     if not capture:
@@ -283,14 +283,14 @@ def _call_task(task: Task, params: Params, inputs: dict[str, Any],
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         values, units = result_to_dict(task.run(params, inputs))
-    seen: dict[tuple, Any] = {}
+    seen: dict[tuple[type[Warning], str], Any] = {}
     for w in caught:
         seen.setdefault((w.category, str(w.message)), w)
     return values, units, [(w.category, str(w.message)) for w in seen.values()]
 
 
 def _call_batch(task: Task, params: Params, map_over: str, items: Sequence[Any],
-                inputs: dict[str, Any]) -> tuple[dict, dict]:
+                inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     return stack_results([task.run(params, {map_over: item, **inputs}) for item in items])
 
 
@@ -301,7 +301,7 @@ def default_batch_size(n_items: int, n_workers: int) -> int:
 
 def map_items(client: Any, task: Task, items: Sequence[Any], *, params: Params,
               inputs: dict[str, Any] | None = None,
-              batch_size: int | None = None) -> tuple[dict, dict]:
+              batch_size: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Call a mapped ``task`` on every item on the cluster, in batches; stacked ``(values, units)``.
 
     The building block of mapped steps, exposed for benchmarks and notebooks.
@@ -344,7 +344,7 @@ def step_keys(workflow: Workflow) -> tuple[dict[str, str], dict[str, str]]:
         for name, ref in sorted(step.inputs.items()):
             if ref.step:
                 refs[name] = ["step", keys[ref.step], ref.output]
-            else:
+            elif ref.path is not None:
                 p = str(ref.path)
                 if p not in checksums:
                     checksums[p] = sha256_file(ref.path)
@@ -408,6 +408,7 @@ class _Run:
             if ref.path is not None:
                 out[name] = ref.path
                 continue
+            assert ref.step is not None and ref.output is not None  # a step's output, then
             path, group = self.sources[ref.step]
             with h5py.File(path, "r") as f:
                 try:
@@ -432,7 +433,7 @@ class _Run:
                 "host": socket.gethostname(), "steps": steps}
         atomic_write_bytes(self.cache / "manifest.json", json.dumps(blob).encode())
 
-    def write_step(self, step: Step, values: dict, units: dict, started: str, seconds: float,
+    def write_step(self, step: Step, values: dict[str, Any], units: dict[str, str], started: str, seconds: float,
                    n_items: int | None = None) -> None:
         meta = self._step_attrs(step, started, seconds, n_items)
         path = self.cache / f"{self.keys[step.id]}.h5"
@@ -453,13 +454,14 @@ class _Run:
             g.attrs.update(meta)
         self._stored(step, path, meta)
 
-    def _stored(self, step: Step, path: Path, meta: dict) -> None:
+    def _stored(self, step: Step, path: Path, meta: dict[str, Any]) -> None:
         self.meta[step.id] = meta
         self.sources[step.id] = (path, "step")
         self.summary.computed.append(step.id)
 
-    def _step_attrs(self, step: Step, started: str, seconds: float, n_items: int | None) -> dict:
-        meta = {"NX_class": "NXentry", "task": step.task.name, "task_version": step.task.version,
+    def _step_attrs(self, step: Step, started: str, seconds: float, n_items: int | None
+                    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {"NX_class": "NXentry", "task": step.task.name, "task_version": step.task.version,
                 "key": self.keys[step.id],
                 "params": json.dumps(step.params.model_dump(mode="json"), sort_keys=True),
                 "inputs": json.dumps({k: str(v) for k, v in step.inputs.items()}, sort_keys=True),
@@ -478,7 +480,7 @@ class _Run:
             "workflow_text": self.wf.text,
             "parameters": {s.id: s.params.model_dump(mode="json") for s in self.wf.steps},
             "input_checksums": self.checksums,
-            "seeds": {s.id: s.params.seed for s in self.wf.steps
+            "seeds": {s.id: s.params.model_dump(include={"seed"})["seed"] for s in self.wf.steps
                       if "seed" in type(s.params).model_fields},
             "step_keys": self.keys,
             "start_time": start,
@@ -665,7 +667,7 @@ def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = N
             n = len(items)
             bs = step.batch_size or default_batch_size(n, n_workers)
             bdir = run.cache / run.keys[sid] / f"bs{bs}"
-            state = {"started": started, "t0": time.perf_counter(), "n": n, "bs": bs,
+            state: dict[str, Any] = {"started": started, "t0": time.perf_counter(), "n": n, "bs": bs,
                      "dir": bdir, "parts": {}, "remaining": 0}
             mapped[sid] = state
             run._bar(step, total=n)

@@ -104,14 +104,14 @@ def _number_ok(ds: Any, index: int | None = None) -> bool:
     if not _numeric(ds):
         return False
     if index is None:
-        return ds.size == 1 and ds.ndim <= 1
-    return ds.ndim == 1 and -ds.shape[0] <= index < ds.shape[0]
+        return bool(ds.size == 1 and ds.ndim <= 1)
+    return bool(ds.ndim == 1 and -ds.shape[0] <= index < ds.shape[0])
 
 
 def _thumb(ds: h5py.Dataset, index: int | None, n_points: int) -> np.ndarray:
     shape = ds.shape if index is None else ds.shape[1:]
     steps = tuple(slice(None, None, max(1, -(-n // n_points))) for n in shape)
-    data = ds[steps] if index is None else ds[(index, *steps)]
+    data = ds[steps] if index is None else ds[(index,) + steps]
     return np.asarray(data, dtype=float)
 
 

@@ -33,7 +33,7 @@ LOCK_NAME = ".matterflow.lock"
 MIN_FREE_BYTES = 16 << 20   # a run needs at least this much room besides what it stored before
 
 
-def check_out_dir(out: str | os.PathLike, *, need_bytes: int | None = None) -> Path:
+def check_out_dir(out: str | os.PathLike[str], *, need_bytes: int | None = None) -> Path:
     """Make ``out`` if missing and check it is a writable folder with room; the path.
 
     ``need_bytes`` is the room the run is expected to need (default: 16 MiB, or the
@@ -105,7 +105,7 @@ class RunLock:
         Seconds between two looks at the lock while waiting.
     """
 
-    def __init__(self, out: str | os.PathLike, *, wait: bool = False,
+    def __init__(self, out: str | os.PathLike[str], *, wait: bool = False,
                  timeout_s: float | None = None, poll_s: float = 0.5):
         self.path = Path(out) / LOCK_NAME
         self.wait = wait

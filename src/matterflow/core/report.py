@@ -44,7 +44,7 @@ def _fig_to_img(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _table(rows: list[tuple], header: tuple) -> str:
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -67,7 +67,7 @@ def _summary(value: Any) -> tuple[str, str, str]:
     return str(arr.shape), str(arr.dtype), rng
 
 
-def _flat(values: dict, units: dict, prefix: str = "") -> list[tuple[str, Any, str]]:
+def _flat(values: dict[str, Any], units: dict[str, str], prefix: str = "") -> list[tuple[str, Any, str]]:
     rows = []
     for k, v in values.items():
         if isinstance(v, dict):
@@ -96,7 +96,7 @@ def _step_section(results: Results, step: str) -> str:
     return "\n".join(parts)
 
 
-def _figures_html(task_name: str | None, values: dict, params: dict) -> str:
+def _figures_html(task_name: str | None, values: dict[str, Any], params: dict[str, Any]) -> str:
     if not task_name:
         return ""
     try:
@@ -161,7 +161,8 @@ def _gallery_card(title: str, report: Path, status: str, out: Path) -> str:
             start, end = f.attrs.get("start_time", ""), f.attrs.get("end_time", "")
         import datetime as dt
 
-        seconds = f"{(dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))).total_seconds():.0f} s"
+        elapsed = dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))
+        seconds = f"{elapsed.total_seconds():.0f} s"
     except (OSError, ValueError, TypeError) as exc:
         number = f"no results: {exc}"
     rel = html.escape(str(report.relative_to(out.parent)))

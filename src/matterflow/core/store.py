@@ -38,12 +38,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from matterflow.core.errors import InputError, StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
     "atomic_h5",
@@ -70,17 +73,17 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
+def storage_error(path: str | os.PathLike[str], exc: OSError) -> StorageError:
     """The :class:`StorageError` of a failed write of ``path``: what happened and what to do."""
     what = {_errno.ENOSPC: "the disk is full", _errno.EDQUOT: "the disk quota is exceeded",
             _errno.EROFS: "the file system is read-only",
             _errno.EACCES: "permission denied", _errno.EPERM: "permission denied",
             _errno.EISDIR: "it is a folder", _errno.ENOTDIR: "a part of the path is not a folder",
-            }.get(exc.errno, exc.strerror or str(exc))
+            }.get(exc.errno or 0, exc.strerror or str(exc))
     todo = {_errno.ENOSPC: "free some space there or choose another output folder",
             _errno.EDQUOT: "free some space there or choose another output folder",
             _errno.EISDIR: "give a file name, not a folder"}.get(
-        exc.errno, "make the folder writable or choose another output folder")
+        exc.errno or 0, "make the folder writable or choose another output folder")
     return StorageError(f"{path}: cannot write: {what} ({exc.strerror or exc}); {todo}. "
                         "Work already stored is kept: rerun the same command to resume")
 
@@ -117,7 +120,7 @@ class _GuardedFile(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data: ReadableBuffer) -> int:
         data = bytes(data)
         if self.error is None:
             try:
@@ -131,8 +134,9 @@ class _GuardedFile(io.RawIOBase):
         self.size = max(self.size, self.pos)
         return len(data)
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        n = len(buf)
+    def readinto(self, buf: WriteableBuffer) -> int:
+        view = memoryview(buf).cast("B")
+        n = view.nbytes
         self._fh.seek(self.pos)
         data = bytearray(self._fh.read(n))
         data += bytes(n - len(data))
@@ -141,7 +145,7 @@ class _GuardedFile(io.RawIOBase):
             if lo < hi:
                 data[lo - self.pos:hi - self.pos] = b[lo - off:hi - off]
         k = min(n, max(0, self.size - self.pos))
-        buf[:k] = data[:k]
+        view[:k] = data[:k]
         self.pos += k
         return k
 
@@ -171,7 +175,7 @@ class _GuardedFile(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
+def atomic_h5(path: str | os.PathLike[str], mode: str = "w") -> Iterator[h5py.File]:
     """Open an HDF5 file for writing such that it appears only when complete.
 
     ``mode="w"`` starts an empty file; ``mode="a"`` starts from a copy of the
@@ -199,7 +203,7 @@ def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
             raise storage_error(path, guard.error)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` such that the file appears only when complete; the path."""
     with _replacing(path) as tmp:
         try:
@@ -210,7 +214,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def _replacing(path: str | os.PathLike) -> Iterator[Path]:
+def _replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file beside ``path`` that replaces it, durably, if the block succeeds,
     and is removed if it fails (``path`` is then left as it was)."""
     path = Path(path)
@@ -317,7 +321,7 @@ def read_output(group: h5py.Group, output: str) -> Any:
     return read_group(obj)[0] if isinstance(obj, h5py.Group) else _read_value(obj)
 
 
-def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str = "batch"
+def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike[str]], group: str = "batch"
                  ) -> None:
     """Write the outputs stored in group ``group`` of the files ``parts`` (same layout, items
     along axis 0) into ``dst``, concatenated along axis 0.
@@ -328,8 +332,8 @@ def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str
     """
     if not parts:
         return
-    groups: dict[str, dict] = {}           # sub-group path -> attrs
-    datasets: dict[str, dict] = {}         # dataset path -> dtype, shape, rows, attrs, texts
+    groups: dict[str, dict[str, Any]] = {}     # sub-group path -> attrs
+    datasets: dict[str, dict[str, Any]] = {}   # dataset path -> dtype, shape, rows, attrs, texts
     for path in parts:
         with h5py.File(path, "r") as f:
             def visit(name: str, obj: Any) -> None:
@@ -364,7 +368,7 @@ def stack_groups(dst: h5py.Group, parts: Sequence[str | os.PathLike], group: str
                     offsets[name] += data.shape[0]
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
     """SHA-256 hex digest of a file's bytes (or of all files below a folder, in order)."""
     path = Path(path)
     h = hashlib.sha256()
@@ -451,7 +455,7 @@ class Results:
     :attr:`provenance` is the root provenance with JSON decoded.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"{self.path}: no such results file")
@@ -477,7 +481,7 @@ class Results:
             return read_group(f[step])
 
 
-def read_results(path: str | os.PathLike) -> Results:
+def read_results(path: str | os.PathLike[str]) -> Results:
     """Open a results file for reading (see :class:`Results`)."""
     return Results(path)
 
@@ -495,7 +499,7 @@ def _decode_attr(value: Any) -> Any:
     return value
 
 
-def describe(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
+def describe(path: str | os.PathLike[str]) -> list[tuple[str, str, str, str]]:
     """Rows ``(name, shape, dtype, units)`` for every dataset and group in a file."""
     rows: list[tuple[str, str, str, str]] = []
     with h5py.File(path, "r") as f:
@@ -503,8 +507,8 @@ def describe(path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
             depth = name.count("/")
             label = "  " * depth + name.rsplit("/", 1)[-1]
             if isinstance(obj, h5py.Dataset):
-                rows.append((label, str(obj.shape), str(obj.dtype if h5py.check_string_dtype(obj.dtype) is None else "str"),
-                             str(obj.attrs.get("units", ""))))
+                dtype = obj.dtype if h5py.check_string_dtype(obj.dtype) is None else "str"
+                rows.append((label, str(obj.shape), str(dtype), str(obj.attrs.get("units", ""))))
             else:
                 rows.append((label + "/", "", "", str(obj.attrs.get("units", ""))))
         f.visititems(visit)

@@ -255,7 +255,8 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
     ... ''', source="flow.yaml")
     Traceback (most recent call last):
     ...
-    matterflow.core.errors.InputError: flow.yaml:3: steps[0] (id 'walks').params.n_walkers: input should be greater than or equal to 1; got -5
+    matterflow.core.errors.InputError: flow.yaml:3: steps[0] (id 'walks').params.n_walkers:
+    input should be greater than or equal to 1; got -5
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
     try:

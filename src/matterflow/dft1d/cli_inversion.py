@@ -23,12 +23,16 @@ def _families(text: str) -> list[str]:
 @app.command("generate")
 @handle_errors
 def generate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (dataset.h5, results.h5).")] = Path("dft1d-data"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output folder (dataset.h5, results.h5).")] = Path("dft1d-data"),
     n_samples: Annotated[int, typer.Option("--n-samples", "-n", min=1, help="Number of potentials.")] = 2000,
-    families: Annotated[str, typer.Option(help="Comma-separated families: gaussian_wells, harmonic, double_well, coulomb_chain.")] = "gaussian_wells,harmonic,double_well,coulomb_chain",
+    families: Annotated[str, typer.Option(
+        help="Comma-separated families: gaussian_wells, harmonic, double_well, coulomb_chain.")
+    ] = "gaussian_wells,harmonic,double_well,coulomb_chain",
     n_points: Annotated[int, typer.Option("--n-points", min=16, max=512, help="Grid points.")] = 64,
     length: Annotated[float, typer.Option(help="Box length in bohr (grid from -L/2 to L/2).")] = 20.0,
-    holdout_family: Annotated[str | None, typer.Option("--holdout-family", help="Family put in the 'ood' split.")] = None,
+    holdout_family: Annotated[str | None, typer.Option(
+        "--holdout-family", help="Family put in the 'ood' split.")] = None,
     spin: Annotated[str, typer.Option(help="singlet or triplet.")] = "singlet",
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     workers: Annotated[int | None, typer.Option(min=1, help="Local Dask workers.")] = None,
@@ -62,12 +66,15 @@ def generate(
 @handle_errors
 def invert(
     source: Annotated[Path, typer.Argument(help="dataset.h5 / results.h5, or .npz with x, density, v_ext.")],
-    index: Annotated[list[int] | None, typer.Option("--index", "-i", help="Samples of a dataset (repeat; default: first).")] = None,
+    index: Annotated[list[int] | None, typer.Option(
+        "--index", "-i", help="Samples of a dataset (repeat; default: first).")] = None,
     n_electrons: Annotated[int, typer.Option("--n-electrons", min=1, help="Electrons in the density.")] = 2,
-    spin: Annotated[str, typer.Option(help="unpolarised (2 per orbital) or polarised (1 per orbital).")] = "unpolarised",
+    spin: Annotated[str, typer.Option(
+        help="unpolarised (2 per orbital) or polarised (1 per orbital).")] = "unpolarised",
     regularisation: Annotated[float, typer.Option(help="Smoothness penalty λ (Ha bohr).")] = 1e-9,
     tol: Annotated[float, typer.Option(help="Required max |n_KS - n| (1/bohr).")] = 1e-7,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (v_ks, v_hxc, density, ...).")] = Path("inverted.npz"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output .npz (v_ks, v_hxc, density, ...).")] = Path("inverted.npz"),
 ) -> None:
     """Kohn–Sham potential of given densities (regularised Wu–Yang), with residual and time."""
     import numpy as np
@@ -114,7 +121,8 @@ def invert(
 def train_fno(
     dataset: Annotated[Path, typer.Argument(help="dataset.h5 from `matterflow dft1d generate`.")],
     target: Annotated[str, typer.Option(help="v_hxc or v_ks.")] = "v_hxc",
-    holdout_family: Annotated[str | None, typer.Option("--holdout-family", help="Train without this family, test on it.")] = None,
+    holdout_family: Annotated[str | None, typer.Option(
+        "--holdout-family", help="Train without this family, test on it.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per step.")] = 64,
     hidden_channels: Annotated[int, typer.Option("--hidden-channels", min=2, help="FNO width.")] = 32,
@@ -122,14 +130,32 @@ def train_fno(
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak Adam learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(min=0, help="Torch seed.")] = 0,
     n_layers: Annotated[int, typer.Option("--n-layers", min=1, max=16, help="Fourier layers.")] = 4,
-    density_weight: Annotated[float, typer.Option("--density-weight", min=0.0, help="λ of the physics loss: rel. L2(v) + λ·D, D from --physics-loss, using the KS density n(v_pred) of the predicted potential (differentiable batched eigensolver). 0: potential loss only.")] = 0.0,
-    physics_loss: Annotated[str, typer.Option("--physics-loss", help="Density term D: density_l1 = ∫|n(v_pred) - n|/N (gradient ~ 1/gap) or wu_yang = sqrt((W(v_KS) - W(v_pred))/N), Ha^½, W the Wu–Yang functional (zero only at the KS potential, gradient = density residual, bounded).")] = "density_l1",
-    exact_hx: Annotated[bool, typer.Option("--exact-hx/--no-exact-hx", help="Learn v_Hxc - (1 - 1/N) v_H(n) (the correlation part in the inversion's gauge; exchange is exactly -v_H/2 for a singlet pair) and add the exact term back from the input density. Only with --target v_hxc.")] = False,
-    density_warmup: Annotated[float, typer.Option("--density-warmup", min=0.0, max=0.99, help="Fraction of the epochs on the potential loss alone before the density term starts.")] = 0.3,
-    grad_clip: Annotated[float, typer.Option("--grad-clip", min=0.0, help="Max gradient norm per step (0: no clipping).")] = 1.0,
-    init_model: Annotated[Path | None, typer.Option("--init-model", help="fno.pt to continue training from (warm start: its architecture and normalisation are kept).")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
+    density_weight: Annotated[float, typer.Option(
+        "--density-weight", min=0.0,
+        help="λ of the physics loss: rel. L2(v) + λ·D, D from --physics-loss, using the KS density n(v_pred) of the "
+             "predicted potential (differentiable batched eigensolver). 0: potential loss only.")] = 0.0,
+    physics_loss: Annotated[str, typer.Option(
+        "--physics-loss",
+        help="Density term D: density_l1 = ∫|n(v_pred) - n|/N (gradient ~ 1/gap) or wu_yang = sqrt((W(v_KS) - "
+             "W(v_pred))/N), Ha^½, W the Wu–Yang functional (zero only at the KS potential, gradient = density "
+             "residual, bounded).")] = "density_l1",
+    exact_hx: Annotated[bool, typer.Option(
+        "--exact-hx/--no-exact-hx",
+        help="Learn v_Hxc - (1 - 1/N) v_H(n) (the correlation part in the inversion's gauge; exchange is exactly "
+             "-v_H/2 for a singlet pair) and add the exact term back from the input density. Only with --target "
+             "v_hxc.")] = False,
+    density_warmup: Annotated[float, typer.Option(
+        "--density-warmup", min=0.0, max=0.99,
+        help="Fraction of the epochs on the potential loss alone before the density term starts.")] = 0.3,
+    grad_clip: Annotated[float, typer.Option(
+        "--grad-clip", min=0.0, help="Max gradient norm per step (0: no clipping).")] = 1.0,
+    init_model: Annotated[Path | None, typer.Option(
+        "--init-model",
+        help="fno.pt to continue training from (warm start: its architecture and normalisation are kept).")] = None,
+    threads: Annotated[int, typer.Option(
+        min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     trust_pickle: TrustPickle = False,
 ) -> None:

@@ -12,9 +12,14 @@ for Al at 298 K).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from matterflow.electrons.snapshot import Snapshot
 
 __all__ = ["rebroaden_ldos", "rebroaden_snapshot"]
 
@@ -58,7 +63,7 @@ def rebroaden_ldos(ldos: np.ndarray, energies_ev: np.ndarray, sigma_from_ev: flo
     return gaussian_filter1d(ldos, extra / float(step[0]), axis=-1, mode="constant", truncate=5.0)
 
 
-def rebroaden_snapshot(snap, sigma_ev: float):
+def rebroaden_snapshot(snap: Snapshot, sigma_ev: float) -> Snapshot:
     """A copy of a :class:`~matterflow.electrons.snapshot.Snapshot` with its LDOS widened to ``sigma_ev``.
 
     Density, energies, eigenvalues and Fermi level (DFT values) are kept; only

@@ -6,12 +6,17 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from matterflow.clitools import console, handle_errors, make_progress, parse_key_values
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from matterflow.electrons.descriptors import BispectrumParams, GaussianDescriptorParams
 
 __all__ = ["app", "parse_grid", "parse_species_values", "build_params", "descriptor_writer"]
 
@@ -54,7 +59,8 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def build_params(kind: str, params_file: Path | None, overrides: dict[str, Any]):
+def build_params(kind: str, params_file: Path | None, overrides: dict[str, Any]
+                 ) -> BispectrumParams | GaussianDescriptorParams:
     """Descriptor parameters from a file (YAML/JSON) and command-line overrides."""
     from pydantic import ValidationError
 
@@ -77,7 +83,8 @@ def build_params(kind: str, params_file: Path | None, overrides: dict[str, Any])
 
 
 @contextlib.contextmanager
-def descriptor_writer(out: Path, *, atoms, grid, params, kind: str, n_features: int,
+def descriptor_writer(out: Path, *, atoms: Atoms, grid: tuple[int, int, int],
+                      params: BispectrumParams | GaussianDescriptorParams, kind: str, n_features: int,
                       with_coordinates: bool) -> Iterator[Callable[[int, int, Any], None]]:
     """Stream descriptors to ``out`` (.npy or .h5) slab by slab; the file appears when complete.
 

@@ -68,13 +68,16 @@ def dft(
     snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
     repeat: Annotated[tuple[int, int, int], typer.Option(help="Repeats of the 4-atom fcc Al cube.")] = (1, 1, 1),
     temperature: Annotated[float, typer.Option(help="Ionic temperature of the displacements (K).")] = 298.0,
-    thermal: Annotated[str, typer.Option(help="Displacement sampler: 'phonons' (correlated harmonic modes from EMT force "
-                                         "constants of the supercell, classical) or 'independent' (Gaussian per atom, "
-                                         "Debye amplitude).")] = "phonons",
-    electronic_temperature: Annotated[float | None, typer.Option(help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
-    structure: Annotated[Path | None, typer.Option(help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
+    thermal: Annotated[str, typer.Option(
+        help="Displacement sampler: 'phonons' (correlated harmonic modes from EMT force constants of the supercell, "
+             "classical) or 'independent' (Gaussian per atom, Debye amplitude).")] = "phonons",
+    electronic_temperature: Annotated[float | None, typer.Option(
+        help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
+    structure: Annotated[Path | None, typer.Option(
+        help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
     kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
-    mesh: Annotated[tuple[int, int, int] | None, typer.Option(help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
+    mesh: Annotated[tuple[int, int, int] | None, typer.Option(
+        help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
     grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 0.3375,
     basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
     xc: Annotated[str, typer.Option(help="lda,pz or lda,vwn.")] = "lda,pz",
@@ -162,7 +165,8 @@ def observables(
     snapshot: Annotated[Path, typer.Argument(help="Snapshot HDF5 file (from `electrons dft`).")],
     xc: Annotated[str, typer.Option(help="LDA of the data: lda,pz or lda,vwn.")] = "",
     kernel: Annotated[str, typer.Option(help="Energy interpolant: cubic or linear.")] = "cubic",
-    no_correction: Annotated[bool, typer.Option("--no-correction", help="Do not correct the Gaussian broadening.")] = False,
+    no_correction: Annotated[bool, typer.Option(
+        "--no-correction", help="Do not correct the Gaussian broadening.")] = False,
 ) -> None:
     """Observables from a snapshot's LDOS (no DFT code), compared with its DFT values."""
     import numpy as np
@@ -202,7 +206,8 @@ def import_mala(
     offset: Annotated[float, typer.Option(help="ldos_gridoffset_ev (eV).")],
     spacing: Annotated[float, typer.Option(help="ldos_gridspacing_ev (eV).")],
     temperature: Annotated[float, typer.Option(help="Electronic temperature (K).")],
-    units: Annotated[str, typer.Option(help="LDOS units in the file: 1/(eV*A^3), 1/(eV*Bohr^3), 1/(Ry*Bohr^3).")] = "1/(eV*A^3)",
+    units: Annotated[str, typer.Option(
+        help="LDOS units in the file: 1/(eV*A^3), 1/(eV*Bohr^3), 1/(Ry*Bohr^3).")] = "1/(eV*A^3)",
     out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot HDF5 to write.")] = Path("snapshot.h5"),
 ) -> None:
     """Convert a MALA snapshot (LDOS .npy + DFT output) into a matterflow snapshot file."""

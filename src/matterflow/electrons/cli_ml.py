@@ -221,9 +221,10 @@ def train_cmd(
         if members > 1:
             console.print(f"ensemble of {members} networks (seeds {seed}..{seed + members - 1}); "
                           "last member:")
+        resumed = ("" if h.resumed_from_epoch is None
+                   else f" (resumed after epoch {h.resumed_from_epoch + 1})")
         console.print(f"trained on {len(fit)} snapshots ({x.shape[0]} points, {x.shape[1]} features → "
-                      f"{y.shape[1]} energies); best epoch {h.best_epoch + 1} of {h.epochs_run}"
-                      f"{' (resumed after epoch ' + str(h.resumed_from_epoch + 1) + ')' if h.resumed_from_epoch is not None else ''}, "
+                      f"{y.shape[1]} energies); best epoch {h.best_epoch + 1} of {h.epochs_run}{resumed}, "
                       f"val MSE {h.best_val_loss:.4g}, {h.seconds:.1f} s")
         rows = []
         for i in held:

@@ -21,8 +21,8 @@ from pydantic import Field, model_validator
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
-__all__ = ["TASKS", "StructuresParams", "ReadStructuresParams", "read_structures", "DftParams", "ObservablesParams", "structures", "dft",
-           "observables", "dft_kwargs", "energy_grid", "mesh_for"]
+__all__ = ["TASKS", "StructuresParams", "ReadStructuresParams", "read_structures", "DftParams",
+           "ObservablesParams", "structures", "dft", "observables", "dft_kwargs", "energy_grid", "mesh_for"]
 
 
 # ----------------------------------------------------------------------------- structures

@@ -163,7 +163,8 @@ class EnergyCorrection:
     def caveats(self) -> list[str]:
         """Reasons not to trust this fit, in words (empty when there are none)."""
         out = []
-        n_f = int(np.isfinite(np.asarray(self.domain["scale"], dtype=float)).sum()) if self.domain else len(self.band_coef)
+        n_f = (int(np.isfinite(np.asarray(self.domain["scale"], dtype=float)).sum()) if self.domain
+               else len(self.band_coef))
         if self.n_snapshots <= n_f + 1:
             out.append(f"fitted on {self.n_snapshots} cells with {n_f} varying features: it can interpolate its "
                        f"training cells, so every new cell lies outside its domain; use more cells than features")

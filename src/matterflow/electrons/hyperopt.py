@@ -49,8 +49,9 @@ class HyperoptParams(Params):
     pruner: Literal["median", "none"] = Field("median", description="Optuna pruner")
     pruner_warmup_epochs: int = Field(3, ge=0, description="epochs before a trial may be pruned")
     pruner_startup_trials: int = Field(3, ge=0, description="trials before pruning starts")
-    naswot_prefilter: int = Field(0, ge=0, le=1000,
-                                  description="draw this many architectures per trial, keep the best NASWOT score (0: off)")
+    naswot_prefilter: int = Field(
+        0, ge=0, le=1000,
+        description="draw this many architectures per trial, keep the best NASWOT score (0: off)")
     seed: int = Field(0, ge=0, description="seed of the sampler and of the training")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,7 +90,7 @@ class LdosSetup:
         return cls(**d)
 
 
-def register_architecture(name: str):
+def register_architecture(name: str) -> Callable[[type[LdosModel]], type[LdosModel]]:
     """Class decorator: make an :class:`LdosModel` subclass loadable by :func:`load_model`."""
 
     def wrap(cls: type[LdosModel]) -> type[LdosModel]:

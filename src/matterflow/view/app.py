@@ -424,7 +424,8 @@ def serve(paths: list[str | Path], *, host: str = "127.0.0.1", port: int = 8765,
     for note in roots.notes:
         echo(f"note: {note}")
     echo(f"matterflow view: serving {', '.join(map(str, roots.paths))}\n  {url}\n(Ctrl-C stops)")
-    config = uvicorn.Config(make_app(roots, token=token, loopback_only=is_loopback(host)), log_level="warning", lifespan="off")
+    config = uvicorn.Config(make_app(roots, token=token, loopback_only=is_loopback(host)),
+                            log_level="warning", lifespan="off")
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
 

@@ -34,7 +34,8 @@ def calibrate(
     calibrant: Annotated[str, typer.Option(help="pyFAI calibrant name, e.g. LaB6, CeO2, Si.")],
     energy: Annotated[float | None, typer.Option(help="X-ray energy in keV.")] = None,
     detector: Annotated[str | None, typer.Option(help="pyFAI detector name, e.g. Pilatus1M.")] = None,
-    pixel_size: Annotated[float | None, typer.Option("--pixel-size", help="Pixel size in µm (if no --detector).")] = None,
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size in µm (if no --detector).")] = None,
     guess_distance: Annotated[float | None, typer.Option("--guess-distance", help="Rough distance in mm.")] = None,
     dataset: Annotated[str | None, typer.Option(help="HDF5 dataset of the image.")] = None,
     frame: Annotated[int, typer.Option(help="Frame of a multi-frame file.")] = 0,
@@ -105,7 +106,8 @@ def process(
 @handle_errors
 def show(
     results: Annotated[Path, typer.Argument(help="results.h5 of a run.")],
-    save: Annotated[Path | None, typer.Option(help="Save the figures as PNG in this folder instead of opening windows.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        help="Save the figures as PNG in this folder instead of opening windows.")] = None,
 ) -> None:
     """Open the plots of an XRD results file (heat map, peaks vs frame, cake, mean pattern)."""
     import matplotlib

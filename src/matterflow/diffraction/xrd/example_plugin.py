@@ -57,10 +57,10 @@ class PeakRatio(Plugin):
     stage = "analysis"
     Params = PeakRatioParams
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         return {"ratio": ((), "dimensionless"), "ratio_err": ((), "dimensionless")}
 
-    def process(self, frame: Frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: PeakRatioParams = self.params  # type: ignore[assignment]
         r, y = frame.radial, frame.intensity
         s = frame.sigma if frame.sigma is not None else np.zeros_like(y)

@@ -5,8 +5,8 @@ peaks whose windows overlap are fitted together, on one background, in the
 union of their windows. Fits are weighted least squares
 (``scipy.optimize.curve_fit``; weights 1/σ when σ is given). Uncertainties are
 the square roots of the covariance diagonal, scaled by the reduced χ²
-(``absolute_sigma=False``), so they are honest also when σ is only relative. The area of a pseudo-Voigt of height ``h`` and full
-width ``w`` is ``h w (η π/2 + (1 - η) sqrt(π / (4 ln 2)))``.
+(``absolute_sigma=False``), so they are honest also when σ is only relative.
+The area of a pseudo-Voigt of height ``h`` and full width ``w`` is ``h w (η π/2 + (1 - η) sqrt(π / (4 ln 2)))``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ fractional coordinates ``(i/nx, j/ny, k/nz)`` of the cell.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from matterflow.core.errors import InputError
 from matterflow.electrons.descriptors._grid import grid_coordinates
 from matterflow.electrons.descriptors.bispectrum import (
@@ -21,6 +25,9 @@ from matterflow.electrons.descriptors.gaussian import (
     gaussian_descriptors,
     n_gaussian_features,
 )
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 __all__ = [
     "BispectrumParams",
@@ -44,8 +51,10 @@ def n_features(params: BispectrumParams | GaussianDescriptorParams) -> int:
                      f"{type(params).__name__}")
 
 
-def compute_descriptors(atoms, grid_shape, params: BispectrumParams | GaussianDescriptorParams, *,
-                        points=None, n_threads: int | None = None):
+def compute_descriptors(atoms: Atoms, grid_shape: tuple[int, int, int],
+                        params: BispectrumParams | GaussianDescriptorParams, *,
+                        points: slice | np.ndarray | None = None, n_threads: int | None = None
+                        ) -> np.ndarray:
     """Descriptors of the kind ``params`` selects (see the two functions)."""
     if isinstance(params, BispectrumParams):
         return bispectrum_descriptors(atoms, grid_shape, params, points=points, n_threads=n_threads)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
@@ -67,6 +68,9 @@ from matterflow.electrons.descriptors._grid import (
     normalize_points,
     species_index,
 )
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 __all__ = ["BispectrumParams", "bispectrum_descriptors", "bispectrum_indices",
            "n_bispectrum_features"]
@@ -510,8 +514,10 @@ def _species_arrays(params: BispectrumParams, symbols: list[str]):
     return index, rcut, wj
 
 
-def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | None = None, *,
-                           points=None, n_threads: int | None = None) -> np.ndarray:
+def bispectrum_descriptors(atoms: Atoms, grid_shape: tuple[int, int, int],
+                           params: BispectrumParams | dict | None = None, *,
+                           points: slice | np.ndarray | None = None, n_threads: int | None = None
+                           ) -> np.ndarray:
     """Bispectrum components of ``atoms`` on a ``grid_shape`` grid (LAMMPS ``sna/grid``).
 
     Parameters

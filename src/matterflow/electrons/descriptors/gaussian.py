@@ -14,6 +14,7 @@ periodic images.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
@@ -31,6 +32,9 @@ from matterflow.electrons.descriptors._grid import (
     normalize_points,
     species_index,
 )
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 __all__ = ["GaussianDescriptorParams", "gaussian_descriptors", "n_gaussian_features"]
 
@@ -78,8 +82,10 @@ def _gaussian_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, pref, ar
                         out[ip, s] += pref[s] * math.exp(-rsq * argfac[s])
 
 
-def gaussian_descriptors(atoms, grid_shape, params: GaussianDescriptorParams | dict | None = None,
-                         *, points=None, n_threads: int | None = None) -> np.ndarray:
+def gaussian_descriptors(atoms: Atoms, grid_shape: tuple[int, int, int],
+                         params: GaussianDescriptorParams | dict | None = None, *,
+                         points: slice | np.ndarray | None = None, n_threads: int | None = None
+                         ) -> np.ndarray:
     """Gaussian atomic-density descriptors of ``atoms`` on a grid (atoms/Å³).
 
     Parameters

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from matterflow.core.registry import Params
-from matterflow.diffraction.xrd.plugins._base import Plugin, radial_units
+from matterflow.diffraction.xrd.plugins._base import Frame, Plugin, radial_units
 from matterflow.diffraction.xrd.plugins.integrate import chain_unit
 
 __all__ = ["FitPeaksParams", "FitPeaks"]
@@ -34,7 +34,7 @@ class FitPeaks(Plugin):
     def runs_in_threads(self) -> bool:
         return True
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         n = len(self.params.centers)  # type: ignore[attr-defined]
         u = radial_units(chain_unit(chain))
         a = "counts*" + u
@@ -43,7 +43,7 @@ class FitPeaks(Plugin):
                 "area": ((n,), a), "area_err": ((n,), a), "eta": ((n,), "dimensionless"),
                 "chi2_red": ((n,), "dimensionless")}
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         from matterflow.diffraction.xrd.fitting import fit_peaks
 
         p: FitPeaksParams = self.params  # type: ignore[assignment]

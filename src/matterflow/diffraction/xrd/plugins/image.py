@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params
-from matterflow.diffraction.xrd.plugins._base import Plugin
+from matterflow.diffraction.xrd.plugins._base import Frame, Plugin
 
 __all__ = ["DarkFlatParams", "DarkFlat", "MaskParams", "Mask", "SubtractImageParams", "SubtractImage"]
 
@@ -28,7 +30,7 @@ class DarkFlat(Plugin):
     def runs_in_threads(self) -> bool:
         return True
 
-    def setup(self, shape, ai, chain):
+    def setup(self, shape: tuple[int, int], ai: Any, chain: list[Plugin]) -> None:
         from matterflow.diffraction.xrd._io import read_image
 
         p: DarkFlatParams = self.params  # type: ignore[assignment]
@@ -43,7 +45,7 @@ class DarkFlat(Plugin):
                                  f"{shape}")
             setattr(self, what, img)
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         frame.dark, frame.flat = self.dark, self.flat
         return None
 
@@ -71,7 +73,7 @@ class Mask(Plugin):
     def runs_in_threads(self) -> bool:
         return True
 
-    def setup(self, shape, ai, chain):
+    def setup(self, shape: tuple[int, int], ai: Any, chain: list[Plugin]) -> None:
         from matterflow.diffraction.xrd._io import read_image
 
         p: MaskParams = self.params  # type: ignore[assignment]
@@ -97,7 +99,7 @@ class Mask(Plugin):
         if ai is not None:  # pyFAI leaves these pixels out of its engine (built once)
             ai.detector.mask = m.astype(np.int8)
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         # the static part is in the integrator's detector mask; frame.mask gets the
         # pixels masked in this frame only (thresholds)
         p: MaskParams = self.params  # type: ignore[assignment]
@@ -123,7 +125,7 @@ class SubtractImage(Plugin):
     def runs_in_threads(self) -> bool:
         return True
 
-    def setup(self, shape, ai, chain):
+    def setup(self, shape: tuple[int, int], ai: Any, chain: list[Plugin]) -> None:
         from matterflow.diffraction.xrd._io import read_image
 
         p: SubtractImageParams = self.params  # type: ignore[assignment]
@@ -134,6 +136,6 @@ class SubtractImage(Plugin):
                              f"{shape}")
         self.bg = (p.scale * img).astype(np.float32)
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         frame.image = np.asarray(frame.image, dtype=np.float32) - self.bg
         return None

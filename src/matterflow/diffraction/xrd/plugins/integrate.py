@@ -139,7 +139,7 @@ class Integrate1D(Plugin):
     def runs_in_threads(self) -> bool:
         return uses_fast_kernel(self.params)  # type: ignore[arg-type]
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: IntegrateParams = self.params  # type: ignore[assignment]
         res = integrate_pattern(self, p, frame)
         frame.radial = np.asarray(res.radial)
@@ -166,12 +166,12 @@ class Sector(Plugin):
     def runs_in_threads(self) -> bool:
         return uses_fast_kernel(self.params)  # type: ignore[arg-type]
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         p = self.params
         return {"radial": ((p.npt,), radial_units(p.unit)), "intensity": ((p.npt,), "counts"),
                 "sigma": ((p.npt,), "counts")}
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: SectorParams = self.params  # type: ignore[assignment]
         res = integrate_pattern(self, p, frame)
         sig = res.sigma if res.sigma is not None else np.full(p.npt, np.nan)
@@ -191,13 +191,13 @@ class Integrate2D(Plugin):
     stage = "integrate"
     Params = Integrate2DParams
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         p = self.params
         return {"intensity": ((p.npt_azim, p.npt), "counts"),
                 "radial": ((p.npt,), radial_units(p.unit)),
                 "azimuthal": ((p.npt_azim,), "deg")}
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: Integrate2DParams = self.params  # type: ignore[assignment]
         img, kw = integrate_kwargs(p, frame)
         with PYFAI_LOCK:
@@ -229,11 +229,11 @@ class ChiProfile(Plugin):
     stage = "integrate"
     Params = ChiProfileParams
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         n = self.params.npt  # type: ignore[attr-defined]
         return {"chi": ((n,), "deg"), "intensity": ((n,), "counts")}
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: ChiProfileParams = self.params  # type: ignore[assignment]
         img = frame.image
         extra: dict[str, Any] = {}

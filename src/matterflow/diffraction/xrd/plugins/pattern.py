@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from matterflow.core.registry import Params
-from matterflow.diffraction.xrd.plugins._base import Plugin
+from matterflow.diffraction.xrd.plugins._base import Frame, Plugin
 from matterflow.diffraction.xrd.plugins.integrate import chain_npt
 
 __all__ = ["BackgroundParams", "Background", "snip"]
@@ -47,10 +47,10 @@ class Background(Plugin):
     def runs_in_threads(self) -> bool:
         return True
 
-    def outputs(self, chain):
+    def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         return {"background": ((chain_npt(chain),), "counts")}
 
-    def process(self, frame):
+    def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         p: BackgroundParams = self.params  # type: ignore[assignment]
         y = frame.intensity
         if p.method == "constant":
