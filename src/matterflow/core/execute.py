@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import shutil
 import time
 import warnings
@@ -61,6 +62,35 @@ RESULTS_NAME = "results.h5"
 PROGRESS_TOPIC = "matterflow-progress"
 CACHE_NAME = ".matterflow-cache"
 log = logging.getLogger(__name__)
+
+
+def _error_names(cls: type = MatterflowError) -> set[str]:
+    return {cls.__name__}.union(*(_error_names(c) for c in cls.__subclasses__()))
+
+
+class _QuietMatterflowErrors(logging.Filter):
+    """Drops Dask's "Compute Failed ... Traceback" log of a task that raised a
+    :class:`MatterflowError`: that error comes back through its future and the CLI
+    prints its clean message; other exceptions (bugs) are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = str(args[3]) if len(args) > 3 else record.getMessage()
+        m = re.match(r"\s*(?:[\w.]+\.)?(\w+)\(", text)
+        return not (m and m.group(1) in _error_names())
+
+
+def quiet_task_errors() -> None:
+    """Install :class:`_QuietMatterflowErrors` on Dask's worker logger (once per process;
+    done when this module is imported, so also in worker processes)."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _QuietMatterflowErrors) for f in logger.filters):
+        logger.addFilter(_QuietMatterflowErrors())
+
+
+quiet_task_errors()
 
 
 @dataclass
