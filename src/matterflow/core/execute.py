@@ -144,11 +144,32 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         raise InputError(f"--workers must be >= 1; got {n}")
     # CRITICAL: a worker's heartbeat racing the scheduler's shutdown logs an ERROR with a
     # traceback at the end of good runs; task failures come back through their futures
-    with LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
-                      processes=processes,
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster_, \
-            Client(cluster_) as client:
+    with _workers_ignore_sigint(processes):
+        cluster_ = LocalCluster(n_workers=n if processes else 1,
+                                threads_per_worker=1 if processes else n, processes=processes,
+                                dashboard_address=None, silence_logs=logging.CRITICAL)
+    with cluster_, Client(cluster_) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint(processes: bool) -> Iterator[None]:
+    """Worker processes started in this block ignore SIGINT (they inherit SIG_IGN, and
+    Python then installs no KeyboardInterrupt handler): a Ctrl-C in the terminal reaches
+    the whole process group, and only this process should handle it -- it stops the run,
+    keeps the stored batches and closes the cluster -- instead of every worker printing
+    a KeyboardInterrupt traceback. (A Ctrl-C during the cluster's start-up is ignored.)"""
+    import signal
+    import threading
+
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def executor_label(scheduler: str | None = None, workers: int | None = None, *,
