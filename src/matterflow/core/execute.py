@@ -147,7 +147,11 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
     with _workers_ignore_sigint(processes):
         cluster_ = LocalCluster(n_workers=n if processes else 1,
                                 threads_per_worker=1 if processes else n, processes=processes,
-                                dashboard_address=None, silence_logs=logging.CRITICAL)
+                                dashboard_address=None, silence_logs=logging.CRITICAL,
+                                # no dashboard; the scheduler's small HTTP server (health,
+                                # metrics) on a free port, not 8787 (a "port in use" warning
+                                # whenever another cluster runs on the machine)
+                                scheduler_kwargs={"dashboard_address": ":0"})
     with cluster_, Client(cluster_) as client:
         yield client
 
