@@ -125,8 +125,10 @@ class Pipeline:
                 return
             det = self.ai.detector
             if det.max_shape is not None and tuple(det.max_shape) != shape:
+                frames = f" of {self.source.path}" if self.source is not None else ""
                 raise InputError(f"geometry: the detector in the PONI has shape "
-                                 f"{tuple(det.max_shape)}; the frames have {shape}")
+                                 f"{tuple(det.max_shape)}; the frames{frames} have {shape} "
+                                 "(a damaged frame file reads as a wrong shape too)")
             for p in self.chain:
                 p.setup(shape, self.ai, self.chain)
             self.shape = shape

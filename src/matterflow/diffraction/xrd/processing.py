@@ -132,6 +132,13 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
         raise InputError(f"{path}: {exc}") from None
     n = len(pipe.source)  # type: ignore[arg-type]
     unit = pipe.unit
+    from matterflow.diffraction.xrd._io import FrameError
+
+    try:  # the first frame is read now: a damaged file is an input error, not n failed frames
+        pipe.source[0]  # type: ignore[index]
+    except FrameError as exc:
+        pipe.source.close()  # type: ignore[union-attr]
+        raise InputError(f"{path}: {exc}") from None
     if spec.reduce is not None and spec.reduce.centers:
         from matterflow.diffraction.xrd.plugins.integrate import chain_radial_range
 

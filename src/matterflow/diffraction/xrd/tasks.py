@@ -139,14 +139,17 @@ class CalibrationResult:
 
 def load_calibration_image(image: Any, dataset: str | None = None, frame: int = 0) -> np.ndarray:
     if isinstance(image, (str, Path)):
-        from matterflow.diffraction.xrd._io import open_frames
+        from matterflow.diffraction.xrd._io import FrameError, open_frames
 
         src = open_frames(image, dataset=dataset)
-        if frame >= len(src):
-            raise InputError(f"{image}: frame {frame} requested; the file has {len(src)}")
-        img = src[frame]
-        src.close()
-        return img
+        try:
+            if frame >= len(src):
+                raise InputError(f"{image}: frame {frame} requested; the file has {len(src)}")
+            return src[frame]
+        except FrameError as exc:  # a damaged calibrant image: nothing to calibrate
+            raise InputError(str(exc)) from None
+        finally:
+            src.close()
     return np.asarray(image, dtype=np.float32)
 
 
@@ -365,9 +368,12 @@ def reduce(radial: np.ndarray, intensity: np.ndarray, sigma: np.ndarray | None =
     sel[params.first:params.last] = True
     use = ok & sel
     if not use.any():
+        first_bad = next((f"frame {i}: {why[i]}" for i in range(n) if st[i] in (1, 2) and why[i]),
+                         "")
         raise InputError(f"xrd.reduce: no good frame in frames {params.first}..{params.last} "
                          f"({int(failed.sum())} of {n} failed, {int(suspect.sum())} suspect; "
-                         "include_suspect: true combines the suspect ones)")
+                         "include_suspect: true combines the suspect ones)"
+                         + (f"; first: {first_bad}" if first_bad else ""))
     r = rad[np.argmax(use)]
     y = inten[use].sum(axis=0) if params.operation == "sum" else inten[use].mean(axis=0)
     if sigma is not None:
