@@ -135,7 +135,11 @@ def test_disk_full_in_the_middle_is_a_clean_error_keeps_batches_and_rerun_comple
 
 
 def test_read_only_out_exits_2_with_the_folder_named(tmp_path, cli_env, big_scan):
+    import h5py
+
     mnt = tmp_path / "mnt"
+    with h5py.File(tmp_path / "results.h5", "w") as f:   # for `report` into the folder
+        f.attrs["workflow_name"] = "x"
     res = in_namespace(tmp_path, f"""
         mount({str(mnt)!r}, "size=8m")
         os.makedirs({str(mnt / 'out')!r})
@@ -143,11 +147,15 @@ def test_read_only_out_exits_2_with_the_folder_named(tmp_path, cli_env, big_scan
         a = run("run", {str(big_scan / 'wf.yaml')!r}, "--out", {str(mnt / 'out')!r}, "--quiet")
         b = run("xrd", "process", {str(big_scan / 'process.yaml')!r}, "--out",
                 {str(mnt / 'out')!r}, "--quiet")
-        print(json.dumps([a, b]))
+        c = run("report", {str(tmp_path / 'results.h5')!r}, "--out",
+                {str(mnt / 'out' / 'report.html')!r})
+        print(json.dumps([a, b, c]))
     """, cli_env)
-    for r in res:
+    for r in res[:2]:
         text = _clean(r)
         assert r["rc"] == 2 and str(mnt / "out") in text and "cannot write there" in text, text
+    text = _clean(res[2])
+    assert res[2]["rc"] == 1 and "read-only" in text and "report.html" in text, text
 
 
 @pytest.mark.slow

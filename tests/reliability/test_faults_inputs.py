@@ -271,3 +271,23 @@ def test_corrupt_input_exits_2_naming_the_file_without_traceback(what, tmp_path,
     assert r.exit_code == 2, f"exit {r.exit_code}: {r.output[-2000:]}"
     assert named.name in text, r.output
     assert "Traceback" not in r.output
+
+
+def test_basis_predict_out_that_is_a_folder_exits_2_before_loading(tmp_path):
+    (tmp_path / "predictions").mkdir()
+    r = runner.invoke(app, ["basis", "predict", str(tmp_path / "any.model"),
+                            str(tmp_path / "new.csv"), "--out", str(tmp_path / "predictions")])
+    assert r.exit_code == 2 and "is a folder" in r.output and "predictions" in r.output
+    assert not isinstance(r.exception, IsADirectoryError)
+
+
+def test_report_into_a_path_under_a_file_is_a_clean_storage_error(tmp_path):
+    import h5py
+
+    res = tmp_path / "results.h5"
+    with h5py.File(res, "w") as f:
+        f.attrs["workflow_name"] = "x"
+    (tmp_path / "afile").write_text("")
+    r = runner.invoke(app, ["report", str(res), "--out", str(tmp_path / "afile" / "r.html")])
+    assert r.exit_code == 1 and "afile" in r.output and "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
