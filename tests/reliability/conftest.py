@@ -20,9 +20,19 @@ HERE = Path(__file__).parent
 _CASES: dict[str, str] = {}  # nodeid -> held / BROKEN / skipped
 
 
+_PREFIX: list[str] = []  # this folder's node-id prefix, relative to the rootdir
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        _PREFIX[:] = [HERE.relative_to(config.rootpath).as_posix() + "/"]
+    except ValueError:
+        _PREFIX[:] = [HERE.as_posix() + "/"]
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = Path(str(report.fspath)).resolve() if report.fspath else None
-    if path is None or HERE not in path.parents:
+    # by node id: a test that changed the working folder gives a relative fspath
+    if not _PREFIX or not report.nodeid.startswith(_PREFIX[0]):
         return
     if report.when == "setup" and report.skipped:
         _CASES[report.nodeid] = "skipped"
@@ -39,7 +49,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     tr = terminalreporter
     tr.section("fault-injection cases")
     for nodeid, state in _CASES.items():
-        tr.write_line(f"{state:8s} {nodeid.split('tests/reliability/', 1)[-1]}")
+        tr.write_line(f"{state:8s} {nodeid[len(_PREFIX[0]):]}")
     held = sum(s == "held" for s in _CASES.values())
     skipped = sum(s == "skipped" for s in _CASES.values())
     tr.write_line(f"{len(_CASES)} cases, {held} held" + (f", {skipped} skipped" if skipped else ""))
