@@ -236,7 +236,7 @@ class ProcessParams(SourceParams):
             raise ValueError(str(exc)) from None
 
 
-@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="3")
+@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="4")
 def process(frame: Any, geometry: Any, source: Path | None = None, *,
             params: ProcessParams) -> FrameResult:
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
