@@ -105,6 +105,33 @@ def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:
     return found
 
 
+def _merged_entries(available: dict[str, list[Path]], new: list[tuple[str, Path, str]],
+                   failed: list[str], out: Path) -> list[tuple[str, Path, str]]:
+    """The demo index's entries: this run's, and the earlier runs still in ``out`` (so
+    ``demo --only core`` adds its card to the gallery instead of replacing it), in the
+    order of the demos."""
+    import h5py
+
+    fresh = {label: (label, rep, st) for label, rep, st in new}
+    merged = []
+    for domain, paths in available.items():
+        for path in paths:
+            label = domain if len(paths) == 1 else f"{domain}/{path.stem}"
+            if label in fresh:
+                merged.append(fresh.pop(label))
+                continue
+            report, results = out / label / "report.html", out / label / "results.h5"
+            if label in failed or not (report.is_file() and results.is_file()):
+                continue
+            try:
+                with h5py.File(results, "r") as f:
+                    status = str(f.attrs.get("status", "complete"))
+            except OSError:
+                continue
+            merged.append((label, report, status))
+    return merged + list(fresh.values())
+
+
 @app.command()
 @handle_errors
 def demo(
@@ -142,7 +169,7 @@ def demo(
                 console.print(f"[red]{label} failed:[/red] {exc}")
                 continue
             entries.append((label, results.with_name("report.html"), status))
-    index = write_index(entries, out / "index.html")
+    index = write_index(_merged_entries(available, entries, failed, out), out / "index.html")
     console.print(f"\n[bold]demo report:[/bold] {index.resolve()}")
     if failed:
         raise typer.Exit(code=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from matterflow.core.errors import MatterflowError
+from matterflow.core.errors import InputError, MatterflowError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -217,6 +218,25 @@ def parse_key_values(items: str | list[str] | tuple[str, ...] | None, option: st
                 raise InputError(f"{option} {text!r}: expected {form}"
                                  + (f", e.g. {example}" if example else "")) from None
     return out
+
+
+def parse_ints(text: str | None, option: str, n: int = 3, *, minimum: int = 1
+               ) -> tuple[int, ...] | None:
+    """``"2,2,2"`` (or ``2x2x2``, ``"2 2 2"``) -> ``(2, 2, 2)``; None stays None.
+
+    :class:`InputError` naming ``option`` if there are not ``n`` integers >= ``minimum``.
+    """
+    if text is None:
+        return None
+    parts = [q for q in re.split(r"[,x\s]+", str(text).strip()) if q]
+    try:
+        vals = tuple(int(q) for q in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != n or any(v < minimum for v in vals):
+        raise InputError(f"{option}: {n} integers >= {minimum} separated by commas are needed, "
+                         f"e.g. {','.join(['2'] * n)}; got {text!r}")
+    return vals
 
 
 def figure_filename(title: str, index: int) -> str:

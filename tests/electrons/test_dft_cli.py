@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_dft_then_observables(tmp_path):
     out = tmp_path / "snaps"
     res = runner.invoke(app, ["electrons", "dft", "--out", str(out), "--snapshots", "1",
-                              "--kpts", "1", "1", "1", "--mesh", "8", "8", "8",
+                              "--kpts", "1,1,1", "--mesh", "8,8,8",
                               "--temperature", "933", "--energy-min", "-6", "--energy-max", "14",
                               "--quiet"])
     assert res.exit_code == 0, res.output

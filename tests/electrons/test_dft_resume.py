@@ -19,7 +19,7 @@ N = 8
 
 def _cmd(out):
     return [str(BIN / "matterflow"), "electrons", "dft", "--out", str(out), "--snapshots", str(N),
-            "--kpts", "1", "1", "1", "--mesh", "8", "8", "8", "--energy-min", "-6",
+            "--kpts", "1,1,1", "--mesh", "8,8,8", "--energy-min", "-6",
             "--energy-max", "14", "--workers", "1", "--quiet"]
 
 

@@ -176,6 +176,8 @@ def predict(
     from matterflow.basis.data import load_csv
     from matterflow.basis.model import BasisPredictor
 
+    if out is not None and out.is_dir():
+        raise InputError(f"--out {out}: is a folder; give the name of the CSV file to write")
     predictor = BasisPredictor.load(model, trust_pickle=trust_pickle)
     table = load_csv(data, features=predictor.features_, require_target=False,
                      require_levels=False, column_map=_map(column_map))
@@ -195,6 +197,7 @@ def predict(
                   f"({pct} % interval); {int(frame.extrapolating.sum())} outside the training "
                   "range of the features")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
+        from matterflow.core.store import atomic_write_bytes
+
+        atomic_write_bytes(out, frame.to_csv(index=False).encode())
         console.print(f"predictions: {out}")

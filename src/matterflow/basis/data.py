@@ -212,8 +212,11 @@ def load_csv(path: str | Path | None = None, *, features: list[str] | None = Non
                              f"{frame[c].iloc[i]!r}; a number is expected")
         if values.isna().any():
             i = int(np.flatnonzero(values.isna().to_numpy())[0])
+            what = ("the target must be given in every row" if c == TARGET else
+                    f"feature {c!r} must be given in every row" if c in features else
+                    f"{c!r} must be given in every row")
             raise InputError(f"{src}: column {c!r}, {_row_label(i)}: missing value (NaN); "
-                             "every feature and the target must be given")
+                             f"{what}")
         if not np.isfinite(values.to_numpy(dtype=float)).all():
             i = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))[0])
             raise InputError(f"{src}: column {c!r}, {_row_label(i)}: infinite value")

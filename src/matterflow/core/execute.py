@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import shutil
 import time
 import warnings
@@ -61,6 +62,39 @@ RESULTS_NAME = "results.h5"
 PROGRESS_TOPIC = "matterflow-progress"
 CACHE_NAME = ".matterflow-cache"
 log = logging.getLogger(__name__)
+
+
+def _error_names(cls: type = MatterflowError) -> set[str]:
+    names = {cls.__name__}
+    subclasses: list[type] = cls.__subclasses__()
+    for sub in subclasses:
+        names |= _error_names(sub)
+    return names
+
+
+class _QuietMatterflowErrors(logging.Filter):
+    """Drops Dask's "Compute Failed ... Traceback" log of a task that raised a
+    :class:`MatterflowError`: that error comes back through its future and the CLI
+    prints its clean message; other exceptions (bugs) are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = str(args[3]) if len(args) > 3 else record.getMessage()
+        m = re.match(r"\s*(?:[\w.]+\.)?(\w+)\(", text)
+        return not (m and m.group(1) in _error_names())
+
+
+def quiet_task_errors() -> None:
+    """Install :class:`_QuietMatterflowErrors` on Dask's worker logger (once per process;
+    done when this module is imported, so also in worker processes)."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _QuietMatterflowErrors) for f in logger.filters):
+        logger.addFilter(_QuietMatterflowErrors())
+
+
+quiet_task_errors()
 
 
 @dataclass
@@ -114,11 +148,36 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         raise InputError(f"--workers must be >= 1; got {n}")
     # CRITICAL: a worker's heartbeat racing the scheduler's shutdown logs an ERROR with a
     # traceback at the end of good runs; task failures come back through their futures
-    with LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
-                      processes=processes,
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster_, \
-            Client(cluster_) as client:
+    with _workers_ignore_sigint(processes):
+        cluster_ = LocalCluster(n_workers=n if processes else 1,
+                                threads_per_worker=1 if processes else n, processes=processes,
+                                dashboard_address=None, silence_logs=logging.CRITICAL,
+                                # no dashboard; the scheduler's small HTTP server (health,
+                                # metrics) on a free port, not 8787 (a "port in use" warning
+                                # whenever another cluster runs on the machine)
+                                scheduler_kwargs={"dashboard_address": ":0"})
+    with cluster_, Client(cluster_) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint(processes: bool) -> Iterator[None]:
+    """Worker processes started in this block ignore SIGINT (they inherit SIG_IGN, and
+    Python then installs no KeyboardInterrupt handler): a Ctrl-C in the terminal reaches
+    the whole process group, and only this process should handle it -- it stops the run,
+    keeps the stored batches and closes the cluster -- instead of every worker printing
+    a KeyboardInterrupt traceback. (A Ctrl-C during the cluster's start-up is ignored.)"""
+    import signal
+    import threading
+
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def executor_label(scheduler: str | None = None, workers: int | None = None, *,

@@ -182,13 +182,20 @@ class RunLock:
             time.sleep(self.poll_s)
 
     def release(self) -> None:
-        """Remove the lock file if this process holds it."""
+        """Remove the lock file if this process holds it.
+
+        If it cannot be removed (the folder became read-only or vanished), it is left:
+        the next run finds it stale (this process is gone) and takes it over; the error
+        that ended the run is the one reported, not this one."""
         if not self.held:
             return
         self.held = False
-        info = self._read()
+        try:
+            info = self._read()
+        except OSError:
+            return
         if info and info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
     def __enter__(self) -> RunLock:

@@ -51,11 +51,18 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
 
 
 def _summary(value: Any) -> tuple[str, str, str]:
-    """(shape, dtype, value or range) of an output, as HTML-safe text."""
+    """(shape, dtype, value or range) of an output, as HTML-safe text (every part escaped:
+    a crafted file's compound dtype carries field names of its own choosing)."""
+    shape, dtype, val = _summary_text(value)
+    return html.escape(shape), html.escape(dtype), val
+
+
+def _summary_text(value: Any) -> tuple[str, str, str]:
     if isinstance(value, str):
         return "", "str", html.escape(value[:200])
     if isinstance(value, list):
-        return f"({len(value)},)", "str", html.escape(", ".join(value[:5]) + (" …" if len(value) > 5 else ""))
+        return f"({len(value)},)", "str", html.escape(", ".join(map(str, value[:5]))
+                                                      + (" …" if len(value) > 5 else ""))
     arr = np.asarray(value)
     if arr.ndim == 0:
         return "()", str(arr.dtype), html.escape(f"{arr.item():.6g}" if arr.dtype.kind == "f" else str(arr.item()))
@@ -64,7 +71,7 @@ def _summary(value: Any) -> tuple[str, str, str]:
         rng = f"{finite.min():.4g} … {finite.max():.4g}" if finite.size else "all non-finite"
     else:
         rng = ""
-    return str(arr.shape), str(arr.dtype), rng
+    return str(arr.shape), str(arr.dtype), html.escape(rng)
 
 
 def _flat(values: dict[str, Any], units: dict[str, str], prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -82,7 +89,8 @@ def _step_section(results: Results, step: str) -> str:
     values, units = results.read(step)
     parts = [f"<h2 id='{html.escape(step)}'>{html.escape(step)} "
              f"<small>({html.escape(str(attrs.get('task', '?')))})</small></h2>"]
-    meta = [(html.escape(k), html.escape(json.dumps(attrs[k]) if isinstance(attrs[k], dict) else str(attrs[k])))
+    meta = [(html.escape(k), html.escape(json.dumps(attrs[k], default=str)
+                                         if isinstance(attrs[k], dict) else str(attrs[k])))
             for k in ("status", "duration_s", "n_items", "key", "inputs") if k in attrs]
     parts.append(_table(meta, ("", "")))
     params = attrs.get("params", {})
@@ -127,7 +135,7 @@ def write_report(results_path: str | Path, out: str | Path | None = None) -> Pat
     status = str(prov.get("status", ""))
     keys = ["status", "workflow_file", "matterflow_version", "git_commit", "start_time",
             "end_time", "executor", "host", "user", "python_version", "platform", "command"]
-    rows = [(k, html.escape(str(prov[k]))) for k in keys if k in prov]
+    rows = [(html.escape(k), html.escape(str(prov[k]))) for k in keys if k in prov]
     for k in ("seeds", "input_checksums", "library_versions"):
         if prov.get(k):
             rows.append((k, "<pre>" + html.escape(json.dumps(prov[k], indent=1)) + "</pre>"))
@@ -186,5 +194,4 @@ def write_index(entries: list[tuple[str, Path, str]], out: Path) -> Path:
             f"<p>Every domain's demo: its headline figure and number. Browse all runs with "
             f"<code>matterflow view {html.escape(out.parent.name or '.')}</code>.</p>"
             f"{cards}</body></html>")
-    out.write_text(page)
-    return out
+    return atomic_write_bytes(out, page.encode("utf-8"))

@@ -18,6 +18,7 @@ from matterflow.clitools import (
     console,
     handle_errors,
     make_progress,
+    parse_ints,
 )
 from matterflow.core.errors import InputError
 
@@ -66,7 +67,7 @@ def _save_snapshots(results: Path, step: str, targets: list[Path]) -> list[tuple
 def dft(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for snapshot_NNN.h5 files.")] = Path("dft-snapshots"),
     snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
-    repeat: Annotated[tuple[int, int, int], typer.Option(help="Repeats of the 4-atom fcc Al cube.")] = (1, 1, 1),
+    repeat: Annotated[str, typer.Option(metavar="N,N,N", help="Repeats of the 4-atom fcc Al cube.")] = "1,1,1",
     temperature: Annotated[float, typer.Option(help="Ionic temperature of the displacements (K).")] = 298.0,
     thermal: Annotated[str, typer.Option(
         help="Displacement sampler: 'phonons' (correlated harmonic modes from EMT force constants of the supercell, "
@@ -75,8 +76,9 @@ def dft(
         help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
     structure: Annotated[Path | None, typer.Option(
         help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
-    kpts: Annotated[tuple[int, int, int], typer.Option(help="Monkhorst-Pack k-grid.")] = (2, 2, 2),
-    mesh: Annotated[tuple[int, int, int] | None, typer.Option(
+    kpts: Annotated[str, typer.Option(metavar="N,N,N", help="Monkhorst-Pack k-grid, e.g. 2,2,2.")] = "2,2,2",
+    mesh: Annotated[str | None, typer.Option(
+        metavar="N,N,N",
         help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
     grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 0.3375,
     basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
@@ -103,6 +105,9 @@ def dft(
     from matterflow.electrons.dft_tasks import DftParams
 
     t_el = electronic_temperature if electronic_temperature is not None else max(temperature, 1.0)
+    repeat = parse_ints(repeat, "--repeat")  # type: ignore[assignment]
+    kpts = parse_ints(kpts, "--kpts")  # type: ignore[assignment]
+    mesh = parse_ints(mesh, "--mesh", minimum=4)  # type: ignore[assignment]
     try:
         params = DftParams(xc=xc, basis=basis, kpts=kpts, mesh=mesh or (12, 12, 12),
                            grid_spacing_a=None if mesh else grid_spacing,

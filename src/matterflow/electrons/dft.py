@@ -20,7 +20,9 @@ eigenvalues and of the band energy.
 
 from __future__ import annotations
 
+import io
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,8 +214,11 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
         mf.energy_tot = free_energy_tot
         return mf
 
+    kept = _kept_scf_file(cell, xc=xc, kpts=kpts, temperature_k=electronic_temperature_k,
+                          conv_tol_ha=conv_tol_ha)
+    dm_kept = _load_kept_scf(kept)
     mf = make_scf(kt_ha, conv_tol_ha, max_cycle)
-    f_tot = mf.kernel()
+    f_tot = mf.kernel() if dm_kept is None else mf.kernel(dm0=dm_kept)
     annealed = False
     if not mf.converged:
         # charge sloshing with sharp occupations (large cell, few k-points, low T):
@@ -243,12 +248,26 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
     energy_grid_ev = np.asarray(energy_grid_ev, dtype=float)
     if energy_grid_ev.ndim != 1 or len(energy_grid_ev) < 2:
         raise InputError("energy_grid_ev must be a 1-d array of at least 2 energies")
-    if eig_ev.min() - 3 * ldos_smearing_ev < energy_grid_ev[0]:
-        raise InputError(f"energy_grid_ev: lowest energy {energy_grid_ev[0]:.3f} eV must lie "
-                         f"3 sigma below the lowest eigenvalue {eig_ev.min():.3f} eV")
-    if fermi_ev + 10 * KB_EV * electronic_temperature_k + 3 * ldos_smearing_ev > energy_grid_ev[-1]:
-        raise InputError(f"energy_grid_ev: highest energy {energy_grid_ev[-1]:.3f} eV must lie "
-                         f"above the Fermi level {fermi_ev:.3f} eV + 10 kT + 3 sigma")
+    need_lo = eig_ev.min() - 3 * ldos_smearing_ev
+    need_hi = fermi_ev + 10 * KB_EV * electronic_temperature_k + 3 * ldos_smearing_ev
+    problems = []
+    if need_lo < energy_grid_ev[0]:
+        problems.append(f"the lowest energy {energy_grid_ev[0]:.3f} eV (energy_min_ev, "
+                        f"--energy-min) must lie 3 sigma below the lowest eigenvalue "
+                        f"{eig_ev.min():.3f} eV: give --energy-min {np.floor(need_lo * 2) / 2:g} "
+                        "or lower")
+    if need_hi > energy_grid_ev[-1]:
+        problems.append(f"the highest energy {energy_grid_ev[-1]:.3f} eV (energy_max_ev, "
+                        f"--energy-max) must lie above the Fermi level {fermi_ev:.3f} eV + 10 kT "
+                        f"+ 3 sigma = {need_hi:.3f} eV: give --energy-max "
+                        f"{np.ceil(need_hi * 2) / 2:g} or higher")
+    if problems:
+        where = _keep_scf(kept, mf)
+        raise InputError("LDOS energy window: " + "; ".join(problems) + (
+            f". The converged SCF is kept ({where}): a rerun with the new window starts from "
+            "it" if where else ""))
+    if kept is not None:
+        kept.unlink(missing_ok=True)
 
     # orbitals on the uniform grid
     coords = cell.get_uniform_grids(cell.mesh)
@@ -285,6 +304,50 @@ def run_dft(atoms: Atoms, *, xc: str = "lda,pz", basis: str = "gth-szv", pseudo:
                     electronic_temperature_k=float(electronic_temperature_k),
                     band_energy_ev=band_ev, total_energy_ev=e_int_ev - ts_ev,
                     ldos_smearing_ev=float(ldos_smearing_ev), meta=meta)
+
+
+def _kept_scf_file(cell: Any, **settings: Any) -> Path | None:
+    """Where the converged density matrix of this cell and these settings is kept when the
+    LDOS window did not fit (``$MATTERFLOW_CACHE_DIR/dft`` or ``~/.cache/matterflow/dft``);
+    None if caching is off (``MATTERFLOW_CACHE_DIR=off``)."""
+    import hashlib
+    import json
+    import os
+
+    root = os.environ.get("MATTERFLOW_CACHE_DIR")
+    if root is not None and root.strip().lower() in ("", "off", "0", "none"):
+        return None
+    base = Path(root) if root else Path.home() / ".cache" / "matterflow"
+    key = json.dumps({"atom": [(a, [round(float(x), 10) for x in xyz]) for a, xyz in cell.atom],
+                      "a": np.round(np.asarray(cell.a, float), 10).tolist(), "basis": cell.basis,
+                      "pseudo": cell.pseudo, "mesh": [int(m) for m in cell.mesh],
+                      **{k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}},
+                     sort_keys=True, default=str)
+    return base / "dft" / f"scf-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+
+
+def _keep_scf(path: Path | None, mf: Any) -> str:
+    """Save the converged density matrix at ``path``; '' if it cannot be written."""
+    if path is None:
+        return ""
+    try:
+        from matterflow.core.store import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(mf.make_rdm1()), allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+    except Exception:  # keeping it is a convenience: never hide the real message
+        return ""
+    return str(path)
+
+
+def _load_kept_scf(path: Path | None) -> np.ndarray | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
 
 
 def _fermi_from_occupations(eig_ev: np.ndarray, occ: np.ndarray, kt_ev: float,

@@ -25,10 +25,13 @@ Accepted inputs
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,19 +240,24 @@ class FrameSource:
                     parts.append(_Part(real, "h5", ds.name, 1 if ds.ndim == 2 else ds.shape[0]))
                 return parts
         if suffix == ".npy":
-            arr = np.load(path, mmap_mode="r")
+            arr = load_npy(path, mmap_mode="r")
             if arr.ndim not in (2, 3):
                 raise InputError(f"{path}: array of shape {arr.shape}; frames need 2 or 3 dims")
             self._check_shape(arr.shape[-2:], path)
             return [_Part(path, "npy", "", 1 if arr.ndim == 2 else arr.shape[0])]
+        accepted = f"accepted: HDF5 {sorted(_H5)}, {sorted(_FABIO)}, .npy"
         try:
             import fabio
 
-            img = fabio.open(str(path))
+            with _quiet_fabio():  # it logs every reader it tried at ERROR level
+                img = fabio.open(str(path))
         except Exception as exc:  # fabio raises many kinds
-            raise InputError(f"{path}: cannot read as an image (fabio: {exc}); accepted: HDF5 "
-                             f"{sorted(_H5)}, {sorted(_FABIO)}, .npy") from None
+            raise InputError(f"{path}: cannot read as an image (fabio: {exc}); {accepted}"
+                             ) from None
         try:
+            if len(img.shape) < 2 or min(img.shape[-2:]) < 1:
+                raise InputError(f"{path}: cannot read as an image (no reader understood it: "
+                                 f"damaged or not an image file); {accepted}")
             self._check_shape(img.shape[-2:], path)
             return [_Part(path, "fabio", "", int(getattr(img, "nframes", 1) or 1))]
         finally:
@@ -299,7 +307,7 @@ class FrameSource:
             if part.kind == "fabio":
                 import fabio
 
-                with fabio.open(str(part.path)) as img:
+                with _quiet_fabio(), fabio.open(str(part.path)) as img:
                     frm = img if j == 0 else img.getframe(j)
                     if getattr(img, "incomplete_file", False) or getattr(frm, "incomplete_data", False):
                         raise OSError("the file is truncated (incomplete data)")
@@ -343,6 +351,25 @@ def open_frames(path: str | Path, **options: Any) -> FrameSource:
     return FrameSource(path, **options)
 
 
+def load_npy(path: str | Path, **kwargs: Any) -> np.ndarray:
+    """``np.load`` of a .npy file (no pickles), or InputError naming the file."""
+    try:
+        return np.load(path, allow_pickle=False, **kwargs)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_fabio() -> Iterator[None]:
+    log = logging.getLogger("fabio")
+    old = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
 def read_image(path: str | Path, *, dataset: str | None = None, what: str = "image") -> np.ndarray:
     """One 2D image (dark, flat, mask, calibrant) from any supported file, float32.
 
@@ -352,14 +379,18 @@ def read_image(path: str | Path, *, dataset: str | None = None, what: str = "ima
     if not p.exists():
         raise InputError(f"{what} file {str(p)!r} not found")
     if p.suffix.lower() == ".npy":
-        arr = np.load(p)
+        arr = load_npy(p)
     else:
         src = FrameSource(p, dataset=dataset)
-        if len(src) == 1:
-            arr = src[0]
-        else:
-            arr = np.mean([src[i] for i in range(len(src))], axis=0)
-        src.close()
+        try:
+            if len(src) == 1:
+                arr = src[0]
+            else:
+                arr = np.mean([src[i] for i in range(len(src))], axis=0)
+        except FrameError as exc:
+            raise InputError(f"{what} file {str(p)!r}: {exc}") from None
+        finally:
+            src.close()
     arr = np.asarray(arr)
     if arr.ndim == 3:
         arr = arr.mean(axis=0)

@@ -39,7 +39,8 @@ from matterflow.diffraction.xrd._geometry import (
     wavelength_m,
 )
 
-__all__ = ["auto_calibrate", "Calibration", "find_beam_centre", "guess_distance"]
+__all__ = ["auto_calibrate", "Calibration", "find_beam_centre", "guess_distance",
+           "tilt_uncertainty", "DEGENERATE_TILT_DEG"]
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,48 @@ def guess_distance(peaks_px: np.ndarray, tth_rad: np.ndarray, pixel_m: float,
     return d, best[2]
 
 
+DEGENERATE_TILT_DEG = 0.02
+"""Standard error of a refined tilt (deg) above which -- and above a quarter of the larger
+tilt, i.e. the tilts are not clearly told from zero -- the geometry is called degenerate."""
+
+
+def tilt_uncertainty(ai: Any, control_points: np.ndarray, rms_tth_deg: float
+                     ) -> tuple[np.ndarray, float]:
+    """Standard errors (deg) of rot1, rot2 from the control points, and the larger of the
+    tilt-centre correlations (rot1-poni2, rot2-poni1).
+
+    Linearised least squares: the Jacobian of each control point's 2θ with respect to
+    (dist, poni1, poni2, rot1, rot2) by central differences, covariance
+    ``(JᵀJ)⁻¹ σ²`` with σ the rms 2θ residual.
+    """
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    cp = np.asarray(control_points, float)
+    if cp.shape[0] < 6 or not np.isfinite(rms_tth_deg):
+        return np.array([np.nan, np.nan]), float("nan")
+    d1, d2 = cp[:, 0], cp[:, 1]
+    base = np.array([ai.dist, ai.poni1, ai.poni2, ai.rot1, ai.rot2], float)
+    steps = np.array([1e-6, 1e-7, 1e-7, 1e-6, 1e-6])
+
+    def tth(p: np.ndarray) -> np.ndarray:
+        a = AzimuthalIntegrator(dist=p[0], poni1=p[1], poni2=p[2], rot1=p[3], rot2=p[4],
+                                rot3=ai.rot3, detector=ai.detector, wavelength=ai.wavelength)
+        return np.asarray(a.tth(d1, d2))
+
+    cols = []
+    for k in range(5):
+        e = np.zeros(5)
+        e[k] = steps[k]
+        cols.append((tth(base + e) - tth(base - e)) / (2 * steps[k]))
+    jac = np.column_stack(cols)
+    cov = np.linalg.pinv(jac.T @ jac) * np.radians(rms_tth_deg) ** 2
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sd, sd)
+    c = float(np.nanmax(np.abs([corr[3, 2], corr[4, 1]])))
+    return np.degrees(sd[3:5]), c
+
+
 def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
                    detector: str | None = None, pixel_size_um: float | None = None,
                    guess_distance_mm: float | None = None,
@@ -314,6 +357,18 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
         warnings.warn(f"calibration: rms 2θ residual {rms:.3g}° exceeds one pixel ({px_deg:.3g}°); "
                       "the rings may be mis-assigned: check the figure, give --guess-distance",
                       MatterflowWarning, stacklevel=2)
+    tilt_sd, corr = tilt_uncertainty(ai, cp, rms)
+    tilt = max(abs(np.degrees(ai.rot1)), abs(np.degrees(ai.rot2)))
+    if ("rot1" not in fix and "rot2" not in fix and np.nanmax(tilt_sd) > DEGENERATE_TILT_DEG
+            and np.nanmax(tilt_sd) > 0.25 * tilt):
+        warnings.warn(
+            f"calibration: the geometry is degenerate: the tilts rot1, rot2 = "
+            f"{np.degrees(ai.rot1):.3f}°, {np.degrees(ai.rot2):.3f}° are only known to "
+            f"±{tilt_sd[0]:.2f}°, ±{tilt_sd[1]:.2f}° because tilt and beam centre compensate each "
+            f"other on these rings (correlation {corr:.4f}); the centre is uncertain by as much. "
+            "Use an image with rings at larger 2θ (shorter distance, higher-angle calibrant), "
+            "or refine with the tilts fixed if the detector is known to be flat",
+            MatterflowWarning, stacklevel=2)
     f2d = ai.getFit2D()
     return Calibration(ai=ai, poni=poni_text(ai), distance_mm=ai.dist * 1e3,
                        centre_px=(float(f2d["centerX"]), float(f2d["centerY"])),

@@ -95,6 +95,14 @@ def process(
                   f"{res.seconds:.1f} s; results: {res.results}")
     for p in res.files:
         console.print(f"  {p}")
+    if res.n_suspect:
+        console.print(f"[yellow]{res.n_suspect} frame(s) suspect (left out of the mean):[/yellow]")
+        for i, why in res.suspect[:20]:
+            console.print(f"  frame {i}: {why}", markup=False)
+    if res.n_fit_failed:
+        console.print(f"[yellow]{res.n_fit_failed} frame(s) with a failed peak fit:[/yellow]")
+        for i, why in res.fit_failed[:20]:
+            console.print(f"  frame {i}: {why}", markup=False)
     if res.n_failed:
         console.print(f"[red]{res.n_failed} frame(s) failed:[/red]")
         for i, why in res.failed[:20]:

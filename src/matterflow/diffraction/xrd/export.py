@@ -30,6 +30,8 @@ import numpy as np
 from matterflow.core.errors import InputError
 from matterflow.core.store import atomic_h5, now_iso
 
+PATTERN_OK = (0, 3)  # statuses whose pattern is good (pipeline.PATTERN_OK; light import here)
+
 __all__ = ["export_nexus", "export_xy", "export_fit_csv", "find_process_step", "find_geometry"]
 
 
@@ -78,7 +80,7 @@ def export_nexus(results: str | Path, out: str | Path, *, geometry_text: str = "
             d.attrs["NX_class"] = "NXdata"
             d.attrs["signal"] = "I"
             d.attrs["axes"] = [".", "radial"]
-            ok = np.asarray(g["status"][()]) == 0
+            ok = np.isin(np.asarray(g["status"][()]), PATTERN_OK)
             radial = g["radial"][()]
             r0 = radial[np.argmax(ok)] if ok.any() else radial[0]
             d.create_dataset("I", data=g["intensity"][()], compression="gzip", chunks=True)
@@ -163,14 +165,14 @@ def export_xy(results: str | Path, folder: str | Path, *, every: int = 1) -> lis
         if "source_frame" in g and (g["source_frame"][()] >= 0).all():
             idx = g["source_frame"][()]  # numbers of the source files/frames
         for k in range(0, len(status), every):
-            if status[k] != 0:
+            if status[k] not in PATTERN_OK:  # failed or suspect: no file
                 continue
             p = folder / f"frame_{int(idx[k]):05d}.xy"
             np.savetxt(p, np.column_stack([g["radial"][k], g["intensity"][k], g["sigma"][k]]),
                        header=f"radial ({ru})  intensity (counts)  sigma (counts)  frame {idx[k]}",
                        fmt="%.8g")
             written.append(p)
-        ok = status == 0
+        ok = np.isin(status, PATTERN_OK)
         if ok.any():
             r = g["radial"][int(np.argmax(ok))]
             table = folder / "patterns.csv"
@@ -188,7 +190,7 @@ def export_fit_csv(results: str | Path, path: str | Path) -> Path | None:
     """A CSV with one row per (frame, peak) of every fit plugin; None if no fits."""
     path = Path(path)
     rows: list[list[Any]] = []
-    header = ["plugin", "frame", "status", "peak", "center", "center_err", "fwhm", "fwhm_err",
+    header = ["plugin", "frame", "status", "peak", "fit_status", "center", "center_err", "fwhm", "fwhm_err",
               "height", "height_err", "area", "area_err", "eta", "chi2_red"]
     with h5py.File(results, "r") as f:
         g = f[find_process_step(f)]
@@ -196,18 +198,20 @@ def export_fit_csv(results: str | Path, path: str | Path) -> Path | None:
         for name, sub in g.items():
             if not (isinstance(sub, h5py.Group) and "center" in sub):
                 continue
-            cols = {k: sub[k][()] for k in header[4:]}
+            cols = {k: sub[k][()] for k in header[5:]}
+            fit_st = sub["status"][()] if "status" in sub else \
+                np.where(np.isfinite(cols["center"]), 0, -1)
             for i in range(len(status)):
                 for j in range(cols["center"].shape[1]):
-                    rows.append([name, int(idx[i]), int(status[i]), j + 1] +
-                                [f"{cols[k][i, j]:.8g}" for k in header[4:]])
+                    rows.append([name, int(idx[i]), int(status[i]), j + 1, int(fit_st[i, j])] +
+                                [f"{cols[k][i, j]:.8g}" for k in header[5:]])
             header_units = _unit(sub["center"])
     if not rows:
         return None
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(header[:4] + [f"{h} ({header_units})" if h.startswith(("center", "fwhm"))
-                                 else h for h in header[4:]])
+        w.writerow(header[:5] + [f"{h} ({header_units})" if h.startswith(("center", "fwhm"))
+                                 else h for h in header[5:]])
         w.writerows(rows)
     return path
 

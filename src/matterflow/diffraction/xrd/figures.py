@@ -10,8 +10,9 @@ __all__ = ["process_figures", "reduce_figures", "calibrate_figures"]
 
 
 def _ok(outputs: dict) -> np.ndarray:
+    """Frames whose pattern is good: processed (0) or with a failed fit only (3)."""
     st = np.asarray(outputs.get("status", []))
-    return st == 0
+    return np.isin(st, (0, 3))
 
 
 def process_figures(outputs: dict, params: Any = None) -> dict:
@@ -39,7 +40,7 @@ def process_figures(outputs: dict, params: Any = None) -> dict:
     ax.set_ylabel("frame")
     n_bad = int((~ok).sum())
     ax.set_title(f"integrated patterns ({len(frames)} frames" +
-                 (f", {n_bad} failed" if n_bad else "") + ")")
+                 (f", {n_bad} failed or suspect" if n_bad else "") + ")")
     fig.tight_layout()
     figs["Patterns against frame (heat map)"] = fig
 

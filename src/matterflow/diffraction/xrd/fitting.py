@@ -7,16 +7,30 @@ union of their windows. Fits are weighted least squares
 the square roots of the covariance diagonal, scaled by the reduced χ²
 (``absolute_sigma=False``), so they are honest also when σ is only relative.
 The area of a pseudo-Voigt of height ``h`` and full width ``w`` is ``h w (η π/2 + (1 - η) sqrt(π / (4 ln 2)))``.
+
+A peak that cannot be fitted is never returned as a number: its values are
+NaN and :attr:`PeakFit.status` says why (:data:`FIT_STATUS`), with the reason
+in :attr:`PeakFit.reason` -- too few points in the window (it lies outside
+the pattern or in masked bins), a flat window (nothing to fit, e.g. a
+dropped-out frame), no convergence, or a fitted height not above its own
+uncertainty (no peak there).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
 
-__all__ = ["PeakFit", "fit_peak", "fit_peaks", "fit_window", "profile", "PROFILES"]
+__all__ = ["PeakFit", "fit_peak", "fit_peaks", "fit_window", "profile", "PROFILES",
+           "skipped_fit", "FIT_STATUS", "FIT_OK", "FIT_FEW_POINTS", "FIT_FAILED", "FIT_SKIPPED", "FIT_NO_PEAK"]
+
+FIT_OK, FIT_FEW_POINTS, FIT_FAILED, FIT_SKIPPED, FIT_NO_PEAK = 0, 1, 2, 3, 4
+FIT_STATUS = {FIT_OK: "fitted", FIT_FEW_POINTS: "too few points in the window",
+              FIT_FAILED: "the fit did not converge", FIT_SKIPPED: "not fitted (suspect frame)",
+              FIT_NO_PEAK: "no peak (flat window, or height not above its uncertainty)"}
+"""Per-peak fit status codes and what they mean."""
 
 PROFILES = ("gaussian", "lorentzian", "pseudo_voigt")
 _GAUSS_AREA = np.sqrt(np.pi / (4 * np.log(2)))
@@ -34,7 +48,11 @@ def _area(height: float, fwhm: float, eta: float) -> float:
 
 @dataclass(frozen=True)
 class PeakFit:
-    """Fitted parameters of peaks (arrays of shape (n_peaks,)); NaN where a fit failed."""
+    """Fitted parameters of peaks (arrays of shape (n_peaks,)); NaN where a fit failed.
+
+    ``status`` (n_peaks,) int: a :data:`FIT_STATUS` code (0 fitted); ``reason``:
+    one string per peak, '' where it was fitted.
+    """
 
     center: np.ndarray
     center_err: np.ndarray
@@ -47,6 +65,13 @@ class PeakFit:
     eta: np.ndarray
     chi2_red: np.ndarray
     model: np.ndarray  # (npt,) fitted curve (peaks + backgrounds in their windows), NaN outside
+    status: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    reason: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> np.ndarray:
+        """(n_peaks,) bool: True where the peak was fitted."""
+        return np.asarray(self.status) == FIT_OK
 
 
 def fit_peak(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, center: float,
@@ -71,8 +96,18 @@ def fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: 
     The window is ``[min(centers) - window, max(centers) + window]``; each peak has
     its own position (within ``window`` of its start), height, width and, for
     pseudo-Voigts, mixing η. Returns ``(values per peak, x_window, model_window)``
-    or None if there are too few points or the fit fails.
+    or None if there are too few points or the fit fails (:func:`fit_peaks` says why).
     """
+    res, _status, _reason = _fit_window(x, y, sigma, centers, window, shape=shape,
+                                        background_order=background_order, fwhm_guess=fwhm_guess)
+    return res
+
+
+def _fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: list[float],
+                window: float, *, shape: str = "pseudo_voigt", background_order: int = 1,
+                fwhm_guess: float | None = None
+                ) -> tuple[tuple[list[dict], np.ndarray, np.ndarray] | None, int, str]:
+    """:func:`fit_window`, with a :data:`FIT_STATUS` code and a reason when it gives None."""
     centers = [float(c) for c in centers]
     n_pk = len(centers)
     ref = float(np.mean(centers))
@@ -86,7 +121,12 @@ def fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: 
     nb = background_order + 1
     n_par = npp * n_pk + nb
     if xs.size < n_par + 2:
-        return None
+        return None, FIT_FEW_POINTS, (
+            f"{xs.size} finite points in the window {min(centers) - window:.6g}.."
+            f"{max(centers) + window:.6g}; {n_par + 2} needed (window outside the pattern or "
+            "masked)")
+    if float(np.ptp(ys)) == 0.0:
+        return None, FIT_NO_PEAK, f"flat window (every point is {float(ys[0]):.6g}): no peak"
     s = None
     if sigma is not None:
         s = np.asarray(sigma)[sel]
@@ -159,8 +199,10 @@ def fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: 
         try:
             popt, pcov = optimize.curve_fit(model, xc, ys, p0=p0, sigma=s, absolute_sigma=False,
                                             bounds=(lo, hi), jac=jacobian, maxfev=4000 * n_pk)
-        except (RuntimeError, ValueError, optimize.OptimizeWarning):
-            return None
+        except (RuntimeError, ValueError, optimize.OptimizeWarning) as exc:
+            return None, FIT_FAILED, f"the fit did not converge ({exc})"
+    if not np.all(np.isfinite(popt)):
+        return None, FIT_FAILED, "the fit gave non-finite parameters"
     perr = np.sqrt(np.clip(np.diag(pcov), 0, np.inf)) if np.all(np.isfinite(pcov)) else \
         np.full(len(popt), np.nan)
     resid = (ys - model(xc, *popt)) / (s if s is not None else 1.0)
@@ -180,7 +222,7 @@ def fit_window(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: 
                       "height": float(h), "height_err": float(perr[o + 1]), "fwhm": float(w),
                       "fwhm_err": float(perr[o + 2]), "area": _area(h, w, eta),
                       "area_err": area_err, "eta": float(eta), "chi2_red": chi2_red})
-    return peaks, xs, model(xc, *popt)
+    return (peaks, xs, model(xc, *popt)), FIT_OK, ""
 
 
 def overlapping_groups(centers: list[float], window: float) -> list[list[int]]:
@@ -198,7 +240,8 @@ def overlapping_groups(centers: list[float], window: float) -> list[list[int]]:
 def fit_peaks(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: list[float],
               window: float, *, shape: str = "pseudo_voigt", background_order: int = 1,
               fwhm_guess: float | None = None) -> PeakFit:
-    """Fit the peaks of ``centers`` (same unit as ``x``); NaN where a fit fails.
+    """Fit the peaks of ``centers`` (same unit as ``x``); NaN where a fit fails, with
+    ``status``/``reason`` saying why (see :data:`FIT_STATUS`).
 
     A peak is fitted in ``|x - center| <= window``; peaks whose windows overlap are
     fitted together in the union of their windows (one background, one profile
@@ -209,16 +252,35 @@ def fit_peaks(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, centers: l
             "area_err", "eta", "chi2_red")
     out = {k: np.full(n, np.nan) for k in keys}
     model = np.full(np.shape(x), np.nan)
+    status = np.zeros(n, np.int32)
+    reason = [""] * n
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     for group in overlapping_groups([float(c) for c in centers], window):
-        res = fit_window(x, y, sigma, [float(centers[i]) for i in group], window, shape=shape,
-                         background_order=background_order, fwhm_guess=fwhm_guess)
+        res, code, why = _fit_window(x, y, sigma, [float(centers[i]) for i in group], window,
+                                     shape=shape, background_order=background_order,
+                                     fwhm_guess=fwhm_guess)
         if res is None:
+            for i in group:
+                status[i], reason[i] = code, why
             continue
         peaks, xs, ms = res
         for i, vals in zip(group, peaks, strict=True):
+            h, herr = vals["height"], vals["height_err"]
+            if not h > 0 or (np.isfinite(herr) and h <= herr):
+                status[i] = FIT_NO_PEAK
+                reason[i] = f"no peak: fitted height {h:.3g} is not above its uncertainty {herr:.3g}"
+                continue
             for k in keys:
                 out[k][i] = vals[k]
         model[np.isin(x, xs)] = ms
-    return PeakFit(model=model, **out)
+    return PeakFit(model=model, status=status, reason=tuple(reason), **out)
+
+
+def skipped_fit(n: int, npt: int, why: str) -> PeakFit:
+    """A :class:`PeakFit` of ``n`` peaks that were not fitted (status :data:`FIT_SKIPPED`)."""
+    nan = np.full(n, np.nan)
+    return PeakFit(center=nan, center_err=nan, fwhm=nan, fwhm_err=nan, height=nan,
+                   height_err=nan, area=nan, area_err=nan, eta=nan, chi2_red=nan,
+                   model=np.full(npt, np.nan), status=np.full(n, FIT_SKIPPED, np.int32),
+                   reason=(why,) * n)

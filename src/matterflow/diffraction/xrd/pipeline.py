@@ -10,6 +10,13 @@ of one process share it (built once, under a lock).
 
 A frame that cannot be read or processed gives a result with ``status`` 1,
 the reason, and NaN arrays of the declared shapes; the other frames go on.
+A frame whose data look wrong -- every pixel zero or the same value, or an
+integrated pattern that is flat -- is processed but flagged ``status`` 2
+(suspect) with the reason, and its peaks are not fitted; a frame on which a
+plugin could not measure something (a peak fit that failed) gets ``status`` 3
+and the plugin's reason. :data:`STATUS` lists the codes; ``xrd.reduce`` also
+flags frames far below the series' median intensity and leaves suspect frames
+out of its mean unless asked.
 """
 
 from __future__ import annotations
@@ -38,7 +45,51 @@ from matterflow.diffraction.xrd.plugins import (
     validate_chain,
 )
 
-__all__ = ["Pipeline", "get_pipeline", "result_class", "FrameResult"]
+__all__ = ["Pipeline", "get_pipeline", "result_class", "FrameResult", "STATUS", "STATUS_OK",
+           "STATUS_FAILED", "STATUS_SUSPECT", "STATUS_FIT_FAILED", "PATTERN_OK", "suspect_image",
+           "suspect_pattern"]
+
+STATUS_OK, STATUS_FAILED, STATUS_SUSPECT, STATUS_FIT_FAILED = 0, 1, 2, 3
+STATUS = {STATUS_OK: "processed", STATUS_FAILED: "failed (not processed; see reason)",
+          STATUS_SUSPECT: "suspect data (blank, constant or far below the series; see reason)",
+          STATUS_FIT_FAILED: "processed, but a fit failed (see reason)"}
+"""Per-frame status codes of ``xrd.process`` and what they mean."""
+PATTERN_OK = (STATUS_OK, STATUS_FIT_FAILED)
+"""Statuses whose integrated pattern is good (the others are failed or suspect)."""
+
+
+def suspect_image(image: np.ndarray) -> str:
+    """Why a frame's pixels look wrong ('' if they do not): all zero, constant, none finite.
+
+    Looks at every 7th pixel of every 7th row first, so a normal frame costs ~2 %
+    of one pass over it.
+    """
+    sample = image[::7, ::7]
+    with np.errstate(invalid="ignore"):
+        if sample.size and float(np.ptp(sample)) > 0:  # NaN (float frames) falls through
+            return ""
+    vals = image[np.isfinite(image)] if image.dtype.kind == "f" else image
+    if vals.size == 0:
+        return "no pixel of the frame is finite"
+    lo, hi = vals.min(), vals.max()
+    if lo != hi:
+        return ""
+    if lo == 0:
+        return "every pixel of the frame is 0 (blank or dropped-out frame)"
+    return f"every pixel of the frame is {float(lo):g} (constant frame)"
+
+
+def suspect_pattern(intensity: np.ndarray | None) -> str:
+    """Why an integrated pattern looks wrong ('' if it does not): no finite bin, or flat."""
+    if intensity is None:
+        return ""
+    vals = np.asarray(intensity)[np.isfinite(intensity)]
+    if vals.size == 0:
+        return "no bin of the integrated pattern is finite"
+    if float(np.ptp(vals)) == 0:
+        return (f"the integrated pattern is flat (every bin {float(vals[0]):g}): blank frame "
+                "behind the mask")
+    return ""
 
 _CACHE: OrderedDict[str, Pipeline] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -74,8 +125,10 @@ class Pipeline:
                 return
             det = self.ai.detector
             if det.max_shape is not None and tuple(det.max_shape) != shape:
+                frames = f" of {self.source.path}" if self.source is not None else ""
                 raise InputError(f"geometry: the detector in the PONI has shape "
-                                 f"{tuple(det.max_shape)}; the frames have {shape}")
+                                 f"{tuple(det.max_shape)}; the frames{frames} have {shape} "
+                                 "(a damaged frame file reads as a wrong shape too)")
             for p in self.chain:
                 p.setup(shape, self.ai, self.chain)
             self.shape = shape
@@ -99,29 +152,42 @@ class Pipeline:
                                    f"series' {self.shape}")
             self.prepare(image.shape)  # type: ignore[arg-type]
             fr = Frame(image=image, ai=self.ai)
+            fr.suspect = suspect_image(image)
+            pattern_checked = False
             for p in self.chain:
+                if not pattern_checked and p.stage in ("pattern", "analysis"):
+                    fr.suspect = fr.suspect or suspect_pattern(fr.intensity)
+                    pattern_checked = True
                 out = p.process(fr)
                 if out:
                     fr.outputs[p.id] = {k: np.asarray(v) for k, v in out.items()}
-            return self._result(index, 0, "", fr, t0)
+            if not pattern_checked:
+                fr.suspect = fr.suspect or suspect_pattern(fr.intensity)
+            if fr.suspect:
+                return self._result(index, STATUS_SUSPECT, "; ".join([f"suspect: {fr.suspect}",
+                                                                      *fr.problems]), fr, t0)
+            if fr.problems:
+                return self._result(index, STATUS_FIT_FAILED, "; ".join(fr.problems), fr, t0)
+            return self._result(index, STATUS_OK, "", fr, t0)
         except InputError:
             raise
         except (MatterflowError, Exception) as exc:  # recorded, the run goes on
             reason = f"{type(exc).__name__}: {exc}"
-        return self._result(index, 1, reason, None, t0)
+        return self._result(index, STATUS_FAILED, reason, None, t0)
 
     def _result(self, index: int, status: int, reason: str, fr: Frame | None,
                 t0: float) -> Any:
         npt = self.npt
         nan = np.full(npt, np.nan)
         extras = {}
+        plugins = {p.id: p for p in self.chain}
         for pid, decl in self.declared.items():
             got = fr.outputs.get(pid, {}) if fr is not None else {}
             vals = {}
             for name, (shape, _u) in decl.items():
                 v = got.get(name)
                 if v is None:
-                    v = np.full(shape, np.nan)
+                    v = np.full(shape, plugins[pid].missing_value(name))
                 elif v.shape != tuple(shape):
                     raise MatterflowError(f"plugin {pid}: output {name!r} has shape {v.shape}, "
                                           f"declared {tuple(shape)}")
@@ -153,8 +219,9 @@ class FrameResult:
     frame_index: int = quantity("dimensionless", "index of the frame in the selection")
     source_frame: int = quantity("dimensionless", "frame number in the source before range and "
                                  "stride (-1 for frames given as arrays)")
-    status: int = quantity("dimensionless", "0 processed, 1 failed (see reason)")
-    reason: str = quantity("", "why the frame failed ('' if it did not)")
+    status: int = quantity("dimensionless", "0 processed, 1 failed, 2 suspect data, 3 a fit "
+                           "failed (see reason and STATUS)")
+    reason: str = quantity("", "why the frame failed or is suspect ('' if neither)")
     seconds: float = quantity("s", "time spent on the frame (read + chain) in the worker")
     radial: np.ndarray = quantity("radial unit", "(npt,) bin centres")
     intensity: np.ndarray = quantity("counts", "(npt,) azimuthal average")

@@ -85,6 +85,10 @@ class ProcessOutcome:
     n_frames: int = 0
     n_failed: int = 0
     failed: list[tuple[int, str]] = field(default_factory=list)
+    n_suspect: int = 0
+    suspect: list[tuple[int, str]] = field(default_factory=list)
+    n_fit_failed: int = 0
+    fit_failed: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -128,6 +132,24 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
         raise InputError(f"{path}: {exc}") from None
     n = len(pipe.source)  # type: ignore[arg-type]
     unit = pipe.unit
+    from matterflow.diffraction.xrd._io import FrameError
+
+    try:  # the first frame is read now: a damaged file is an input error, not n failed frames
+        pipe.source[0]  # type: ignore[index]
+    except FrameError as exc:
+        pipe.source.close()  # type: ignore[union-attr]
+        raise InputError(f"{path}: {exc}") from None
+    if spec.reduce is not None and spec.reduce.centers:
+        from matterflow.diffraction.xrd.plugins.integrate import chain_radial_range
+
+        lo, hi = chain_radial_range(pipe.chain, pipe.ai, pipe.shape)  # type: ignore[arg-type]
+        bad = [f"centers[{j}] = {c:g}" for j, c in enumerate(spec.reduce.centers)
+               if not lo <= c <= hi]
+        if bad:
+            pipe.source.close()  # type: ignore[union-attr]
+            raise InputError(f"{path}: reduce.{', '.join(bad)} lies outside the radial range "
+                             f"{lo:.6g}..{hi:.6g} ({unit}) that integrate1d covers on these "
+                             "frames; the peak cannot be fitted there")
     frame_bytes = 8 * (3 * pipe.npt + sum(int(np.prod(shape)) for out in pipe.declared.values()
                                           for shape, _units in out.values()))
     pipe.source.close()  # type: ignore[union-attr]
@@ -156,7 +178,8 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
     red = spec.reduce or _Reduce()
     steps.append({"id": "reduce", "task": "xrd.reduce",
                   "inputs": {"radial": "process.radial", "intensity": "process.intensity",
-                             "sigma": "process.sigma", "status": "process.status"},
+                             "sigma": "process.sigma", "status": "process.status",
+                             "reason": "process.reason"},
                   "params": {**red.model_dump(), "unit": unit}})
     wf = Workflow.from_steps(steps, name=spec.name, description=spec.description, base_dir=base)
     full_text = text + "\n# ---- generated core workflow ----\n" + wf.text
@@ -223,10 +246,22 @@ def run_process(path: str | Path, out: str | Path, *, workers: int | None = None
         st = f["process/status"][()]
         reasons = f["process/reason"].asstr()[()]
         idx = f["process/frame_index"][()]
+        red = f["reduce"] if "reduce" in f else None
+        if red is not None and "frame_status" in red:  # also the frames far below the median
+            st_all = red["frame_status"][()]
+            reasons_all = red["frame_reason"].asstr()[()]
+        else:
+            st_all, reasons_all = st, reasons
     res.n_frames = int(st.size)
-    bad = np.nonzero(st != 0)[0]
+    bad = np.nonzero(st == 1)[0]
     res.n_failed = int(bad.size)
     res.failed = [(int(idx[k]), str(reasons[k])) for k in bad]
+    sus = np.nonzero(st_all == 2)[0]
+    res.n_suspect = int(sus.size)
+    res.suspect = [(int(idx[k]), str(reasons_all[k])) for k in sus]
+    fit_bad = np.nonzero(st == 3)[0]
+    res.n_fit_failed = int(fit_bad.size)
+    res.fit_failed = [(int(idx[k]), str(reasons[k])) for k in fit_bad]
     geo = Path(spec.geometry) if Path(spec.geometry).is_absolute() else base / spec.geometry
     if spec.export.nexus:
         res.nexus = export_nexus(summary.results, out / "azint.nxs",

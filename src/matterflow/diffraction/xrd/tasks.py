@@ -139,14 +139,17 @@ class CalibrationResult:
 
 def load_calibration_image(image: Any, dataset: str | None = None, frame: int = 0) -> np.ndarray:
     if isinstance(image, (str, Path)):
-        from matterflow.diffraction.xrd._io import open_frames
+        from matterflow.diffraction.xrd._io import FrameError, open_frames
 
         src = open_frames(image, dataset=dataset)
-        if frame >= len(src):
-            raise InputError(f"{image}: frame {frame} requested; the file has {len(src)}")
-        img = src[frame]
-        src.close()
-        return img
+        try:
+            if frame >= len(src):
+                raise InputError(f"{image}: frame {frame} requested; the file has {len(src)}")
+            return src[frame]
+        except FrameError as exc:  # a damaged calibrant image: nothing to calibrate
+            raise InputError(str(exc)) from None
+        finally:
+            src.close()
     return np.asarray(image, dtype=np.float32)
 
 
@@ -233,7 +236,7 @@ class ProcessParams(SourceParams):
             raise ValueError(str(exc)) from None
 
 
-@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="3")
+@task("xrd.process", params=ProcessParams, map_over="frame", figures=process_figures, version="4")
 def process(frame: Any, geometry: Any, source: Path | None = None, *,
             params: ProcessParams) -> FrameResult:
     """One frame through the plugin chain (dark/flat, mask, pyFAI integration, fits)."""
@@ -285,6 +288,11 @@ class ReduceParams(Params):
     window: float = Field(0.3, gt=0, description="half-width of the fit windows (radial unit)")
     shape: Literal["gaussian", "lorentzian", "pseudo_voigt"] = "pseudo_voigt"
     unit: str = Field("2th_deg", description="radial unit of the patterns (for labels)")
+    suspect_below: float = Field(0.1, ge=0, lt=1, description="a frame whose mean intensity is "
+                                 "below this fraction of the series' median is flagged suspect "
+                                 "(0: off)")
+    include_suspect: bool = Field(False, description="combine suspect frames too (blank, "
+                                  "constant, or far below the series' median intensity)")
 
 
 @dataclass(frozen=True)
@@ -292,31 +300,80 @@ class Reduced:
     radial: np.ndarray = quantity("radial unit", "(npt,)")
     intensity: np.ndarray = quantity("counts", "(npt,) mean or sum over good frames")
     sigma: np.ndarray = quantity("counts", "(npt,) propagated standard error")
-    n_frames: int = quantity("dimensionless", "frames combined (failed frames left out)")
+    n_frames: int = quantity("dimensionless", "frames combined (failed and suspect ones left out)")
     n_failed: int = quantity("dimensionless", "frames that failed")
+    n_suspect: int = quantity("dimensionless", "frames flagged suspect (left out of the mean "
+                              "unless include_suspect)")
+    frame_status: np.ndarray = quantity("dimensionless", "(n_frames_in,) 0 good, 1 failed, 2 "
+                                        "suspect, 3 a fit failed (pattern good)")
+    frame_reason: list = quantity("", "(n_frames_in,) why a frame failed or is suspect")
+    used: np.ndarray = quantity("dimensionless", "(n_frames_in,) 1 where the frame was combined")
     fit_center: np.ndarray = quantity("radial unit", "(n_peaks,)")
     fit_center_err: np.ndarray = quantity("radial unit", "(n_peaks,)")
     fit_fwhm: np.ndarray = quantity("radial unit", "(n_peaks,)")
     fit_area: np.ndarray = quantity("counts*radial unit", "(n_peaks,)")
+    fit_status: np.ndarray = quantity("dimensionless", "(n_peaks,) 0 fitted, else a code of "
+                                      "xrd.fitting.FIT_STATUS (values NaN)")
+    fit_reason: list = quantity("", "(n_peaks,) why a peak was not fitted ('' if it was)")
     fit_model: np.ndarray = quantity("counts", "(npt,) fitted curve, NaN outside the windows")
 
 
-@task("xrd.reduce", params=ReduceParams, figures=reduce_figures, version="2")
+def flag_dim_frames(intensity: np.ndarray, status: np.ndarray, reason: list[str],
+                    below: float) -> tuple[np.ndarray, list[str]]:
+    """Flag frames whose mean intensity is under ``below`` x the median of the good ones
+    (status 2 and a reason); returns new (status, reason)."""
+    status, reason = np.array(status, dtype=np.int64), list(reason)
+    good = np.isin(status, (0, 3))
+    if below <= 0 or good.sum() < 3:
+        return status, reason
+    with np.errstate(invalid="ignore"):
+        level = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan
+                          for row in intensity])
+    med = float(np.nanmedian(level[good]))
+    if not np.isfinite(med) or med <= 0:
+        return status, reason
+    for i in np.flatnonzero(good & (level < below * med)):
+        status[i] = 2
+        why = (f"suspect: mean intensity {level[i]:.4g} counts is {level[i] / med:.1%} of the "
+               f"series' median {med:.4g} (below suspect_below={below:g})")
+        reason[i] = "; ".join([why] + ([reason[i]] if reason[i] else []))
+    return status, reason
+
+
+@task("xrd.reduce", params=ReduceParams, figures=reduce_figures, version="3")
 def reduce(radial: np.ndarray, intensity: np.ndarray, sigma: np.ndarray | None = None,
-           status: np.ndarray | None = None, *, params: ReduceParams) -> Reduced:
-    """Mean or sum of the 1D patterns of good frames, with peaks fitted on it."""
+           status: np.ndarray | None = None, reason: list | None = None, *,
+           params: ReduceParams) -> Reduced:
+    """Mean or sum of the 1D patterns of good frames, with peaks fitted on it.
+
+    Failed frames are left out; so are suspect ones (flagged by ``xrd.process``:
+    blank or constant, or here: mean intensity below ``suspect_below`` x the
+    series' median) unless ``include_suspect``. Each frame's status and reason
+    are in the result, and each peak's fit status and reason.
+    """
     from matterflow.diffraction.xrd.fitting import fit_peaks
 
     inten = np.atleast_2d(np.asarray(intensity, float))
     rad = np.atleast_2d(np.asarray(radial, float))
     n = inten.shape[0]
-    ok = np.ones(n, bool) if status is None else (np.asarray(status) == 0)
+    st = np.zeros(n, np.int64) if status is None else np.asarray(status, np.int64).reshape(n)
+    why = [""] * n if reason is None else [str(r) for r in np.ravel(np.asarray(reason, object))]
+    if len(why) != n:
+        raise InputError(f"xrd.reduce: reason has {len(why)} entries for {n} frames")
+    st, why = flag_dim_frames(inten, st, why, params.suspect_below)
+    failed = st == 1
+    suspect = st == 2
+    ok = (st == 0) | (st == 3) | (suspect & params.include_suspect)
     sel = np.zeros(n, bool)
     sel[params.first:params.last] = True
     use = ok & sel
     if not use.any():
+        first_bad = next((f"frame {i}: {why[i]}" for i in range(n) if st[i] in (1, 2) and why[i]),
+                         "")
         raise InputError(f"xrd.reduce: no good frame in frames {params.first}..{params.last} "
-                         f"({int((~ok).sum())} of {n} failed)")
+                         f"({int(failed.sum())} of {n} failed, {int(suspect.sum())} suspect; "
+                         "include_suspect: true combines the suspect ones)"
+                         + (f"; first: {first_bad}" if first_bad else ""))
     r = rad[np.argmax(use)]
     y = inten[use].sum(axis=0) if params.operation == "sum" else inten[use].mean(axis=0)
     if sigma is not None:
@@ -327,14 +384,24 @@ def reduce(radial: np.ndarray, intensity: np.ndarray, sigma: np.ndarray | None =
     k = len(params.centers or [])
     nan = np.full(k, np.nan)
     fc = fce = fw = fa = nan
+    fst, fwhy = np.zeros(k, np.int32), [""] * k
     model = np.full_like(y, np.nan)
     if k:
+        lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
+        bad = [f"centers[{j}] = {c:g}" for j, c in enumerate(params.centers or [])
+               if not lo <= c <= hi]
+        if bad:
+            raise InputError(f"xrd.reduce: {', '.join(bad)} lies outside the radial range "
+                             f"{lo:.6g}..{hi:.6g} ({params.unit}) of the patterns")
         fit = fit_peaks(r, y, s if np.isfinite(s).all() else None, params.centers, params.window,
                         shape=params.shape)
         fc, fce, fw, fa, model = fit.center, fit.center_err, fit.fwhm, fit.area, fit.model
+        fst, fwhy = np.asarray(fit.status, np.int32), list(fit.reason)
     return Reduced(radial=r, intensity=y, sigma=s, n_frames=int(use.sum()),
-                   n_failed=int((~ok).sum()), fit_center=fc, fit_center_err=fce, fit_fwhm=fw,
-                   fit_area=fa, fit_model=model)
+                   n_failed=int(failed.sum()), n_suspect=int(suspect.sum()),
+                   frame_status=st, frame_reason=why, used=use.astype(np.int8),
+                   fit_center=fc, fit_center_err=fce, fit_fwhm=fw, fit_area=fa,
+                   fit_status=fst, fit_reason=fwhy, fit_model=model)
 
 
 TASKS = [simulate_heating, calibrate, frames, process, reduce]

@@ -34,7 +34,11 @@ class Frame:
     gaps, ROI -- are in ``ai.detector.mask``); built on first use, so a chain
     whose only per-frame masks are thresholds never builds it;
     dark, flat : optional (rows, cols) handed to pyFAI; radial, intensity,
-    sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays.
+    sigma : (npt,) after ``integrate1d``; outputs: per-plugin extra arrays;
+    suspect : why the frame's data look wrong ('' if they do not: set by the
+    pipeline for a blank, constant or flat frame; measuring plugins then skip it);
+    problems : what a plugin could not do on this frame (e.g. a peak that could not
+    be fitted), with the plugin's id; the frame is then recorded with status 3.
     """
 
     def __init__(self, image: np.ndarray, ai: Any = None, *, dark: np.ndarray | None = None,
@@ -47,6 +51,8 @@ class Frame:
         self.sigma: np.ndarray | None = None
         self.unit = ""
         self.outputs: dict[str, dict[str, np.ndarray]] = {}
+        self.suspect = ""
+        self.problems: list[str] = []
 
     @property
     def image(self) -> np.ndarray:
@@ -110,6 +116,10 @@ class Plugin:
     def outputs(self, chain: list[Plugin]) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per-frame arrays this plugin adds: ``{name: (shape, units)}``."""
         return {}
+
+    def missing_value(self, name: str) -> float:
+        """Value of output ``name`` on a frame that failed before this plugin ran (NaN)."""
+        return float("nan")
 
     def process(self, frame: Frame) -> dict[str, np.ndarray] | None:
         """Work on ``frame`` in place; return the arrays declared in :meth:`outputs`."""

@@ -15,7 +15,7 @@ from matterflow.diffraction.xrd.plugins._base import Frame, Plugin, RadialUnit, 
 __all__ = ["IntegrateParams", "Integrate1D", "SectorParams", "Sector", "Integrate2DParams",
            "Integrate2D", "ChiProfileParams", "ChiProfile", "integration_options",
            "integrate_kwargs", "integrate_pattern", "uses_fast_kernel", "PYFAI_LOCK",
-           "chain_npt", "chain_unit"]
+           "chain_npt", "chain_unit", "chain_radial_range"]
 
 
 class IntegrateParams(Params):
@@ -262,3 +262,16 @@ def chain_unit(chain: list[Plugin]) -> str:
         if isinstance(pl, Integrate1D):
             return pl.params.unit  # type: ignore[attr-defined]
     return ""
+
+
+def chain_radial_range(chain: list[Plugin], ai: Any, shape: tuple[int, int]) -> tuple[float, float]:
+    """Radial range (in the chain's radial unit) that ``integrate1d`` covers on frames of
+    ``shape``: its ``radial_range`` if given, else the span of the unmasked pixel centres."""
+    p = next(q for q in chain if isinstance(q, Integrate1D)).params
+    if p.radial_range is not None:  # type: ignore[attr-defined]
+        return tuple(float(v) for v in p.radial_range)  # type: ignore[attr-defined,return-value]
+    arr = np.asarray(ai.array_from_unit(shape, "center", p.unit, scale=True))  # type: ignore[attr-defined]
+    mask = ai.detector.mask
+    if mask is not None and np.shape(mask) == arr.shape and not np.all(mask):
+        arr = arr[np.asarray(mask) == 0]
+    return float(np.nanmin(arr)), float(np.nanmax(arr))
