@@ -1,0 +1,92 @@
+"""gixd: metrics against a hand-computed AP, simulator labels, training/detection, bad input."""
+
+import numpy as np
+import pytest
+
+from matterflow.core.errors import InputError
+from matterflow.diffraction.gixd._metrics import average_precision, box_iou
+from matterflow.diffraction.gixd.tasks import detect, evaluate, simulate, train
+
+
+def test_iou_by_hand():
+    assert box_iou([[0, 0, 2, 2]], [[1, 0, 3, 2]])[0, 0] == pytest.approx(1 / 3)
+
+
+def test_ap_hand_computed():
+    # one image, two GT boxes; three detections sorted by score: TP, FP, TP
+    gt = [np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)]
+    det = [np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]], float)]
+    r = average_precision(det, [np.array([0.9, 0.8, 0.7])], [np.array([1, 1, 1])],
+                          gt, [np.array([1, 1])])
+    # precision envelope: 1 for recall <= 0.5 (51 of 101 points), 2/3 above (50 points)
+    expected = (51 * 1.0 + 50 * (2 / 3)) / 101
+    assert r.ap50 == pytest.approx(expected)
+    assert r.ap == pytest.approx(expected)   # exact boxes: same at every IoU threshold
+
+
+def test_ap_offset_box_fails_high_iou():
+    gt = [np.array([[0, 0, 10, 10]], float)]
+    det = [np.array([[2, 0, 12, 10]], float)]    # IoU = 80/120 = 0.667
+    r = average_precision(det, [np.array([1.0])], [np.array([1])], gt, [np.array([1])])
+    assert r.ap50 == pytest.approx(1.0)
+    # thresholds 0.50, 0.55, 0.60, 0.65 pass, 0.70..0.95 fail
+    assert r.ap == pytest.approx(4 / 10)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return simulate(params={"n_images": 3, "n_q": 64, "n_chi": 64, "detector_px": 128})
+
+
+def test_simulated_labels_lie_inside_the_image(small):
+    assert small.n_boxes.sum() > 0
+    for i in range(3):
+        b = small.boxes[i, :small.n_boxes[i]]
+        assert (b[:, :2] >= 0).all() and (b[:, 2] <= 64).all() and (b[:, 3] <= 64).all()
+        assert set(small.labels[i, :small.n_boxes[i]]) <= {1, 2}
+
+
+def test_perovskite_100_peak_position():
+    # cubic a = 6.29 Å: |G(100)| = 2π/a = 9.989 1/nm, (100) fibre: (001) along q_z (χ = 0),
+    # (100) in-plane (χ = 90)
+    from matterflow.diffraction.gixd._sim import Phase, phase_features
+
+    feats = phase_features(Phase("perovskite", (1, 0, 0), 1.0, 0.0, 50.0), (3, 25))
+    q100 = [f for f in feats if abs(f.q - 2 * np.pi / 0.629) < 0.01]
+    assert {round(f.chi) for f in q100} == {0, 90}
+
+
+def test_train_detect_evaluate_and_resume(small, tmp_path):
+    ck = tmp_path / "ck.pt"
+    tr = train(small.polar, small.boxes, small.labels, small.n_boxes,
+               params={"steps": 1, "batch_size": 2, "width": 16, "checkpoint_path": str(ck)})
+    assert tr.steps_done == 1 and ck.exists()
+    tr2 = train(small.polar, small.boxes, small.labels, small.n_boxes,
+                params={"steps": 2, "batch_size": 2, "width": 16, "checkpoint_path": str(ck)})
+    assert tr2.steps_done == 2 and len(tr2.losses) == 2   # resumed: one more step
+    d = detect(small.polar[0], tr2.checkpoint)
+    assert d.status == 0 and d.boxes.shape == (100, 4)
+    ev = evaluate(d.boxes[None], d.scores[None], d.labels[None], np.array([d.n]),
+                  small.boxes[:1], small.labels[:1], small.n_boxes[:1])
+    assert 0 <= ev.ap50 <= 1
+
+
+def test_bad_inputs(small, tmp_path):
+    tr = train(small.polar, small.boxes, small.labels, small.n_boxes,
+               params={"steps": 1, "batch_size": 1, "width": 16})
+    with pytest.raises(InputError, match="model takes"):
+        detect(np.zeros((32, 32)), tr.checkpoint)
+    with pytest.raises(InputError, match="nope.pt.*not found"):
+        detect(small.polar[0], str(tmp_path / "nope.pt"))
+    bad = small.labels.copy()
+    bad[0, 0] = 7
+    with pytest.raises(InputError, match="unknown categories"):
+        train(small.polar, small.boxes, bad, small.n_boxes, params={"steps": 1})
+    outside = small.boxes.copy()
+    outside[0, 0, 2] = 500
+    with pytest.raises(InputError, match="outside"):
+        train(small.polar, outside, small.labels, small.n_boxes, params={"steps": 1})
+    with pytest.raises(InputError, match="incidence_deg"):
+        from matterflow.diffraction.gixd._geometry import PolarConverter, PolarGrid, make_poni
+
+        PolarConverter(make_poni(), float("nan"), PolarGrid())
