@@ -139,8 +139,8 @@ def reflections(atoms: Any, q_max: float, strain: float = 0.0) -> tuple[np.ndarr
     cell = np.asarray(atoms.cell) * (1 + strain)
     rec = 2 * np.pi * np.linalg.inv(cell).T * 10.0   # rows b1, b2, b3 in 1/nm
     nmax = [int(np.ceil(q_max / np.linalg.norm(b))) + 1 for b in rec]
-    h, k, l = np.meshgrid(*[np.arange(-n, n + 1) for n in nmax], indexing="ij")
-    hkl = np.stack([h.ravel(), k.ravel(), l.ravel()], axis=1)
+    hh, kk, ll = np.meshgrid(*[np.arange(-n, n + 1) for n in nmax], indexing="ij")
+    hkl = np.stack([hh.ravel(), kk.ravel(), ll.ravel()], axis=1)
     g = hkl @ rec
     gn = np.linalg.norm(g, axis=1)
     keep = (gn > 1e-9) & (gn <= q_max)
