@@ -1,5 +1,11 @@
-"""`matterflow gixd` commands: simulate -> detect (classical) -> evaluate -> track; bad files."""
+"""`matterflow gixd` commands: simulate -> detect (on the executor) -> evaluate -> track; bad
+input named by file and field."""
 
+import json
+
+import h5py
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from matterflow.cli import app
@@ -7,37 +13,112 @@ from matterflow.cli import app
 runner = CliRunner()
 
 
-def test_cli_round_trip(tmp_path):
-    data, peaks = tmp_path / "sim.h5", tmp_path / "peaks.h5"
-    r = runner.invoke(app, ["gixd", "simulate", str(data), "--n", "2", "--size", "64"])
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gixd")
+    data = d / "sim.h5"
+    r = runner.invoke(app, ["gixd", "simulate", str(data), "--n", "3", "--size", "64",
+                            "--detector-px", "128", "--keep-detector", "--coco",
+                            str(d / "labels.json")])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["gixd", "detect", str(data), "--method", "classical", "-o", str(peaks)])
+    return d
+
+
+def test_cli_round_trip(sim, tmp_path):
+    data, peaks = sim / "sim.h5", tmp_path / "peaks.h5"
+    r = runner.invoke(app, ["gixd", "detect", str(data), "--method", "classical", "-p",
+                            str(peaks), "-o", str(tmp_path / "run"), "--coco",
+                            str(tmp_path / "det.json"), "--workers", "1", "--quiet"])
     assert r.exit_code == 0, r.output
+    with h5py.File(peaks, "r") as f:
+        assert f["n"].shape == (3,) and f["q_inv_nm"].attrs["units"] == "1/nm"
+        assert "input_checksums" in f.attrs or "parameters" in f.attrs
+    with h5py.File(tmp_path / "run" / "results.h5", "r") as f:   # ran on the executor
+        assert "detect" in f and "frames" in f
+    det = json.loads((tmp_path / "det.json").read_text())
+    assert {c["name"] for c in det["categories"]} == {"peak", "ring"}
     r = runner.invoke(app, ["gixd", "evaluate", str(peaks), str(data)])
     assert r.exit_code == 0 and "AP50" in r.output, r.output
-    r = runner.invoke(app, ["gixd", "track", str(peaks)])
+    r2 = runner.invoke(app, ["gixd", "evaluate", str(peaks), str(sim / "labels.json")])
+    assert r2.exit_code == 0 and r2.output.split("(")[0] == r.output.split("(")[0], r2.output
+    r = runner.invoke(app, ["gixd", "track", str(peaks), "-o", str(tmp_path / "tracks.h5")])
     assert r.exit_code == 0 and "tracks" in r.output, r.output
+    assert (tmp_path / "tracks.png").exists()
 
 
-def test_cli_missing_file_is_named(tmp_path):
+def test_detector_frames_through_the_poni(sim, tmp_path):
+    # detector images of the simulate file (dataset `detector`) with its PONI
+    r = runner.invoke(app, ["gixd", "detect", str(sim / "sim.h5"), "--method", "classical",
+                            "--geometry", str(sim / "sim.poni"), "--incidence-deg", "0.2",
+                            "-p", str(tmp_path / "p.h5"), "-o", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "in 3 of 3 frames" in r.output
+
+
+def _err(r):
+    return " ".join(r.output.split())
+
+
+def test_missing_incidence_angle_is_named(sim, tmp_path):
+    r = runner.invoke(app, ["gixd", "detect", str(sim / "sim.h5"), "--method", "classical",
+                            "--geometry", str(sim / "sim.poni"), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "incidence_deg" in _err(r) and "sim.poni" in _err(r), r.output
+
+
+def test_shape_not_matching_the_poni_is_named(sim, tmp_path):
+    bad = tmp_path / "frames.h5"
+    with h5py.File(bad, "w") as f:
+        f["entry/data/data"] = np.zeros((2, 100, 100), np.uint32)
+    r = runner.invoke(app, ["gixd", "detect", str(bad), "--method", "classical",
+                            "--geometry", str(sim / "sim.poni"), "--incidence-deg", "0.2",
+                            "-o", str(tmp_path / "r")])
+    msg = _err(r)
+    assert r.exit_code == 2 and "frames.h5" in msg and "(100, 100)" in msg and "128 x 128" in msg, r.output
+
+
+def test_missing_hdf5_path_and_dataset_are_named(sim, tmp_path):
+    r = runner.invoke(app, ["gixd", "detect", str(tmp_path / "none.h5"), "--method", "classical"])
+    assert r.exit_code == 2 and "none.h5" in _err(r), r.output
+    r = runner.invoke(app, ["gixd", "detect", str(sim / "sim.h5"), "--method", "classical",
+                            "--dataset", "/entry/nothing", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "/entry/nothing" in _err(r) and "sim.h5" in _err(r), r.output
     r = runner.invoke(app, ["gixd", "train", str(tmp_path / "none.h5")])
-    assert r.exit_code == 2 and "none.h5" in r.output
+    assert r.exit_code == 2 and "none.h5" in _err(r)
 
 
-def test_detector_frames_with_geometry():
-    import numpy as np
+def _coco(tmp_path, **change):
+    doc = {"images": [{"id": 0, "width": 64, "height": 64}],
+           "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [10, 10, 4, 8]}],
+           "categories": [{"id": 1, "name": "peak"}, {"id": 2, "name": "ring"}]}
+    doc["annotations"][0].update(change)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(doc))
+    return p
 
-    from matterflow.diffraction.gixd.tasks import detect, simulate
 
-    s = simulate(params={"n_images": 1, "n_q": 64, "n_chi": 64, "detector_px": 128,
-                         "keep_detector": True})
-    d = detect(s.detector[0], geometry=s.poni, params={"method": "classical", "n_q": 64,
-                                                       "n_chi": 64, "incidence_deg": 0.2})
-    assert d.status == 0
-    import pytest
-
+def test_coco_boxes_outside_or_unknown_category_are_named(tmp_path):
     from matterflow.core.errors import InputError
+    from matterflow.diffraction.gixd._coco import read_coco
 
-    with pytest.raises(InputError, match="does not match the detector"):
-        detect(np.zeros((100, 100)), geometry=s.poni,
-               params={"method": "classical", "incidence_deg": 0.2, "n_q": 64, "n_chi": 64})
+    boxes, labels, n, shape = read_coco(_coco(tmp_path))
+    assert shape == (64, 64) and n.tolist() == [1] and boxes[0, 0].tolist() == [10, 10, 14, 18]
+    with pytest.raises(InputError, match=r"bad.json: annotations\[0\].bbox .* outside"):
+        read_coco(_coco(tmp_path, bbox=[60, 10, 8, 8]))
+    with pytest.raises(InputError, match=r"bad.json: annotations\[0\].category_id 7 is unknown"):
+        read_coco(_coco(tmp_path, category_id=7))
+    with pytest.raises(InputError, match=r"bad.json: annotations\[0\].image_id 3"):
+        read_coco(_coco(tmp_path, image_id=3))
+
+
+def test_train_on_coco_labels_checks_them(sim, tmp_path):
+    r = runner.invoke(app, ["gixd", "train", str(sim / "sim.h5"), "--labels",
+                            str(_coco(tmp_path, category_id=9)), "--steps", "1"])
+    assert r.exit_code == 2 and "category_id 9" in _err(r), r.output
+
+
+def test_option_bounds_come_from_params(sim, tmp_path):
+    r = runner.invoke(app, ["gixd", "train", str(sim / "sim.h5"), "--steps", "0"])
+    assert r.exit_code == 2 and "--steps" in _err(r)
+    r = runner.invoke(app, ["gixd", "detect", str(sim / "sim.h5"), "--method", "classical",
+                            "--incidence-deg", "12"])
+    assert r.exit_code == 2 and "--incidence-deg" in _err(r)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["box_iou", "average_precision", "APResult", "pr_curve"]
+__all__ = ["box_iou", "average_precision", "APResult", "pr_curve", "best_threshold", "Operating"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 RECALL_POINTS = np.linspace(0, 1, 101)
@@ -110,3 +110,44 @@ def average_precision(det_boxes: list, det_scores: list, det_labels: list,
                     ap75=float(np.nanmean(table[:, 5])), per_category=per,
                     n_gt=int(sum(len(np.asarray(g).ravel()) for g in gt_labels)),
                     n_det=int(sum(len(np.asarray(s).ravel()) for s in det_scores)))
+
+
+@dataclass(frozen=True)
+class Operating:
+    threshold: float   # detections with score >= threshold are kept
+    precision: float
+    recall: float
+    f1: float
+
+
+def best_threshold(det_boxes: list, det_scores: list, det_labels: list, gt_boxes: list,
+                   gt_labels: list, *, iou: float = 0.5, fixed: float | None = None) -> Operating:
+    """The score threshold of best F1 at ``iou`` (detections matched per category), or the
+    precision and recall at a ``fixed`` threshold (e.g. one chosen on a validation set)."""
+    cats = sorted({int(c) for g in gt_labels for c in np.asarray(g).ravel()})
+    scores, tps, n_gt = [], [], 0
+    for c in cats:
+        dets = [(np.asarray(b, float).reshape(-1, 4)[np.asarray(lb) == c],
+                 np.asarray(s, float)[np.asarray(lb) == c])
+                for b, s, lb in zip(det_boxes, det_scores, det_labels, strict=True)]
+        gts = [np.asarray(b, float).reshape(-1, 4)[np.asarray(lb) == c]
+               for b, lb in zip(gt_boxes, gt_labels, strict=True)]
+        s, tp, n = _match(dets, gts, iou)
+        scores.append(s)
+        tps.append(tp)
+        n_gt += n
+    s = np.concatenate(scores) if scores else np.zeros(0)
+    tp = np.concatenate(tps) if tps else np.zeros(0, bool)
+    order = np.argsort(-s, kind="stable")
+    s, tp = s[order], tp[order]
+    recall, precision = pr_curve(tp, n_gt)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    if fixed is not None:
+        k = int(np.searchsorted(-s, -fixed, side="right")) - 1   # last detection >= fixed
+        if k < 0:
+            return Operating(fixed, 1.0, 0.0, 0.0)
+        return Operating(fixed, float(precision[k]), float(recall[k]), float(f1[k]))
+    if not len(s):
+        return Operating(1.0, 1.0, 0.0, 0.0)
+    k = int(np.argmax(f1))
+    return Operating(float(s[k]), float(precision[k]), float(recall[k]), float(f1[k]))

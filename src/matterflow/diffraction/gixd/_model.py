@@ -2,7 +2,7 @@
 
 A small convolutional body (strides 4, 8, 16) with torchvision's FPN, anchors for
 GIXD features (compact spots, arcs elongated along χ, rings spanning the whole χ
-range: aspect ratios h/w from 0.5 to 16), no pretrained weights (nothing is
+range: sqrt-area sizes 4-32 px, aspect ratios h/w from 1 to 32), no pretrained weights (nothing is
 downloaded). Checkpoints are a state dict plus JSON metadata, read with
 ``torch.load(..., weights_only=True)``.
 """
@@ -51,8 +51,10 @@ def build_model(shape: tuple[int, int], width: int = 32, num_classes: int = 3) -
     out = 64
     backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2"},
                                [w, 2 * w, 2 * w], out)
-    ratios = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-    anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,)), aspect_ratios=(ratios,) * 4)
+    # labelled features at 128^2: widths along |q| 1.4-5.4 px, heights along χ 4-117 px,
+    # h/w 1.2-65 (5-95 %): sqrt-area sizes 4-32 px and h/w up to 32
+    ratios = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    anchors = AnchorGenerator(sizes=((4,), (8,), (16,), (32,)), aspect_ratios=(ratios,) * 4)
     roi = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
     h, wd = shape
     return FasterRCNN(backbone, num_classes=None, min_size=min(h, wd), max_size=max(h, wd),

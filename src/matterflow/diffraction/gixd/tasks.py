@@ -22,8 +22,9 @@ from pydantic import Field
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
+from matterflow.diffraction.xrd.tasks import SourceParams
 
-__all__ = ["TASKS", "simulate", "train", "detect", "evaluate", "track"]
+__all__ = ["TASKS", "simulate", "train", "detect", "detect_batch", "evaluate", "track"]
 
 MAX_BOXES = 64
 MAX_DET = 100
@@ -223,7 +224,10 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
 
 # --------------------------------------------------------------------------- detect
 
-class DetectParams(Params):
+class DetectParams(SourceParams):
+    """Detection settings; ``dataset``, ``first``, ``last``, ``stride``, ``pattern`` select the
+    frames of a ``source`` file (the XRD readers: HDF5/NeXus, Eiger, EDF, TIFF, CBF)."""
+
     method: Literal["model", "classical"] = Field("model", description="Faster R-CNN or the "
                                                   "classical baseline")
     score_threshold: float = Field(0.05, ge=0, le=1, description="detections kept above this score")
@@ -262,10 +266,14 @@ def _model(model: Any) -> tuple[Any, dict]:
         p = Path(model)
         if not p.exists():
             raise InputError(f"gixd.detect: model file {str(p)!r} not found")
+        st = p.stat()
+        key = f"{p.resolve()}:{st.st_mtime_ns}:{st.st_size}"   # no re-read per frame
+        if key in _MODELS:
+            return _MODELS[key]
         data = p.read_bytes()
     else:
         data = np.asarray(model, np.uint8).tobytes()
-    key = hashlib.sha256(data).hexdigest()
+        key = hashlib.sha256(data).hexdigest()
     if key not in _MODELS:
         from matterflow.diffraction.gixd._model import load_checkpoint
 
@@ -274,35 +282,96 @@ def _model(model: Any) -> tuple[Any, dict]:
     return _MODELS[key]
 
 
-@task("gixd.detect", params=DetectParams, map_over="frame", version="1")
-def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | None = None, *,
-           params: DetectParams) -> Detections:
-    """Detect Bragg features in one frame (polar image, or detector image with a geometry)."""
-    from matterflow.diffraction.gixd._geometry import PolarGrid, get_converter
+_SOURCES: dict[tuple, Any] = {}
 
-    net, meta = (None, {}) if params.method == "classical" else _model(model)
+
+def _source(source: Path, params: DetectParams) -> Any:
+    """The frame source of this process (opened once, read lazily)."""
+    from matterflow.diffraction.xrd._io import open_frames
+
+    key = (str(source), tuple(sorted(params.source_options().items())))
+    if key not in _SOURCES:
+        _SOURCES[key] = open_frames(source, **params.source_options())
+    return _SOURCES[key]
+
+
+def check_detect_inputs(model: Any, frame_shape: tuple[int, ...], *, geometry: Any = None,
+                        params: DetectParams, where: str = "frames") -> None:
+    """Every error that would stop ``gixd.detect``, raised before any frame is processed:
+    the model file, the incidence angle, the frame shape against the PONI's detector or
+    against the model's input size."""
     if params.method == "model" and model is None:
         raise InputError("gixd.detect: method 'model' needs a model input (checkpoint)")
+    meta = {} if params.method == "classical" else _model(model)[1]
+    shape = tuple(meta.get("shape", (params.n_chi, params.n_q)))
+    if geometry is not None:
+        if params.incidence_deg is None:
+            raise InputError(f"gixd.detect params.incidence_deg: the grazing incidence angle "
+                             f"(deg) is needed to convert the detector frames of {where} with "
+                             f"the geometry {_name(geometry)} to (|q|, χ); got none")
+        from matterflow.diffraction.gixd._geometry import PolarGrid, get_converter
+
+        grid = PolarGrid(shape[1], shape[0], params.q_min, params.q_max, 0.0, 90.0)
+        get_converter(str(geometry), params.incidence_deg, grid,
+                      where=_name(geometry)).check_shape(frame_shape, what=where)
+    elif tuple(frame_shape) != shape:
+        what = (f"the model {_name(model)} takes {shape}" if params.method == "model"
+                else f"params n_chi, n_q are {shape}")
+        raise InputError(f"{where}: polar frames of shape {tuple(frame_shape)} (n_chi, n_q); "
+                         f"{what} (n_chi, n_q)")
+
+
+def _name(x: Any) -> str:
+    if isinstance(x, Path) or (isinstance(x, str) and "\n" not in x):
+        return str(x)
+    return "(in memory)"
+
+
+@task("gixd.detect", params=DetectParams, map_over="frame", version="2")
+def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | None = None, *,
+           params: DetectParams) -> Detections:
+    """Detect Bragg features in one frame: a polar (n_chi, n_q) image, a detector image with a
+    PONI ``geometry`` and ``params.incidence_deg``, or a frame index into ``source``.
+
+    A frame that cannot be read or converted is returned with ``status`` 1 and its
+    ``reason``; the other frames go on.
+    """
+    from matterflow.diffraction.gixd._geometry import PolarGrid, get_converter
+
+    if params.method == "model" and model is None:
+        raise InputError("gixd.detect: method 'model' needs a model input (checkpoint)")
+    net, meta = (None, {}) if params.method == "classical" else _model(model)
     shape = tuple(meta.get("shape", (params.n_chi, params.n_q)))
     grid = PolarGrid(shape[1], shape[0], params.q_min, params.q_max, 0.0, 90.0)
+    if geometry is not None and params.incidence_deg is None:
+        raise InputError(f"gixd.detect params.incidence_deg: the grazing incidence angle (deg) "
+                         f"is needed with the geometry {_name(geometry)}; got none")
     empty = _empty()
+    arr = np.asarray(frame)
+    where = "frame"
+    if arr.ndim == 0:  # an index into the source
+        if source is None:
+            raise InputError("gixd.detect: frame indices need a source file")
+        where = f"{source} frame {int(arr)}"
     try:
-        arr = np.asarray(frame)
-        if arr.ndim == 0:  # an index into the source
-            from matterflow.diffraction.xrd._io import open_frames
-
-            if source is None:
-                raise InputError("gixd.detect: frame indices need a source file")
-            arr = open_frames(source)[int(arr)]
+        if arr.ndim == 0:
+            arr = _source(Path(source), params)[int(arr)]
         arr = np.asarray(arr, np.float32)
+        if arr.ndim != 2:
+            raise ValueError(f"a frame must be 2D; got shape {arr.shape}")
         if geometry is not None:
-            conv = get_converter(str(geometry), params.incidence_deg, grid)
+            conv = get_converter(str(geometry), params.incidence_deg, grid, where=_name(geometry))
+            conv.check_shape(arr.shape, what=where)
             polar = conv(arr)
         else:
             polar = arr
             if polar.shape != shape:
-                raise InputError(f"gixd.detect: polar frame of shape {polar.shape}; the model "
-                                 f"takes {shape} (n_chi, n_q)")
+                what = (f"the model {_name(model)} takes {shape}" if net is not None
+                        else f"params n_chi, n_q are {shape}")
+                raise InputError(f"gixd.detect: {where}: polar frame of shape {polar.shape}; "
+                                 f"{what} (n_chi, n_q)")
+        if not np.isfinite(polar).all():
+            raise ValueError("the frame holds NaN or infinite values")
         if params.method == "classical":
             from matterflow.diffraction.gixd._classical import classical_detect
 
@@ -326,6 +395,29 @@ def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | N
     res["q_z_inv_nm"][:k] = q * np.cos(np.radians(chi))
     res["n"] = k
     return Detections(**res)
+
+
+def detect_batch(polars: Any, model: Any = None, *, method: str = "model",
+                 batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Detections (``boxes`` xyxy polar px, ``scores``, ``labels``) of in-memory polar images,
+    ``batch_size`` images per forward pass: the Python API for many frames at once."""
+    if method == "classical":
+        from matterflow.diffraction.gixd._classical import classical_detect
+
+        return [classical_detect(np.asarray(p, np.float32)) for p in polars]
+    from matterflow.diffraction.gixd._model import predict
+
+    net, meta = _model(model)
+    shape = tuple(meta["shape"])
+    out: list[dict[str, np.ndarray]] = []
+    for i in range(0, len(polars), batch_size):
+        chunk = [np.asarray(p, np.float32) for p in polars[i:i + batch_size]]
+        for p in chunk:
+            if p.shape != shape:
+                raise InputError(f"gixd.detect: polar frame of shape {p.shape}; the model "
+                                 f"takes {shape} (n_chi, n_q)")
+        out.extend(predict(net, chunk))
+    return out
 
 
 def _empty() -> dict[str, Any]:
@@ -395,7 +487,29 @@ class Tracks:
     mean_q_inv_nm: np.ndarray = quantity("1/nm", "(n_tracks,) mean |q| of each track")
 
 
-@task("gixd.track", params=TrackParams)
+def track_figures(outputs: dict, params: Any) -> dict:
+    """Tracked |q| against frame (one colour per track), drawn from the stored outputs (plus the
+    detections' ``q_inv_nm`` when given)."""
+    import matplotlib.pyplot as plt
+
+    ids = np.asarray(outputs["track_id"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    q = outputs.get("q_inv_nm")
+    if q is not None:
+        q = np.asarray(q)
+        for t in range(int(outputs["n_tracks"])):
+            f, j = np.nonzero(ids == t)
+            ax.plot(f, q[f, j], ".-", ms=3, lw=0.8)
+        ax.set(xlabel="frame", ylabel="|q| (1/nm)")
+    else:
+        ax.plot(np.asarray(outputs["mean_q_inv_nm"]), np.asarray(outputs["length"]), "o")
+        ax.set(xlabel="mean |q| of the track (1/nm)", ylabel="frames followed")
+    ax.set_title(f"{int(outputs['n_tracks'])} tracks")
+    fig.tight_layout()
+    return {"Tracked peak positions": fig}
+
+
+@task("gixd.track", params=TrackParams, figures=track_figures)
 def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray, *,
           params: TrackParams) -> Tracks:
     """Link detections across the frames of a series (Hungarian matching in |q|, χ)."""
