@@ -105,9 +105,15 @@ def train_model(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_box
             x = x + rng.normal(0, rng.uniform(0, 0.05), x.shape).astype(np.float32)
             xs.append(torch.as_tensor(x[None].astype(np.float32)))
             ts.append(_targets(boxes[i], labels[i], int(n_boxes[i])))
+        # linear warm-up over 50 steps, then cosine decay to 5 % over the steps or the
+        # wall-time budget, whichever runs out first
         warm = min(1.0, (step + 1) / 50)
+        frac = step / max(steps, 1)
+        if max_seconds is not None:
+            frac = max(frac, (time.time() - t0) / max_seconds)
+        decay = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
         for g in opt.param_groups:
-            g["lr"] = lr * warm
+            g["lr"] = lr * warm * decay
         loss_dict = model(xs, ts)
         loss = sum(loss_dict.values())
         opt.zero_grad()

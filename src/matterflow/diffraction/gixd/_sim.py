@@ -325,6 +325,7 @@ def simulate_pattern(phases: list[Phase], conv: PolarConverter, *, rng: np.rando
     # labels: features whose maximum stands out of the local background
     cover = conv.coverage
     keep_boxes, keep_lab, keep_q, keep_chi, keep_sq, keep_ph = [], [], [], [], [], []
+    keep_hkl = []
     bg_polar = _polar_of(conv, bg * yoneda, mask)
     for f in feats:
         x0, _ = grid.to_px(f.q - 2.0 * f.sigma_q, 0)
@@ -362,13 +363,15 @@ def simulate_pattern(phases: list[Phase], conv: PolarConverter, *, rng: np.rando
         keep_chi.append(f.chi if f.category == 1 else np.nan)
         keep_sq.append(f.sigma_q)
         keep_ph.append(f.phase)
+        keep_hkl.append(f.hkl)
     boxes = np.asarray(keep_boxes, np.float32).reshape(-1, 4)
     labels = np.asarray(keep_lab, np.int64)
     order = _merge_overlaps(boxes, labels, np.asarray([1.0] * len(labels)))
     return Pattern(detector=counts, polar=polar, boxes=boxes[order], labels=labels[order],
                    q=np.asarray(keep_q, float)[order], chi=np.asarray(keep_chi, float)[order],
                    sigma_q=np.asarray(keep_sq, float)[order], phase=np.asarray(keep_ph)[order],
-                   extra={"mask": mask})
+                   extra={"mask": mask,
+                          "hkl": np.asarray(keep_hkl, np.int64).reshape(-1, 3)[order]})
 
 
 def _polar_of(conv: PolarConverter, image: np.ndarray, mask: np.ndarray) -> np.ndarray:

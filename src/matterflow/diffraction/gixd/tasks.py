@@ -57,6 +57,9 @@ class Simulated:
     n_boxes: np.ndarray = quantity("dimensionless", "(n,) labelled features per frame")
     q_inv_nm: np.ndarray = quantity("1/nm", "(n, 64) |q| of the labelled features")
     chi_deg: np.ndarray = quantity("deg", "(n, 64) χ of the labelled features (NaN for rings)")
+    feature_id: np.ndarray = quantity("dimensionless", "(n, 64) id of each labelled feature "
+                                      "(structure, hkl, category; the same in every frame of a "
+                                      "series), -1 padding")
     q_axis: np.ndarray = quantity("1/nm", "(n_q,) polar bin centres")
     chi_axis: np.ndarray = quantity("deg", "(n_chi,) polar bin centres")
     poni: str = quantity("", "PONI text of the detector geometry")
@@ -85,7 +88,13 @@ def series_phases(i: int, n: int) -> list[Any]:
     return out
 
 
-@task("gixd.simulate", params=SimulateParams, version="1")
+def _feature_id(structure: str, category: int, hkl: tuple) -> int:
+    import zlib
+
+    return zlib.crc32(f"{structure}|{category}|{hkl}".encode()) & 0x7FFFFFFF
+
+
+@task("gixd.simulate", params=SimulateParams, version="2")
 def simulate(*, params: SimulateParams) -> Simulated:
     """Simulated GIXD frames (detector through pyFAI fibre geometry -> polar) with box labels."""
     from matterflow.diffraction.gixd._geometry import PolarConverter, make_poni
@@ -112,6 +121,7 @@ def simulate(*, params: SimulateParams) -> Simulated:
     nb = np.zeros(n, np.int64)
     qs = np.full((n, MAX_BOXES), np.nan)
     chis = np.full((n, MAX_BOXES), np.nan)
+    fid = np.full((n, MAX_BOXES), -1, np.int64)
     for i in range(n):
         if params.mode == "series":
             phases = series_phases(i, n)
@@ -125,8 +135,11 @@ def simulate(*, params: SimulateParams) -> Simulated:
             det[i] = pat.detector
         boxes[i, :k], labels[i, :k], nb[i] = pat.boxes[:k], pat.labels[:k], k
         qs[i, :k], chis[i, :k] = pat.q[:k], pat.chi[:k]
+        fid[i, :k] = [_feature_id(phases[int(ph)].structure, int(c), tuple(h))
+                      for ph, c, h in zip(pat.phase[:k], pat.labels[:k], pat.extra["hkl"][:k],
+                                          strict=True)]
     return Simulated(polar=polar, detector=det, boxes=boxes, labels=labels, n_boxes=nb,
-                     q_inv_nm=qs, chi_deg=chis, q_axis=grid.q_axis, chi_axis=grid.chi_axis,
+                     q_inv_nm=qs, chi_deg=chis, feature_id=fid, q_axis=grid.q_axis, chi_axis=grid.chi_axis,
                      poni=poni)
 
 
