@@ -122,3 +122,32 @@ def test_option_bounds_come_from_params(sim, tmp_path):
     r = runner.invoke(app, ["gixd", "detect", str(sim / "sim.h5"), "--method", "classical",
                             "--incidence-deg", "12"])
     assert r.exit_code == 2 and "--incidence-deg" in _err(r)
+
+
+def test_corrupt_frame_is_recorded_and_the_rest_processed(tmp_path):
+    frames = np.random.default_rng(0).poisson(3.0, (3, 64, 64)).astype(np.float32)
+    frames[1, 5, 5] = np.nan
+    src = tmp_path / "polar.h5"
+    with h5py.File(src, "w") as f:
+        f["polar"] = frames
+    peaks = tmp_path / "p.h5"
+    r = runner.invoke(app, ["gixd", "detect", str(src), "--method", "classical", "-p", str(peaks),
+                            "-o", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "in 2 of 3 frames" in r.output and "frame 1 failed" in r.output and "NaN" in r.output
+    with h5py.File(peaks, "r") as f:
+        assert f["status"][()].tolist() == [0, 1, 0]
+
+
+def test_model_of_another_input_size_is_named(sim, tmp_path):
+    model = tmp_path / "m.pt"
+    r = runner.invoke(app, ["gixd", "train", str(sim / "sim.h5"), "--steps", "1", "--batch-size",
+                            "1", "--width", "8", "-o", str(model)])
+    assert r.exit_code == 0, r.output
+    small = tmp_path / "small.h5"
+    with h5py.File(small, "w") as f:
+        f["polar"] = np.ones((2, 32, 32), np.float32)
+    r = runner.invoke(app, ["gixd", "detect", str(small), "--model", str(model),
+                            "-o", str(tmp_path / "run")])
+    msg = _err(r)
+    assert r.exit_code == 2 and "m.pt" in msg and "(64, 64)" in msg and "(32, 32)" in msg, r.output

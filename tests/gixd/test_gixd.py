@@ -74,7 +74,7 @@ def test_train_detect_evaluate_and_resume(small, tmp_path):
 def test_bad_inputs(small, tmp_path):
     tr = train(small.polar, small.boxes, small.labels, small.n_boxes,
                params={"steps": 1, "batch_size": 1, "width": 16})
-    with pytest.raises(InputError, match="model takes"):
+    with pytest.raises(InputError, match=r"the model .* takes \(64, 64\)"):
         detect(np.zeros((32, 32)), tr.checkpoint)
     with pytest.raises(InputError, match="nope.pt.*not found"):
         detect(small.polar[0], str(tmp_path / "nope.pt"))
@@ -90,3 +90,30 @@ def test_bad_inputs(small, tmp_path):
         from matterflow.diffraction.gixd._geometry import PolarConverter, PolarGrid, make_poni
 
         PolarConverter(make_poni(), float("nan"), PolarGrid())
+
+
+def test_best_threshold_hand_computed():
+    from matterflow.diffraction.gixd._metrics import best_threshold
+
+    # detections by score: TP (0.9), FP (0.8), TP (0.7), FP (0.6); two GT boxes
+    gt = [np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)]
+    det = [np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30], [70, 70, 80, 80]],
+                    float)]
+    args = (det, [np.array([0.9, 0.8, 0.7, 0.6])], [np.ones(4, int)], gt, [np.ones(2, int)])
+    best = best_threshold(*args)
+    # F1 after each: 2/3, 1/2, 4/5, 2/3 -> best at 0.7 (P 2/3, R 1)
+    assert best.threshold == pytest.approx(0.7) and best.f1 == pytest.approx(0.8)
+    at = best_threshold(*args, fixed=0.85)
+    assert at.precision == pytest.approx(1.0) and at.recall == pytest.approx(0.5)
+
+
+def test_series_feature_ids_follow_a_peak():
+    s = simulate(params={"n_images": 6, "mode": "series", "n_q": 64, "n_chi": 64,
+                         "detector_px": 128})
+    ids = [set(s.feature_id[i, :s.n_boxes[i]].tolist()) for i in range(6)]
+    common = set.intersection(*ids)
+    assert common and -1 not in common
+    # the precursor's strain is fixed: a feature seen in every frame keeps its |q|
+    f = next(iter(common))
+    q = [s.q_inv_nm[i][s.feature_id[i] == f][0] for i in range(6)]
+    assert np.ptp(q) < 1e-6

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from typing import Any
 
@@ -111,7 +112,7 @@ def train_model(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_box
         frac = step / max(steps, 1)
         if max_seconds is not None:
             frac = max(frac, (time.time() - t0) / max_seconds)
-        decay = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+        decay = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         for g in opt.param_groups:
             g["lr"] = lr * warm * decay
         loss_dict = model(xs, ts)
