@@ -61,9 +61,11 @@ def test_train_detect_evaluate_and_resume(small, tmp_path):
     tr = train(small.polar, small.boxes, small.labels, small.n_boxes,
                params={"steps": 1, "batch_size": 2, "width": 16, "checkpoint_path": str(ck)})
     assert tr.steps_done == 1 and ck.exists()
-    tr2 = train(small.polar, small.boxes, small.labels, small.n_boxes,
+    tr2 = train(small.polar, small.boxes, small.labels, small.n_boxes, small.polar[:2],
+                small.boxes[:2], small.labels[:2], small.n_boxes[:2],
                 params={"steps": 2, "batch_size": 2, "width": 16, "checkpoint_path": str(ck)})
     assert tr2.steps_done == 2 and len(tr2.losses) == 2   # resumed: one more step
+    assert 0 <= tr2.score_threshold <= 1                  # chosen on the validation frames
     d = detect(small.polar[0], tr2.checkpoint)
     assert d.status == 0 and d.boxes.shape == (100, 4)
     ev = evaluate(d.boxes[None], d.scores[None], d.labels[None], np.array([d.n]),

@@ -101,6 +101,9 @@ def train(
     max_minutes: Annotated[float | None, param_option(TrainParams, "max_minutes")] = None,
     resume: Annotated[Path | None, typer.Option(help="Training checkpoint, saved every 50 steps "
                                                 "and resumed if it exists.")] = None,
+    val: Annotated[Path | None, typer.Option(help="Validation file of `gixd simulate`: the "
+                                             "best-F1 score threshold on it is stored in the "
+                                             "model.")] = None,
     seed: Annotated[int, param_option(TrainParams, "seed")] = 0,
 ) -> None:
     """Train the Faster R-CNN from scratch (resumes --resume FILE if it exists)."""
@@ -117,13 +120,18 @@ def train(
         if len(nb) != len(images) or tuple(shape) != tuple(images.shape[1:]):
             raise InputError(f"{labels}: {len(nb)} images of {shape[1]} x {shape[0]}; {data} "
                              f"holds {len(images)} of {images.shape[2]} x {images.shape[1]}")
-    res = task(images, boxes, lab, nb, params={
+    val_inputs = ()
+    if val is not None:
+        val_inputs = tuple(_read(val, "polar", "boxes", "labels", "n_boxes"))
+    res = task(images, boxes, lab, nb, *val_inputs, params={
         "steps": steps, "batch_size": batch_size, "lr": lr, "width": width,
         "max_minutes": max_minutes, "seed": seed,
         "checkpoint_path": str(resume) if resume else None})
     atomic_write_bytes(out, res.checkpoint.tobytes())
     console.print(f"{res.steps_done} steps in {res.seconds:.0f} s, last loss "
                   f"{res.losses[-1]:.3f}: {out}")
+    if val is not None:
+        console.print(f"score threshold {res.score_threshold:.3f} (best F1 on {val})")
 
 
 def _default_dataset(data: Path, dataset: str | None, geometry: Path | None) -> str | None:
@@ -157,7 +165,7 @@ def detect(
     geometry: Annotated[Path | None, typer.Option(help="PONI file: the frames are detector "
                                                   "images, converted to (|q|, χ).")] = None,
     incidence_deg: Annotated[float | None, param_option(DetectParams, "incidence_deg")] = None,
-    score_threshold: Annotated[float, param_option(DetectParams, "score_threshold")] = 0.05,
+    score_threshold: Annotated[float | None, param_option(DetectParams, "score_threshold")] = None,
     peaks: Annotated[Path, typer.Option("--peaks", "-p", help="Peak table to write (HDF5).")] = Path("peaks.h5"),
     coco: Annotated[Path | None, typer.Option(help="Also write the detections as COCO JSON.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Frames per executor task.")] = None,

@@ -163,6 +163,8 @@ class Trained:
     losses: np.ndarray = quantity("dimensionless", "(steps,) training loss per step")
     steps_done: int = quantity("dimensionless", "optimiser steps done")
     seconds: float = quantity("s", "training wall time of this call")
+    score_threshold: float = quantity("dimensionless", "best-F1 score threshold on the "
+                                      "validation set (NaN without one)")
 
 
 def _check_dataset(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
@@ -187,10 +189,16 @@ def _check_dataset(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                              "empty")
 
 
-@task("gixd.train", params=TrainParams, version="1")
-def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np.ndarray, *,
+@task("gixd.train", params=TrainParams, version="2")
+def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np.ndarray,
+          val_images: np.ndarray | None = None, val_boxes: np.ndarray | None = None,
+          val_labels: np.ndarray | None = None, val_n_boxes: np.ndarray | None = None, *,
           params: TrainParams) -> Trained:
-    """Train the Faster R-CNN from scratch on labelled polar images (resumes a checkpoint)."""
+    """Train the Faster R-CNN from scratch on labelled polar images (resumes a checkpoint).
+
+    With a validation set (``val_*``), the score threshold of best F1 at IoU 0.5 on it is
+    stored in the model and used by ``gixd.detect`` unless its params give one.
+    """
     import time
 
     import torch
@@ -230,9 +238,28 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
                               seed=params.seed, state=state, on_step=on_step,
                               max_seconds=params.max_minutes * 60 if params.max_minutes else None)
     meta["steps"] = info["step"]
+    thr = np.nan
+    if val_images is not None:
+        from matterflow.diffraction.gixd._metrics import best_threshold
+        from matterflow.diffraction.gixd._model import predict
+
+        vb, vl, vn = (np.asarray(val_boxes, np.float32), np.asarray(val_labels),
+                      np.asarray(val_n_boxes))
+        vi = np.asarray(val_images, np.float32)
+        _check_dataset(vi, vb, vl, vn, where="gixd.train (validation set)")
+        if vi.shape[1:] != images.shape[1:]:
+            raise InputError(f"gixd.train: validation images are {vi.shape[1:]}; the training "
+                             f"images {images.shape[1:]}")
+        model.eval()
+        det = [d for i in range(0, len(vi), 8) for d in predict(model, list(vi[i:i + 8]))]
+        op = best_threshold([d["boxes"] for d in det], [d["scores"] for d in det],
+                            [d["labels"] for d in det], [vb[i, :vn[i]] for i in range(len(vi))],
+                            [vl[i, :vn[i]] for i in range(len(vi))])
+        thr = meta["score_threshold"] = round(op.threshold, 4)
     data = np.frombuffer(save_checkpoint(model, meta), np.uint8).copy()
     return Trained(checkpoint=data, losses=np.asarray(info["losses"], float),
-                   steps_done=int(info["step"]), seconds=time.time() - t0)
+                   steps_done=int(info["step"]), seconds=time.time() - t0,
+                   score_threshold=float(thr))
 
 
 # --------------------------------------------------------------------------- detect
@@ -243,7 +270,9 @@ class DetectParams(SourceParams):
 
     method: Literal["model", "classical"] = Field("model", description="Faster R-CNN or the "
                                                   "classical baseline")
-    score_threshold: float = Field(0.05, ge=0, le=1, description="detections kept above this score")
+    score_threshold: float | None = Field(
+        None, ge=0, le=1, description="detections kept at or above this score (None: the one "
+        "chosen on validation data at training, stored in the model; else 0.05)")
     incidence_deg: float | None = Field(None, gt=0, lt=10, description="incidence angle (needed "
                                         "when frames are detector images)",
                                         json_schema_extra={"units": "deg"})
@@ -397,7 +426,10 @@ def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | N
         raise
     except Exception as exc:  # a corrupt frame fails alone
         return Detections(**{**empty, "status": 1, "reason": f"{type(exc).__name__}: {exc}"})
-    keep = out["scores"] >= params.score_threshold
+    thr = params.score_threshold
+    if thr is None:
+        thr = float(meta.get("score_threshold", 0.05))
+    keep = out["scores"] >= thr
     b, s, lab = out["boxes"][keep][:MAX_DET], out["scores"][keep][:MAX_DET], out["labels"][keep][:MAX_DET]
     k = len(s)
     q, chi = grid.from_px((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
