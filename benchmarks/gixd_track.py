@@ -35,7 +35,7 @@ def follow(sim, det, trk, *, min_frames: int = 3) -> dict:
             w_q = (b[2] - b[0]) / 4 * FWHM * dq
             w_c = (b[3] - b[1]) / 4 * FWHM * dchi
             ring = sim.labels[i, j] == 2
-            same = np.arange(nd)   # position matters here, not the category
+            same = np.flatnonzero(trk.track_id[i, :nd] >= 0)   # tracked detections, any category
             if not len(same):
                 per.setdefault(int(sim.feature_id[i, j]), []).append((None, np.inf, np.inf))
                 continue
@@ -44,10 +44,11 @@ def follow(sim, det, trk, *, min_frames: int = 3) -> dict:
             k = int(np.argmin(np.hypot(eq, ec)))
             per.setdefault(int(sim.feature_id[i, j]), []).append(
                 (int(trk.track_id[i, same[k]]), float(eq[k]), float(ec[k])))
-    fracs, errs = [], []
+    fracs, errs, seen = [], [], []
     for obs in per.values():
         if len(obs) < min_frames:
             continue
+        seen.append(np.mean([eq < 1 and ec < 1 for _, eq, ec in obs]))
         ok_ids = [t for t, eq, ec in obs if t is not None and t >= 0 and eq < 1 and ec < 1]
         if not ok_ids:
             fracs.append(0.0)
@@ -61,16 +62,19 @@ def follow(sim, det, trk, *, min_frames: int = 3) -> dict:
             "features_followed_95pct": int((fracs >= 0.95).sum()),
             "median_fraction_of_frames": round(float(np.median(fracs)), 3) if len(fracs) else None,
             "mean_fraction_of_frames": round(float(np.mean(fracs)), 3) if len(fracs) else None,
+            "mean_fraction_detected_any_track": round(float(np.mean(seen)), 3) if seen else None,
             "median_error_over_fwhm": round(float(np.median(errs)), 3) if errs else None,
             "n_tracks": int(trk.n_tracks)}
 
 
-def run(sim, min_score: float, **kw) -> dict:
+def run(sim, min_score: float, max_gap: int = 2, **kw) -> dict:
     d = [detect(p, **kw) for p in sim.polar]
     det = {k: np.stack([getattr(x, k) for x in d]) for k in ("q_inv_nm", "chi_deg", "scores",
-                                                              "labels", "n")}
+                                                              "labels", "n", "width_q_inv_nm",
+                                                              "width_chi_deg")}
     trk = track(det["q_inv_nm"], det["chi_deg"], det["scores"], det["n"],
-                params={"min_score": min_score})
+                det["width_q_inv_nm"], det["width_chi_deg"],
+                params={"min_score": min_score, "max_gap": max_gap})
     return follow(sim, det, trk)
 
 
@@ -80,14 +84,17 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--model-min-score", type=float, default=0.3)
     ap.add_argument("--baseline-min-score", type=float, default=0.2)
+    ap.add_argument("--max-gap", type=int, default=2, help="frames a track may miss")
     a = ap.parse_args()
     sim = simulate(params={"n_images": a.frames, "mode": "series", "seed": 2})
-    out = {"figure": "gixd_track", "frames": a.frames,
+    out = {"figure": "gixd_track", "frames": a.frames, "max_gap": a.max_gap,
            "planted_features": int(len(set(sim.feature_id[sim.feature_id >= 0].tolist())))}
     if a.model is not None:
         m = np.frombuffer(a.model.read_bytes(), np.uint8)
-        out["model"] = run(sim, model=m, min_score=a.model_min_score)
-    out["baseline"] = run(sim, params={"method": "classical"}, min_score=a.baseline_min_score)
+        out["model"] = run(sim, model=m, min_score=a.model_min_score,
+                           max_gap=a.max_gap)
+    out["baseline"] = run(sim, params={"method": "classical"}, min_score=a.baseline_min_score,
+                          max_gap=a.max_gap)
     print(json.dumps(out))
 
 

@@ -119,3 +119,34 @@ def test_series_feature_ids_follow_a_peak():
     f = next(iter(common))
     q = [s.q_inv_nm[i][s.feature_id[i] == f][0] for i in range(6)]
     assert np.ptp(q) < 1e-6
+
+
+def test_track_links_moving_peaks_and_drops_duplicates():
+    from matterflow.diffraction.gixd.tasks import track
+
+    # two peaks drifting by 0.1 1/nm per frame, one missed in frame 2, a duplicate of the
+    # first (lower score, same place) in frame 1; an arc whose centre χ jumps by 8° (its
+    # extent is 30°) must stay one track
+    nf, m = 5, 100
+    q = np.full((nf, m), np.nan)
+    chi = np.full((nf, m), np.nan)
+    s = np.full((nf, m), np.nan)
+    wq = np.full((nf, m), np.nan)
+    wc = np.full((nf, m), np.nan)
+    n = np.zeros(nf, int)
+    for f in range(nf):
+        rows = [(10 + 0.1 * f, 30.0, 0.9, 0.4, 10.0), (15 - 0.1 * f, 60.0 + (8 if f % 2 else 0),
+                                                        0.8, 0.4, 30.0)]
+        if f == 1:
+            rows.append((10 + 0.1 * f + 0.02, 30.5, 0.5, 0.4, 10.0))
+        if f == 2:
+            rows = rows[1:]
+        for k, r in enumerate(rows):
+            q[f, k], chi[f, k], s[f, k], wq[f, k], wc[f, k] = r
+        n[f] = len(rows)
+    t = track(q, chi, s, n, wq, wc, params={"max_dq": 0.3, "max_dchi": 3.0, "min_score": 0.3})
+    first = [t.track_id[f, 0] for f in (0, 1, 3, 4)]
+    arc = [t.track_id[f, 1] for f in (0, 1, 3, 4)] + [t.track_id[2, 0]]
+    assert len(set(first)) == 1 and len(set(arc)) == 1 and first[0] != arc[0]
+    assert t.track_id[1, 2] == -1            # the duplicate is not tracked
+    assert t.n_tracks == 2

@@ -293,6 +293,8 @@ class Detections:
     chi_deg: np.ndarray = quantity("deg", "(100,) χ of the box centres")
     q_xy_inv_nm: np.ndarray = quantity("1/nm", "(100,) in-plane q of the box centres")
     q_z_inv_nm: np.ndarray = quantity("1/nm", "(100,) out-of-plane q of the box centres")
+    width_q_inv_nm: np.ndarray = quantity("1/nm", "(100,) box extent along |q|")
+    width_chi_deg: np.ndarray = quantity("deg", "(100,) box extent along χ")
     n: int = quantity("dimensionless", "detections kept")
     status: int = quantity("dimensionless", "0 done, 1 failed (see reason)")
     reason: str = quantity("", "why the frame failed")
@@ -369,7 +371,7 @@ def _name(x: Any) -> str:
     return "(in memory)"
 
 
-@task("gixd.detect", params=DetectParams, map_over="frame", version="2")
+@task("gixd.detect", params=DetectParams, map_over="frame", version="3")
 def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | None = None, *,
            params: DetectParams) -> Detections:
     """Detect Bragg features in one frame: a polar (n_chi, n_q) image, a detector image with a
@@ -438,6 +440,8 @@ def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | N
     res["q_inv_nm"][:k], res["chi_deg"][:k] = q, chi
     res["q_xy_inv_nm"][:k] = q * np.sin(np.radians(chi))
     res["q_z_inv_nm"][:k] = q * np.cos(np.radians(chi))
+    res["width_q_inv_nm"][:k] = (b[:, 2] - b[:, 0]) * grid.dq
+    res["width_chi_deg"][:k] = (b[:, 3] - b[:, 1]) * grid.dchi
     res["n"] = k
     return Detections(**res)
 
@@ -469,7 +473,8 @@ def _empty() -> dict[str, Any]:
     nan = np.full(MAX_DET, np.nan)
     return {"boxes": np.full((MAX_DET, 4), np.nan, np.float32), "scores": nan.copy(),
             "labels": np.zeros(MAX_DET, np.int64), "q_inv_nm": nan.copy(), "chi_deg": nan.copy(),
-            "q_xy_inv_nm": nan.copy(), "q_z_inv_nm": nan.copy(), "n": 0, "status": 0, "reason": ""}
+            "q_xy_inv_nm": nan.copy(), "q_z_inv_nm": nan.copy(), "width_q_inv_nm": nan.copy(),
+            "width_chi_deg": nan.copy(), "n": 0, "status": 0, "reason": ""}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -522,6 +527,8 @@ class TrackParams(Params):
                             json_schema_extra={"units": "deg"})
     max_gap: int = Field(2, ge=0, description="frames a feature may be missed")
     min_score: float = Field(0.3, ge=0, le=1, description="detections below are not tracked")
+    merge_iou: float = Field(0.3, gt=0, le=1, description="of detections overlapping by more "
+                             "(boxes in |q|, χ, any category) only the best scored is tracked")
 
 
 @dataclass(frozen=True)
@@ -530,6 +537,22 @@ class Tracks:
     n_tracks: int = quantity("dimensionless", "tracks found")
     length: np.ndarray = quantity("dimensionless", "(n_tracks,) frames each track is seen in")
     mean_q_inv_nm: np.ndarray = quantity("1/nm", "(n_tracks,) mean |q| of each track")
+
+
+def _merge(idx: np.ndarray, score: np.ndarray, q: np.ndarray, chi: np.ndarray, wq: np.ndarray,
+           wc: np.ndarray, iou: float) -> np.ndarray:
+    """Detections ``idx`` less those overlapping a better-scored one by IoU > ``iou``
+    (class-agnostic non-maximum suppression on boxes in (|q|, χ))."""
+    from matterflow.diffraction.gixd._metrics import box_iou
+
+    b = np.stack([q[idx] - wq[idx] / 2, chi[idx] - wc[idx] / 2, q[idx] + wq[idx] / 2,
+                  chi[idx] + wc[idx] / 2], axis=1)
+    order = np.argsort(-score[idx], kind="stable")
+    kept: list[int] = []
+    for k in order:
+        if not kept or box_iou(b[[k]], b[kept]).max() <= iou:
+            kept.append(int(k))
+    return np.sort(idx[kept])
 
 
 def track_figures(outputs: dict, params: Any) -> dict:
@@ -555,20 +578,30 @@ def track_figures(outputs: dict, params: Any) -> dict:
 
 
 @task("gixd.track", params=TrackParams, figures=track_figures)
-def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray, *,
+def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray,
+          width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None, *,
           params: TrackParams) -> Tracks:
-    """Link detections across the frames of a series (Hungarian matching in |q|, χ)."""
+    """Link detections across the frames of a series (Hungarian matching in |q|, χ; with the
+    box extents, the gates widen to half a feature's extent)."""
     from matterflow.diffraction.gixd._track import link_tracks
 
     n = np.asarray(n).astype(int)
-    qs, cs, sel = [], [], []
+    qs, cs, wqs, wcs, sel = [], [], [], [], []
     for i in range(len(n)):
-        ok = np.flatnonzero(np.asarray(scores[i][:n[i]]) >= params.min_score)
+        sc = np.asarray(scores[i][:n[i]])
+        ok = np.flatnonzero(sc >= params.min_score)
+        if width_q_inv_nm is not None and width_chi_deg is not None and len(ok) > 1:
+            ok = _merge(ok, sc, np.asarray(q_inv_nm[i]), np.nan_to_num(np.asarray(chi_deg[i])),
+                        np.asarray(width_q_inv_nm[i]), np.asarray(width_chi_deg[i]),
+                        params.merge_iou)
         sel.append(ok)
         qs.append(np.asarray(q_inv_nm[i])[ok])
         cs.append(np.asarray(chi_deg[i])[ok])
+        if width_q_inv_nm is not None and width_chi_deg is not None:
+            wqs.append(np.asarray(width_q_inv_nm[i])[ok])
+            wcs.append(np.asarray(width_chi_deg[i])[ok])
     ids = link_tracks(qs, cs, max_dq=params.max_dq, max_dchi=params.max_dchi,
-                      max_gap=params.max_gap)
+                      max_gap=params.max_gap, width_q=wqs or None, width_chi=wcs or None)
     out = np.full((len(n), MAX_DET), -1, np.int64)
     for i, (ok, t) in enumerate(zip(sel, ids, strict=True)):
         out[i, ok] = t
