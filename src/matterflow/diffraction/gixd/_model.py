@@ -118,9 +118,10 @@ def train_model(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_box
         loss_dict = model(xs, ts)
         loss = sum(loss_dict.values())
         opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
+        if torch.isfinite(loss):   # a degenerate batch (non-finite loss) is skipped
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
         losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step + 1, losses[-1], model, opt, losses)
