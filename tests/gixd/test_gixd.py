@@ -150,3 +150,19 @@ def test_track_links_moving_peaks_and_drops_duplicates():
     assert len(set(first)) == 1 and len(set(arc)) == 1 and first[0] != arc[0]
     assert t.track_id[1, 2] == -1            # the duplicate is not tracked
     assert t.n_tracks == 2
+
+
+def test_classical_box_of_a_gaussian_spot_is_two_sigma():
+    from matterflow.diffraction.gixd._classical import classical_detect
+
+    # one Gaussian spot, σ = 1.5 px along |q| and 4 px along χ, on a flat background
+    yy, xx = np.mgrid[:64, :64] + 0.5
+    img = 20 + 2000 * np.exp(-0.5 * (((xx - 30.0) / 1.5) ** 2 + ((yy - 25.0) / 4.0) ** 2))
+    out = classical_detect(img)
+    k = int(np.argmax(out["scores"]))
+    x0, y0, x1, y1 = out["boxes"][k]
+    # the ±2σ box of the labels, within 15 %
+    assert (x0 + x1) / 2 == pytest.approx(30.0, abs=0.5)
+    assert (y0 + y1) / 2 == pytest.approx(25.0, abs=0.5)
+    assert (x1 - x0) == pytest.approx(4 * 1.5, rel=0.15)
+    assert (y1 - y0) == pytest.approx(4 * 4.0, rel=0.15)

@@ -18,14 +18,17 @@ def classical_detect(polar: np.ndarray, *, threshold: float = 0.15, min_distance
     bg = ndimage.median_filter(x, size=15)
     d = ndimage.gaussian_filter(x - bg, 1.0)
     peaks = (d == ndimage.maximum_filter(d, size=2 * min_distance + 1)) & (d > threshold)
+    # widths on the linear counts: log scaling flattens a peak's top and widens its half maximum
+    lin = np.clip(np.asarray(polar, np.float32), 0, None)
+    dl = ndimage.gaussian_filter(lin - ndimage.median_filter(lin, size=15), 1.0)
     boxes, scores = [], []
     smooth_var = 1.0   # variance (px²) the Gaussian filter of σ = 1 px adds to every feature
     for r, c in zip(*np.nonzero(peaks), strict=True):
-        h = d[r, c]
+        h, hl = d[r, c], dl[r, c]
         # half-maximum crossings through the maximum, interpolated between pixels; the
         # smoothing is removed in quadrature, and the box is ±2σ like the labels
-        c0, c1 = _crossings(d[r, :], c, 0.5 * h)
-        r0, r1 = _crossings(d[:, c], r, 0.5 * h)
+        c0, c1 = _crossings(dl[r, :], c, 0.5 * hl)
+        r0, r1 = _crossings(dl[:, c], r, 0.5 * hl)
         boxes_rc = []
         for lo, hi in ((c0, c1), (r0, r1)):
             sigma_obs = (hi - lo) / 2 / 1.1774

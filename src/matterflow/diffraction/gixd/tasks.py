@@ -371,7 +371,7 @@ def _name(x: Any) -> str:
     return "(in memory)"
 
 
-@task("gixd.detect", params=DetectParams, map_over="frame", version="3")
+@task("gixd.detect", params=DetectParams, map_over="frame", version="4")
 def detect(frame: Any, model: Any = None, geometry: Any = None, source: Path | None = None, *,
            params: DetectParams) -> Detections:
     """Detect Bragg features in one frame: a polar (n_chi, n_q) image, a detector image with a
