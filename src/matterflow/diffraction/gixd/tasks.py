@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 from matterflow.diffraction.xrd.tasks import SourceParams
@@ -159,7 +160,7 @@ class TrainParams(Params):
 
 @dataclass(frozen=True)
 class Trained:
-    checkpoint: np.ndarray = quantity("byte", "(n_bytes,) uint8 torch checkpoint (state dict + JSON)")
+    checkpoint: np.ndarray = bytes_field("torch checkpoint (state dict + JSON)")
     losses: np.ndarray = quantity("dimensionless", "(steps,) training loss per step")
     steps_done: int = quantity("dimensionless", "optimiser steps done")
     seconds: float = quantity("s", "training wall time of this call")
@@ -256,7 +257,7 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
                             [d["labels"] for d in det], [vb[i, :vn[i]] for i in range(len(vi))],
                             [vl[i, :vn[i]] for i in range(len(vi))])
         thr = meta["score_threshold"] = round(op.threshold, 4)
-    data = np.frombuffer(save_checkpoint(model, meta), np.uint8).copy()
+    data = to_bytes_array(save_checkpoint(model, meta))
     return Trained(checkpoint=data, losses=np.asarray(info["losses"], float),
                    steps_done=int(info["step"]), seconds=time.time() - t0,
                    score_threshold=float(thr))
@@ -316,7 +317,8 @@ def _model(model: Any) -> tuple[Any, dict]:
             return _MODELS[key]
         data = p.read_bytes()
     else:
-        data = np.asarray(model, np.uint8).tobytes()
+        data = from_bytes_array(model, field="gixd.detect model",
+                                accepted="a model file or the checkpoint of gixd.train")
         key = hashlib.sha256(data).hexdigest()
     if key not in _MODELS:
         from matterflow.diffraction.gixd._model import load_checkpoint
