@@ -228,8 +228,8 @@ def guess_distance(peaks_px: np.ndarray, tth_rad: np.ndarray, pixel_m: float,
 
 
 DEGENERATE_TILT_DEG = 0.02
-"""Standard error of a refined tilt (deg) above which -- and above a quarter of the larger
-tilt, i.e. the tilts are not clearly told from zero -- the geometry is called degenerate."""
+"""Standard error of a refined tilt (deg) above which -- and above a tenth of the larger
+tilt, i.e. the tilts are not known to 10 % -- the geometry is called degenerate."""
 
 
 def tilt_uncertainty(ai: Any, control_points: np.ndarray, rms_tth_deg: float
@@ -360,7 +360,7 @@ def auto_calibrate(image: np.ndarray, *, calibrant: str, energy_kev: float,
     tilt_sd, corr = tilt_uncertainty(ai, cp, rms)
     tilt = max(abs(np.degrees(ai.rot1)), abs(np.degrees(ai.rot2)))
     if ("rot1" not in fix and "rot2" not in fix and np.nanmax(tilt_sd) > DEGENERATE_TILT_DEG
-            and np.nanmax(tilt_sd) > 0.25 * tilt):
+            and np.nanmax(tilt_sd) > 0.1 * tilt):
         warnings.warn(
             f"calibration: the geometry is degenerate: the tilts rot1, rot2 = "
             f"{np.degrees(ai.rot1):.3f}°, {np.degrees(ai.rot2):.3f}° are only known to "

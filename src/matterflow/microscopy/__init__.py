@@ -1,0 +1,1 @@
+"""Shared differentiable electron-microscopy forward model (potentials, multislice, CTF)."""

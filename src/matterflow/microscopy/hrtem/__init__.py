@@ -1,0 +1,1 @@
+"""HRTEM image matching by Bayesian optimisation over the multislice forward model."""

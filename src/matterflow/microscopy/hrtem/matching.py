@@ -1,0 +1,214 @@
+"""Matching one HRTEM image: registration, lattice averaging, BoTorch BO, gradient refinement.
+
+The physics the search uses:
+
+- the thickness series costs one multislice, so every optics point is scored at all
+  thicknesses at once and keeps the best (thickness is profiled out, not searched);
+- the image of a crystal is periodic: the measured image is reduced to its lattice
+  Fourier coefficients after registering rotation and scale on its Bragg peaks
+  (:func:`~matterflow.microscopy.hrtem.model.register_lattice`), which averages the
+  noise over every cell in view; the loss ``1 − NCC`` maximised over shifts is
+  invariant to the image shift and an affine contrast (offset, gain);
+- the BO searches ``log(1 − NCC)`` over the optics box (GP + LogEI, Sobol start); the
+  loss has one deep valley along the defocus–Cs direction that keeps the phase of the
+  strongest reflections, so the BO's best few points are refined by gradient steps
+  through the differentiable CTF (multi-start), every step counted as an evaluation.
+
+Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from matterflow.microscopy.hrtem.model import images, shift_ncc
+
+__all__ = ["Objective", "bo_search", "random_search", "grid_search", "refine", "distinct_starts",
+           "valley_search", "Trace"]
+
+
+@dataclass
+class Trace:
+    """Every evaluation: parameters ``(n, d)``, loss ``(n,)`` and best thickness ``(n,)``."""
+
+    x: list[np.ndarray] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    thickness: list[int] = field(default_factory=list)
+    stage: list[str] = field(default_factory=list)
+
+    def add(self, x, loss, t, stage):
+        self.x.append(np.asarray(x, dtype=float))
+        self.loss.append(float(loss))
+        self.thickness.append(int(t))
+        self.stage.append(stage)
+
+    def best(self) -> tuple[np.ndarray, float, int]:
+        i = int(np.argmin(self.loss))
+        return self.x[i], self.loss[i], self.thickness[i]
+
+    def best_so_far(self) -> np.ndarray:
+        """``(n, d + 1)``: the best point's parameters and thickness after each evaluation."""
+        out, best = [], None
+        for x, y, t in zip(self.x, self.loss, self.thickness, strict=True):
+            if best is None or y < best[0]:
+                best = (y, np.r_[x, t])
+            out.append(best[1])
+        return np.array(out)
+
+
+class Objective:
+    """``1 − max_shift NCC`` of the simulated thickness series against the lattice-averaged target.
+
+    ``waves`` (n_t, nx, ny), ``pixel`` (dx, dy) Å, ``target`` (nx, ny); ``fixed`` optics
+    (energy_ev, focal_spread, ...) not searched.
+    """
+
+    def __init__(self, waves, pixel, target, *, energy_ev, focal_spread, trace: Trace | None = None):
+        self.waves, self.pixel, self.energy_ev = waves, pixel, energy_ev
+        self.target = torch.as_tensor(target, dtype=waves.real.dtype)
+        self.focal_spread = focal_spread
+        self.trace = trace if trace is not None else Trace()
+
+    def _optics(self, x):
+        fs = x[2] if len(x) > 2 else self.focal_spread
+        return {"defocus": x[0], "cs": x[1] * 1e4, "focal_spread": fs}
+
+    def ncc(self, x) -> torch.Tensor:
+        """NCC at every thickness, ``(n_t,)`` (differentiable in a tensor ``x``)."""
+        return shift_ncc(images(self.waves, self.pixel, energy_ev=self.energy_ev,
+                                **self._optics(x)), self.target)
+
+    def profiled_log_loss(self, u: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
+        """``log(1 − max_t NCC_t)`` at box-normalised ``u`` (float64 tensor, differentiable)."""
+        x = torch.tensor(bounds[0]) + u * torch.tensor(bounds[1] - bounds[0])
+        n = self.ncc(x.to(self.waves.real.dtype)).max()
+        return torch.log(torch.clamp(1 - n.to(torch.float64), min=1e-9))
+
+    def __call__(self, x, stage: str = "bo") -> float:
+        with torch.no_grad():
+            n = self.ncc([float(v) for v in x])
+        t = int(torch.argmax(n))
+        loss = max(1.0 - float(n[t]), 1e-9)
+        self.trace.add(x, loss, t + 1, stage)
+        return loss
+
+
+def _sobol(bounds: np.ndarray, n: int, seed: int) -> np.ndarray:
+    eng = torch.quasirandom.SobolEngine(bounds.shape[1], scramble=True, seed=seed)
+    return bounds[0] + (bounds[1] - bounds[0]) * eng.draw(n).double().numpy()
+
+
+def bo_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, n_init: int, seed: int,
+              q: int = 1) -> None:
+    """GP (Matérn-5/2 ARD, inputs normalised to the box) + (q)LogEI on ``log loss``; Sobol start."""
+    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from botorch.optim import optimize_acqf
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    torch.manual_seed(seed)
+    d = bounds.shape[1]
+    start = len(obj.trace.loss)
+    for xi in _sobol(bounds, min(n_init, n_evals), seed):
+        obj(xi, "sobol")
+    b = torch.tensor(bounds, dtype=torch.float64)
+    while len(obj.trace.loss) - start < n_evals:
+        x = torch.tensor(np.array(obj.trace.x[start:]), dtype=torch.float64)
+        y = -torch.log(torch.tensor(obj.trace.loss[start:], dtype=torch.float64))[:, None]
+        gp = SingleTaskGP(x, y, input_transform=Normalize(d, bounds=b),
+                          outcome_transform=Standardize(m=1))
+        try:
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+        except Exception:  # noqa: BLE001  (a failed hyper-parameter fit keeps the prior's)
+            pass
+        qq = min(q, n_evals - (len(obj.trace.loss) - start))
+        acq = (LogExpectedImprovement(gp, best_f=y.max()) if qq == 1
+               else qLogExpectedImprovement(gp, best_f=y.max()))
+        cand, _ = optimize_acqf(acq, bounds=b, q=qq, num_restarts=4, raw_samples=256)
+        for c in cand.numpy():
+            obj(c, "bo")
+
+
+def random_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, seed: int) -> None:
+    """Uniform random points in the box (the baseline)."""
+    rng = np.random.default_rng(seed)
+    for xi in bounds[0] + (bounds[1] - bounds[0]) * rng.random((n_evals, bounds.shape[1])):
+        obj(xi, "random")
+
+
+def grid_search(obj: Objective, bounds: np.ndarray, n_evals: int) -> None:
+    """A regular grid of about ``n_evals`` points (cell centres; the baseline)."""
+    d = bounds.shape[1]
+    m = max(1, int(round(n_evals ** (1 / d))))
+    axes = [bounds[0, i] + (np.arange(m) + 0.5) / m * (bounds[1, i] - bounds[0, i])
+            for i in range(d)]
+    for xi in np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d):
+        obj(xi, "grid")
+
+
+def refine(obj: Objective, bounds: np.ndarray, x0: np.ndarray, steps: int) -> None:
+    """L-BFGS-B on the thickness-profiled ``log(1 − max_t NCC_t)`` with exact gradients
+    through the differentiable CTF, in box-normalised coordinates within the box; at most
+    ``steps`` function-and-gradient evaluations, each counted."""
+    from scipy.optimize import minimize
+
+    lo, span = bounds[0], bounds[1] - bounds[0]
+
+    def fun(u):
+        ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
+        loss = obj.profiled_log_loss(ut, bounds)
+        loss.backward()
+        obj(lo + u * span, "refine")
+        return float(loss.detach()), ut.grad.detach().numpy().copy()
+
+    u0 = np.clip((np.asarray(x0, dtype=float) - lo) / span, 0, 1)
+    minimize(fun, u0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(u0),
+             options={"maxfun": steps, "maxiter": steps})
+
+
+def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: int) -> None:
+    """Scan the loss valley through ``x0``: its direction is the Hessian's softest eigenvector
+    (autograd through the CTF, in box-normalised coordinates), and ``n_points`` evaluations are
+    spread along that straight line across the box.
+
+    Physics: the image is most sensitive to the phase χ at its strongest high-order
+    reflections, ``χ(g) = −πλg²Δf + ½πλ³g⁴Cs``, which is linear in (Δf, Cs): a constant
+    phase is a straight line, so the valley is straight and spans the box. The Hessian
+    costs about two evaluations and is counted as two.
+    """
+    lo, span = bounds[0], bounds[1] - bounds[0]
+
+    def f(u):
+        return obj.profiled_log_loss(u, bounds)
+
+    u0 = np.clip((np.asarray(x0, dtype=float) - lo) / span, 0, 1)
+    h = torch.autograd.functional.hessian(f, torch.tensor(u0, dtype=torch.float64)).numpy()
+    for _ in range(2):
+        obj(x0, "hessian")
+    v = np.linalg.eigh(0.5 * (h + h.T))[1][:, 0]
+    # the segment of the line u0 + s v inside the unit box
+    with np.errstate(divide="ignore"):
+        a = np.where(v != 0, (0 - u0) / v, -np.inf)
+        b = np.where(v != 0, (1 - u0) / v, np.inf)
+    s_lo, s_hi = np.max(np.minimum(a, b)), np.min(np.maximum(a, b))
+    for s in np.linspace(s_lo, s_hi, n_points):
+        obj(lo + np.clip(u0 + s * v, 0, 1) * span, "valley")
+
+
+def distinct_starts(trace: Trace, bounds: np.ndarray, k: int, min_dist: float = 0.08):
+    """The ``k`` best evaluated points at least ``min_dist`` apart (box-normalised)."""
+    order = np.argsort(trace.loss)
+    span = bounds[1] - bounds[0]
+    chosen: list[int] = []
+    for i in order:
+        u = (trace.x[i] - bounds[0]) / span
+        if all(np.linalg.norm(u - (trace.x[j] - bounds[0]) / span) > min_dist for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) == k:
+            break
+    return [(trace.x[i], trace.thickness[i]) for i in chosen]
