@@ -55,7 +55,8 @@ def test_unparsable_structure_file_is_named(tmp_path):
 
 def test_registration_and_lattice_average_recover_the_cell_image():
     """A cell image drawn at 0.1 Å, rotated 2.0° and shifted, is registered (rotation to
-    0.05°, scale to 1e-3) and its lattice average equals the cell image (NCC > 0.995; measured 0.9988: window leakage)."""
+    0.05°, scale to 1e-3) and its lattice average equals the cell image
+    (NCC > 0.995; measured 0.9988: window leakage)."""
     cell = slices(builtin("SrTiO3"))
     w, px = exit_waves(cell, 5)
     ci = images(w[-1], px, defocus=60.0, cs=-1e5, focal_spread=30.0)

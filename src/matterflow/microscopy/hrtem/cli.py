@@ -69,7 +69,8 @@ def _write_image(path: Path, image, pixel_size: float, meta: dict) -> None:
 @app.command()
 @handle_errors
 def simulate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Image file (.tif with the pixel size, or .npy).")] = Path("hrtem.tif"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Image file (.tif with the pixel size, or .npy).")] = Path("hrtem.tif"),
     structure: Annotated[str, typer.Option(help="Built-in structure or structure file.")] = "SrTiO3",
     zone: Annotated[str, typer.Option(help="Cell vector along the beam: a, b or c.")] = "c",
     defocus: Annotated[float, param_option(SimulateParams, "defocus")] = 80.0,
@@ -100,7 +101,8 @@ def _match_params(structure, zone, budget, method, focal_spread, max_cells, seed
 @handle_errors
 def match(
     image: Annotated[Path, typer.Argument(help="Image (.tif, .tiff, .npy).")],
-    pixel_size: Annotated[float | None, typer.Option("--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
     structure: Annotated[str, typer.Option(help="Built-in structure or structure file.")] = "SrTiO3",
     zone: Annotated[str, typer.Option(help="Cell vector along the beam: a, b or c.")] = "c",
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
@@ -108,7 +110,8 @@ def match(
     focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Result file (HDF5); figures beside it.")] = Path("hrtem-match.h5"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Result file (HDF5); figures beside it.")] = Path("hrtem-match.h5"),
 ) -> None:
     """Recover defocus, Cs and thickness of an image (writes HDF5 and figures)."""
     from matterflow.microscopy.hrtem.tasks import _match_figures, match_image
@@ -131,8 +134,10 @@ def match(
 @handle_errors
 def identify(
     image: Annotated[Path, typer.Argument(help="Image (.tif, .tiff, .npy).")],
-    candidates: Annotated[str, typer.Option(help="Comma-separated structures (names or files).")] = "SrTiO3,BaTiO3,SrTiO3-strained",
-    pixel_size: Annotated[float | None, typer.Option("--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
+    candidates: Annotated[str, typer.Option(
+        help="Comma-separated structures (names or files).")] = "SrTiO3,BaTiO3,SrTiO3-strained",
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
     focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
