@@ -1,0 +1,1 @@
+"""Multislice electron ptychography and joint ptychographic tomography (issue 19)."""

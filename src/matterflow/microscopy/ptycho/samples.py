@@ -1,0 +1,64 @@
+"""Test objects: a SrTiO3 [001] slab (Lobato potentials) and a nanocube of point-like atoms."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from matterflow.microscopy.multislice import antialias_aperture
+from matterflow.microscopy.potentials import slice_potentials
+
+__all__ = ["srtio3_slices", "nanocube_volume", "A_SRTIO3"]
+
+A_SRTIO3 = 3.905
+_BASIS = [("Sr", 0, 0, 0), ("Ti", .5, .5, .5), ("O", .5, .5, 0), ("O", .5, 0, .5), ("O", 0, .5, .5)]
+
+
+def srtio3_slices(cells: int, px_per_cell: int, thickness_cells: int = 1, *,
+                  dtype=torch.float32) -> tuple[torch.Tensor, float, float]:
+    """Projected potentials (V·Å) of a periodic ``cells × cells`` SrTiO3 [001] slab,
+    two slices per unit cell (SrO and TiO2 planes): ``(2 t, n, n)``; sampling Å, dz Å."""
+    a = A_SRTIO3
+    pos, sym, sl = [], [], []
+    for i in range(cells):
+        for j in range(cells):
+            for s, x, y, z in _BASIS:
+                pos.append(((i + x) * a, (j + y) * a))
+                sym.append(s)
+                sl.append(int(round(2 * z)))
+    n = cells * px_per_cell
+    v = slice_potentials(np.array(pos), sym, (cells * a, cells * a), (n, n), np.array(sl), 2,
+                         dtype=dtype)
+    return v.repeat(thickness_cells, 1, 1), a / px_per_cell, a / 2
+
+
+def band_limit(img: torch.Tensor, sampling: float) -> torch.Tensor:
+    """``img`` (…, n, n) low-passed to 2/3 Nyquist (what the forward model transmits)."""
+    aa = antialias_aperture(tuple(img.shape[-2:]), (sampling, sampling), dtype=img.dtype)
+    return torch.fft.ifft2(torch.fft.fft2(img) * aa).real
+
+
+def nanocube_volume(n: int, *, atoms_per_edge: int = 3, spacing_vox: float = 4.0,
+                    sigma_vox: float = 0.8, phase_per_atom: float = 0.6, isolated: bool = True,
+                    dtype=torch.float32) -> tuple[torch.Tensor, np.ndarray]:
+    """Phase volume ``(n, n, n)`` (rad per voxel) of a cubic cluster of Gaussian atoms
+    (integrated phase ``phase_per_atom`` rad each), centred; with ``isolated`` one more
+    atom sits alone above the cube, off its columns. Returns the volume and the atom
+    centres ``(m, 3)`` in voxels (z, x, y)."""
+    c = (n - 1) / 2
+    k = (np.arange(atoms_per_edge) - (atoms_per_edge - 1) / 2) * spacing_vox
+    zz, xx, yy = np.meshgrid(k, k, k, indexing="ij")
+    centres = np.stack([zz.ravel(), xx.ravel(), yy.ravel()], 1) + c
+    if isolated:
+        # above the cube and beside its columns, so its own column holds only it
+        half = (atoms_per_edge - 1) / 2 * spacing_vox
+        top = c - half - spacing_vox * 1.5
+        centres = np.vstack([centres, [[top, c + half + spacing_vox, c]]])
+    g = np.arange(n, dtype=float)
+    vol = np.zeros((n, n, n))
+    norm = phase_per_atom / ((2 * np.pi) ** 1.5 * sigma_vox ** 3)
+    for z0, x0, y0 in centres:
+        vol += norm * (np.exp(-(g - z0) ** 2 / (2 * sigma_vox ** 2))[:, None, None]
+                       * np.exp(-(g - x0) ** 2 / (2 * sigma_vox ** 2))[None, :, None]
+                       * np.exp(-(g - y0) ** 2 / (2 * sigma_vox ** 2))[None, None, :])
+    return torch.tensor(vol, dtype=dtype), centres
