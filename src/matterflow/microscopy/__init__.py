@@ -1,0 +1,1 @@
+"""Microscopy: image formation and analysis for electron microscopes (SEM, HRTEM, ...)."""
