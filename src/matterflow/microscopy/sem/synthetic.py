@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-__all__ = ["FAMILIES", "EVENT_TYPES", "Event", "Microstructure", "microstructure",
+__all__ = ["FAMILIES", "EVENT_TYPES", "Event", "Microstructure", "microstructure", "synthetic_set", "SyntheticSet",
            "se_image", "acquire_pair", "insitu_series", "AcquiredPair", "ELECTRONS_PER_PA_US"]
 
 FAMILIES = ("grains", "lamellar", "dual_phase")
@@ -345,3 +345,43 @@ def insitu_series(family: str, shape: tuple[int, int] = (256, 256), *, n_frames:
         mm, zz, lab = _stamp(m, z, np.zeros(shape, np.int32), moved, growth=0.5 + 0.5 * f)
         frames.append(Microstructure(family, mm, zz, lab, tuple(moved)))
     return frames
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """Images for training or evaluation (lists over images)."""
+
+    fast: list
+    """(h, w) fast scans"""
+    full: list
+    """(H, W) full-resolution scans (noisy, long dwell)"""
+    clean: list
+    """(H, W) noise-free full-resolution images"""
+    labels: list
+    """(H, W) event labels"""
+    reference: list
+    """(H, W) full-resolution scan of the same region one in-situ step earlier (strained, drifted)"""
+    events: list
+    family: list
+
+
+def synthetic_set(families, n_images: int, shape=(256, 256), *, seed: int = 0, scale: int = 4,
+                  strain_step: float = 0.01, drift_px: tuple[float, float] = (3.0, -4.0),
+                  **acq) -> SyntheticSet:
+    """``n_images`` per family: the fast/full pair of frame 1 of a two-frame in-situ series
+    and, as the reference, the full-resolution scan of frame 0 (seeds ``seed, seed+1, ...``)."""
+    out = {k: [] for k in ("fast", "full", "clean", "labels", "reference", "events", "family")}
+    k = 0
+    for fam in families:
+        for i in range(n_images):
+            s = seed + 1000 * k + i
+            f0, f1 = insitu_series(fam, shape, n_frames=2, max_strain=strain_step,
+                                   drift_px_per_frame=drift_px, seed=s)
+            pair = acquire_pair(f1, scale=scale, seed=s, **acq)
+            ref = acquire_pair(f0, scale=scale, seed=s + 500, **acq).full
+            for key, val in (("fast", pair.fast), ("full", pair.full), ("clean", pair.clean),
+                             ("labels", f1.labels), ("reference", ref), ("events", f1.events),
+                             ("family", fam)):
+                out[key].append(val)
+        k += 1
+    return SyntheticSet(**out)

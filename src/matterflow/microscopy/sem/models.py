@@ -1,0 +1,367 @@
+"""×4 super-resolution networks for SEM, trained from scratch, and the interpolation baselines.
+
+- :class:`FastSR` (ESPCN-like): every convolution runs on the low-resolution
+  grid; one PixelShuffle(×scale) makes the residual added to the bicubic
+  upsampling of the input. A second 1-channel head at low resolution gives the
+  logit of a rare event (inclusion, precipitate, void, crack) under each
+  low-resolution pixel — the learned point-of-interest detector.
+- :class:`RefSR` (TTSR's texture transfer, at low resolution): a small feature
+  extractor (trained here, no VGG) embeds the fast scan and the downsampled
+  full-resolution reference; soft attention over the reference positions
+  transfers the reference's high-frequency detail (space-to-depth of
+  ``ref - up(down(ref))``, ``scale²`` values per low-resolution pixel) and the
+  attention confidence into the same body.
+
+Checkpoints (:func:`save_checkpoint`) are a ``torch.save`` dict of tensors and a
+JSON metadata string, read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matterflow.core.errors import InputError
+
+__all__ = ["FastSR", "RefSR", "build_model", "bicubic", "lanczos", "psnr", "ssim",
+           "TrainConfig", "train", "predict", "predict_tiled", "tta_predict",
+           "save_checkpoint", "load_checkpoint", "model_to_bytes", "model_from_bytes"]
+
+
+class FastSR(nn.Module):
+    """Single-image ×scale SR: low-resolution body, one PixelShuffle, bicubic skip."""
+
+    kind = "fast"
+
+    def __init__(self, scale: int = 4, channels: int = 32, layers: int = 4):
+        super().__init__()
+        self.scale, self.channels, self.layers = scale, channels, layers
+        self.head = nn.Conv2d(1, channels, 5, padding=2)
+        self.body = nn.Sequential(*[m for _ in range(layers - 1) for m in
+                                    (nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels))])
+        self.up = nn.Conv2d(channels, scale * scale, 3, padding=1)
+        self.det = nn.Conv2d(channels, 1, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.body(F.prelu(self.head(lr), torch.tensor([0.1])))
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None):
+        """lr: (B, 1, h, w) → (sr (B, 1, h·s, w·s), event logit (B, 1, h, w))."""
+        f = self.features(lr)
+        return self._out(lr, f)
+
+    def _out(self, lr, f):
+        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return base + self.shuffle(self.up(f)), self.det(f)
+
+    def settings(self) -> dict:
+        return {"kind": self.kind, "scale": self.scale, "channels": self.channels,
+                "layers": self.layers}
+
+
+class RefSR(FastSR):
+    """Reference-based ×scale SR: soft texture transfer from a full-resolution reference."""
+
+    kind = "ref"
+
+    def __init__(self, scale: int = 4, channels: int = 32, layers: int = 4, embed: int = 16):
+        super().__init__(scale, channels, layers)
+        self.embed = embed
+        self.extract = nn.Sequential(nn.Conv2d(1, embed, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(embed, embed, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(embed, embed, 3, padding=1))
+        self.temperature = nn.Parameter(torch.tensor(10.0))
+        self.fuse = nn.Conv2d(channels + scale * scale + 1, channels, 3, padding=1)
+
+    def transfer(self, lr: torch.Tensor, ref: torch.Tensor):
+        """Texture (B, s², h, w) and confidence (B, 1, h, w) taken from ``ref`` (B, 1, H', W')."""
+        s = self.scale
+        ref_lr = F.avg_pool2d(ref, s)
+        detail = ref - F.interpolate(ref_lr, scale_factor=s, mode="bicubic", align_corners=False)
+        v = F.pixel_unshuffle(detail, s)  # (B, s², h', w')
+        q = F.normalize(self.extract(lr).flatten(2), dim=1)  # (B, C, hw)
+        k = F.normalize(self.extract(ref_lr).flatten(2), dim=1)  # (B, C, h'w')
+        b, _, h, w = lr.shape
+        out_t, out_c = [], []
+        for i in range(0, h * w, 4096):  # chunks of queries: bounded memory
+            sim = torch.einsum("bcq,bck->bqk", q[:, :, i:i + 4096], k)
+            att = torch.softmax(self.temperature * sim, dim=-1)
+            out_t.append(torch.einsum("bqk,bvk->bvq", att, v.flatten(2)))
+            out_c.append(sim.max(dim=-1).values.unsqueeze(1))
+        t = torch.cat(out_t, 2).view(b, s * s, h, w)
+        c = torch.cat(out_c, 2).view(b, 1, h, w)
+        return t, c
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None):
+        if ref is None:
+            raise InputError("the reference-based model needs a reference image (--reference)")
+        f = self.features(lr)
+        t, c = self.transfer(lr, ref)
+        f = f + self.fuse(torch.cat([f, t, c], 1))
+        return self._out(lr, f)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "embed": self.embed}
+
+
+def build_model(settings: dict) -> FastSR:
+    kw = {k: v for k, v in settings.items() if k != "kind"}
+    return (RefSR if settings.get("kind") == "ref" else FastSR)(**kw)
+
+
+# --------------------------------------------------------------------------- baselines, metrics
+
+def bicubic(lr: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Bicubic upsampling (torch, a = -0.75), (h, w) → (h·s, w·s)."""
+    t = torch.from_numpy(np.ascontiguousarray(lr, np.float32))[None, None]
+    with torch.no_grad():
+        return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0].numpy()
+
+
+def lanczos(lr: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Lanczos-3 upsampling (separable, reflected edges), (h, w) → (h·s, w·s)."""
+    def kernel(n_in):
+        x = (np.arange(n_in * scale) + 0.5) / scale - 0.5
+        j = np.arange(n_in)
+        d = x[:, None] - j[None, :]
+        k = np.sinc(d) * np.sinc(d / 3) * (np.abs(d) < 3)
+        return k / k.sum(1, keepdims=True)
+    a = np.asarray(lr, np.float64)
+    return (kernel(a.shape[0]) @ a @ kernel(a.shape[1]).T).astype(np.float32)
+
+
+def psnr(x: np.ndarray, ref: np.ndarray, data_range: float | None = None) -> float:
+    """PSNR in dB against ``ref``; the data range defaults to ref's max - min."""
+    rng = float(np.ptp(ref)) if data_range is None else data_range
+    mse = float(np.mean((np.asarray(x, np.float64) - ref) ** 2))
+    return float(10 * np.log10(rng ** 2 / max(mse, 1e-20)))
+
+
+def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None) -> float:
+    """SSIM (scikit-image, Gaussian window as in Wang et al. 2004)."""
+    from skimage.metrics import structural_similarity
+
+    rng = float(np.ptp(ref)) if data_range is None else data_range
+    return float(structural_similarity(np.asarray(x, np.float64), np.asarray(ref, np.float64),
+                                       data_range=rng, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainConfig:
+    """Training settings (patch sizes in low-resolution pixels)."""
+
+    kind: str = "fast"
+    scale: int = 4
+    channels: int = 32
+    layers: int = 4
+    steps: int = 600
+    batch_size: int = 16
+    patch_lr: int = 24
+    ref_margin_lr: int = 6
+    learning_rate: float = 2e-3
+    det_weight: float = 0.3
+    seed: int = 0
+    threads: int = 1
+    time_limit_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _norm(images):
+    return [np.asarray(a, np.float32) for a in images]
+
+
+def _batch(rng, fast, clean, labels, refs, cfg: TrainConfig):
+    s, p = cfg.scale, cfg.patch_lr
+    lrs, hrs, dets, rfs = [], [], [], []
+    m = cfg.ref_margin_lr
+    for _ in range(cfg.batch_size):
+        i = rng.integers(len(fast))
+        h, w = fast[i].shape
+        r = rng.integers(m, h - p - m + 1) if h - p - 2 * m > 0 else 0
+        c = rng.integers(m, w - p - m + 1) if w - p - 2 * m > 0 else 0
+        lr = fast[i][r:r + p, c:c + p]
+        hr = clean[i][r * s:(r + p) * s, c * s:(c + p) * s]
+        lab = labels[i][r * s:(r + p) * s, c * s:(c + p) * s] > 0
+        det = lab.reshape(p, s, p, s).any(axis=(1, 3))
+        k = rng.integers(8)  # dihedral augmentation
+        items = [lr, hr, det]
+        if refs is not None:
+            r0, c0 = max(0, r - m), max(0, c - m)
+            items.append(refs[i][r0 * s:(r0 + p + 2 * m) * s, c0 * s:(c0 + p + 2 * m) * s])
+        items = [np.rot90(a, k % 4) for a in items]
+        if k >= 4:
+            items = [a[:, ::-1] for a in items]
+        lrs.append(items[0])
+        hrs.append(items[1])
+        dets.append(items[2])
+        if refs is not None:
+            rfs.append(items[3])
+    t = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), np.float32))[:, None]  # noqa: E731
+    return t(lrs), t(hrs), t(dets), (t(rfs) if refs is not None else None)
+
+
+def train(fast, clean, labels, *, refs=None, cfg: TrainConfig, model: FastSR | None = None,
+          optimizer_state: dict | None = None, start_step: int = 0, history=None,
+          checkpoint=None, checkpoint_every: int = 0, progress=None):
+    """Train (or resume training of) a model on fast scans and clean full-resolution images.
+
+    fast : list of (h, w) fast scans; clean : list of (h·s, w·s) targets; labels : list of
+    (h·s, w·s) event label masks; refs : list of full-resolution reference images of the same
+    regions (``kind="ref"``). Returns ``(model, info)`` with the loss history and timing.
+    ``checkpoint(model, opt, step, history)`` is called every ``checkpoint_every`` steps.
+    """
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    fast, clean, labels = _norm(fast), _norm(clean), list(labels)
+    refs = _norm(refs) if refs is not None else None
+    if cfg.kind == "ref" and refs is None:
+        raise InputError("a reference-based model needs reference images to train on")
+    model = model or build_model({"kind": cfg.kind, "scale": cfg.scale, "channels": cfg.channels,
+                                  "layers": cfg.layers})
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    if optimizer_state:
+        opt.load_state_dict(optimizer_state)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: 0.5 * (1 + np.cos(np.pi * min(1.0, (k + start_step) / max(1, cfg.steps)))))
+    rng = np.random.default_rng(cfg.seed + 7919 * start_step)
+    history = list(history or [])
+    pos = max(1e-3, float(np.mean([np.mean(lab > 0) for lab in labels])))
+    pos_weight = torch.tensor(min(50.0, 0.2 / pos))
+    t0 = time.perf_counter()
+    model.train()
+    step = start_step
+    for step in range(start_step, cfg.steps):
+        lr, hr, det, rf = _batch(rng, fast, clean, labels, refs if cfg.kind == "ref" else None, cfg)
+        sr, logit = model(lr, rf)
+        loss_sr = F.l1_loss(sr, hr)
+        loss_det = F.binary_cross_entropy_with_logits(logit, det, pos_weight=pos_weight)
+        loss = loss_sr + cfg.det_weight * loss_det
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        history.append(float(loss_sr.detach()))
+        if progress:
+            progress(step + 1, cfg.steps, history[-1])
+        if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            checkpoint(model, opt, step + 1, history)
+        if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
+            step += 1
+            break
+    else:
+        step = cfg.steps
+    model.eval()
+    return model, {"loss_history": history, "train_time_s": time.perf_counter() - t0,
+                   "steps_done": step, "optimizer": opt.state_dict()}
+
+
+# --------------------------------------------------------------------------- inference
+
+def _tensor(a):
+    return torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+
+
+def predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None):
+    """(sr (H, W), event probability (h, w)) for one low-resolution image."""
+    with torch.no_grad():
+        sr, logit = model(_tensor(lr), None if ref is None else _tensor(ref))
+    return sr[0, 0].numpy(), torch.sigmoid(logit)[0, 0].numpy()
+
+
+def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
+                  tile_lr: int = 256, halo_lr: int = 8):
+    """:func:`predict` tile by tile with a halo, so memory stays bounded for large mosaics.
+
+    For the reference-based model the reference (same pixel grid as the output) is cropped
+    around each tile with the halo, so the texture search is local.
+    """
+    s = model.scale
+    h, w = lr.shape
+    sr = np.empty((h * s, w * s), np.float32)
+    prob = np.empty((h, w), np.float32)
+    for r in range(0, h, tile_lr):
+        for c in range(0, w, tile_lr):
+            r0, c0 = max(0, r - halo_lr), max(0, c - halo_lr)
+            r1, c1 = min(h, r + tile_lr + halo_lr), min(w, c + tile_lr + halo_lr)
+            rf = None if ref is None else ref[r0 * s:r1 * s, c0 * s:c1 * s]
+            out, p = predict(model, lr[r0:r1, c0:c1], rf)
+            rr, cc = min(h, r + tile_lr), min(w, c + tile_lr)
+            sr[r * s:rr * s, c * s:cc * s] = out[(r - r0) * s:(rr - r0) * s,
+                                                (c - c0) * s:(cc - c0) * s]
+            prob[r:rr, c:cc] = p[r - r0:rr - r0, c - c0:cc - c0]
+    return sr, prob
+
+
+def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n: int = 8):
+    """Mean SR, per-pixel std over ``n`` dihedral test-time augmentations, mean event probability."""
+    srs, probs = [], []
+    for k in range(n):
+        def fwd(a, k=k):
+            a = np.rot90(a, k % 4)
+            return a[:, ::-1] if k >= 4 else a
+
+        def inv(a, k=k):
+            a = a[:, ::-1] if k >= 4 else a
+            return np.rot90(a, -(k % 4))
+        sr, p = predict_tiled(model, fwd(lr), None if ref is None else fwd(ref))
+        srs.append(inv(sr))
+        probs.append(inv(p))
+    srs = np.stack(srs)
+    return srs.mean(0), srs.std(0), np.mean(probs, 0)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, model: FastSR, *, metadata: dict | None = None,
+                    optimizer: dict | None = None, step: int = 0, history=None) -> None:
+    """Write state dict + JSON metadata (+ optimizer state for resuming) atomically."""
+    from matterflow.core.store import atomic_write_bytes
+
+    atomic_write_bytes(path, model_to_bytes(model, metadata=metadata, optimizer=optimizer,
+                                            step=step, history=history))
+
+
+def model_to_bytes(model: FastSR, *, metadata=None, optimizer=None, step=0, history=None) -> bytes:
+    meta = {"settings": model.settings(), "step": int(step), **(metadata or {})}
+    obj = {"state_dict": model.state_dict(), "metadata_json": json.dumps(meta, default=str),
+           "history": torch.tensor(list(history or []), dtype=torch.float32)}
+    if optimizer is not None:
+        obj["optimizer"] = optimizer
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def model_from_bytes(data: bytes, *, source: str = "model"):
+    """(model, metadata, optimizer state or None, loss history) from checkpoint bytes."""
+    try:
+        obj = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+        meta = json.loads(obj["metadata_json"])
+        model = build_model(meta["settings"])
+        model.load_state_dict(obj["state_dict"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is bad input
+        raise InputError(f"{source}: not a matterflow sem model checkpoint ({type(exc).__name__}: "
+                         f"{exc})") from None
+    model.eval()
+    return model, meta, obj.get("optimizer"), obj["history"].tolist()
+
+
+def load_checkpoint(path, *, source: str | None = None):
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: model file not found")
+    return model_from_bytes(p.read_bytes(), source=source or str(p))
