@@ -54,7 +54,12 @@ def train_cmd(
 ) -> None:
     """Train a ×4 model from scratch (checkpoints every 100 steps; --resume continues)."""
     from matterflow.core.store import read_results
-    from matterflow.microscopy.sem.models import TrainConfig, load_checkpoint, save_checkpoint, train
+    from matterflow.microscopy.sem.models import (
+        TrainConfig,
+        load_checkpoint,
+        save_checkpoint,
+        train,
+    )
 
     if not data.exists():
         raise InputError(f"{data}: results file not found")
