@@ -16,6 +16,7 @@ Three tasks make the core's demo workflow (``examples/quickstart.yaml``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -43,7 +44,7 @@ class RandomWalks:
     exact_diffusion_nm2_per_ps: float = quantity("nm^2/ps", "step_nm**2 / (2 dt_ps)")
 
 
-def _walk_figures(outputs: dict, params: RandomWalkParams) -> dict:
+def _walk_figures(outputs: dict[str, Any], params: RandomWalkParams) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     pos, t = outputs["positions_nm"], outputs["time_ps"]
@@ -111,7 +112,7 @@ class DiffusionFit:
     diffusion_sem_nm2_per_ps: float = quantity("nm^2/ps", "standard error of D over walkers")
 
 
-def _figures(outputs: dict, params: FitParams) -> dict:
+def _figures(outputs: dict[str, Any], params: FitParams) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     lag, msd, sem = outputs["lag_ps"], outputs["msd_mean_nm2"], outputs["msd_sem_nm2"]
@@ -171,4 +172,5 @@ DOMAIN = Domain(
     tasks="matterflow.core.quickstart:TASKS",
     demos=("quickstart.yaml",),
     docs="core.md",
+    headline="core.fit_diffusion:msd_mean_nm2, core.fit_diffusion:diffusion_nm2_per_ps",
 )

@@ -24,8 +24,10 @@ is accepted; got VALUE`` and raises :class:`~matterflow.core.errors.InputError`.
 from __future__ import annotations
 
 import difflib
+import functools
 import graphlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +46,15 @@ _CORE_SUFFIXES = (".h5", ".hdf5", ".nxs", ".csv", ".json", ".npy", ".npz", ".yam
                   ".dat")
 
 
-def file_suffixes() -> set[str]:
+@functools.cache
+def file_suffixes() -> frozenset[str]:
     """Suffixes that mark a workflow input as a file name: the core's and every domain's."""
     from matterflow.core.domain import list_domains
 
     found = set(_CORE_SUFFIXES)
     for dom in list_domains().values():
         found.update(s.lower() for s in dom.file_suffixes)
-    return found
+    return frozenset(found)
 
 
 class StepSpec(BaseModel):
@@ -115,10 +118,76 @@ class Workflow:
     def step(self, step_id: str) -> Step:
         return self._by_id[step_id]
 
+    def with_text(self, text: str, *, source: str | Path | None = None,
+                  description: str | None = None) -> Workflow:
+        """The same steps, recorded as ``text`` (e.g. the file a command's own format was
+        read from, with the steps made from it) from ``source``."""
+        import dataclasses
+
+        return dataclasses.replace(self, text=text,
+                                   source=Path(source).resolve() if source else self.source,
+                                   description=self.description if description is None
+                                   else description)
+
+    @classmethod
+    def from_steps(cls, steps: Sequence[dict[str, Any]], *, name: str = "steps",
+                   description: str = "", base_dir: str | Path | None = None) -> Workflow:
+        """A workflow built in code, validated like a file, and recorded as YAML text.
+
+        Each step is a mapping as in a workflow file: ``id``, ``task``,
+        ``params`` (a mapping or a task's ``Params``), ``inputs`` (``"step.output"``,
+        or a file as a :class:`~pathlib.Path`, made absolute) and ``batch_size``.
+        The YAML text goes into the results' provenance, so ``matterflow run``
+        reruns it::
+
+            wf = Workflow.from_steps([
+                {"id": "walks", "task": "core.random_walks", "params": {"n_walkers": 50}},
+                {"id": "msd", "task": "core.mean_squared_displacement",
+                 "inputs": {"walk": "walks.positions_nm"}, "batch_size": 10},
+            ], name="msd")
+        """
+        import json
+
+        base = Path.cwd() if base_dir is None else Path(base_dir)
+        plain: list[dict[str, Any]] = []
+        for i, s in enumerate(steps):
+            if not isinstance(s, dict):
+                raise InputError(f"{name}: steps[{i}] must be a mapping (id, task, params, "
+                                 f"inputs); got {type(s).__name__}")
+            step = dict(s)
+            params = step.get("params")
+            if isinstance(params, BaseModel):
+                params = params.model_dump(mode="json")
+            if params:
+                try:
+                    step["params"] = json.loads(json.dumps(params, default=_json_value))
+                except TypeError as exc:
+                    raise InputError(f"{name}: steps[{i}] (id {step.get('id')!r}).params: "
+                                     f"{exc}") from None
+            else:
+                step.pop("params", None)
+            inputs = {}
+            for key, ref in (step.get("inputs") or {}).items():
+                inputs[key] = str((base / ref).resolve()) if isinstance(ref, Path) else ref
+            if inputs:
+                step["inputs"] = inputs
+            else:
+                step.pop("inputs", None)
+            if step.get("batch_size") is None:
+                step.pop("batch_size", None)
+            plain.append(step)
+        text = yaml.safe_dump({"name": name, "description": description, "steps": plain},
+                              sort_keys=False, allow_unicode=True)
+        return parse_workflow(text, source=f"<{name}>", base_dir=base)
+
 
 # --------------------------------------------------------------------------- YAML with lines
 
-def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+_Path = tuple[Any, ...]
+
+
+def _line_map(node: yaml.Node, path: _Path = (),
+              out: dict[_Path, int] | None = None) -> dict[_Path, int]:
     """Map each key path (``('steps', 2, 'params', 'npt')``) to its 1-based line."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
@@ -135,16 +204,16 @@ def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dic
 
 
 class _Locator:
-    def __init__(self, source: str, lines: dict[tuple, int], data: Any):
+    def __init__(self, source: str, lines: dict[_Path, int], data: Any):
         self.source, self.lines, self.data = source, lines, data
 
-    def line(self, path: tuple) -> int:
+    def line(self, path: _Path) -> int:
         path = tuple(path)
         while path and path not in self.lines:
             path = path[:-1]
         return self.lines.get(path, 1)
 
-    def where(self, path: tuple) -> str:
+    def where(self, path: _Path) -> str:
         """``file:line: steps[2] (id 'x').params.npt``."""
         parts: list[str] = []
         for i, p in enumerate(path):
@@ -172,6 +241,21 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
 
     ``base_dir`` is where relative file inputs are looked up (default: cwd).
     Raises :class:`InputError` naming file, line, step and field.
+
+    >>> wf = parse_workflow('''
+    ... steps:
+    ...   - {id: walks, task: core.random_walks, params: {n_walkers: 4, seed: 7}}
+    ...   - {id: msd, task: core.mean_squared_displacement, inputs: {walk: walks.positions_nm}}
+    ... ''')
+    >>> [s.id for s in wf.steps], wf.step("msd").task.map_over
+    (['walks', 'msd'], 'walk')
+    >>> parse_workflow('''
+    ... steps:
+    ...   - {id: walks, task: core.random_walks, params: {n_walkers: -5}}
+    ... ''', source="flow.yaml")
+    Traceback (most recent call last):
+    ...
+    matterflow.core.errors.InputError: flow.yaml:3: steps[0] (id 'walks').params.n_walkers: input should be greater than or equal to 1; got -5
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
     try:
@@ -212,7 +296,7 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
         except ValidationError as exc:
             errors.append(validation_message(
                 exc, prefix="", model=t.params,
-                locate=lambda p, i=i: loc.where(("steps", i, "params") + tuple(p))))
+                locate=functools.partial(_params_where, loc, i)))
             continue
         inputs: dict[str, InputRef] = {}
         for name, ref in s.inputs.items():
@@ -258,6 +342,19 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
                          "that do not depend on it") from None
     return Workflow(spec.name, spec.description, [by_id[s] for s in order], text=text,
                     _by_id=by_id)
+
+
+def _params_where(loc: _Locator, index: int, path: _Path) -> str:
+    return loc.where(("steps", index, "params") + tuple(path))
+
+
+def _json_value(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"a step parameter must be plain data (numbers, strings, lists, mappings); "
+                    f"got {type(obj).__name__}")
 
 
 def _match_ref(ref: str) -> tuple[str, str] | None:
