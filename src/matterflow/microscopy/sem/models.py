@@ -31,7 +31,7 @@ from torch import nn
 from matterflow.core.errors import InputError
 
 __all__ = ["FastSR", "RefSR", "build_model", "bicubic", "lanczos", "psnr", "ssim",
-           "TrainConfig", "train", "predict", "predict_tiled", "tta_predict",
+           "TrainConfig", "train", "validate", "predict", "align_reference", "predict_tiled", "tta_predict",
            "save_checkpoint", "load_checkpoint", "model_to_bytes", "model_from_bytes"]
 
 
@@ -47,7 +47,8 @@ class FastSR(nn.Module):
         self.body = nn.Sequential(*[m for _ in range(layers - 1) for m in
                                     (nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels))])
         self.up = nn.Conv2d(channels, scale * scale, 3, padding=1)
-        self.det = nn.Conv2d(channels, 1, 3, padding=1)
+        self.det = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels),
+                                 nn.Conv2d(channels, 1, 1))
         self.shuffle = nn.PixelShuffle(scale)
 
     def features(self, lr: torch.Tensor) -> torch.Tensor:
@@ -117,6 +118,23 @@ def build_model(settings: dict) -> FastSR:
     return (RefSR if settings.get("kind") == "ref" else FastSR)(**kw)
 
 
+def align_reference(lr: np.ndarray, ref: np.ndarray, scale: int) -> np.ndarray:
+    """``ref`` (full resolution) shifted onto the grid of ``lr`` (×``scale`` coarser): the
+    shift is the phase correlation of the box-downsampled reference against ``lr``
+    (1/10 low-resolution pixel), applied with linear interpolation (edges reflected).
+    The texture search of :class:`RefSR` then needs to look only nearby."""
+    from scipy import ndimage
+    from skimage.registration import phase_cross_correlation
+
+    ref = np.asarray(ref, np.float32)
+    h, w = ref.shape[0] // scale * scale, ref.shape[1] // scale * scale
+    small = ref[:h, :w].reshape(h // scale, scale, w // scale, scale).mean(axis=(1, 3))
+    a = np.asarray(lr, np.float32)
+    n0, n1 = min(a.shape[0], small.shape[0]), min(a.shape[1], small.shape[1])
+    shift, _, _ = phase_cross_correlation(a[:n0, :n1], small[:n0, :n1], upsample_factor=10)
+    return ndimage.shift(ref, np.asarray(shift) * scale, order=1, mode="reflect").astype(np.float32)
+
+
 # --------------------------------------------------------------------------- baselines, metrics
 
 def bicubic(lr: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -170,10 +188,13 @@ class TrainConfig:
     patch_lr: int = 24
     ref_margin_lr: int = 6
     learning_rate: float = 2e-3
-    det_weight: float = 0.3
+    det_weight: float = 0.5
+    event_patch_fraction: float = 0.5
+    pos_weight: float = 3.0
     seed: int = 0
     threads: int = 1
     time_limit_s: float = 0.0
+    val_every: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -181,15 +202,34 @@ def _norm(images):
     return [np.asarray(a, np.float32) for a in images]
 
 
-def _batch(rng, fast, clean, labels, refs, cfg: TrainConfig):
+def _event_pixels(labels, scale):
+    """Low-resolution (row, col) of the pixels over a planted event, per image."""
+    out = []
+    for lab in labels:
+        lab = np.asarray(lab)
+        h, w = lab.shape[0] // scale, lab.shape[1] // scale
+        det = (lab[:h * scale, :w * scale] > 0).reshape(h, scale, w, scale).any(axis=(1, 3))
+        out.append(np.argwhere(det))
+    return out
+
+
+def _batch(rng, fast, clean, labels, refs, cfg: TrainConfig, events=None):
+    """A batch of patches; a share ``cfg.event_patch_fraction`` holds a planted event, so the
+    detection head sees enough rare events."""
     s, p = cfg.scale, cfg.patch_lr
     lrs, hrs, dets, rfs = [], [], [], []
     m = cfg.ref_margin_lr
     for _ in range(cfg.batch_size):
         i = rng.integers(len(fast))
         h, w = fast[i].shape
-        r = rng.integers(m, h - p - m + 1) if h - p - 2 * m > 0 else 0
-        c = rng.integers(m, w - p - m + 1) if w - p - 2 * m > 0 else 0
+        lo_r, hi_r = (m, h - p - m) if h - p - 2 * m > 0 else (0, 0)
+        lo_c, hi_c = (m, w - p - m) if w - p - 2 * m > 0 else (0, 0)
+        r = rng.integers(lo_r, hi_r + 1)
+        c = rng.integers(lo_c, hi_c + 1)
+        if events is not None and len(events[i]) and rng.uniform() < cfg.event_patch_fraction:
+            er, ec = events[i][rng.integers(len(events[i]))]
+            r = int(np.clip(er - rng.integers(p), lo_r, hi_r))
+            c = int(np.clip(ec - rng.integers(p), lo_c, hi_c))
         lr = fast[i][r:r + p, c:c + p]
         hr = clean[i][r * s:(r + p) * s, c * s:(c + p) * s]
         lab = labels[i][r * s:(r + p) * s, c * s:(c + p) * s] > 0
@@ -211,15 +251,30 @@ def _batch(rng, fast, clean, labels, refs, cfg: TrainConfig):
     return t(lrs), t(hrs), t(dets), (t(rfs) if refs is not None else None)
 
 
+def validate(model: FastSR, fast, clean, refs=None) -> dict:
+    """Mean PSNR (dB) and SSIM of the model and of bicubic on validation images."""
+    rows = []
+    for i, lr in enumerate(fast):
+        ref = None if refs is None or model.kind != "ref" else refs[i]
+        sr, _ = predict_tiled(model, lr, ref)
+        b = bicubic(lr, model.scale)
+        rows.append((psnr(sr, clean[i]), ssim(sr, clean[i]), psnr(b, clean[i]), ssim(b, clean[i])))
+    m = np.mean(rows, axis=0)
+    return {"psnr_db": float(m[0]), "ssim": float(m[1]), "bicubic_psnr_db": float(m[2]),
+            "bicubic_ssim": float(m[3])}
+
+
 def train(fast, clean, labels, *, refs=None, cfg: TrainConfig, model: FastSR | None = None,
           optimizer_state: dict | None = None, start_step: int = 0, history=None,
-          checkpoint=None, checkpoint_every: int = 0, progress=None):
+          checkpoint=None, checkpoint_every: int = 0, progress=None, validation=None):
     """Train (or resume training of) a model on fast scans and clean full-resolution images.
 
     fast : list of (h, w) fast scans; clean : list of (h·s, w·s) targets; labels : list of
     (h·s, w·s) event label masks; refs : list of full-resolution reference images of the same
     regions (``kind="ref"``). Returns ``(model, info)`` with the loss history and timing.
     ``checkpoint(model, opt, step, history)`` is called every ``checkpoint_every`` steps.
+    ``validation``: ``(fast, clean, refs)`` of held-out images, scored by :func:`validate`
+    every ``cfg.val_every`` steps and at the end (``info["validation"]``: one dict per check).
     """
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -228,33 +283,49 @@ def train(fast, clean, labels, *, refs=None, cfg: TrainConfig, model: FastSR | N
     refs = _norm(refs) if refs is not None else None
     if cfg.kind == "ref" and refs is None:
         raise InputError("a reference-based model needs reference images to train on")
+    if cfg.kind == "ref":
+        refs = [align_reference(f, r, cfg.scale) for f, r in zip(fast, refs, strict=True)]
     model = model or build_model({"kind": cfg.kind, "scale": cfg.scale, "channels": cfg.channels,
                                   "layers": cfg.layers})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     if optimizer_state:
         opt.load_state_dict(optimizer_state)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: 0.5 * (1 + np.cos(np.pi * min(1.0, (k + start_step) / max(1, cfg.steps)))))
     rng = np.random.default_rng(cfg.seed + 7919 * start_step)
     history = list(history or [])
-    pos = max(1e-3, float(np.mean([np.mean(lab > 0) for lab in labels])))
-    pos_weight = torch.tensor(min(50.0, 0.2 / pos))
+    pos_weight = torch.tensor(cfg.pos_weight)
+    events = _event_pixels(labels, cfg.scale)
     t0 = time.perf_counter()
     model.train()
     step = start_step
+    checks = []
+
+    def check(k):
+        if validation is not None:
+            model.eval()
+            checks.append({"step": k, **validate(model, *validation)})
+            model.train()
+
     for step in range(start_step, cfg.steps):
-        lr, hr, det, rf = _batch(rng, fast, clean, labels, refs if cfg.kind == "ref" else None, cfg)
+        lr, hr, det, rf = _batch(rng, fast, clean, labels, refs if cfg.kind == "ref" else None, cfg,
+                                 events)
         sr, logit = model(lr, rf)
         loss_sr = F.l1_loss(sr, hr)
         loss_det = F.binary_cross_entropy_with_logits(logit, det, pos_weight=pos_weight)
         loss = loss_sr + cfg.det_weight * loss_det
+        # cosine decay over the steps, or over the time limit if that comes first
+        frac = (step + 1) / max(1, cfg.steps)
+        if cfg.time_limit_s:
+            frac = max(frac, (time.perf_counter() - t0) / cfg.time_limit_s)
+        for g in opt.param_groups:
+            g["lr"] = float(cfg.learning_rate * 0.5 * (1 + np.cos(np.pi * min(1.0, frac))))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         history.append(float(loss_sr.detach()))
         if progress:
             progress(step + 1, cfg.steps, history[-1])
+        if cfg.val_every and (step + 1) % cfg.val_every == 0 and step + 1 < cfg.steps:
+            check(step + 1)
         if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0:
             checkpoint(model, opt, step + 1, history)
         if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
@@ -262,9 +333,11 @@ def train(fast, clean, labels, *, refs=None, cfg: TrainConfig, model: FastSR | N
             break
     else:
         step = cfg.steps
+    train_time = time.perf_counter() - t0
+    check(step)
     model.eval()
-    return model, {"loss_history": history, "train_time_s": time.perf_counter() - t0,
-                   "steps_done": step, "optimizer": opt.state_dict()}
+    return model, {"loss_history": history, "train_time_s": train_time,
+                   "steps_done": step, "optimizer": opt.state_dict(), "validation": checks}
 
 
 # --------------------------------------------------------------------------- inference
@@ -280,31 +353,58 @@ def predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None):
     return sr[0, 0].numpy(), torch.sigmoid(logit)[0, 0].numpy()
 
 
+_MODELS: dict = {}
+
+
+def _predict_bytes(model_bytes: bytes, lr: np.ndarray, ref: np.ndarray | None):
+    """:func:`predict` with the model given as checkpoint bytes (cached per process), so tile
+    calls can go to the executor's workers."""
+    import hashlib
+
+    key = hashlib.sha1(model_bytes).hexdigest()
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = model_from_bytes(model_bytes)[0]
+    return predict(_MODELS[key], lr, ref)
+
+
 def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
-                  tile_lr: int = 256, halo_lr: int = 8):
+                  tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None):
     """:func:`predict` tile by tile with a halo, so memory stays bounded for large mosaics.
 
     For the reference-based model the reference (same pixel grid as the output) is cropped
-    around each tile with the halo, so the texture search is local.
+    around each tile with the halo, so the texture search is local. With ``model_bytes``
+    (the model's checkpoint) the tiles go through :func:`matterflow.core.execute.map_calls`:
+    on the executor's workers inside a run, one after another elsewhere.
     """
     s = model.scale
     h, w = lr.shape
-    sr = np.empty((h * s, w * s), np.float32)
-    prob = np.empty((h, w), np.float32)
+    if ref is not None and model.kind == "ref":
+        ref = align_reference(lr, ref, s)
+    boxes, calls = [], []
     for r in range(0, h, tile_lr):
         for c in range(0, w, tile_lr):
             r0, c0 = max(0, r - halo_lr), max(0, c - halo_lr)
             r1, c1 = min(h, r + tile_lr + halo_lr), min(w, c + tile_lr + halo_lr)
-            rf = None if ref is None else ref[r0 * s:r1 * s, c0 * s:c1 * s]
-            out, p = predict(model, lr[r0:r1, c0:c1], rf)
-            rr, cc = min(h, r + tile_lr), min(w, c + tile_lr)
-            sr[r * s:rr * s, c * s:cc * s] = out[(r - r0) * s:(rr - r0) * s,
-                                                (c - c0) * s:(cc - c0) * s]
-            prob[r:rr, c:cc] = p[r - r0:rr - r0, c - c0:cc - c0]
+            rf = None if ref is None else np.ascontiguousarray(ref[r0 * s:r1 * s, c0 * s:c1 * s])
+            boxes.append((r, c, r0, c0, min(h, r + tile_lr), min(w, c + tile_lr)))
+            calls.append((np.ascontiguousarray(lr[r0:r1, c0:c1]), rf))
+    if model_bytes is not None and len(calls) > 1:
+        from matterflow.core.execute import map_calls
+
+        outs = map_calls(_predict_bytes, [(model_bytes, a, b) for a, b in calls])
+    else:
+        outs = [predict(model, a, b) for a, b in calls]
+    sr = np.empty((h * s, w * s), np.float32)
+    prob = np.empty((h, w), np.float32)
+    for (r, c, r0, c0, rr, cc), (out, p) in zip(boxes, outs, strict=True):
+        sr[r * s:rr * s, c * s:cc * s] = out[(r - r0) * s:(rr - r0) * s, (c - c0) * s:(cc - c0) * s]
+        prob[r:rr, c:cc] = p[r - r0:rr - r0, c - c0:cc - c0]
     return sr, prob
 
 
-def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n: int = 8):
+def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n: int = 8, *,
+                tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None):
     """Mean SR, per-pixel std over ``n`` dihedral test-time augmentations, mean event probability."""
     srs, probs = [], []
     for k in range(n):
@@ -315,7 +415,8 @@ def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n:
         def inv(a, k=k):
             a = a[:, ::-1] if k >= 4 else a
             return np.rot90(a, -(k % 4))
-        sr, p = predict_tiled(model, fwd(lr), None if ref is None else fwd(ref))
+        sr, p = predict_tiled(model, fwd(lr), None if ref is None else fwd(ref), tile_lr=tile_lr,
+                              halo_lr=halo_lr, model_bytes=model_bytes)
         srs.append(inv(sr))
         probs.append(inv(p))
     srs = np.stack(srs)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["tile_scores", "choose_tiles", "stage_path", "acquisition_time", "merge", "recall"]
+__all__ = ["tile_scores", "choose_tiles", "stage_path", "path_length", "acquisition_time", "merge",
+           "recall", "threshold_scores", "random_scores"]
 
 
 def tile_scores(prob_lr: np.ndarray, spread: np.ndarray | None, *, scale: int, tile_px: int,
@@ -70,11 +71,11 @@ def stage_path(tiles: np.ndarray) -> np.ndarray:
     return order
 
 
-def path_length(tiles: np.ndarray, order: np.ndarray, tile_px: int) -> float:
-    """Length of the tour from (0, 0) in full-resolution pixels."""
-    if len(order) == 0:
+def path_length(tiles: np.ndarray, tile_px: int) -> float:
+    """Length in full-resolution pixels of the tour from (0, 0) through ``tiles`` in their order."""
+    if len(tiles) == 0:
         return 0.0
-    pts = np.vstack([[0, 0], tiles[order]]).astype(float) * tile_px
+    pts = np.vstack([[0, 0], tiles]).astype(float) * tile_px
     return float(np.hypot(*np.diff(pts, axis=0).T).sum())
 
 
@@ -109,3 +110,26 @@ def recall(labels: np.ndarray, tiles: np.ndarray, tile_px: int, min_fraction: fl
     ids = np.unique(labels[labels > 0])
     found = sum(covered[labels == i].mean() >= min_fraction for i in ids)
     return int(found), int(len(ids))
+
+
+def _per_tile_max(a: np.ndarray, t: int) -> np.ndarray:
+    h, w = a.shape
+    nr, nc = h // t, w // t
+    return a[:nr * t, :nc * t].reshape(nr, t, nc, t).max(axis=(1, 3))
+
+
+def threshold_scores(fast: np.ndarray, *, scale: int, tile_px: int, window: int = 7) -> np.ndarray:
+    """Baseline planner: per tile, the largest deviation of the fast scan from its local median
+    (``window`` low-resolution pixels), in units of the image's robust noise (MAD)."""
+    from scipy import ndimage
+
+    a = np.asarray(fast, np.float32)
+    dev = np.abs(a - ndimage.median_filter(a, size=window, mode="reflect"))
+    mad = float(np.median(dev)) / 0.6745 + 1e-12
+    return _per_tile_max(dev / mad, tile_px // scale)
+
+
+def random_scores(shape_lr, *, scale: int, tile_px: int, seed: int = 0) -> np.ndarray:
+    """Baseline planner: random tile scores (tiles picked uniformly at random)."""
+    t = tile_px // scale
+    return np.random.default_rng(seed).uniform(size=(shape_lr[0] // t, shape_lr[1] // t))

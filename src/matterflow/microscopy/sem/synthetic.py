@@ -86,7 +86,7 @@ def _smooth_noise(shape, sigma, rng):
     return n / (n.std() + 1e-12)
 
 
-def _grains(shape, rng, grain_px):
+def _grains(shape, rng, grain_px, groove_depth=1.5):
     n = max(4, int(shape[0] * shape[1] / grain_px ** 2))
     lab, _ = _voronoi(shape, n, rng, anisotropy=rng.uniform(1.0, 1.6))
     level = rng.uniform(0.15, 0.85, n)[lab]
@@ -94,16 +94,16 @@ def _grains(shape, rng, grain_px):
     gx, gy = rng.normal(0, 0.15, (2, n))
     level = level + gx[lab] * rr + gy[lab] * cc  # bend contours inside grains
     b = ndimage.binary_dilation(_boundaries(lab), iterations=1)
-    height = -1.5 * ndimage.gaussian_filter(b.astype(float), 1.0)  # etched grooves
+    height = -groove_depth * ndimage.gaussian_filter(b.astype(float), 1.0)  # etched grooves
     material = level - 0.25 * b
     return material, height
 
 
-def _lamellar(shape, rng, grain_px):
+def _lamellar(shape, rng, grain_px, spacing_px=(8.0, 16.0)):
     n = max(3, int(shape[0] * shape[1] / (1.8 * grain_px) ** 2))
     lab, _ = _voronoi(shape, n, rng)
     theta = rng.uniform(0, np.pi, n)[lab]
-    spacing = rng.uniform(8.0, 16.0, n)[lab]
+    spacing = rng.uniform(spacing_px[0], spacing_px[1], n)[lab]
     rr, cc = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
     warp = 3.0 * _smooth_noise(shape, 12, rng)
     phase = (rr * np.cos(theta) + cc * np.sin(theta) + warp) / spacing
@@ -208,7 +208,8 @@ def _stamp(material, height, labels, events, growth=1.0):
 
 def microstructure(family: str, shape: tuple[int, int] = (256, 256), *, seed: int = 0,
                    grain_px: float = 40.0, event_density_per_mpx: float = 40.0,
-                   event_kinds: tuple[str, ...] = EVENT_TYPES) -> Microstructure:
+                   event_kinds: tuple[str, ...] = EVENT_TYPES,
+                   family_params: dict | None = None) -> Microstructure:
     """A synthetic microstructure of ``family`` with planted rare events.
 
     Parameters
@@ -218,12 +219,14 @@ def microstructure(family: str, shape: tuple[int, int] = (256, 256), *, seed: in
     seed : random seed
     grain_px : mean grain (cell) diameter, full-resolution pixels
     event_density_per_mpx : mean number of rare events per megapixel (Poisson)
+    family_params : settings of the family's generator: ``groove_depth`` (grains),
+        ``spacing_px`` (lamellar, (min, max)), ``martensite_fraction`` (dual_phase)
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}")
     rng = np.random.default_rng(seed)
     make = {"grains": _grains, "lamellar": _lamellar, "dual_phase": _dual_phase}[family]
-    material, height = make(tuple(shape), rng, grain_px)
+    material, height = make(tuple(shape), rng, grain_px, **(family_params or {}))
     events = _plant_events(shape, rng, event_density_per_mpx, event_kinds)
     base = Microstructure(family, material, height, np.zeros(shape, np.int32), events)
     m, z, lab = _stamp(material, height, base.labels, events)
@@ -367,16 +370,19 @@ class SyntheticSet:
 
 def synthetic_set(families, n_images: int, shape=(256, 256), *, seed: int = 0, scale: int = 4,
                   strain_step: float = 0.01, drift_px: tuple[float, float] = (3.0, -4.0),
-                  **acq) -> SyntheticSet:
+                  structure: dict | None = None, **acq) -> SyntheticSet:
     """``n_images`` per family: the fast/full pair of frame 1 of a two-frame in-situ series
-    and, as the reference, the full-resolution scan of frame 0 (seeds ``seed, seed+1, ...``)."""
+    and, as the reference, the full-resolution scan of frame 0 (seeds ``seed, seed+1, ...``).
+
+    ``structure`` holds keyword arguments of :func:`microstructure` (``grain_px``,
+    ``event_density_per_mpx``, ``family_params``); the rest go to :func:`acquire_pair`."""
     out = {k: [] for k in ("fast", "full", "clean", "labels", "reference", "events", "family")}
     k = 0
     for fam in families:
         for i in range(n_images):
             s = seed + 1000 * k + i
             f0, f1 = insitu_series(fam, shape, n_frames=2, max_strain=strain_step,
-                                   drift_px_per_frame=drift_px, seed=s)
+                                   drift_px_per_frame=drift_px, seed=s, **(structure or {}))
             pair = acquire_pair(f1, scale=scale, seed=s, **acq)
             ref = acquire_pair(f0, scale=scale, seed=s + 500, **acq).full
             for key, val in (("fast", pair.fast), ("full", pair.full), ("clean", pair.clean),
