@@ -121,14 +121,17 @@ def test_baseline_planners_have_the_tile_grid():
 
 
 def test_register_and_track_a_moving_feature():
-    frames = np.zeros((3, 64, 64), np.float32)
+    from scipy import ndimage
+
+    bg = ndimage.gaussian_filter(np.random.default_rng(0).standard_normal((64, 64)), 2, mode="wrap")
+    bg = 0.2 * bg / bg.std()
     yy, xx = np.mgrid[0:64, 0:64]
-    for t in range(3):
-        frames[t] = np.exp(-((yy - 20 - 2 * t) ** 2 + (xx - 30 + 3 * t) ** 2) / 8.0)
-        frames[t] += 0.3 * np.exp(-((yy - 45 - 2 * t) ** 2 + (xx - 12 + 3 * t) ** 2) / 30.0)
+    frames = np.stack([np.roll(bg, (2 * t, -3 * t), axis=(0, 1))
+                       + np.exp(-((yy - 20 - 2 * t) ** 2 + (xx - 30 + 3 * t) ** 2) / 8.0)
+                       for t in range(3)]).astype(np.float32)
     shifts = register(frames).shifts_px
-    assert np.allclose(shifts[2], [4, -6], atol=0.3)
-    tr = track(frames, shifts, params={"threshold": 0.5})
+    assert np.allclose(shifts[2], [4, -6], atol=0.2)
+    tr = track(np.clip(frames, 0, 1), shifts, params={"threshold": 0.6})
     assert tr.positions_px.shape == (1, 3, 2)
     assert np.allclose(tr.positions_px[0, 2], [24, 24], atol=0.5)
 

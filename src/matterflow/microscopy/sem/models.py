@@ -5,12 +5,14 @@
   upsampling of the input. A second 1-channel head at low resolution gives the
   logit of a rare event (inclusion, precipitate, void, crack) under each
   low-resolution pixel — the learned point-of-interest detector.
-- :class:`RefSR` (TTSR's texture transfer, at low resolution): a small feature
-  extractor (trained here, no VGG) embeds the fast scan and the downsampled
-  full-resolution reference; soft attention over the reference positions
-  transfers the reference's high-frequency detail (space-to-depth of
-  ``ref - up(down(ref))``, ``scale²`` values per low-resolution pixel) and the
-  attention confidence into the same body.
+- :class:`RefSR` (TTSR's texture transfer, at low resolution): the reference is
+  first aligned to the fast scan (phase correlation, :func:`align_reference`); a
+  small feature extractor (trained here, no VGG) embeds the fast scan and the
+  downsampled reference; soft attention over the reference positions transfers
+  the reference's high-frequency detail (space-to-depth of ``ref - up(down(ref))``,
+  ``scale²`` values per low-resolution pixel) and the attention confidence into the
+  same body, beside the aligned detail right under each pixel (the body learns
+  where the two frames disagree: grown cracks, moved features).
 
 Checkpoints (:func:`save_checkpoint`) are a ``torch.save`` dict of tensors and a
 JSON metadata string, read back with ``torch.load(weights_only=True)``.
@@ -73,32 +75,44 @@ class RefSR(FastSR):
 
     kind = "ref"
 
-    def __init__(self, scale: int = 4, channels: int = 32, layers: int = 4, embed: int = 16):
+    def __init__(self, scale: int = 4, channels: int = 32, layers: int = 4, embed: int = 16,
+                 window: int = 5):
         super().__init__(scale, channels, layers)
-        self.embed = embed
+        self.embed, self.window = embed, window
         self.extract = nn.Sequential(nn.Conv2d(1, embed, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(embed, embed, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(embed, embed, 3, padding=1))
         self.temperature = nn.Parameter(torch.tensor(10.0))
-        self.fuse = nn.Conv2d(channels + scale * scale + 1, channels, 3, padding=1)
+        self.fuse = nn.Conv2d(channels + 2 * scale * scale + 1, channels, 3, padding=1)
+
+    def _crop(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """The part of ``ref`` over ``lr``'s region (the reference may carry a margin)."""
+        s = self.scale
+        h, w = lr.shape[-2:]
+        mr, mc = (ref.shape[-2] - h * s) // 2, (ref.shape[-1] - w * s) // 2
+        return ref[..., mr:mr + h * s, mc:mc + w * s]
 
     def transfer(self, lr: torch.Tensor, ref: torch.Tensor):
-        """Texture (B, s², h, w) and confidence (B, 1, h, w) taken from ``ref`` (B, 1, H', W')."""
-        s = self.scale
-        ref_lr = F.avg_pool2d(ref, s)
-        detail = ref - F.interpolate(ref_lr, scale_factor=s, mode="bicubic", align_corners=False)
-        v = F.pixel_unshuffle(detail, s)  # (B, s², h', w')
-        q = F.normalize(self.extract(lr).flatten(2), dim=1)  # (B, C, hw)
-        k = F.normalize(self.extract(ref_lr).flatten(2), dim=1)  # (B, C, h'w')
+        """Texture (B, s², h, w) and confidence (B, 1, h, w) taken from ``ref``.
+
+        Soft attention of each low-resolution pixel over the ``window`` × ``window``
+        neighbourhood of the (aligned) reference, in the learned feature space; the values
+        are the reference's detail ``ref - up(down(ref))`` as s² channels per pixel.
+        """
+        s, kk = self.scale, self.window
+        r = self._crop(lr, ref)
+        ref_lr = F.avg_pool2d(r, s)
+        detail = r - F.interpolate(ref_lr, scale_factor=s, mode="bicubic", align_corners=False)
+        v = F.pixel_unshuffle(detail, s)  # (B, s², h, w)
         b, _, h, w = lr.shape
-        out_t, out_c = [], []
-        for i in range(0, h * w, 4096):  # chunks of queries: bounded memory
-            sim = torch.einsum("bcq,bck->bqk", q[:, :, i:i + 4096], k)
-            att = torch.softmax(self.temperature * sim, dim=-1)
-            out_t.append(torch.einsum("bqk,bvk->bvq", att, v.flatten(2)))
-            out_c.append(sim.max(dim=-1).values.unsqueeze(1))
-        t = torch.cat(out_t, 2).view(b, s * s, h, w)
-        c = torch.cat(out_c, 2).view(b, 1, h, w)
+        q = F.normalize(self.extract(lr), dim=1).flatten(2)  # (B, C, hw)
+        k = F.unfold(F.normalize(self.extract(ref_lr), dim=1), kk, padding=kk // 2)
+        k = k.view(b, self.embed, kk * kk, h * w)
+        sim = torch.einsum("bcq,bckq->bkq", q, k)  # (B, K², hw)
+        att = torch.softmax(self.temperature * sim, dim=1)
+        vu = F.unfold(v, kk, padding=kk // 2).view(b, s * s, kk * kk, h * w)
+        t = torch.einsum("bkq,bvkq->bvq", att, vu).view(b, s * s, h, w)
+        c = sim.max(dim=1).values.view(b, 1, h, w)
         return t, c
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None):
@@ -106,11 +120,20 @@ class RefSR(FastSR):
             raise InputError("the reference-based model needs a reference image (--reference)")
         f = self.features(lr)
         t, c = self.transfer(lr, ref)
-        f = f + self.fuse(torch.cat([f, t, c], 1))
+        f = f + self.fuse(torch.cat([f, t, c, self.direct(lr, ref)], 1))
         return self._out(lr, f)
 
+    def direct(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """The detail of the (aligned) reference right under each low-resolution pixel,
+        (B, s², h, w)."""
+        s = self.scale
+        r = self._crop(lr, ref)
+        detail = r - F.interpolate(F.avg_pool2d(r, s), scale_factor=s, mode="bicubic",
+                                   align_corners=False)
+        return F.pixel_unshuffle(detail, s)
+
     def settings(self) -> dict:
-        return {**super().settings(), "embed": self.embed}
+        return {**super().settings(), "embed": self.embed, "window": self.window}
 
 
 def build_model(settings: dict) -> FastSR:

@@ -182,7 +182,7 @@ def _stamp(material, height, labels, events, growth=1.0):
             v = -dc * np.sin(ev.angle_rad) + dr * np.cos(ev.angle_rad)
             mask = (u / a) ** 2 + (v / b) ** 2 <= 1
             m[mask] = 0.05
-            z[mask] -= 0.6
+            z[mask] -= 1.5  # partly pulled out in polishing: a dark trough with bright rims
         elif ev.kind == "precipitate":
             mask = dr ** 2 + dc ** 2 <= ev.size_px ** 2
             m[mask] = 0.95
