@@ -152,12 +152,14 @@ def _plant_events(shape, rng, density_per_mpx, kinds):
         kind = kinds[rng.integers(len(kinds))]
         row, col = rng.uniform(margin, h - margin), rng.uniform(margin, w - margin)
         angle = rng.uniform(0, np.pi)
+        # sizes in full-resolution pixels: every event spans at least about one fast-scan
+        # pixel (an event smaller than that leaves no trace in the fast scan to find it by)
         if kind == "inclusion":  # MnS stringer: elongated along the rolling direction
-            ev = Event(kind, row, col, rng.uniform(6, 14), rng.normal(0, 0.15))
+            ev = Event(kind, row, col, rng.uniform(8, 18), rng.normal(0, 0.15))
         elif kind == "precipitate":
-            ev = Event(kind, row, col, rng.uniform(1.2, 2.5), 0.0)
+            ev = Event(kind, row, col, rng.uniform(2.0, 3.5), 0.0)
         elif kind == "void":
-            ev = Event(kind, row, col, rng.uniform(2.0, 4.5), 0.0)
+            ev = Event(kind, row, col, rng.uniform(3.0, 6.0), 0.0)
         else:
             length = rng.uniform(14, 30)
             ev = Event(kind, row, col, length, angle, _crack_path(row, col, length, angle, rng))
@@ -177,12 +179,12 @@ def _stamp(material, height, labels, events, growth=1.0):
         m = material[r0:r1, c0:c1]
         z = height[r0:r1, c0:c1]
         if ev.kind == "inclusion":
-            a, b = ev.size_px, max(1.2, ev.size_px / 6)
+            a, b = ev.size_px, max(2.5, ev.size_px / 4)
             u = dc * np.cos(ev.angle_rad) + dr * np.sin(ev.angle_rad)
             v = -dc * np.sin(ev.angle_rad) + dr * np.cos(ev.angle_rad)
             mask = (u / a) ** 2 + (v / b) ** 2 <= 1
-            m[mask] = 0.05
-            z[mask] -= 1.5  # partly pulled out in polishing: a dark trough with bright rims
+            m[mask] = 0.02  # dark (low SE yield), nearly flush with the matrix
+            z[mask] -= 0.3
         elif ev.kind == "precipitate":
             mask = dr ** 2 + dc ** 2 <= ev.size_px ** 2
             m[mask] = 0.95
