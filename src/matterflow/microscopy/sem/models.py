@@ -2,8 +2,8 @@
 
 - :class:`FastSR` (ESPCN-like): every convolution runs on the low-resolution
   grid; one PixelShuffle(×scale) makes the residual added to the bicubic
-  upsampling of the input. A second 1-channel head at low resolution gives the
-  logit of a rare event (inclusion, precipitate, void, crack) under each
+  upsampling of the input. A separate small network at low resolution (on the scan
+  and its local contrast) gives the logit of a rare event (inclusion, precipitate, void, crack) under each
   low-resolution pixel — the learned point-of-interest detector.
 - :class:`RefSR` (TTSR's texture transfer, at low resolution): the reference is
   first aligned to the fast scan (phase correlation, :func:`align_reference`); a
@@ -49,8 +49,11 @@ class FastSR(nn.Module):
         self.body = nn.Sequential(*[m for _ in range(layers - 1) for m in
                                     (nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels))])
         self.up = nn.Conv2d(channels, scale * scale, 3, padding=1)
-        self.det = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels),
-                                 nn.Conv2d(channels, 1, 1))
+        d = 24  # the event detector: its own small network at low resolution
+        self.det = nn.Sequential(nn.Conv2d(2, d, 5, padding=2), nn.PReLU(d),
+                                 nn.Conv2d(d, d, 3, padding=1), nn.PReLU(d),
+                                 nn.Conv2d(d, d, 3, padding=2, dilation=2), nn.PReLU(d),
+                                 nn.Conv2d(d, 1, 1))
         self.shuffle = nn.PixelShuffle(scale)
 
     def features(self, lr: torch.Tensor) -> torch.Tensor:
@@ -61,9 +64,17 @@ class FastSR(nn.Module):
         f = self.features(lr)
         return self._out(lr, f)
 
+    with_detection = True
+    """False: the event head is skipped (logit of zeros), for SR-only inference."""
+
     def _out(self, lr, f):
         base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return base + self.shuffle(self.up(f)), self.det(f)
+        if self.with_detection:  # input: the scan and its local contrast (9 × 9 mean removed)
+            local = lr - F.avg_pool2d(F.pad(lr, (4, 4, 4, 4), mode="replicate"), 9, stride=1)
+            det = self.det(torch.cat([lr, local], 1))
+        else:
+            det = f.new_zeros((f.shape[0], 1, *f.shape[2:]))
+        return base + self.shuffle(self.up(f)), det
 
     def settings(self) -> dict:
         return {"kind": self.kind, "scale": self.scale, "channels": self.channels,
@@ -369,10 +380,15 @@ def _tensor(a):
     return torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
 
 
-def predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None):
+def predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
+            detect: bool = True):
     """(sr (H, W), event probability (h, w)) for one low-resolution image."""
     with torch.no_grad():
-        sr, logit = model(_tensor(lr), None if ref is None else _tensor(ref))
+        model.with_detection = detect
+        try:
+            sr, logit = model(_tensor(lr), None if ref is None else _tensor(ref))
+        finally:
+            model.with_detection = True
     return sr[0, 0].numpy(), torch.sigmoid(logit)[0, 0].numpy()
 
 
@@ -392,7 +408,8 @@ def _predict_bytes(model_bytes: bytes, lr: np.ndarray, ref: np.ndarray | None):
 
 
 def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
-                  tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None):
+                  tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None,
+                  detect: bool = True):
     """:func:`predict` tile by tile with a halo, so memory stays bounded for large mosaics.
 
     For the reference-based model the reference (same pixel grid as the output) is cropped
@@ -417,7 +434,7 @@ def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, 
 
         outs = map_calls(_predict_bytes, [(model_bytes, a, b) for a, b in calls])
     else:
-        outs = [predict(model, a, b) for a, b in calls]
+        outs = [predict(model, a, b, detect=detect) for a, b in calls]
     sr = np.empty((h * s, w * s), np.float32)
     prob = np.empty((h, w), np.float32)
     for (r, c, r0, c0, rr, cc), (out, p) in zip(boxes, outs, strict=True):

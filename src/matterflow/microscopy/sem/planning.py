@@ -133,3 +133,4 @@ def random_scores(shape_lr, *, scale: int, tile_px: int, seed: int = 0) -> np.nd
     """Baseline planner: random tile scores (tiles picked uniformly at random)."""
     t = tile_px // scale
     return np.random.default_rng(seed).uniform(size=(shape_lr[0] // t, shape_lr[1] // t))
+
