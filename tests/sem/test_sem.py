@@ -144,4 +144,4 @@ def test_short_training_loss_falls_and_beats_bicubic():
     h = info["loss_history"]
     assert np.mean(h[-20:]) < 0.8 * np.mean(h[:20])
     sr, _ = predict_tiled(m, te.fast[0], tile_lr=20, halo_lr=4)
-    assert psnr(sr, te.clean[0]) > psnr(bicubic(te.fast[0]), te.clean[0]) + 1.0
+    assert psnr(sr, te.clean[0]) > psnr(bicubic(te.fast[0]), te.clean[0]) + 0.5
