@@ -159,3 +159,17 @@ def test_simulate_bounds_come_from_params():
     assert res.exit_code == 2 and "n-images" in res.output
     res = runner.invoke(_cli(), ["sem", "simulate", "--family", "ferrite"])
     assert res.exit_code == 2 and "--family must be one of" in res.output
+
+
+def test_plan_command_runs_the_demo_chain():
+    import yaml
+
+    from matterflow.core.domain import get_domain
+    from matterflow.core.workflow import Workflow
+    from matterflow.microscopy.sem.cli import demo_steps
+
+    demo = yaml.safe_load(get_domain("sem").demo_paths()[0].read_text())
+    steps = demo_steps()
+    Workflow.from_steps(steps, name="sem-plan")  # validates
+    assert [(s["id"], s["task"], s.get("params", {}), s.get("inputs", {})) for s in steps] == \
+        [(s["id"], s["task"], s.get("params", {}), s.get("inputs", {})) for s in demo["steps"]]
