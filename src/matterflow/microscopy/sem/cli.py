@@ -221,7 +221,7 @@ def upscale_cmd(
 @app.command("plan")
 @handle_errors
 def plan_cmd(
-    steps: Annotated[int, param_option(TrainParams, "steps", "--steps")] = 400,
+    steps: Annotated[int, param_option(TrainParams, "steps", "--steps")] = 600,
     area: Annotated[float, param_option(PlanParams, "area_fraction", "--area")] = 0.05,
     tile_px: Annotated[int, param_option(PlanParams, "tile_px", "--tile")] = 16,
     family: Family = "dual_phase",
@@ -247,7 +247,7 @@ def plan_cmd(
 
 
 def demo_steps(*, family: str = "dual_phase", n_train: int = 6, n_test: int = 2,
-               train_steps: int = 400, area_fraction: float = 0.05, tile_px: int = 16) -> list:
+               train_steps: int = 600, area_fraction: float = 0.05, tile_px: int = 16) -> list:
     """The steps of the demo chain (as in ``sem.yaml``): simulate → train → upscale → plan."""
     return [
         {"id": "train_data", "task": "sem.simulate",
@@ -267,7 +267,7 @@ def demo_steps(*, family: str = "dual_phase", n_train: int = 6, n_test: int = 2,
         {"id": "plan", "task": "sem.plan",
          "inputs": {"event_probability": "upscale.event_probability", "spread": "upscale.spread",
                     "sr": "upscale.sr", "full": "test_data.full", "labels": "test_data.labels"},
-         "params": {"tile_px": tile_px, "area_fraction": area_fraction}},
+         "params": {"tile_px": tile_px, "area_fraction": area_fraction, "threshold": 0.02}},
     ]
 
 
