@@ -287,7 +287,7 @@ def evaluate(fast, sr, clean, *, params: EvaluateParams) -> Evaluation:
 class PlanParams(Params):
     tile_px: int = Field(16, ge=4, le=1024, description="rescan tile side, full-res pixels")
     area_fraction: float = Field(0.05, gt=0, le=1, description="largest rescanned area fraction")
-    threshold: float = Field(0.2, ge=0, le=1, description="smallest tile score rescanned")
+    threshold: float = Field(0.02, ge=0, le=1, description="smallest tile score rescanned")
     uncertainty_weight: float = Field(0.3, ge=0, description="weight of the TTA spread")
     pixel_size_nm: float = Field(10.0, gt=0, description="full-res pixel size", json_schema_extra=_NM)
     fast_dwell_us: float = Field(0.5, gt=0, description="fast-scan dwell", json_schema_extra=_US)
