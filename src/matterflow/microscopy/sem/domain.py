@@ -1,0 +1,14 @@
+"""Declaration of the sem domain (see :mod:`matterflow.core.domain`)."""
+
+from matterflow.core.domain import Domain
+
+DOMAIN = Domain(
+    name="sem",
+    summary="Fast in-situ SEM: ×4 super-resolution of quick scans and planned full-resolution rescans.",
+    tasks="matterflow.microscopy.sem.tasks:TASKS",
+    cli="matterflow.microscopy.sem.cli:app",
+    demos=("sem.yaml",),
+    libraries=("torch", "tifffile", "scikit-image"),
+    file_suffixes=(".tif", ".tiff", ".png", ".npy", ".pt"),
+    docs="sem.md",
+)
