@@ -1,5 +1,6 @@
 """Inference seconds for a 1024² output (256² fast scan, ×4) on one thread: FastSR (tiled, no
-TTA, event head off; with it too) against bicubic in torch and cubic-spline zoom in scipy on the same machine (one JSON line).
+TTA, event head off; with it too) against bicubic in torch and cubic-spline zoom in scipy
+on the same machine (one JSON line).
 
     python benchmarks/sem_speed.py [--model M.pt]   (an untrained FastSR of the default size otherwise)
 """
@@ -40,7 +41,8 @@ def main():
     mpx = 1024 * 1024 / 1e6
     print(json.dumps({"benchmark": "sem_speed", "output": [1024, 1024], "threads": 1,
                       "params": sum(p.numel() for p in m.parameters()),
-                      "fastsr_s": round(t_sr, 4), "fastsr_with_event_head_s": round(t_det, 4), "bicubic_torch_s": round(t_bic, 4),
+                      "fastsr_s": round(t_sr, 4), "fastsr_with_event_head_s": round(t_det, 4),
+                      "bicubic_torch_s": round(t_bic, 4),
                       "scipy_zoom3_s": round(t_sp, 4),
                       "fastsr_s_per_mpx": round(t_sr / mpx, 4),
                       "ratio_fastsr_to_bicubic": round(t_sr / t_bic, 1),

@@ -82,7 +82,8 @@ def main():
     if "ref" in out:
         r = out["ref"]
         out["ref_over_fast_db_heldout"] = round(r["heldout"]["model"]["psnr_db"] - f["heldout"]["model"]["psnr_db"], 3)
-        out["ref_over_fast_db_lamellar"] = round(r["lamellar"]["model"]["psnr_db"] - f["lamellar"]["model"]["psnr_db"], 3)
+        out["ref_over_fast_db_lamellar"] = round(
+            r["lamellar"]["model"]["psnr_db"] - f["lamellar"]["model"]["psnr_db"], 3)
     print(json.dumps(out))
 
 

@@ -1,1 +1,2 @@
-"""Shared differentiable electron-microscopy forward model (potentials, multislice, CTF)."""
+"""Microscopy: the shared differentiable electron-microscopy forward model (potentials,
+multislice, CTF, probe) and the domains built on it (HRTEM, ptychography, SEM)."""
