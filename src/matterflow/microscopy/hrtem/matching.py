@@ -19,6 +19,7 @@ Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ class Trace:
     thickness: list[int] = field(default_factory=list)
     stage: list[str] = field(default_factory=list)
 
-    def add(self, x, loss, t, stage):
+    def add(self, x: Sequence[float] | np.ndarray, loss: float, t: int, stage: str) -> None:
         self.x.append(np.asarray(x, dtype=float))
         self.loss.append(float(loss))
         self.thickness.append(int(t))
@@ -66,7 +67,8 @@ class Objective:
     (energy_ev, focal_spread, ...) not searched.
     """
 
-    def __init__(self, waves, pixel, target, *, energy_ev, focal_spread, trace: Trace | None = None):
+    def __init__(self, waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray | torch.Tensor, *,
+                 energy_ev: float, focal_spread: float, trace: Trace | None = None):
         self.waves, self.pixel, self.energy_ev = waves, pixel, energy_ev
         self.target = torch.as_tensor(target, dtype=waves.real.dtype)
         self.focal_spread = focal_spread
@@ -76,7 +78,7 @@ class Objective:
         fs = x[2] if len(x) > 2 else self.focal_spread
         return {"defocus": x[0], "cs": x[1] * 1e4, "focal_spread": fs}
 
-    def ncc(self, x) -> torch.Tensor:
+    def ncc(self, x: Sequence[float] | torch.Tensor) -> torch.Tensor:
         """NCC at every thickness, ``(n_t,)`` (differentiable in a tensor ``x``)."""
         return shift_ncc(images(self.waves, self.pixel, energy_ev=self.energy_ev,
                                 **self._optics(x)), self.target)
@@ -87,7 +89,7 @@ class Objective:
         n = self.ncc(x.to(self.waves.real.dtype)).max()
         return torch.log(torch.clamp(1 - n.to(torch.float64), min=1e-9))
 
-    def __call__(self, x, stage: str = "bo") -> float:
+    def __call__(self, x: Sequence[float] | np.ndarray, stage: str = "bo") -> float:
         with torch.no_grad():
             n = self.ncc([float(v) for v in x])
         t = int(torch.argmax(n))
@@ -200,7 +202,8 @@ def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: 
         obj(lo + np.clip(u0 + s * v, 0, 1) * span, "valley")
 
 
-def distinct_starts(trace: Trace, bounds: np.ndarray, k: int, min_dist: float = 0.08):
+def distinct_starts(trace: Trace, bounds: np.ndarray, k: int,
+                    min_dist: float = 0.08) -> list[tuple[np.ndarray, int]]:
     """The ``k`` best evaluated points at least ``min_dist`` apart (box-normalised)."""
     order = np.argsort(trace.loss)
     span = bounds[1] - bounds[0]

@@ -35,7 +35,7 @@ def cell_grid(cell_xy: tuple[float, float], sampling: float = 0.08) -> tuple[int
 
 def exit_waves(cell: SlicedCell, n_repeats: int, *, energy_ev: float = 300e3,
                sampling: float = 0.08, debye_waller_sigma: float = 0.0,
-               dtype=torch.float32) -> tuple[torch.Tensor, tuple[float, float]]:
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, tuple[float, float]]:
     """Exit waves after 1..``n_repeats`` repeats of ``cell``, ``(n_repeats, nx, ny)`` complex,
     and the cell-grid pixel ``(dx, dy)`` in Å. ``debye_waller_sigma``: rms displacement (Å)."""
     grid = cell_grid(cell.cell_xy, sampling)
@@ -48,7 +48,9 @@ def exit_waves(cell: SlicedCell, n_repeats: int, *, energy_ev: float = 300e3,
 
 
 def images(waves: torch.Tensor, pixel: tuple[float, float], *, energy_ev: float = 300e3,
-           defocus=0.0, cs=0.0, focal_spread=0.0, astigmatism=0.0, astigmatism_angle=0.0,
+           defocus: float | torch.Tensor = 0.0, cs: float | torch.Tensor = 0.0,
+           focal_spread: float | torch.Tensor = 0.0, astigmatism: float | torch.Tensor = 0.0,
+           astigmatism_angle: float | torch.Tensor = 0.0,
            divergence_mrad: float = 0.0) -> torch.Tensor:
     """Intensities ``|ψ ⊛ PSF|²`` of ``waves`` (..., nx, ny) for one optics (Å, rad, mrad);
     tensors keep gradients. Coherent CTF times the quasi-coherent envelopes."""
@@ -75,7 +77,8 @@ def _to_image_frame(g, rotation_deg, scale):
 
 
 def render(cell_image: np.ndarray, cell_xy: tuple[float, float], shape: tuple[int, int],
-           pixel: float, *, rotation_deg: float = 0.0, shift=(0.0, 0.0), scale: float = 1.0,
+           pixel: float, *, rotation_deg: float = 0.0,
+           shift: tuple[float, float] = (0.0, 0.0), scale: float = 1.0,
            g_max: float | None = None) -> np.ndarray:
     """The periodic ``cell_image`` (nx, ny) on a ``shape`` grid of square ``pixel`` Å, the
     lattice rotated by ``rotation_deg`` and scaled by ``scale``, origin at ``shift`` Å; the
@@ -111,7 +114,8 @@ def lattice_coefficients(image: np.ndarray, pixel: float, g_image: np.ndarray) -
 
 
 def register_lattice(image: np.ndarray, pixel: float, cell_xy: tuple[float, float], *,
-                     rotation_bounds=(-5.0, 5.0), scale_bounds=(0.97, 1.03),
+                     rotation_bounds: tuple[float, float] = (-5.0, 5.0),
+                     scale_bounds: tuple[float, float] = (0.97, 1.03),
                      g_max: float = 1.2) -> tuple[float, float]:
     """In-plane rotation (°) and scale of the lattice in ``image`` that maximise the power at
     its reflections with |g| < ``g_max`` 1/Å: a coarse search on the padded power spectrum,

@@ -4,13 +4,18 @@ the structure among candidates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
+
+if TYPE_CHECKING:
+    import torch
+
+    from matterflow.microscopy.hrtem.matching import Trace
 
 __all__ = ["TASKS", "simulate", "match", "identify", "match_image"]
 
@@ -138,7 +143,8 @@ def _check_image(img: np.ndarray, pixel_size, cell_xy) -> float:
     return px
 
 
-def match_image(image: np.ndarray, pixel_size: float, params: MatchParams):
+def match_image(image: np.ndarray, pixel_size: float,
+                params: MatchParams) -> tuple[MatchResult, Trace, torch.Tensor]:
     """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``."""
     import torch
 
