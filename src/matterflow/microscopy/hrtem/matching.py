@@ -19,13 +19,16 @@ Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from matterflow.microscopy.hrtem.model import images, shift_ncc
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Objective", "bo_search", "random_search", "grid_search", "refine", "distinct_starts",
            "valley_search", "Trace"]
