@@ -28,7 +28,7 @@ __all__ = ["crop_windows", "exit_waves", "far_field", "patterns", "transmission"
 
 
 def propagator(window: int, sampling: float, dz: float, energy_ev: float, *,
-               dtype=torch.float32) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Band-limited Fresnel propagator over ``dz`` Å on the probe window."""
     return fresnel_propagator((window, window), (sampling, sampling), dz, energy_ev, dtype=dtype)
 
@@ -79,7 +79,8 @@ def far_field(psi: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(f.real ** 2 + f.imag ** 2, dim=(-2, -1))
 
 
-def patterns(probe, trans, positions_a, sampling, prop, *, batch: int = 256) -> torch.Tensor:
+def patterns(probe: torch.Tensor, trans: torch.Tensor, positions_a: torch.Tensor, sampling: float,
+             prop: torch.Tensor | None, *, batch: int = 256) -> torch.Tensor:
     """Diffraction intensities ``(n_positions, W, W)`` (no gradient), in batches."""
     out = []
     with torch.no_grad():

@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ import torch
 from matterflow.core.errors import ComputeError, InputError
 from matterflow.microscopy.probe import probe_wave
 from matterflow.microscopy.ptycho.model import exit_waves, far_field, propagator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Reconstruction", "reconstruct", "ncc", "check_dataset"]
 
@@ -45,7 +49,7 @@ class Reconstruction:
     resumed_from: int = 0
 
 
-def ncc(a, b, mask=None) -> float:
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Normalised cross-correlation (Pearson) of two arrays (optionally inside ``mask``)."""
     a = np.asarray(a, float)
     b = np.asarray(b, float)
@@ -107,7 +111,8 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
                 object_shape: tuple[int, int] | None = None, seed: int = 0,
                 checkpoint: Path | None = None, checkpoint_every: int = 5,
                 diverge_factor: float = 1.5, max_retries: int = 8,
-                dtype: torch.dtype = torch.float32, progress=None) -> Reconstruction:
+                dtype: torch.dtype = torch.float32,
+                progress: Callable[[int, int], None] | None = None) -> Reconstruction:
     """Reconstruct object slices (and the probe) from ``patterns`` ``(n, W, W)`` (centred).
 
     ``positions_a`` ``(n, 2)`` Å, ``sampling_a`` object pixel (Å) = λ / (W · detector

@@ -15,7 +15,7 @@ _BASIS = [("Sr", 0, 0, 0), ("Ti", .5, .5, .5), ("O", .5, .5, 0), ("O", .5, 0, .5
 
 
 def srtio3_slices(cells: int, px_per_cell: int, thickness_cells: int = 1, *,
-                  dtype=torch.float32) -> tuple[torch.Tensor, float, float]:
+                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, float, float]:
     """Projected potentials (V·Å) of a periodic ``cells × cells`` SrTiO3 [001] slab,
     two slices per unit cell (SrO and TiO2 planes): ``(2 t, n, n)``; sampling Å, dz Å."""
     a = A_SRTIO3
@@ -40,7 +40,7 @@ def band_limit(img: torch.Tensor, sampling: float) -> torch.Tensor:
 
 def nanocube_volume(n: int, *, atoms_per_edge: int = 3, spacing_vox: float = 4.0,
                     sigma_vox: float = 0.8, phase_per_atom: float = 0.6, isolated: bool = True,
-                    dtype=torch.float32) -> tuple[torch.Tensor, np.ndarray]:
+                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, np.ndarray]:
     """Phase volume ``(n, n, n)`` (rad per voxel) of a cubic cluster of Gaussian atoms
     (integrated phase ``phase_per_atom`` rad each), centred; with ``isolated`` one more
     atom sits alone above the cube, off its columns. Returns the volume and the atom

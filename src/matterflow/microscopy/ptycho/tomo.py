@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from matterflow.microscopy.ptycho.model import (
     volume_slices,
 )
 from matterflow.microscopy.ptycho.reconstruct import ncc, reconstruct
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["TomoResult", "simulate_tilts", "joint_tomography", "sequential_tomography",
            "depth_fwhm", "total_variation"]
@@ -62,7 +66,8 @@ def _transmissions(vol, angle_rad, n_slices):
     return torch.polar(torch.ones_like(ph), ph)
 
 
-def simulate_tilts(volume: torch.Tensor, angles_deg, probe: torch.Tensor, positions_a, *,
+def simulate_tilts(volume: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
+                   positions_a: np.ndarray, *,
                    sampling_a: float, energy_ev: float, n_slices: int) -> torch.Tensor:
     """Noise-free intensities ``(tilts, positions, W, W)`` of a phase volume."""
     dz = sampling_a * volume.shape[0] / n_slices
@@ -81,11 +86,13 @@ def total_variation(vol: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return torch.sqrt(dz ** 2 + dx ** 2 + dy ** 2 + eps).sum()
 
 
-def joint_tomography(counts: np.ndarray, angles_deg, probe: torch.Tensor, positions_a, *,
+def joint_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
+                     positions_a: np.ndarray, *,
                      shape: tuple[int, int, int], sampling_a: float, energy_ev: float,
                      n_slices: int, iterations: int = 20, batch_size: int = 64,
                      lr: float = 1e-3, tv_weight: float = 1.0, seed: int = 0,
-                     truth: torch.Tensor | None = None, progress=None) -> TomoResult:
+                     truth: torch.Tensor | None = None,
+                     progress: Callable[[int, float], None] | None = None) -> TomoResult:
     """Volume optimised directly from every tilt's patterns (amplitude loss + TV, ≥ 0)."""
     c = _check(counts, angles_deg)
     t_n, n, w, _ = c.shape
@@ -126,7 +133,8 @@ def joint_tomography(counts: np.ndarray, angles_deg, probe: torch.Tensor, positi
                       np.array(nccs))
 
 
-def sequential_tomography(counts: np.ndarray, angles_deg, probe: torch.Tensor, positions_a, *,
+def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
+                          positions_a: np.ndarray, *,
                           shape: tuple[int, int, int], sampling_a: float, energy_ev: float,
                           semiangle_mrad: float, defocus: float, ptycho_iterations: int = 10,
                           tomo_iterations: int = 300, lr: float = 2e-3, tv_weight: float = 1e-2,
@@ -168,7 +176,7 @@ def sequential_tomography(counts: np.ndarray, angles_deg, probe: torch.Tensor, p
                       np.array(nccs))
 
 
-def depth_fwhm(volume: np.ndarray, centre_zxy, voxel_a: float) -> float:
+def depth_fwhm(volume: np.ndarray, centre_zxy: Sequence[float] | np.ndarray, voxel_a: float) -> float:
     """FWHM (Å) of the depth profile ``volume[:, x, y]`` through an atom centre (linear
     interpolation of the half-maximum crossings around the peak near ``centre_zxy[0]``),
     above the profile's minimum (a phase offset is free in ptychography); a flat profile
