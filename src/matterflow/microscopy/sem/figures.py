@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["comparison_figure", "metrics_table_figure", "plan_figure", "speedup_recall_figure"]
 
@@ -13,7 +18,7 @@ def _zoom_box(img: np.ndarray, side: int) -> tuple[int, int, int]:
     return int(r), int(c), int(side)
 
 
-def comparison_figure(images: dict, *, zoom_px: int = 64, truth: np.ndarray | None = None):
+def comparison_figure(images: dict, *, zoom_px: int = 64, truth: np.ndarray | None = None) -> Figure:
     """Images side by side (first row) and a zoom of their centre (second row); with ``truth``
     a third row shows each image's absolute error."""
     import matplotlib.pyplot as plt
@@ -45,7 +50,7 @@ def comparison_figure(images: dict, *, zoom_px: int = 64, truth: np.ndarray | No
     return fig
 
 
-def metrics_table_figure(outputs: dict):
+def metrics_table_figure(outputs: dict) -> Figure:
     """Mean PSNR/SSIM of SR, bicubic and Lanczos as a table."""
     import matplotlib.pyplot as plt
 
@@ -62,7 +67,7 @@ def metrics_table_figure(outputs: dict):
     return fig
 
 
-def plan_figure(outputs: dict, tile_px: int, *, labels: np.ndarray | None = None, image: int = 0):
+def plan_figure(outputs: dict, tile_px: int, *, labels: np.ndarray | None = None, image: int = 0) -> Figure:
     """The merged image of ``image`` with its planned tiles (yellow) and path, and the planted
     events (cyan contours) when ``labels`` are given."""
     import matplotlib.pyplot as plt
@@ -88,7 +93,7 @@ def plan_figure(outputs: dict, tile_px: int, *, labels: np.ndarray | None = None
     return fig
 
 
-def speedup_recall_figure(outputs: dict, baselines: dict | None = None):
+def speedup_recall_figure(outputs: dict, baselines: dict | None = None) -> Figure:
     """Recall of planted events and effective speed-up against the rescanned area fraction."""
     import matplotlib.pyplot as plt
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from matterflow.core.errors import InputError
 
+if TYPE_CHECKING:
+    import tifffile
+
 __all__ = ["read_image", "tiff_pixel_size_nm", "SUFFIXES"]
 
 
-def tiff_pixel_size_nm(tif) -> float | None:
+def tiff_pixel_size_nm(tif: tifffile.TiffFile) -> float | None:
     """Pixel size (nm) from FEI/Thermo (``FEI_HELIOS``/``FEI_SFEG`` [Scan] PixelWidth, m) or
     Zeiss (``CZ_SEM`` ap_image_pixel_size / 'Image Pixel Size = 1.2 nm') metadata, else None."""
     for name in ("fei_metadata", "sem_metadata"):
@@ -70,8 +74,8 @@ def _emd(p: Path):
                      "Velox or a group with emd_group_type = 1)")
 
 
-def read_image(path, *, pixel_size_nm: float | None = None, need_pixel_size: bool = False,
-               stack: bool = False):
+def read_image(path: str | Path, *, pixel_size_nm: float | None = None, need_pixel_size: bool = False,
+               stack: bool = False) -> tuple[np.ndarray, float | None]:
     """(image float32, pixel size nm or None) from a TIFF, PNG, .npy or EMD file.
 
     The image is (H, W) (RGB averaged to grey), or with ``stack`` (n, H, W) (a 2D image

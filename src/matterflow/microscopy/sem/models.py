@@ -24,6 +24,7 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from matterflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Sequence
 
 __all__ = ["FastSR", "RefSR", "build_model", "bicubic", "lanczos", "psnr", "ssim",
            "TrainConfig", "train", "validate", "predict", "align_reference", "predict_tiled", "tta_predict",
@@ -59,7 +64,7 @@ class FastSR(nn.Module):
     def features(self, lr: torch.Tensor) -> torch.Tensor:
         return self.body(F.prelu(self.head(lr), torch.tensor([0.1])))
 
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None):
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """lr: (B, 1, h, w) → (sr (B, 1, h·s, w·s), event logit (B, 1, h, w))."""
         f = self.features(lr)
         return self._out(lr, f)
@@ -103,7 +108,7 @@ class RefSR(FastSR):
         mr, mc = (ref.shape[-2] - h * s) // 2, (ref.shape[-1] - w * s) // 2
         return ref[..., mr:mr + h * s, mc:mc + w * s]
 
-    def transfer(self, lr: torch.Tensor, ref: torch.Tensor):
+    def transfer(self, lr: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Texture (B, s², h, w) and confidence (B, 1, h, w) taken from ``ref``.
 
         Soft attention of each low-resolution pixel over the ``window`` × ``window``
@@ -126,7 +131,7 @@ class RefSR(FastSR):
         c = sim.max(dim=1).values.view(b, 1, h, w)
         return t, c
 
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None):
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if ref is None:
             raise InputError("the reference-based model needs a reference image (--reference)")
         f = self.features(lr)
@@ -285,7 +290,8 @@ def _batch(rng, fast, clean, labels, refs, cfg: TrainConfig, events=None):
     return t(lrs), t(hrs), t(dets), (t(rfs) if refs is not None else None)
 
 
-def validate(model: FastSR, fast, clean, refs=None) -> dict:
+def validate(model: FastSR, fast: Sequence[np.ndarray], clean: Sequence[np.ndarray],
+             refs: Sequence[np.ndarray] | None = None) -> dict:
     """Mean PSNR (dB) and SSIM of the model and of bicubic on validation images."""
     rows = []
     for i, lr in enumerate(fast):
@@ -298,9 +304,14 @@ def validate(model: FastSR, fast, clean, refs=None) -> dict:
             "bicubic_ssim": float(m[3])}
 
 
-def train(fast, clean, labels, *, refs=None, cfg: TrainConfig, model: FastSR | None = None,
-          optimizer_state: dict | None = None, start_step: int = 0, history=None,
-          checkpoint=None, checkpoint_every: int = 0, progress=None, validation=None):
+def train(fast: Sequence[np.ndarray], clean: Sequence[np.ndarray], labels: Sequence[np.ndarray], *,
+          refs: Sequence[np.ndarray] | None = None, cfg: TrainConfig, model: FastSR | None = None,
+          optimizer_state: dict | None = None, start_step: int = 0,
+          history: Sequence[float] | None = None,
+          checkpoint: Callable[[FastSR, torch.optim.Optimizer, int, list[float]], None] | None = None,
+          checkpoint_every: int = 0, progress: Callable[[int, int, float], None] | None = None,
+          validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray] | None]
+          | None = None) -> tuple[FastSR, dict]:
     """Train (or resume training of) a model on fast scans and clean full-resolution images.
 
     fast : list of (h, w) fast scans; clean : list of (h·s, w·s) targets; labels : list of
@@ -381,7 +392,7 @@ def _tensor(a):
 
 
 def predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
-            detect: bool = True):
+            detect: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(sr (H, W), event probability (h, w)) for one low-resolution image."""
     with torch.no_grad():
         model.with_detection = detect
@@ -409,7 +420,7 @@ def _predict_bytes(model_bytes: bytes, lr: np.ndarray, ref: np.ndarray | None):
 
 def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, *,
                   tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None,
-                  detect: bool = True):
+                  detect: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`predict` tile by tile with a halo, so memory stays bounded for large mosaics.
 
     For the reference-based model the reference (same pixel grid as the output) is cropped
@@ -444,7 +455,8 @@ def predict_tiled(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, 
 
 
 def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n: int = 8, *,
-                tile_lr: int = 256, halo_lr: int = 8, model_bytes: bytes | None = None):
+                tile_lr: int = 256, halo_lr: int = 8,
+                model_bytes: bytes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean SR, per-pixel std over ``n`` dihedral test-time augmentations, mean event probability."""
     srs, probs = [], []
     for k in range(n):
@@ -465,8 +477,9 @@ def tta_predict(model: FastSR, lr: np.ndarray, ref: np.ndarray | None = None, n:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path, model: FastSR, *, metadata: dict | None = None,
-                    optimizer: dict | None = None, step: int = 0, history=None) -> None:
+def save_checkpoint(path: str | os.PathLike[str], model: FastSR, *, metadata: dict | None = None,
+                    optimizer: dict | None = None, step: int = 0,
+                    history: Sequence[float] | None = None) -> None:
     """Write state dict + JSON metadata (+ optimizer state for resuming) atomically."""
     from matterflow.core.store import atomic_write_bytes
 
@@ -474,7 +487,8 @@ def save_checkpoint(path, model: FastSR, *, metadata: dict | None = None,
                                             step=step, history=history))
 
 
-def model_to_bytes(model: FastSR, *, metadata=None, optimizer=None, step=0, history=None) -> bytes:
+def model_to_bytes(model: FastSR, *, metadata: dict | None = None, optimizer: dict | None = None,
+                   step: int = 0, history: Sequence[float] | None = None) -> bytes:
     meta = {"settings": model.settings(), "step": int(step), **(metadata or {})}
     obj = {"state_dict": model.state_dict(), "metadata_json": json.dumps(meta, default=str),
            "history": torch.tensor(list(history or []), dtype=torch.float32)}
@@ -485,7 +499,7 @@ def model_to_bytes(model: FastSR, *, metadata=None, optimizer=None, step=0, hist
     return buf.getvalue()
 
 
-def model_from_bytes(data: bytes, *, source: str = "model"):
+def model_from_bytes(data: bytes, *, source: str = "model") -> tuple[FastSR, dict, dict | None, list[float]]:
     """(model, metadata, optimizer state or None, loss history) from checkpoint bytes."""
     try:
         obj = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
@@ -499,7 +513,8 @@ def model_from_bytes(data: bytes, *, source: str = "model"):
     return model, meta, obj.get("optimizer"), obj["history"].tolist()
 
 
-def load_checkpoint(path, *, source: str | None = None):
+def load_checkpoint(path: str | os.PathLike[str], *,
+                    source: str | None = None) -> tuple[FastSR, dict, dict | None, list[float]]:
     from pathlib import Path
 
     p = Path(path)

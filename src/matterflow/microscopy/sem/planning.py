@@ -79,7 +79,7 @@ def path_length(tiles: np.ndarray, tile_px: int) -> float:
     return float(np.hypot(*np.diff(pts, axis=0).T).sum())
 
 
-def acquisition_time(shape_full, *, scale: int, n_tiles: int, tile_px: int, path_px: float,
+def acquisition_time(shape_full: tuple[int, int], *, scale: int, n_tiles: int, tile_px: int, path_px: float,
                      pixel_size_nm: float, fast_dwell_us: float, full_dwell_us: float,
                      line_overhead_us: float = 5.0, settle_us: float = 200.0,
                      beam_shift_um_per_us: float = 0.01) -> dict:
@@ -102,7 +102,8 @@ def merge(sr: np.ndarray, full: np.ndarray, tiles: np.ndarray, tile_px: int) -> 
     return out
 
 
-def recall(labels: np.ndarray, tiles: np.ndarray, tile_px: int, min_fraction: float = 0.5):
+def recall(labels: np.ndarray, tiles: np.ndarray, tile_px: int,
+           min_fraction: float = 0.5) -> tuple[int, int]:
     """(found, planted): events with at least ``min_fraction`` of their pixels rescanned."""
     covered = np.zeros(labels.shape, bool)
     for r, c in tiles:
@@ -129,7 +130,7 @@ def threshold_scores(fast: np.ndarray, *, scale: int, tile_px: int, window: int 
     return _per_tile_max(dev / mad, tile_px // scale)
 
 
-def random_scores(shape_lr, *, scale: int, tile_px: int, seed: int = 0) -> np.ndarray:
+def random_scores(shape_lr: tuple[int, int], *, scale: int, tile_px: int, seed: int = 0) -> np.ndarray:
     """Baseline planner: random tile scores (tiles picked uniformly at random)."""
     t = tile_px // scale
     return np.random.default_rng(seed).uniform(size=(shape_lr[0] // t, shape_lr[1] // t))

@@ -23,10 +23,14 @@ lath texture).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["FAMILIES", "EVENT_TYPES", "Event", "Microstructure", "microstructure", "synthetic_set", "SyntheticSet",
            "se_image", "acquire_pair", "insitu_series", "AcquiredPair", "ELECTRONS_PER_PA_US"]
@@ -319,7 +323,7 @@ def _warp(field_, strain, shift, order=1):
 
 def insitu_series(family: str, shape: tuple[int, int] = (256, 256), *, n_frames: int = 4,
                   max_strain: float = 0.04, drift_px_per_frame: tuple[float, float] = (1.5, -2.0),
-                  seed: int = 0, **kwargs) -> list[Microstructure]:
+                  seed: int = 0, **kwargs: Any) -> list[Microstructure]:
     """A deformation series of one region: strain along x, stage drift, cracks and voids growing.
 
     Frame ``t`` (0..n_frames-1) carries strain ``max_strain t/(n-1)``, a drift of
@@ -370,9 +374,10 @@ class SyntheticSet:
     family: list
 
 
-def synthetic_set(families, n_images: int, shape=(256, 256), *, seed: int = 0, scale: int = 4,
+def synthetic_set(families: Sequence[str], n_images: int, shape: tuple[int, int] = (256, 256), *,
+                  seed: int = 0, scale: int = 4,
                   strain_step: float = 0.01, drift_px: tuple[float, float] = (3.0, -4.0),
-                  structure: dict | None = None, **acq) -> SyntheticSet:
+                  structure: dict | None = None, **acq: Any) -> SyntheticSet:
     """``n_images`` per family: the fast/full pair of frame 1 of a two-frame in-situ series
     and, as the reference, the full-resolution scan of frame 0 (seeds ``seed, seed+1, ...``).
 

@@ -7,6 +7,7 @@ signal-1 pixel (``dimensionless``); pixel sizes are in nm.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -116,8 +117,13 @@ def _train_figures(outputs: dict, params: TrainParams) -> dict:
 
 
 @task("sem.train", params=TrainParams, figures=_train_figures)
-def train_model(fast, clean, labels, reference=None, val_fast=None, val_clean=None,
-                val_reference=None, *, params: TrainParams) -> Trained:
+def train_model(fast: np.ndarray | Sequence[np.ndarray], clean: np.ndarray | Sequence[np.ndarray],
+                labels: np.ndarray | Sequence[np.ndarray],
+                reference: np.ndarray | Sequence[np.ndarray] | None = None,
+                val_fast: np.ndarray | Sequence[np.ndarray] | None = None,
+                val_clean: np.ndarray | Sequence[np.ndarray] | None = None,
+                val_reference: np.ndarray | Sequence[np.ndarray] | None = None, *,
+                params: TrainParams) -> Trained:
     """Train a ×s SR model (with its event-detection head) from scratch on fast/clean pairs."""
     from matterflow.microscopy.sem.models import TrainConfig, model_to_bytes, train
 
@@ -212,7 +218,9 @@ def _check_reference(model, reference, pixel_size_nm, reference_pixel_size_nm):
 
 
 @task("sem.upscale", params=UpscaleParams, map_over="image", figures=_upscale_figures)
-def upscale(image, model, reference=None, pixel_size_nm=None, reference_pixel_size_nm=None, *,
+def upscale(image: np.ndarray, model: np.ndarray | bytes | str | Path, reference: np.ndarray | None = None,
+            pixel_size_nm: float | np.ndarray | None = None,
+            reference_pixel_size_nm: float | np.ndarray | None = None, *,
             params: UpscaleParams) -> Upscaled:
     """Super-resolve one fast scan (tiles on the executor) with TTA spread and event probability."""
     from matterflow.microscopy.sem.models import bicubic, model_from_bytes, tta_predict
@@ -264,7 +272,7 @@ def _evaluate_figures(outputs: dict, params: EvaluateParams) -> dict:
 
 
 @task("sem.evaluate", params=EvaluateParams, figures=_evaluate_figures)
-def evaluate(fast, sr, clean, *, params: EvaluateParams) -> Evaluation:
+def evaluate(fast: np.ndarray, sr: np.ndarray, clean: np.ndarray, *, params: EvaluateParams) -> Evaluation:
     """PSNR/SSIM of SR, bicubic and Lanczos against the noise-free full-resolution images."""
     from matterflow.microscopy.sem.models import bicubic, lanczos, psnr, ssim
 
@@ -326,7 +334,8 @@ def _plan_figures(outputs: dict, params: PlanParams) -> dict:
 
 
 @task("sem.plan", params=PlanParams, figures=_plan_figures)
-def plan(event_probability, spread, sr, full=None, labels=None, *, params: PlanParams) -> Plan:
+def plan(event_probability: np.ndarray, spread: np.ndarray, sr: np.ndarray, full: np.ndarray | None = None,
+         labels: np.ndarray | None = None, *, params: PlanParams) -> Plan:
     """Plan full-resolution rescan tiles per image (short stage path), recall and speed-up."""
     from matterflow.microscopy.sem import planning as pl
 
@@ -395,7 +404,7 @@ class Registered:
 
 
 @task("sem.register", params=RegisterParams)
-def register(images, *, params: RegisterParams) -> Registered:
+def register(images: np.ndarray, *, params: RegisterParams) -> Registered:
     """Drift between consecutive frames (phase correlation), accumulated from the first frame."""
     from skimage.registration import phase_cross_correlation
 
@@ -436,7 +445,7 @@ def _track_figures(outputs: dict, params: TrackParams) -> dict:
 
 
 @task("sem.track", params=TrackParams, figures=_track_figures)
-def track(event_probability, shifts_px, *, params: TrackParams) -> Tracks:
+def track(event_probability: np.ndarray, shifts_px: np.ndarray, *, params: TrackParams) -> Tracks:
     """Detections (thresholded event probability) linked frame to frame after drift correction."""
     from scipy import ndimage
     from scipy.optimize import linear_sum_assignment
