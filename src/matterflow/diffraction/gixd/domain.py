@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("torch", "torchvision", "pyFAI", "fabio", "hdf5plugin"),
     file_suffixes=(".poni", ".pt", ".h5", ".cbf", ".edf", ".tif", ".tiff", ".nxs"),
     docs="gixd.md",
+    headline="gixd.detect:n, gixd.evaluate:ap",
 )

@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("torch", "tifffile", "scikit-image"),
     file_suffixes=(".tif", ".tiff", ".png", ".npy", ".pt"),
     docs="sem.md",
+    headline="sem.upscale:sr[0], sem.evaluate:gain_db",
 )
