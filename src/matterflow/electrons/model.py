@@ -166,6 +166,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> LdosModel:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(f"{source}: not a matterflow LDOS model file (format field missing)")
     arch = blob.get("architecture")
+    if arch == "se3":   # registered on import of the e3nn module
+        import matterflow.electrons.equivariant  # noqa: F401
     if arch not in _ARCHITECTURES:
         raise InputError(f"{source}: architecture {arch!r} unknown; known: {', '.join(_ARCHITECTURES)}")
     model = _ARCHITECTURES[arch].from_dict(blob["model"])
