@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from matterflow import __version__
 from matterflow.clitools import (
+    Cluster,
+    Force,
     Processes,
     Quiet,
+    RunOptions,
     Scheduler,
     Workers,
     console,
     handle_errors,
-    make_progress,
     state,
 )
 from matterflow.core.errors import InputError
@@ -52,19 +54,13 @@ def _root(
     state.debug = state.debug or debug
 
 
-def _run(workflow: Path, out: Path, *, workers: int | None, scheduler: str | None, force: bool,
-         quiet: bool, report: bool = True, processes: bool | None = None) -> tuple[Path, str]:
-    from matterflow.core.execute import run_workflow
+def _run(workflow: Path, opts: RunOptions, *, report: bool = True,
+         **run_options: Any) -> tuple[Path, str]:
     from matterflow.core.report import write_report
     from matterflow.core.workflow import load_workflow
 
     wf = load_workflow(workflow)
-    with make_progress(quiet) as progress:
-        summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                               progress=progress, processes=processes is not False)
-    if not quiet:
-        console.print(f"[green]done[/green] in {summary.seconds:.1f} s: computed "
-                      f"{', '.join(summary.computed) or 'nothing'}; reused {', '.join(summary.reused) or 'nothing'}")
+    summary = opts.run(wf, **run_options)
     rep = write_report(summary.results) if report else None
     console.print(f"results: {summary.results}" + (f"\nreport:  {rep}" if rep else ""))
     return summary.results, "complete"
@@ -78,13 +74,17 @@ def run(
     workers: Workers = None,
     scheduler: Scheduler = None,
     processes: Processes = None,
-    force: Annotated[bool, typer.Option(help="Recompute all steps, even those already stored.")] = False,
+    cluster: Cluster = None,
+    force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run writes into OUT, wait for it to finish instead of stopping.")] = False,
+    wait_workers: Annotated[int | None, typer.Option("--wait-workers", min=1, help="With --scheduler: wait for this many workers (default 1).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="With --scheduler: seconds to wait for the workers before stopping.")] = 120.0,
     quiet: Quiet = False,
 ) -> None:
     """Run a workflow file; steps already stored in OUT are reused (resume after a crash)."""
-    _run(workflow, out, workers=workers, scheduler=scheduler, force=force, quiet=quiet,
-         report=not no_report, processes=processes)
+    _run(workflow, RunOptions(out, workers, processes, scheduler, cluster, force, quiet),
+         report=not no_report, wait=wait, wait_workers=wait_workers, timeout_s=timeout)
 
 
 def demo_workflows(*, full: bool = False) -> dict[str, list[Path]]:
@@ -109,6 +109,9 @@ def demo(
     full: Annotated[bool, typer.Option("--full", help="Also run the long versions of the demos.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
+    processes: Processes = None,
+    cluster: Cluster = None,
+    force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Run the example workflows of every installed domain and link their reports."""
@@ -126,8 +129,8 @@ def demo(
             label = domain if len(available[domain]) == 1 else f"{domain}/{path.stem}"
             console.rule(f"[bold]{domain}[/bold]: {path.name}")
             try:
-                results, status = _run(path, out / label, workers=workers,
-                                       scheduler=scheduler, force=False, quiet=quiet)
+                results, status = _run(path, RunOptions(out / label, workers, processes,
+                                                        scheduler, cluster, force, quiet))
             except typer.Exit:
                 raise
             except Exception as exc:  # one broken demo must not hide the others
@@ -213,6 +216,21 @@ def report(
     from matterflow.core.report import write_report
 
     console.print(f"report: {write_report(file, out)}")
+
+
+@app.command()
+@handle_errors
+def view(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Run folders or results files (default: .).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; not loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8765,
+    token: Annotated[str | None, typer.Option(help="Secret every request must carry (?token=...).")] = None,
+) -> None:
+    """Serve local web pages of runs: table, run pages, HDF5 tree, comparison, live view."""
+    from matterflow.view import serve
+
+    serve([str(p) for p in paths or [Path(".")]], host=host, port=port, token=token,
+          echo=lambda text: console.print(text, markup=False, highlight=False))
 
 
 def _add_domain_apps() -> None:

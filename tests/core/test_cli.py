@@ -4,26 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from matterflow import __version__
 from matterflow.cli import app
+from matterflow.clitools import command_paths
 
 runner = CliRunner()
 
 
-def _command_paths(cmd: click.Command, prefix=()):
-    yield prefix
-    # a group of commands (typer >= 0.2x builds them on its own copy of click, so no isinstance)
-    if getattr(cmd, "commands", None):
-        for name, sub in cmd.commands.items():
-            yield from _command_paths(sub, prefix + (name,))
-
-
-ALL_COMMANDS = list(_command_paths(typer.main.get_command(app)))
+ALL_COMMANDS = list(command_paths(app))
 assert len(ALL_COMMANDS) > 30, ALL_COMMANDS  # every domain's commands, not only the root
 
 

@@ -12,9 +12,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from matterflow.clitools import command_paths
 from matterflow.core.domain import ENTRY_POINT_GROUP, Domain, list_domains
 from matterflow.core.registry import list_tasks, unavailable_domains
 from matterflow.core.workflow import load_workflow
@@ -72,26 +72,11 @@ def test_domain_declares_libraries_that_are_installed(name):
             pytest.fail(f"{name}: declared library {lib!r} is not an installed distribution")
 
 
-def _commands(app: typer.Typer, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
-    cmd = typer.main.get_command(app)
-    found: list[tuple[str, ...]] = []
-
-    def walk(c, path: tuple[str, ...]) -> None:
-        found.append(path)
-        if hasattr(c, "commands"):  # a group (typer builds on its own copy of click)
-            for sub_name, sub in c.commands.items():
-                walk(sub, path + (sub_name,))
-
-    walk(cmd, prefix)
-    return found
-
-
 @pytest.mark.parametrize("name", [n for n, d in DOMAINS.items() if d.cli])
 def test_every_domain_command_has_help(name):
     from matterflow.cli import app
 
-    sub = DOMAINS[name].load_cli()
-    paths = _commands(sub, (name,))
+    paths = [(name, *path) for path in command_paths(DOMAINS[name].load_cli())]
     assert len(paths) > 1, f"{name}: its CLI has no commands"
     for path in paths:
         res = runner.invoke(app, [*path, "--help"])

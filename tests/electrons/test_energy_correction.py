@@ -1,6 +1,8 @@
 """Energy correction (local ridge model of the band/total residual): fit, leave-one-out, extensivity, CLI."""
 
+import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -193,9 +195,39 @@ def test_train_with_energy_correction(snapshots, tmp_path):
     assert on.total_energy_ev == pytest.approx(off.total_energy_ev + dt, abs=1e-9)
     assert on.energy_correction_ev == pytest.approx({"band": db, "total": dt})
     assert 0 < on.energy_correction_leverage and off.energy_correction_leverage is None
-    # a cell stretched by 6 % lies outside the training cells: the correction says so
-    stretched = snap.atoms.copy()
-    stretched.set_cell(stretched.cell * 1.06, scale_atoms=True)
+    # A cell outside the training cells gets a warning. Which cell is outside depends on the
+    # ridge strength the leave-one-out fit picks (it moves with library versions), so pick a
+    # stretch that lies outside the domain at *every* strength the fit can choose: then the
+    # warning must come, whatever strength was chosen.
+    from matterflow.electrons.energy_correction import LAMBDAS, feature_domain
+
+    train = [load_snapshot(s) for s in snapshots[:4]]
+
+    def features(atoms):
+        return predict_observables(m, atoms, grid_shape=snap.grid_shape, scheduler="synchronous",
+                                   energy_correction=False).cell_features
+
+    P = np.array([features(s.atoms) for s in train])
+    V = np.array([s.atoms.get_volume() for s in train])
+    domains = [feature_domain(P, V, lam) for lam in LAMBDAS]
+
+    def outside_at_every_strength(atoms):
+        f = features(atoms)
+        return all(dataclasses.replace(corr, domain=dom).extrapolates(f, atoms.get_volume())
+                   for dom in domains)
+
+    stretched = None
+    for factor in (1.06, 1.2, 1.5, 2.0):
+        candidate = snap.atoms.copy()
+        candidate.set_cell(candidate.cell * factor, scale_atoms=True)
+        if outside_at_every_strength(candidate):
+            stretched = candidate
+            break
+    assert stretched is not None, "no stretch of up to 2x leaves the training cells' domain"
     with pytest.warns(UserWarning, match="energy correction: this cell lies outside its 4 training cells"):
         predict_observables(m, stretched, grid_shape=snap.grid_shape, scheduler="synchronous")
+    # a training cell is inside by definition (its leverage is at most the largest): no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        predict_observables(m, train[0].atoms, grid_shape=snap.grid_shape, scheduler="synchronous")
     np.testing.assert_allclose(on.density, off.density)

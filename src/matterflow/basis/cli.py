@@ -8,7 +8,20 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.basis.params import EvaluateParams, FitParams, PredictParams
+from matterflow.clitools import (
+    Cluster,
+    Force,
+    Processes,
+    Quiet,
+    RunOptions,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    make_progress,
+    param_option,
+)
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="Basis-set (precision) error of DFT total energies: QRF, SISSO, "
@@ -32,59 +45,90 @@ def evaluate(
     data: DataArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and figures.")
                    ] = Path("basis-eval"),
-    folds: Annotated[int, typer.Option(min=2, max=20, help="Grouped folds (by material).")] = 5,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of folds and forests.")] = 0,
-    coverage: Annotated[float, typer.Option(min=0.5, max=0.99, help="Nominal coverage.")] = 0.9,
-    trees: Annotated[int, typer.Option(min=10, help="Trees per forest.")] = 300,
-    sisso_dim: Annotated[int, typer.Option(min=1, max=4, help="Terms of the SISSO formula.")] = 3,
+    folds: Annotated[int, param_option(EvaluateParams, "n_splits",
+                                       help="Grouped folds (by material)")] = 5,
+    seed: Annotated[int, param_option(EvaluateParams, "seed", help="Seed of folds and forests")] = 0,
+    coverage: Annotated[float, param_option(EvaluateParams, "coverage",
+                                            help="Nominal coverage")] = 0.9,
+    trees: Annotated[int, param_option(EvaluateParams, "n_estimators", help="Trees per forest")] = 300,
+    sisso_dim: Annotated[int, param_option(EvaluateParams, "sisso_dim",
+                                           help="Terms of the SISSO formula")] = 3,
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="Model to evaluate (repeatable): baseline, qrf, qrf_conformal, sisso.")
                      ] = None,
     column_map: MapOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: Workers = None,
+    processes: Processes = None,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Grouped cross-validation of all models: sMAPE, MAE, R², coverage and width of intervals."""
+    """Grouped cross-validation of all models: sMAPE, MAE, R², coverage and width of intervals.
+
+    Runs on the executor, one (model, fold) fit per task (basis.cv_jobs ->
+    basis.cv_fold, mapped -> basis.cv_summary): OUT/results.h5 holds the
+    out-of-fold predictions with provenance; a killed run resumes with the fits done.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matterflow.basis.data import load_csv
-    from matterflow.basis.evaluate import MODEL_NAMES, cross_validate
+    from matterflow.basis.evaluate import MODEL_NAMES
     from matterflow.basis.figures import evaluation_figures
+    from matterflow.basis.tasks import evaluate as task
+    from matterflow.core.store import Results
 
     models = tuple(model or MODEL_NAMES)
     bad = [m for m in models if m not in MODEL_NAMES]
     if bad:
         raise InputError(f"--model {bad[0]!r}: accepted: {', '.join(MODEL_NAMES)}")
-    table = load_csv(data, column_map=_map(column_map))
-    with make_progress(quiet) as progress:
-        bar = progress.add_task("cross-validating", total=len(models) * folds)
-        res = cross_validate(table, models=models, n_splits=folds, seed=seed,
-                             coverage_level=coverage, n_estimators=trees, sisso_dim=sisso_dim,
-                             progress=lambda msg: progress.update(bar, advance=1, description=msg))
-    met = res.metrics()
-    console.print(f"grouped {folds}-fold CV by material, {len(res.y)} rows below the reference "
-                  f"precision, {len(set(res.groups))} materials, seed {seed}")
+    if data is not None and not data.exists():
+        raise InputError(f"{data}: data file not found")
+    _map(column_map)  # a bad --map is reported before anything runs
+    params = task.make_params({"models": list(models), "n_splits": folds, "seed": seed,
+                               "coverage": coverage, "n_estimators": trees,
+                               "sisso_dim": sisso_dim, "column_map": list(column_map or [])},
+                              where="basis evaluate")
+    data_in = {"data": data} if data is not None else {}
+    steps = [
+        {"id": "jobs", "task": "basis.cv_jobs", "params": params, "inputs": data_in},
+        {"id": "folds", "task": "basis.cv_fold", "params": params, "batch_size": 1,
+         "inputs": {"job": "jobs.job", **data_in}},
+        {"id": "evaluate", "task": "basis.cv_summary", "params": params,
+         "inputs": {**{k: f"folds.{k}" for k in ("pred_ha", "lower_ha", "upper_ha", "covered",
+                                                 "fit_s", "predict_s", "formula")}, **data_in}},
+    ]
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    summary = opts.run_steps(steps, name="basis-evaluate", summary=False)
+    ev = Results(summary.results)["evaluate"]
+    names = [str(m) for m in ev["models"]]
+    keys = ("smape_pct", "mae_mha", "r2", "coverage", "mean_width_mha", "median_rel_width",
+            "fit_s", "predict_s")
+    met = {m: {k: float(ev[k][i]) for k in keys} for i, m in enumerate(names)}
+    formula = str(ev["sisso_formula"])
+    fold_formulas = [str(f) for f in ev["sisso_fold_formulas"] if str(f)]
+    n_materials = len(set(load_csv(data, column_map=_map(column_map)).nonreference().groups))
+    console.print(f"grouped {folds}-fold CV by material, {len(ev['y_ha'])} rows below the "
+                  f"reference precision, {n_materials} materials, seed {seed}")
     console.print(f"{'model':<14}{'sMAPE %':>9}{'MAE mHa':>10}{'R2':>8}"
                   f"{'cover':>8}{'width mHa':>11}{'fit s':>8}")
     for m, v in met.items():
         console.print(f"{m:<14}{v['smape_pct']:9.2f}{v['mae_mha']:10.1f}{v['r2']:8.4f}"
                       f"{v['coverage']:8.3f}{v['mean_width_mha']:11.1f}{v['fit_s']:8.2f}")
-    if res.sisso_full_formula:
-        console.print(f"SISSO (all rows): {res.sisso_full_formula}", markup=False)
+    if formula:
+        console.print(f"SISSO (all rows): {formula}", markup=False)
     out.mkdir(parents=True, exist_ok=True)
-    levels, by_level = res.smape_by_level()
-    outputs = {"models": res.models, "y_ha": res.y, "pred_ha": res.pred, "lower_ha": res.lower,
-               "upper_ha": res.upper, "nominal": res.nominal,
-               "coverage_curve": res.coverage_curve, "levels": levels,
-               "smape_by_level_pct": by_level}
+    outputs = {"models": names, **{k: ev[k] for k in (
+        "y_ha", "pred_ha", "lower_ha", "upper_ha", "nominal", "coverage_curve", "levels",
+        "smape_by_level_pct")}}
     files = ("parity.png", "coverage.png", "error_by_level.png")
     for fname, fig in zip(files, evaluation_figures(outputs).values(), strict=True):
         fig.savefig(out / fname, dpi=120)
     (out / "metrics.json").write_text(json.dumps(
-        {"metrics": met, "sisso_formula": res.sisso_full_formula,
-         "sisso_fold_formulas": res.formulas, "folds": folds, "seed": seed,
-         "coverage": coverage}, indent=2))
-    console.print(f"metrics and figures: {out}/")
+        {"metrics": met, "sisso_formula": formula, "sisso_fold_formulas": fold_formulas,
+         "folds": folds, "seed": seed, "coverage": coverage}, indent=2))
+    console.print(f"metrics and figures: {out}/ (run: {summary.results})")
 
 
 @app.command()
@@ -93,9 +137,9 @@ def fit(
     data: DataArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")
                    ] = Path("basis.model"),
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the forest.")] = 0,
-    coverage: Annotated[float, typer.Option(min=0.5, max=0.99, help="Nominal coverage.")] = 0.9,
-    trees: Annotated[int, typer.Option(min=10, help="Trees of the forest.")] = 300,
+    seed: Annotated[int, param_option(FitParams, "seed", help="Seed of the forest")] = 0,
+    coverage: Annotated[float, param_option(FitParams, "coverage", help="Nominal coverage")] = 0.9,
+    trees: Annotated[int, param_option(FitParams, "n_estimators", help="Trees of the forest")] = 300,
     column_map: MapOpt = None,
 ) -> None:
     """Fit the conformal QRF and the SISSO formula on all rows and write a model file."""
@@ -118,8 +162,8 @@ def predict(
     model: Annotated[Path, typer.Argument(help="Model file from `matterflow basis fit`.")],
     data: Annotated[Path, typer.Argument(help="CSV of new calculations (features; "
                                               "total_energy for the converged energy).")],
-    tolerance: Annotated[float, typer.Option(min=0.0, help="Accepted |error| in meV/atom.")
-                         ] = 1.0,
+    tolerance: Annotated[float, param_option(PredictParams, "tolerance_mev_per_atom",
+                                             help="Accepted |error| in meV/atom")] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV of the predictions.")
                    ] = None,
     column_map: MapOpt = None,

@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("pandas", "scikit-learn", "quantile-forest"),
     file_suffixes=(".csv", ".pkl", ".model"),
     docs="basis.md",
+    headline="basis.evaluate:smape_by_level_pct[1], basis.evaluate:smape_pct[1]",
 )

@@ -19,13 +19,13 @@ import numpy as np
 
 from .baseline import ElementalBaseline
 from .data import PRECISION, BasisData, grouped_folds
+from .params import MODEL_NAMES
 from .qrf import ConformalQuantileForest, QuantileForest
 from .sisso import SissoModel
 
 __all__ = ["smape", "mae", "r2", "coverage", "CVResult", "cross_validate", "make_models",
-           "MODEL_NAMES"]
+           "MODEL_NAMES", "CVPlan", "CVJob", "cv_plan", "cv_job", "cv_combine"]
 
-MODEL_NAMES = ("baseline", "qrf", "qrf_conformal", "sisso")
 NOMINAL = np.round(np.arange(0.5, 0.96, 0.05), 2)  # nominal levels of the coverage curve
 
 
@@ -136,43 +136,101 @@ def cross_validate(data: BasisData, *, models: tuple[str, ...] = MODEL_NAMES, n_
     progress : callable or None
         Called with a short message after each fitted (model, fold).
     """
-    d = data.nonreference()
-    X = d.frame[d.features]
-    y, groups = d.y, d.groups
-    folds = grouped_folds(groups, n_splits, seed)
-    fold_of = np.empty(len(y), dtype=int)
-    for k, (_, te) in enumerate(folds):
-        fold_of[te] = k
-    nm = len(models)
-    pred = np.zeros((nm, len(y)))
-    lower, upper = np.zeros_like(pred), np.zeros_like(pred)
-    curves = np.zeros((nm, len(NOMINAL), len(y)), dtype=bool)
-    t_fit, t_pred = np.zeros(nm), np.zeros(nm)
-    formulas = []
+    plan = cv_plan(data, n_splits, seed)
     kw = dict(n_estimators=n_estimators, seed=seed, coverage=coverage_level, sisso_dim=sisso_dim,
               sisso_sis=sisso_sis, sisso_rung=sisso_rung, n_jobs=n_jobs)
-    for k, name in enumerate(models):
-        for f, (tr, te) in enumerate(folds):
-            model = make_models((name,), **kw)[name]
-            t0 = time.perf_counter()
-            fit_model(model, X.iloc[tr], y[tr], groups[tr])
-            t1 = time.perf_counter()
-            pred[k, te] = model.predict(X.iloc[te])
-            lower[k, te], upper[k, te] = model.predict_interval(X.iloc[te], coverage_level)
-            t_pred[k] += time.perf_counter() - t1
-            t_fit[k] += t1 - t0
-            for j, c in enumerate(NOMINAL):
-                lo, hi = model.predict_interval(X.iloc[te], float(c))
-                curves[k, j, te] = (y[te] >= lo) & (y[te] <= hi)
-            if name == "sisso":
-                formulas.append(model.formula())
+    jobs = []
+    for name in models:
+        for f in range(n_splits):
+            jobs.append(cv_job(plan, name, f, kw, coverage_level))
             if progress:
                 progress(f"{name} fold {f + 1}/{n_splits}")
+    return cv_combine(plan, models, jobs, kw, coverage_level)
+
+
+@dataclass(frozen=True)
+class CVPlan:
+    """The rows (below the reference precision) and the grouped folds of a cross-validation."""
+
+    X: object                      # DataFrame (n, n_features)
+    y: np.ndarray                  # (n,) Hartree
+    groups: np.ndarray             # (n,) material
+    precision: np.ndarray          # (n,)
+    folds: list                    # [(train, test)] index arrays
+    fold_of: np.ndarray            # (n,) test fold of each row
+
+
+def cv_plan(data: BasisData, n_splits: int, seed: int) -> CVPlan:
+    """Rows and folds (from ``seed``) shared by every model of a cross-validation."""
+    d = data.nonreference()
+    folds = grouped_folds(d.groups, n_splits, seed)
+    fold_of = np.empty(len(d.y), dtype=int)
+    for k, (_, te) in enumerate(folds):
+        fold_of[te] = k
+    return CVPlan(X=d.frame[d.features], y=d.y, groups=d.groups,
+                  precision=d.frame[PRECISION].to_numpy(dtype=float), folds=folds,
+                  fold_of=fold_of)
+
+
+@dataclass(frozen=True)
+class CVJob:
+    """One model fitted on one fold's training rows, evaluated on its test rows."""
+
+    test: np.ndarray               # (n_test,) row indices
+    pred: np.ndarray               # (n_test,) Hartree
+    lower: np.ndarray
+    upper: np.ndarray
+    covered: np.ndarray            # (len(NOMINAL), n_test) bool
+    fit_s: float
+    predict_s: float
+    formula: str                   # SISSO formula ('' for other models)
+
+
+def cv_job(plan: CVPlan, name: str, fold: int, kw: dict, coverage_level: float) -> CVJob:
+    """Fit a fresh ``name`` model on the training rows of ``fold``; predict its test rows."""
+    tr, te = plan.folds[fold]
+    X, y = plan.X, plan.y
+    model = make_models((name,), **kw)[name]
+    t0 = time.perf_counter()
+    fit_model(model, X.iloc[tr], y[tr], plan.groups[tr])
+    t1 = time.perf_counter()
+    pred = model.predict(X.iloc[te])
+    lower, upper = model.predict_interval(X.iloc[te], coverage_level)
+    t_pred = time.perf_counter() - t1
+    covered = np.zeros((len(NOMINAL), len(te)), dtype=bool)
+    for j, c in enumerate(NOMINAL):
+        lo, hi = model.predict_interval(X.iloc[te], float(c))
+        covered[j] = (y[te] >= lo) & (y[te] <= hi)
+    return CVJob(test=np.asarray(te), pred=np.asarray(pred), lower=np.asarray(lower),
+                 upper=np.asarray(upper), covered=covered, fit_s=t1 - t0, predict_s=t_pred,
+                 formula=model.formula() if name == "sisso" else "")
+
+
+def cv_combine(plan: CVPlan, models, jobs: list[CVJob], kw: dict,
+               coverage_level: float) -> CVResult:
+    """The :class:`CVResult` of ``jobs`` (model-major: model k, fold f at k * n_folds + f)."""
+    nm, n_splits, n = len(models), len(plan.folds), len(plan.y)
+    pred = np.zeros((nm, n))
+    lower, upper = np.zeros_like(pred), np.zeros_like(pred)
+    curves = np.zeros((nm, len(NOMINAL), n), dtype=bool)
+    t_fit, t_pred = np.zeros(nm), np.zeros(nm)
+    formulas = []
+    for k, name in enumerate(models):
+        for f in range(n_splits):
+            job = jobs[k * n_splits + f]
+            te = job.test
+            pred[k, te], lower[k, te], upper[k, te] = job.pred, job.lower, job.upper
+            curves[k, :, te] = job.covered.T
+            t_fit[k] += job.fit_s
+            t_pred[k] += job.predict_s
+            if name == "sisso":
+                formulas.append(job.formula)
+    X, y = plan.X, plan.y
     full = ""
     if "sisso" in models:
         full = make_models(("sisso",), **kw)["sisso"].fit(X, y).formula()
-    return CVResult(models=list(models), y=y, pred=pred, lower=lower, upper=upper, fold=fold_of,
-                    precision=d.frame[PRECISION].to_numpy(dtype=float), groups=groups,
+    return CVResult(models=list(models), y=y, pred=pred, lower=lower, upper=upper,
+                    fold=plan.fold_of, precision=plan.precision, groups=plan.groups,
                     nominal=NOMINAL.copy(), coverage_curve=curves.mean(axis=2),
                     fit_seconds=t_fit, predict_seconds=t_pred, formulas=formulas,
                     sisso_full_formula=full, coverage_level=coverage_level)

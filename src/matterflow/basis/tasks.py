@@ -14,47 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
-from matterflow.core.registry import Params, quantity, task
+from matterflow.core.registry import quantity, task
 
 from .data import load_csv
-from .evaluate import MODEL_NAMES, cross_validate
+from .evaluate import cross_validate
 from .figures import evaluation_figures
 from .model import BasisPredictor
+from .params import EvaluateParams, FitParams, PredictParams
 
-__all__ = ["evaluate", "fit", "predict", "TASKS"]
-
-ModelName = Literal["baseline", "qrf", "qrf_conformal", "sisso"]
+__all__ = ["evaluate", "cv_jobs", "cv_fold", "cv_summary", "fit", "predict", "TASKS"]
 
 
 def _column_map(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise InputError(f"column_map entry {p!r}: write OLD=NEW (a column of the file = "
-                             "the name matterflow expects)")
-        old, new = p.split("=", 1)
-        out[old.strip()] = new.strip()
-    return out
+    from matterflow.clitools import parse_key_values
+
+    return parse_key_values(pairs, "column_map entry", key="OLD", value="NEW",
+                            example="RGKMAX=rgkmax (a column of the file = the name matterflow "
+                                    "expects)")
 
 
-class EvaluateParams(Params):
-    models: list[ModelName] = Field(list(MODEL_NAMES), min_length=1,
-                                    description="models to cross-validate")
-    n_splits: int = Field(5, ge=2, le=20, description="grouped folds (by material)")
-    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
-    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forests")
-    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
-    sisso_sis: int = Field(20, ge=2, le=200, description="features per SIS step")
-    sisso_rung: int = Field(1, ge=1, le=2, description="rungs of the SISSO feature space")
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
-    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forests")
-    seed: int = Field(0, ge=0, description="seed of the folds and forests")
 
 
 @dataclass(frozen=True)
@@ -95,6 +78,10 @@ def evaluate(data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
                          coverage_level=params.coverage, n_estimators=params.n_estimators,
                          sisso_dim=params.sisso_dim, sisso_sis=params.sisso_sis,
                          sisso_rung=params.sisso_rung, n_jobs=params.n_jobs)
+    return _evaluation(res)
+
+
+def _evaluation(res) -> Evaluation:
     met = res.metrics()
     levels, by_level = res.smape_by_level()
 
@@ -112,18 +99,95 @@ def evaluate(data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
         sisso_fold_formulas=list(res.formulas) or [""])
 
 
-class FitParams(Params):
-    coverage: float = Field(0.9, gt=0.5, lt=1.0, description="nominal interval coverage")
-    n_estimators: int = Field(300, ge=10, le=5000, description="trees of the forest")
-    sisso_dim: int = Field(3, ge=1, le=4, description="terms of the SISSO formula")
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
-    n_jobs: int = Field(1, ge=1, le=64, description="parallel jobs of the forest")
-    seed: int = Field(0, ge=0, description="seed of the forest and calibration folds")
+# ============================================================================ evaluate, mapped
+# The same cross-validation as three steps, so that each (model, fold) fit is one item
+# the executor maps over: cv_jobs -> cv_fold (mapped over jobs) -> cv_summary.
+
+def _plan_and_kw(data: Path | None, params: EvaluateParams):
+    from .evaluate import cv_plan
+
+    table = load_csv(data, column_map=_column_map(params.column_map))
+    kw = dict(n_estimators=params.n_estimators, seed=params.seed, coverage=params.coverage,
+              sisso_dim=params.sisso_dim, sisso_sis=params.sisso_sis,
+              sisso_rung=params.sisso_rung, n_jobs=params.n_jobs)
+    return cv_plan(table, params.n_splits, params.seed), kw, tuple(dict.fromkeys(params.models))
+
+
+@dataclass(frozen=True)
+class CVJobs:
+    job: np.ndarray = quantity("dimensionless", "(n_models * n_splits,) job k * n_splits + f "
+                               "fits model k on the training rows of fold f")
+    n_rows: int = quantity("dimensionless", "rows cross-validated (below the reference level)")
+
+
+@task("basis.cv_jobs", params=EvaluateParams, version="1")
+def cv_jobs(data: Path | None = None, *, params: EvaluateParams) -> CVJobs:
+    """The (model, fold) fits of a grouped cross-validation, one item each for basis.cv_fold."""
+    plan, _kw, models = _plan_and_kw(data, params)
+    return CVJobs(job=np.arange(len(models) * params.n_splits), n_rows=len(plan.y))
+
+
+@dataclass(frozen=True)
+class CVFold:
+    pred_ha: np.ndarray = quantity("Ha", "(n,) predictions on the fold's test rows, NaN elsewhere")
+    lower_ha: np.ndarray = quantity("Ha", "(n,) interval lower ends, NaN off the fold")
+    upper_ha: np.ndarray = quantity("Ha", "(n,) interval upper ends, NaN off the fold")
+    covered: np.ndarray = quantity("dimensionless", "(k, n) 1 where the nominal-level interval "
+                                   "holds the row's error, 0 where not, NaN off the fold")
+    fit_s: float = quantity("s", "fit time")
+    predict_s: float = quantity("s", "predict time")
+    formula: str = quantity("", "SISSO formula of the fold ('' for other models)")
+
+
+@task("basis.cv_fold", params=EvaluateParams, map_over="job", version="1")
+def cv_fold(job: int, data: Path | None = None, *, params: EvaluateParams) -> CVFold:
+    """One (model, fold) fit of the cross-validation: out-of-fold predictions and intervals."""
+    from .evaluate import NOMINAL, cv_job
+
+    plan, kw, models = _plan_and_kw(data, params)
+    k, f = divmod(int(job), params.n_splits)
+    if not 0 <= k < len(models):
+        raise InputError(f"job: {int(job)} is outside the {len(models) * params.n_splits} "
+                         "(model, fold) jobs of basis.cv_jobs")
+    r = cv_job(plan, models[k], f, kw, params.coverage)
+    n = len(plan.y)
+    full = np.full((3, n), np.nan)
+    full[:, r.test] = r.pred, r.lower, r.upper
+    covered = np.full((len(NOMINAL), n), np.nan)
+    covered[:, r.test] = r.covered
+    return CVFold(pred_ha=full[0], lower_ha=full[1], upper_ha=full[2], covered=covered,
+                  fit_s=float(r.fit_s), predict_s=float(r.predict_s), formula=r.formula)
+
+
+@task("basis.cv_summary", params=EvaluateParams, figures=_figures, version="1")
+def cv_summary(pred_ha: np.ndarray, lower_ha: np.ndarray, upper_ha: np.ndarray,
+               covered: np.ndarray, fit_s: np.ndarray, predict_s: np.ndarray, formula: list,
+               data: Path | None = None, *, params: EvaluateParams) -> Evaluation:
+    """Metrics of the mapped cross-validation (basis.cv_fold outputs), as basis.evaluate gives."""
+    from .evaluate import CVJob, cv_combine
+
+    plan, kw, models = _plan_and_kw(data, params)
+    pred_ha = np.asarray(pred_ha, dtype=float)
+    if pred_ha.shape != (len(models) * params.n_splits, len(plan.y)):
+        raise InputError(f"pred_ha: shape {pred_ha.shape}; expected (n_models * n_splits, n_rows) = "
+                         f"({len(models) * params.n_splits}, {len(plan.y)}): the outputs of "
+                         "basis.cv_fold with the same parameters")
+    covered = np.asarray(covered, dtype=float)
+    jobs = []
+    for j in range(len(pred_ha)):
+        te = np.flatnonzero(np.isfinite(pred_ha[j]))
+        jobs.append(CVJob(test=te, pred=pred_ha[j, te], lower=np.asarray(lower_ha)[j, te],
+                          upper=np.asarray(upper_ha)[j, te], covered=covered[j][:, te] > 0.5,
+                          fit_s=float(fit_s[j]), predict_s=float(predict_s[j]),
+                          formula=str(formula[j])))
+    return _evaluation(cv_combine(plan, models, jobs, kw, params.coverage))
+
+
 
 
 @dataclass(frozen=True)
 class FittedModel:
-    model_pickle: np.ndarray = quantity("", "(bytes,) uint8 pickle of the BasisPredictor")
+    model_pickle: np.ndarray = bytes_field("pickle of the BasisPredictor")
     features: list = quantity("", "feature columns")
     feature_importance: np.ndarray = quantity("dimensionless", "(n_features,) forest importance")
     conformal_correction: float = quantity("dimensionless",
@@ -140,7 +204,7 @@ def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
     model = BasisPredictor(n_estimators=params.n_estimators, seed=params.seed,
                            coverage=params.coverage, sisso_dim=params.sisso_dim,
                            n_jobs=params.n_jobs).fit(table)
-    return FittedModel(model_pickle=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return FittedModel(model_pickle=to_bytes_array(model.to_bytes()),
                        features=list(model.features_),
                        feature_importance=np.asarray(model.qrf_.feature_importances_),
                        conformal_correction=model.qrf_.correction(params.coverage),
@@ -148,10 +212,6 @@ def fit(data: Path | None = None, *, params: FitParams) -> FittedModel:
                        n_materials=model.n_materials_)
 
 
-class PredictParams(Params):
-    tolerance_mev_per_atom: float = Field(1.0, gt=0, description="accepted |error| per atom",
-                                          json_schema_extra={"units": "meV/atom"})
-    column_map: list[str] = Field([], description="OLD=NEW renames of the CSV's columns")
 
 
 @dataclass(frozen=True)
@@ -175,11 +235,9 @@ def _load_model(model) -> BasisPredictor:
         return model
     if isinstance(model, (str, Path)):
         return BasisPredictor.load(model)
-    arr = np.asarray(model)
-    if arr.dtype == np.uint8:
-        return BasisPredictor.from_bytes(arr.tobytes(), "model_pickle")
-    raise InputError(f"model: a model file, a BasisPredictor or basis.fit's model_pickle is "
-                     f"expected; got {type(model).__name__}")
+    return BasisPredictor.from_bytes(
+        from_bytes_array(model, field="model", accepted="a BasisPredictor (basis.fit's model_pickle)"),
+        "model_pickle")
 
 
 @task("basis.predict", params=PredictParams, version="1")
@@ -192,4 +250,4 @@ def predict(model, data: Path | None = None, *, params: PredictParams) -> Predic
     return Prediction(**{k: getattr(out, k) for k in out.__dataclass_fields__})
 
 
-TASKS = [evaluate, fit, predict]
+TASKS = [evaluate, cv_jobs, cv_fold, cv_summary, fit, predict]

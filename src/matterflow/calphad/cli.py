@@ -7,7 +7,22 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.calphad.tasks import FitParams, ProposeParams
+from matterflow.clitools import (
+    Cluster,
+    Force,
+    Processes,
+    Quiet,
+    RunOptions,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    param_option,
+    parse_key_values,
+    save_figures,
+    write_result_file,
+)
 from matterflow.core.errors import InputError
 
 app = typer.Typer(help="Bayesian CALPHAD on pycalphad/ESPEI: fit a model, sample its posterior, "
@@ -16,13 +31,7 @@ app = typer.Typer(help="Bayesian CALPHAD on pycalphad/ESPEI: fit a model, sample
 
 
 def _write_h5(path: Path, result) -> None:
-    from matterflow.core.registry import result_to_dict
-    from matterflow.core.store import atomic_h5, write_outputs
-
-    values, units = result_to_dict(result) if not isinstance(result, dict) else (result, {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_h5(path) as f:
-        write_outputs(f, values, units)
+    write_result_file(path, result)
 
 
 def _read_h5(path: Path, what: str) -> dict:
@@ -46,12 +55,7 @@ def diagram_defaults_query() -> list:
 
 
 def _save_figs(figs: dict, stem: Path) -> list[Path]:
-    out = []
-    for k, (_name, fig) in enumerate(figs.items()):
-        p = stem.with_name(f"{stem.name}{'' if k == 0 else f'-{k}'}.png")
-        fig.savefig(p, dpi=120)
-        out.append(p)
-    return out
+    return save_figures(figs, stem=stem)
 
 
 @app.command()
@@ -61,7 +65,8 @@ def fit(
                                                   "bundled Cu-Mg).")] = None,
     phases: Annotated[Path | None, typer.Option(help="ESPEI phase-models JSON.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="TDB file to write.")] = Path("model.tdb"),
-    ridge_alpha: Annotated[float | None, typer.Option(help="Ridge regularisation.")] = None,
+    ridge_alpha: Annotated[float | None, param_option(FitParams, "ridge_alpha",
+                                                      help="Ridge regularisation")] = None,
 ) -> None:
     """ESPEI parameter generation from thermochemical data (datasets validated); writes a TDB."""
     from matterflow.calphad.tasks import fit as task
@@ -77,14 +82,8 @@ def fit(
 def _parse_offsets(items: list[str] | None) -> dict | None:
     if not items:
         return None
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise InputError(f"--offset {it!r}: expected NAME=TARGET, e.g. "
-                             "DL0='G(LIQUID,CU,MG;0)'")
-        k, v = it.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    return parse_key_values(items, "--offset", key="NAME", value="TARGET",
+                            example="DL0='G(LIQUID,CU,MG;0)'")
 
 
 @app.command()
@@ -107,24 +106,32 @@ def sample(
     stride: Annotated[int, typer.Option(help="Use every k-th ZPF tie-line.")] = 1,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: "
                           "OUT.ckpt); a killed run resumes from it.")] = None,
-    workers: Annotated[int, typer.Option(help="Dask workers for likelihood evaluations "
-                                         "(1 = in process).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: Workers = None,
+    processes: Processes = None,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """emcee MCMC against the data, checkpointed; R-hat/ESS and trace plots."""
+    """emcee MCMC against the data, checkpointed; R-hat/ESS and trace plots.
+
+    Runs as a workflow step on the executor (provenance and the step cache in
+    OUT-run/); with more than one worker the walkers' log-posteriors are spread
+    over them.
+    """
     import warnings
 
     import matplotlib
 
     matplotlib.use("Agg")
     from matterflow.calphad import figures
-    from matterflow.calphad.mcmc import ConvergenceWarning, DaskPool
+    from matterflow.calphad.mcmc import ConvergenceWarning, diagnostics
     from matterflow.calphad.tasks import sample as task
-    from matterflow.calphad.tasks import sample_posterior
+    from matterflow.core.store import Results
 
     p = {"engine": engine, "n_walkers": walkers, "n_steps": steps, "data_stride": stride,
-         "seed": seed, "checkpoint": str(checkpoint or out.with_suffix(".ckpt")),
+         "seed": seed, "checkpoint": str((checkpoint or out.with_suffix(".ckpt")).resolve()),
          "parameters": list(parameter or [])}
     offs = _parse_offsets(offset)
     if offs is not None:
@@ -132,34 +139,36 @@ def sample(
     if no_offsets:
         p["offsets"] = {}
     params = task.make_params(p)
-    with make_progress(quiet) as progress, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        bar = progress.add_task("MCMC steps", total=steps)
-
-        def tick(done, total):
-            progress.update(bar, completed=done)
-
-        if workers > 1:
-            from matterflow.core.execute import dask_client
-
-            with dask_client(workers=workers) as client:
-                res = sample_posterior(tdb, datasets, params=params, pool=DaskPool(client),
-                                       progress=tick)
-        else:
-            res = sample_posterior(tdb, datasets, params=params, progress=tick)
-    _write_h5(out, res)
-    pngs = _save_figs(figures.trace_figures(res.__dict__), out.with_suffix(""))
-    if res.resumed_from:
-        console.print(f"resumed from step {res.resumed_from} of {steps}")
-    console.print(f"{steps} steps x {walkers} walkers, {res.n_data} residuals, "
-                  f"{res.seconds_per_evaluation:.3f} s per log-posterior")
-    for n, r, e, c in zip(res.parameter_names, res.rhat, res.ess, res.chain[-1].mean(axis=0), strict=False):
+    inputs = {}
+    for name, path in (("tdb", tdb), ("datasets", datasets)):
+        if path is not None:
+            if not path.exists():
+                raise InputError(f"--{name} {path}: not found")
+            inputs[name] = path
+    run_dir = out.with_name(f"{out.stem}-run")
+    opts = RunOptions(run_dir, workers, processes, scheduler, cluster, force, quiet)
+    with warnings.catch_warnings():  # said once below, also when the step is reused
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        summary = opts.run_steps([{"id": "sample", "task": "calphad.sample", "params": params,
+                                   "inputs": inputs}], name="calphad-sample", summary=False)
+    values, units = Results(summary.results).read("sample")
+    _write_h5(out, (values, units))
+    pngs = _save_figs(figures.trace_figures(values), out.with_suffix(""))
+    if int(values["resumed_from"]):
+        console.print(f"resumed from step {int(values['resumed_from'])} of {steps}")
+    console.print(f"{steps} steps x {walkers} walkers, {int(values['n_data'])} residuals, "
+                  f"{float(values['seconds_per_evaluation']):.3f} s per log-posterior")
+    for n, r, e, c in zip(values["parameter_names"], values["rhat"], values["ess"],
+                          values["chain"][-1].mean(axis=0), strict=False):
         console.print(f"  {n}: last mean {c:.1f} J/mol, R-hat {r:.3f}, ESS {e:.0f}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        diagnostics(values["chain"], list(values["parameter_names"]))
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             from matterflow.clitools import err_console
             err_console.print(f"[yellow]warning:[/yellow] {w.message}", markup=True)
-    console.print(f"chain: {out}\ntraces: {', '.join(map(str, pngs))}")
+    console.print(f"chain: {out}\ntraces: {', '.join(map(str, pngs))}\nrun: {summary.results}")
 
 
 @app.command()
@@ -173,27 +182,34 @@ def propagate(
     t_max: Annotated[float, typer.Option(help="Highest temperature (K).")] = 1400.0,
     query: Annotated[list[str] | None, typer.Option(help="T,x where properties are reported "
                      "(repeat), e.g. 800,0.5.")] = None,
-    workers: Annotated[int, typer.Option(help="Dask workers (1 = in process).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed of the draw selection.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Draws per Dask task (default: "
+                                                   "a few tasks per worker).")] = None,
+    workers: Workers = None,
+    processes: Processes = None,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Posterior draws -> invariant points with 95 % intervals, ensemble phase diagram."""
+    """Posterior draws -> invariant points with 95 % intervals, ensemble phase diagram.
+
+    Runs as a workflow (read_chain -> posterior -> diagram, mapped over draws ->
+    summarize) into OUT/results.h5; a killed run resumes with the draws already done.
+    """
     import json
+    from types import SimpleNamespace
 
     import matplotlib
 
     matplotlib.use("Agg")
     from matterflow.calphad import figures
-    from matterflow.calphad.propagate import run_diagrams
-    from matterflow.calphad.tasks import posterior, summarize
+    from matterflow.core.store import Results
 
     ch = _read_h5(chain, "chain")
     for key in ("chain", "model_tdb", "parameter_names"):
         if key not in ch:
             raise InputError(f"{chain}: no {key!r} dataset; is it a `calphad sample` output?")
-    post = posterior(ch["chain"], ch["model_tdb"], ch["parameter_names"],
-                     params={"n_draws": draws, "burn_fraction": burn, "t_min": t_min,
-                             "t_max": t_max, "seed": seed})
     qp = []
     for q in query or []:
         try:
@@ -202,27 +218,31 @@ def propagate(
             raise InputError(f"--query {q!r}: expected T,x (e.g. 800,0.5)") from None
         qp.append((t, x))
     dparams = {"t_min": t_min, "t_max": t_max, **({"query_points": qp} if qp else {})}
-    with make_progress(quiet) as progress:
-        bar = progress.add_task("draws", total=draws)
-
-        def tick(done, total):
-            progress.update(bar, completed=done)
-
-        if workers > 1:
-            from matterflow.core.execute import dask_client
-
-            with dask_client(workers=workers) as client:
-                vals = run_diagrams(post.draws, ch["model_tdb"], ch["parameter_names"],
-                                    post.invariant_labels, dparams, client=client, progress=tick)
-        else:
-            vals = run_diagrams(post.draws, ch["model_tdb"], ch["parameter_names"],
-                                post.invariant_labels, dparams, progress=tick)
-    tab = summarize(vals["invariant_temperature_k"], vals["invariant_x"], vals["boundary_x"],
-                    vals["temperatures_k"], post.invariant_labels, vals["query_fractions"],
-                    vals["query_gibbs_j_mol"], vals["query_activity"])
+    model = {"model_tdb": "chain.model_tdb", "parameter_names": "chain.parameter_names"}
+    steps = [
+        {"id": "chain", "task": "calphad.read_chain", "inputs": {"chain": chain}},
+        {"id": "posterior", "task": "calphad.posterior",
+         "params": {"n_draws": draws, "burn_fraction": burn, "t_min": t_min, "t_max": t_max,
+                    "seed": seed},
+         "inputs": {"chain": "chain.chain", **model}},
+        {"id": "diagram", "task": "calphad.diagram", "params": dparams, "batch_size": batch_size,
+         "inputs": {"draw": "posterior.draws", "labels": "posterior.invariant_labels", **model}},
+        {"id": "summarize", "task": "calphad.summarize",
+         "inputs": {"labels": "posterior.invariant_labels",
+                    **{k: f"diagram.{k}" for k in (
+                        "invariant_temperature_k", "invariant_x", "boundary_x", "temperatures_k",
+                        "query_fractions", "query_gibbs_j_mol", "query_activity")}}},
+    ]
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    summary = opts.run_steps(steps, name="calphad-propagate", summary=False)
+    res = Results(summary.results)
+    post = SimpleNamespace(**res["posterior"])
+    vals, units = res.read("diagram")
+    tab = SimpleNamespace(**res["summarize"])
     out.mkdir(parents=True, exist_ok=True)
-    _write_h5(out / "draws.h5", {**vals, "phases": post.phases, "draws": post.draws,
-                                  "labels": post.invariant_labels})
+    _write_h5(out / "draws.h5", ({**vals, "phases": list(post.phases), "draws": post.draws,
+                                   "labels": list(post.invariant_labels)},
+                                  {**units, "draws": "J/mol"}))
     rows = []
     console.print(f"invariant points over {draws} draws (mean [2.5 %, 97.5 %]):")
     for k, lab in enumerate(tab.labels):
@@ -255,16 +275,17 @@ def propagate(
                                                     indent=1, default=float))
     pngs = _save_figs(figures.ensemble_figures(tab.__dict__), out / "phase_diagram")
     console.print(f"draws: {out / 'draws.h5'}\ntable: {out / 'invariants.json'}\n"
-                  f"figure: {pngs[0]}")
+                  f"figure: {pngs[0]}\nrun: {summary.results}")
 
 
 @app.command()
 @handle_errors
 def propose(
     draws: Annotated[Path, typer.Argument(help="draws.h5 from `calphad propagate`.")],
-    top_k: Annotated[int, typer.Option(help="Experiments to propose.")] = 5,
-    cost_per_100k: Annotated[float, typer.Option(help="Relative cost per 100 K above the "
-                                                 "lowest temperature.")] = 0.0,
+    top_k: Annotated[int, param_option(ProposeParams, "top_k", help="Experiments to propose")] = 5,
+    cost_per_100k: Annotated[float, param_option(ProposeParams, "cost_per_100k",
+                                                 help="Relative cost per 100 K above the "
+                                                      "lowest temperature")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="Figure (PNG) of the entropy map.")] = None,
 ) -> None:
     """Rank candidate (T, x) experiments by the entropy of the predicted phase set."""

@@ -12,4 +12,5 @@ DOMAIN = Domain(
     libraries=("pycalphad", "espei", "emcee", "arviz"),
     file_suffixes=(".tdb", ".ckpt"),
     docs="calphad.md",
+    headline="calphad.propose:entropy_map, calphad.summarize:temperature_mean_k[0]",
 )

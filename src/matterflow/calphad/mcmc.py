@@ -10,13 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matterflow.core.errors import ComputeError, InputError
+from matterflow.core.errors import ComputeError, ConvergenceWarning, InputError
 
-__all__ = ["run_emcee", "ChainResult", "diagnostics", "ConvergenceWarning", "DaskPool"]
-
-
-class ConvergenceWarning(UserWarning):
-    """The chain has not converged (R-hat above the threshold or few effective samples)."""
+__all__ = ["run_emcee", "ChainResult", "diagnostics", "ConvergenceWarning"]
 
 
 @dataclass(frozen=True)
@@ -25,26 +21,6 @@ class ChainResult:
     lnprob: np.ndarray  # (n_steps, n_walkers)
     acceptance: np.ndarray  # (n_walkers,)
     resumed_from: int  # steps found in the checkpoint
-
-
-class DaskPool:
-    """A ``map`` over Dask futures, for emcee's ``pool=`` (log-posterior evaluations)."""
-
-    def __init__(self, client, func=None):
-        self.client = client
-        self._remote = None
-        self._func = func
-
-    def map(self, func, iterable):
-        items = list(iterable)
-        if self._remote is None:  # send the (large) log-posterior once
-            self._remote = self.client.scatter(func, broadcast=True, hash=False)
-        futs = self.client.map(_apply, [self._remote] * len(items), items, pure=False)
-        return self.client.gather(futs)
-
-
-def _apply(func, x):
-    return func(x)
 
 
 def _save(path: Path, state: dict) -> None:
@@ -70,7 +46,8 @@ def run_emcee(logpost, start, init_std, *, n_walkers, n_steps, seed, checkpoint=
         Pickle with the chain so far and the random state; if it exists and
         matches (walkers, parameters, seed) the run continues from it.
     pool : object with ``map``, optional
-        Evaluates the walkers' log-posteriors in parallel (e.g. :class:`DaskPool`).
+        Evaluates the walkers' log-posteriors in parallel (e.g.
+        :class:`matterflow.core.execute.WorkerPool`).
     progress : callable, optional
         ``progress(step_done, n_steps)``.
     tag : str

@@ -168,7 +168,10 @@ def propose(codes, temperatures, x_grid, n_labels, top_k=5, cost_per_100k=0.0,
 
 def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *, client=None,
                  progress=None, batch_size=None) -> dict:
-    """``calphad.diagram`` for every draw, on a Dask ``client`` if given, stacked.
+    """``calphad.diagram`` for every draw, on a ``distributed.Client`` if given, stacked.
+
+    The commands run draws as a mapped workflow step (``calphad propagate``);
+    this is the library route for notebooks and benchmarks.
 
     Parameters
     ----------
@@ -178,10 +181,13 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
         ``progress(done, total)``.
     batch_size : int, optional
         Draws per Dask task (default: about 4 tasks per worker).
-    """
-    from matterflow.calphad.tasks import diagram
-    from matterflow.core.registry import stack_results
 
+    The task is looked up by name in the registry, as a workflow does, so this
+    module does not import :mod:`matterflow.calphad.tasks` (which imports it).
+    """
+    from matterflow.core.registry import get_task, stack_results
+
+    diagram = get_task("calphad.diagram")
     p = diagram.make_params(params)
     draws = np.asarray(draws, dtype=float)
     args = (model_tdb, list(parameter_names), list(labels))
@@ -192,27 +198,20 @@ def run_diagrams(draws, model_tdb: str, parameter_names, labels, params=None, *,
             if progress:
                 progress(k + 1, len(draws))
     else:
-        from distributed import as_completed
+        from matterflow.core.execute import map_calls
 
-        shared = client.scatter(list(args), broadcast=True, hash=False)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         size = batch_size or max(1, int(np.ceil(len(draws) / (4 * n_workers))))
         batches = [draws[i:i + size] for i in range(0, len(draws), size)]
-        futs = [client.submit(_diagram_batch, b, shared, p, pure=False) for b in batches]
-        index = {f.key: k for k, f in enumerate(futs)}
-        out = [None] * len(futs)
-        done = 0
-        for fut in as_completed(futs):
-            k = index[fut.key]
-            out[k] = fut.result()
-            done += len(batches[k])
-            if progress:
-                progress(done, len(draws))
-        results = [r for part in out for r in part]
+        parts = map_calls(_diagram_batch, [(b, args, p) for b in batches], scheduler=client)
+        results = [r for part in parts for r in part]
+        if progress:
+            progress(len(draws), len(draws))
     return stack_results(results)[0]
 
 
 def _diagram_batch(draws, shared, p):
-    from matterflow.calphad.tasks import diagram
+    from matterflow.core.registry import get_task
 
+    diagram = get_task("calphad.diagram")
     return [diagram(d, *shared, params=p) for d in draws]

@@ -82,6 +82,12 @@ class Domain:
         missing file rather than as an unknown step output.
     docs : str or None
         The domain's page in ``docs/`` (``"xrd.md"``).
+    headline : str or None
+        Which stored outputs are a run's headline in ``matterflow view`` and the
+        demo gallery: ``"task:output"`` references, comma-separated; the first
+        1D/2D array is the headline figure, the first number the headline number
+        (``"xrd.integrate:intensity, xrd.integrate:peak_ratio"``). None: a
+        generic choice from the last steps (:mod:`matterflow.core.headline`).
     """
 
     name: str
@@ -94,6 +100,7 @@ class Domain:
     libraries: tuple[str, ...] = ()
     file_suffixes: tuple[str, ...] = ()
     docs: str | None = None
+    headline: str | None = None
     module: str = field(default="", compare=False)
     """The module that holds the declaration (set from the entry point when discovered)."""
 
@@ -104,6 +111,11 @@ class Domain:
             if value is not None and not _OBJECT.match(value):
                 raise ValueError(f"Domain {self.name!r}: {label} must be 'module:attribute'; "
                                  f"got {value!r}")
+        for ref in self.headline.split(",") if self.headline is not None else ():
+            task, _, output = ref.strip().partition(":")
+            if not (task.startswith(f"{self.name}.") and output):
+                raise ValueError(f"Domain {self.name!r}: headline entries are '{self.name}.TASK:OUTPUT'"
+                                 f", comma-separated; got {ref.strip()!r}")
         for suffix in self.file_suffixes:
             if not suffix.startswith("."):
                 raise ValueError(f"Domain {self.name!r}: file suffixes start with '.'; got {suffix!r}")
@@ -114,16 +126,10 @@ class Domain:
         return self.extra or self.name
 
     def load_tasks(self) -> list[Any]:
-        """Import and return the domain's tasks (ImportError if its extra is missing)."""
-        from matterflow.core.registry import Task
-
+        """Import and return what the domain's ``tasks`` names: one task or a list of them
+        (ImportError if its extra is missing). The registry checks that they are tasks."""
         obj = load_object(self.tasks)
-        found = [obj] if isinstance(obj, Task) else list(obj)
-        for t in found:
-            if not isinstance(t, Task):
-                raise TypeError(f"domain {self.name!r}: {self.tasks} must give Task objects; "
-                                f"got {type(t).__name__}")
-        return found
+        return list(obj) if isinstance(obj, (list, tuple)) else [obj]
 
     def load_cli(self) -> Any:
         """Import and return the domain's typer app (None if it has none)."""

@@ -19,7 +19,9 @@ __all__ = [
     "InputError",
     "ComputeError",
     "NotFittedError",
+    "StorageError",
     "MatterflowWarning",
+    "ConvergenceWarning",
 ]
 
 
@@ -41,6 +43,12 @@ class ComputeError(MatterflowError, RuntimeError):
     exit_code = 1
 
 
+class StorageError(ComputeError):
+    """A file could not be written (full disk, read-only or forbidden folder)."""
+
+    exit_code = 1
+
+
 class NotFittedError(MatterflowError, AttributeError):
     """A model was used for prediction before ``fit`` was called."""
 
@@ -49,3 +57,8 @@ class NotFittedError(MatterflowError, AttributeError):
 
 class MatterflowWarning(UserWarning):
     """Non-fatal problem the user should know about."""
+
+
+class ConvergenceWarning(MatterflowWarning):
+    """An iterative method stopped without converging well enough to trust its result
+    (e.g. an MCMC chain with R-hat above the threshold or few effective samples)."""

@@ -29,6 +29,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from matterflow.core.errors import ComputeError, InputError, MatterflowError
 from matterflow.core.registry import Params, Task, result_to_dict, stack_results
 from matterflow.core.store import (
     atomic_h5,
+    atomic_write_bytes,
     base_provenance,
     now_iso,
     read_output,
@@ -51,9 +53,12 @@ from matterflow.core.store import (
 )
 from matterflow.core.workflow import Step, Workflow
 
-__all__ = ["run_workflow", "RunSummary", "dask_client", "map_items", "step_keys"]
+__all__ = ["run_workflow", "run_steps", "RunSummary", "dask_client", "map_items", "map_calls",
+           "WorkerPool", "in_worker", "report_progress", "step_keys", "executor_label",
+           "wait_for_workers"]
 
 RESULTS_NAME = "results.h5"
+PROGRESS_TOPIC = "matterflow-progress"
 CACHE_NAME = ".matterflow-cache"
 log = logging.getLogger(__name__)
 
@@ -72,14 +77,26 @@ class RunSummary:
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None, *,
-                processes: bool = True) -> Iterator[Any]:
-    """A ``distributed.Client``: on an existing scheduler, or on a new LocalCluster.
+                processes: bool = True, cluster: Any = None) -> Iterator[Any]:
+    """A ``distributed.Client``: on an existing scheduler, a job-queue cluster, or a new LocalCluster.
 
     The LocalCluster has ``workers`` processes of one thread each, or, with
     ``processes=False``, one in-process worker with ``workers`` threads.
+    ``cluster`` (a cluster YAML file or a :class:`~matterflow.core.cluster.ClusterSpec`)
+    submits dask-jobqueue jobs instead (SLURM, PBS, SGE, LSF) and stops them at the end.
     """
     from distributed import Client, LocalCluster
 
+    if scheduler and cluster is not None:
+        raise InputError("--scheduler and --cluster exclude each other: give an existing "
+                         "scheduler's address or a cluster file, not both")
+    if cluster is not None:
+        from matterflow.core.cluster import ClusterSpec, load_cluster_spec, start_cluster
+
+        spec = cluster if isinstance(cluster, ClusterSpec) else load_cluster_spec(cluster)
+        with start_cluster(spec) as client:
+            yield client
+        return
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -95,11 +112,154 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
     n = workers or _default_workers()
     if n < 1:
         raise InputError(f"--workers must be >= 1; got {n}")
+    # CRITICAL: a worker's heartbeat racing the scheduler's shutdown logs an ERROR with a
+    # traceback at the end of good runs; task failures come back through their futures
     with LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
                       processes=processes,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster_, \
+            Client(cluster_) as client:
         yield client
+
+
+def executor_label(scheduler: str | None = None, workers: int | None = None, *,
+                   processes: bool = True, cluster: Any = None) -> str:
+    """How a run is executed, in words (the ``executor`` entry of provenance)."""
+    if cluster is not None:
+        from matterflow.core.cluster import ClusterSpec, load_cluster_spec
+
+        spec = cluster if isinstance(cluster, ClusterSpec) else load_cluster_spec(cluster)
+        where = "" if isinstance(cluster, ClusterSpec) else f" from {cluster}"
+        return spec.describe() + where
+    if scheduler:
+        return f"scheduler {scheduler}"
+    n = workers or _default_workers()
+    if processes:
+        return f"LocalCluster({n} {'process' if n == 1 else 'processes'})"
+    return f"LocalCluster({n} {'thread' if n == 1 else 'threads'})"
+
+
+# --------------------------------------------------------------------------- maps inside a task
+
+def in_worker() -> bool:
+    """True inside a task that the executor runs on a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def map_calls(func: Any, calls: Sequence[tuple], *, scheduler: Any = None, progress: Any = None,
+              label: str = "", group: int = 8) -> list[Any]:
+    """``[func(*args) for args in calls]``, run in parallel; results in the order of ``calls``.
+
+    The way a task (or a library function) spreads its own inner loop without
+    knowing Dask.
+
+    Parameters
+    ----------
+    func : callable
+        Picklable when the calls may go to other processes.
+    calls : sequence of tuple
+        The positional arguments of each call.
+    scheduler : None, "threads", "processes", "synchronous" or a Client
+        None: on the executor's cluster when called inside one of its tasks, else
+        one after another in this thread; the names are Dask's local schedulers
+        (worker count from ``dask.config`` ``num_workers``); a ``distributed.Client``
+        runs them there.
+    progress : rich Progress, optional
+        Local schedulers only: one bar named ``label``, advanced every ``group`` calls.
+    """
+    calls = [tuple(c) for c in calls]
+    if scheduler is None and in_worker():
+        from distributed import worker_client
+
+        with worker_client() as client:
+            return list(client.gather(client.map(_star, [func] * len(calls), calls, pure=False)))
+    if scheduler is not None and hasattr(scheduler, "submit"):  # a distributed.Client
+        return list(scheduler.gather(scheduler.map(_star, [func] * len(calls), calls,
+                                                   pure=False)))
+    bar = progress.add_task(label, total=len(calls)) if progress is not None else None
+    if scheduler is None or scheduler == "synchronous":
+        out = []
+        for args in calls:
+            out.append(func(*args))
+            if bar is not None:
+                progress.advance(bar)
+        return out
+    import dask
+
+    if bar is None:
+        return list(dask.compute(*[dask.delayed(func)(*args) for args in calls],
+                                 scheduler=scheduler))
+    out = []
+    for s in range(0, len(calls), group):
+        part = calls[s:s + group]
+        out.extend(dask.compute(*[dask.delayed(func)(*args) for args in part], scheduler=scheduler))
+        progress.advance(bar, len(part))
+    return out
+
+
+def _star(func: Any, args: tuple) -> Any:
+    return func(*args)
+
+
+class WorkerPool:
+    """A ``map(func, iterable)`` for samplers that take a pool (emcee's ``pool=``).
+
+    Inside a task that the executor runs on a cluster of more than one worker
+    thread, the calls go to the cluster (``func`` is sent once); anywhere else
+    they run one after another here.
+    """
+
+    def __init__(self) -> None:
+        self._func: Any = None
+        self._remote: Any = None
+        self._parallel: bool | None = None
+
+    def map(self, func: Any, iterable: Any) -> list[Any]:
+        items = list(iterable)
+        if self._parallel is None:
+            self._parallel = in_worker() and _cluster_threads() > 1
+        if not self._parallel:
+            return [func(x) for x in items]
+        from distributed import worker_client
+
+        with worker_client() as client:
+            if self._func is not func:  # the (large) function crosses the network once
+                self._remote = client.scatter(func, broadcast=True, hash=False)
+                self._func = func
+            futs = client.map(_apply, [self._remote] * len(items), items, pure=False)
+            return list(client.gather(futs))
+
+
+def _apply(func: Any, x: Any) -> Any:
+    return func(x)
+
+
+def report_progress(done: int, total: int) -> None:
+    """From inside a task: how far it has come (``done`` of ``total``), shown on its step's bar.
+
+    A task that runs long in one call (an MCMC chain) calls this now and then;
+    outside a run, or on an executor without bars, it does nothing.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError):
+        return
+    if key is not None:
+        worker.log_event(PROGRESS_TOPIC, {"key": str(key), "done": int(done), "total": int(total)})
+
+
+def _cluster_threads() -> int:
+    from distributed import get_client
+
+    return _n_workers(get_client())
 
 
 def _default_workers() -> int:
@@ -114,8 +274,19 @@ def _n_workers(client: Any) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
 
-def _call_task(task: Task, params: Params, inputs: dict[str, Any]) -> tuple[dict, dict]:
-    return result_to_dict(task.run(params, inputs))
+def _call_task(task: Task, params: Params, inputs: dict[str, Any],
+               capture: bool = False) -> tuple[dict, dict, list]:
+    """Run a one-call step; with ``capture`` (a worker in another process), its warnings are
+    recorded and returned, so the driver shows them instead of the worker's stderr."""
+    if not capture:
+        return (*result_to_dict(task.run(params, inputs)), [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values, units = result_to_dict(task.run(params, inputs))
+    seen: dict[tuple, Any] = {}
+    for w in caught:
+        seen.setdefault((w.category, str(w.message)), w)
+    return values, units, [(w.category, str(w.message)) for w in seen.values()]
 
 
 def _call_batch(task: Task, params: Params, map_over: str, items: Sequence[Any],
@@ -249,6 +420,18 @@ class _Run:
         return out
 
     # -- writing
+    def write_manifest(self, start: str) -> None:
+        """``CACHE/manifest.json``: the steps and their keys, for watchers (``matterflow view``)."""
+        import os
+        import socket
+
+        steps = [{"id": s.id, "task": s.task.name, "key": self.keys[s.id],
+                  "map_over": s.task.map_over, "stored": s.id in self.sources}
+                 for s in self.wf.steps]
+        blob = {"workflow_name": self.wf.name, "start_time": start, "pid": os.getpid(),
+                "host": socket.gethostname(), "steps": steps}
+        atomic_write_bytes(self.cache / "manifest.json", json.dumps(blob).encode())
+
     def write_step(self, step: Step, values: dict, units: dict, started: str, seconds: float,
                    n_items: int | None = None) -> None:
         meta = self._step_attrs(step, started, seconds, n_items)
@@ -328,10 +511,19 @@ class _Run:
         if self.progress is not None and step.id in self.bars:
             self.progress.advance(self.bars[step.id], n)
 
+    def finish_bar(self, step: Step) -> None:
+        """A one-call step is done: its bar full, whatever the task reported on the way."""
+        if self.progress is not None and step.id in self.bars:
+            bar = self.bars[step.id]
+            total = next((t.total for t in self.progress.tasks if t.id == bar), 1) or 1
+            self.progress.update(bar, total=total, completed=total)
+
 
 def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | None = None,
                  workers: int | None = None, force: bool = False,
-                 progress: Any = None, processes: bool = True) -> RunSummary:
+                 progress: Any = None, processes: bool = True,
+                 cluster: Any = None, wait: bool = False,
+                 wait_workers: int | None = None, timeout_s: float = 120.0) -> RunSummary:
     """Run ``workflow``; results go to ``out_dir/results.h5``.
 
     Parameters
@@ -352,26 +544,57 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
         Local cluster only: worker processes (True), or threads of this process
         (False: no worker start-up, and caches are shared; for tasks that are
         thread-safe and spend their time in code that releases the GIL).
+    cluster : path or ClusterSpec, optional
+        A job-queue cluster file (:mod:`matterflow.core.cluster`): the run
+        submits its jobs, runs there, and stops them at the end.
+    wait : bool
+        If another run holds ``out_dir`` (:class:`~matterflow.core.outdir.RunLock`), wait
+        for it instead of stopping at once.
+    wait_workers, timeout_s : int, float
+        With ``scheduler``: wait for this many workers (default 1), at most
+        ``timeout_s`` seconds, then stop with a message.
     """
+    from matterflow.core.outdir import RunLock, check_out_dir
+
+    out = check_out_dir(out_dir)    # writable, with room: before anything is computed
+    with RunLock(out, wait=wait):
+        return _run_locked(workflow, out, scheduler=scheduler, workers=workers, force=force,
+                           progress=progress, processes=processes, cluster=cluster,
+                           wait_workers=wait_workers, timeout_s=timeout_s)
+
+
+def _run_locked(workflow: Workflow, out: Path, *, scheduler: str | None, workers: int | None,
+                force: bool, progress: Any, processes: bool, cluster: Any,
+                wait_workers: int | None, timeout_s: float) -> RunSummary:
     t0 = time.perf_counter()
     start = now_iso()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     run = _Run(workflow, out, force, progress)
     run.find_stored()
+    run.write_manifest(start)
     todo = [s for s in workflow.steps if s.id not in run.sources]
-    n = workers or _default_workers()
-    executor = (f"scheduler {scheduler}" if scheduler else
-                f"LocalCluster({n} {'process' if n == 1 else 'processes'})" if processes else
-                f"LocalCluster({n} {'thread' if n == 1 else 'threads'})")
+    if scheduler and cluster is not None:
+        raise InputError("--scheduler and --cluster exclude each other: give an existing "
+                         "scheduler's address or a cluster file, not both")
+    if cluster is not None and not hasattr(cluster, "describe"):
+        from matterflow.core.cluster import load_cluster_spec
+
+        cluster_file, cluster = cluster, load_cluster_spec(cluster)  # checked before any work
+        executor = f"{cluster.describe()} from {cluster_file}"
+    else:
+        executor = executor_label(scheduler, workers, processes=processes, cluster=cluster)
     status = "complete"
     try:
         for step in workflow.steps:
             if step.id in run.sources:
                 run.load_stored(step)
         if todo:
-            with dask_client(scheduler, workers, processes=processes) as client:
-                _execute(run, client, todo)
+            with dask_client(scheduler, workers, processes=processes, cluster=cluster) as client:
+                if scheduler:
+                    wait_for_workers(client, wait_workers or 1, timeout_s, progress, scheduler)
+                # a job-queue cluster grows after the first worker: size batches for all of it
+                _execute(run, client, todo,
+                         getattr(cluster, "total_threads", None) if cluster is not None else None,
+                         capture_warnings=processes or bool(scheduler) or cluster is not None)
     except BaseException as exc:
         status = f"failed: {exc}" if isinstance(exc, MatterflowError) else f"failed: {type(exc).__name__}: {exc}"
         if run.sources:
@@ -384,7 +607,21 @@ def run_workflow(workflow: Workflow, out_dir: str | Path, *, scheduler: str | No
     return run.summary
 
 
-def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
+def run_steps(steps: Sequence[dict[str, Any]], out_dir: str | Path, *, name: str = "steps",
+              description: str = "", base_dir: str | Path | None = None,
+              **options: Any) -> RunSummary:
+    """Build a workflow in code (:meth:`Workflow.from_steps`) and run it (:func:`run_workflow`).
+
+    ``steps`` are mappings as in a workflow file (``id``, ``task``, ``params``,
+    ``inputs``, ``batch_size``); ``options`` go to :func:`run_workflow`. The
+    results file records the steps as YAML text, so ``matterflow run`` can rerun them.
+    """
+    wf = Workflow.from_steps(steps, name=name, description=description, base_dir=base_dir)
+    return run_workflow(wf, out_dir, **options)
+
+
+def _execute(run: _Run, client: Any, todo: list[Step], n_threads: int | None = None, *,
+             capture_warnings: bool = False) -> None:
     from distributed import as_completed
 
     pending = {s.id: s for s in todo}
@@ -392,7 +629,17 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
     futures = as_completed()
     owner: dict[Any, tuple[Step, int | None]] = {}
     mapped: dict[str, dict[str, Any]] = {}
-    n_workers = _n_workers(client)
+    n_workers = max(n_threads or 0, _n_workers(client))
+    by_key: dict[str, Step] = {}  # one-call steps, for the progress their tasks report
+
+    def on_progress(event: Any) -> None:  # runs in the client's thread
+        msg = event[1] if isinstance(event, tuple) else event
+        step = by_key.get(str(msg.get("key")))
+        if step is not None and step.id not in done:
+            run._bar(step, total=max(1, int(msg["total"])), done=int(msg["done"]))
+
+    if run.progress is not None:
+        client.subscribe_topic(PROGRESS_TOPIC, on_progress)
 
     def launch_ready() -> None:
         for sid, step in list(pending.items()):
@@ -404,8 +651,10 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
             if step.task.map_over is None:
                 run._bar(step, total=1)
                 shared = client.scatter(inputs, broadcast=False) if inputs else {}
-                fut = client.submit(_call_task, step.task, step.params, shared, pure=False)
+                fut = client.submit(_call_task, step.task, step.params, shared, capture_warnings,
+                                    pure=False)
                 owner[fut] = (step, None)
+                by_key[str(fut.key)] = step
                 mapped[sid] = {"started": started, "t0": time.perf_counter()}
                 futures.add(fut)
                 continue
@@ -420,6 +669,8 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
                      "dir": bdir, "parts": {}, "remaining": 0}
             mapped[sid] = state
             run._bar(step, total=n)
+            atomic_write_bytes(bdir / "plan.json", json.dumps(
+                {"n_items": n, "batch_size": bs, "n_batches": math.ceil(n / bs)}).encode())
             shared = client.scatter(inputs, broadcast=False) if inputs else {}
             for b, i in enumerate(range(0, n, bs)):
                 part = bdir / f"batch-{b:06d}.h5"
@@ -447,16 +698,18 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
         for fut in futures:
             step, batch = owner.pop(fut)
             try:
-                values, units = fut.result()
+                values, units, *caught = fut.result()
             except MatterflowError:
                 raise
             except Exception as exc:
                 raise ComputeError(f"step {step.id!r} ({step.task.name}) failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
             st = mapped[step.id]
+            for category, message in caught[0] if caught else ():
+                warnings.warn(f"step {step.id!r}: {message}", category, stacklevel=1)
             if batch is None:
                 run.write_step(step, values, units, st["started"], time.perf_counter() - st["t0"])
-                run.advance(step)
+                run.finish_bar(step)
                 done.add(step.id)
             else:
                 part = st["dir"] / f"batch-{batch:06d}.h5"
@@ -472,5 +725,32 @@ def _execute(run: _Run, client: Any, todo: list[Step]) -> None:
     finally:
         for fut in list(owner):
             fut.cancel()
+        if run.progress is not None:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(PROGRESS_TOPIC)
     if pending:
         raise ComputeError(f"steps never became ready: {', '.join(pending)}")
+
+
+def wait_for_workers(client: Any, n: int, timeout_s: float, progress: Any = None,
+                     where: str = "the scheduler") -> int:
+    """Wait until ``client``'s scheduler has ``n`` workers, at most ``timeout_s`` seconds;
+    the number of workers. The progress shows the workers found so far; ComputeError on time-out."""
+    deadline = time.monotonic() + timeout_s
+    bar = progress.add_task(f"workers on {where}", total=n) if progress is not None else None
+    have = 0
+    while True:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        have = len(workers)
+        if bar is not None:
+            threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+            progress.update(bar, completed=min(have, n),
+                            description=f"workers on {where}: {have} ({threads} threads)")
+        if have >= n:
+            return have
+        if time.monotonic() >= deadline:
+            raise ComputeError(
+                f"{where}: {have} of the {n} worker(s) asked for joined within {timeout_s:g} s; "
+                f"start workers with `dask worker {where}` (or your job scheduler), or pass "
+                "--wait-workers/--timeout; nothing was computed")
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))

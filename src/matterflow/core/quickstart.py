@@ -172,4 +172,5 @@ DOMAIN = Domain(
     tasks="matterflow.core.quickstart:TASKS",
     demos=("quickstart.yaml",),
     docs="core.md",
+    headline="core.fit_diffusion:msd_mean_nm2, core.fit_diffusion:diffusion_nm2_per_ps",
 )

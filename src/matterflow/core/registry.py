@@ -61,6 +61,7 @@ __all__ = [
     "unavailable_domains",
     "result_to_dict",
     "validation_message",
+    "validate_params",
 ]
 
 class Params(BaseModel):
@@ -143,20 +144,8 @@ class Task:
 
     def make_params(self, params: Params | dict[str, Any] | None = None, *, where: str = "") -> Params:
         """Validate ``params`` (a model, a dict or None for defaults) into the model."""
-        if isinstance(params, self.params):
-            return params
-        if params is None:
-            params = {}
-        if isinstance(params, BaseModel):
-            params = params.model_dump()
-        if not isinstance(params, dict):
-            raise InputError(f"{where or self.name}: params must be a mapping of names to values; "
-                             f"got {type(params).__name__}")
-        try:
-            return self.params(**params)
-        except ValidationError as exc:
-            raise InputError(validation_message(exc, prefix=where or f"{self.name} params",
-                                                model=self.params)) from None
+        return validate_params(self.params, params, where=where or self.name,
+                               prefix=where or f"{self.name} params")
 
     def run(self, params: Params, inputs: dict[str, Any]) -> Any:
         """Call the function with already validated ``params`` and keyword ``inputs``."""
@@ -181,6 +170,26 @@ def task(name: str, *, params: type[Params] = NoParams, version: str = "1",
                     figures=figures)
 
     return wrap
+
+
+def validate_params(model: type[Params], params: Any = None, *, where: str = "params",
+                    prefix: str | None = None) -> Params:
+    """``params`` (an instance of ``model``, another pydantic model, a dict, or None for the
+    defaults) validated into ``model``; :class:`InputError` naming ``where`` (a non-mapping)
+    or ``prefix.field`` (a bad value, ``prefix`` defaulting to ``where``)."""
+    if isinstance(params, model):
+        return params
+    if params is None:
+        params = {}
+    if isinstance(params, BaseModel):
+        params = params.model_dump()
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: params must be a mapping of names to values or a "
+                         f"{model.__name__}; got {type(params).__name__}")
+    try:
+        return model(**params)
+    except ValidationError as exc:
+        raise InputError(validation_message(exc, prefix=prefix or where, model=model)) from None
 
 
 def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseModel] | None = None,
@@ -209,6 +218,10 @@ def validation_message(exc: ValidationError, *, prefix: str, model: type[BaseMod
 # --------------------------------------------------------------------------- discovery
 
 def _check_prefix(domain: str, tasks: list[Task]) -> list[Task]:
+    for t in tasks:
+        if not isinstance(t, Task):
+            raise TypeError(f"domain {domain!r}: its tasks must be Task objects; "
+                            f"got {type(t).__name__}")
     wrong = [t.name for t in tasks if t.name.split(".")[0] != domain]
     if wrong:
         raise TypeError(f"domain {domain!r}: task names must start with '{domain}.'; got "

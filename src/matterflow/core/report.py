@@ -20,7 +20,7 @@ import numpy as np
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import get_task
-from matterflow.core.store import Results
+from matterflow.core.store import Results, atomic_write_bytes
 
 __all__ = ["write_report", "write_index"]
 
@@ -141,18 +141,49 @@ def write_report(results_path: str | Path, out: str | Path | None = None) -> Pat
     body += [_step_section(results, s) for s in results.steps]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(str(title))}"
             f"</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return out
+    return atomic_write_bytes(out, page.encode("utf-8"))
+
+
+def _gallery_card(title: str, report: Path, status: str, out: Path) -> str:
+    """One demo's card: headline thumbnail and number, time, links to the report and the viewer."""
+    import h5py
+
+    from matterflow.core.domain import list_domains
+    from matterflow.core.headline import find_headline, run_domain, thumbnail_html
+
+    results = report.with_name("results.h5")
+    thumb = number = seconds = ""
+    try:
+        with h5py.File(results, "r") as f:
+            dom = list_domains().get(run_domain(f))
+            head = find_headline(f, dom.headline if dom else None)
+            thumb, number = thumbnail_html(head, width=240, height=90), head.number_text
+            start, end = f.attrs.get("start_time", ""), f.attrs.get("end_time", "")
+        import datetime as dt
+
+        seconds = f"{(dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))).total_seconds():.0f} s"
+    except (OSError, ValueError, TypeError) as exc:
+        number = f"no results: {exc}"
+    rel = html.escape(str(report.relative_to(out.parent)))
+    cls = "ok" if status == "complete" else "bad"
+    return (f"<div class='card'><h2>{html.escape(title)}</h2>{thumb}<p><b>{html.escape(number)}</b>"
+            f"</p><p class='{cls}'>{html.escape(status)} {html.escape(seconds)}</p>"
+            f"<p><a href='{rel}'>report</a> · view: <code>matterflow view "
+            f"{html.escape(str(report.parent.relative_to(out.parent)))}</code></p></div>")
 
 
 def write_index(entries: list[tuple[str, Path, str]], out: Path) -> Path:
-    """A page linking several reports: ``entries`` are (title, report path, status)."""
-    rows = [(html.escape(t), f"<a href='{html.escape(str(p.relative_to(out.parent)))}'>report</a>",
-             html.escape(s)) for t, p, s in entries]
+    """A gallery of several runs: ``entries`` are (title, report path, status); each card shows
+    the run's headline figure and number (:mod:`matterflow.core.headline`), its time, and links
+    to its report and to ``matterflow view``."""
+    cards = "".join(_gallery_card(t, p, s, out) for t, p, s in entries)
+    css = _CSS + (".card{display:inline-block;vertical-align:top;width:270px;margin:.5em;"
+                  "padding:.6em;border:1px solid #ccc;border-radius:6px;background:#fff}"
+                  ".card h2{margin:.1em 0 .4em;font-size:1.1em}.card p{margin:.3em 0;overflow-wrap:anywhere}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>matterflow demo</title>"
-            f"<style>{_CSS}</style></head><body><h1>matterflow demo</h1>"
-            f"{_table(rows, ('example', 'report', 'status'))}</body></html>")
+            f"<style>{css}</style></head><body><h1>matterflow demo</h1>"
+            f"<p>Every domain's demo: its headline figure and number. Browse all runs with "
+            f"<code>matterflow view {html.escape(out.parent.name or '.')}</code>.</p>"
+            f"{cards}</body></html>")
     out.write_text(page)
     return out

@@ -11,14 +11,23 @@ Every write is atomic: the file is written under a temporary name in the same
 folder, flushed to disk and renamed into place with :func:`os.replace`. A
 process killed at any moment leaves the previous complete file, or none, but
 never one that h5py cannot open.
+
+A failed write (full disk, read-only or forbidden folder) is a
+:class:`~matterflow.core.errors.StorageError` naming the file and what to do,
+and leaves no temporary file. HDF5 itself never sees the failure: it writes
+through :class:`_GuardedFile`, which records the first ``OSError`` and keeps
+HDF5's later writes in memory, so the library closes its file normally (HDF5
+1.14 crashes the process when it closes a file whose writes failed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno as _errno
 import getpass
 import hashlib
+import io
 import json
 import os
 import platform
@@ -34,7 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from matterflow.core.errors import InputError
+from matterflow.core.errors import InputError, StorageError
 
 __all__ = [
     "atomic_h5",
@@ -48,6 +57,7 @@ __all__ = [
     "sha256_file",
     "base_provenance",
     "now_iso",
+    "storage_error",
 ]
 
 # the core's own libraries; each domain declares its own (Domain.libraries)
@@ -60,29 +70,142 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
+    """The :class:`StorageError` of a failed write of ``path``: what happened and what to do."""
+    what = {_errno.ENOSPC: "the disk is full", _errno.EDQUOT: "the disk quota is exceeded",
+            _errno.EROFS: "the file system is read-only",
+            _errno.EACCES: "permission denied", _errno.EPERM: "permission denied",
+            _errno.EISDIR: "it is a folder", _errno.ENOTDIR: "a part of the path is not a folder",
+            }.get(exc.errno, exc.strerror or str(exc))
+    todo = {_errno.ENOSPC: "free some space there or choose another output folder",
+            _errno.EDQUOT: "free some space there or choose another output folder",
+            _errno.EISDIR: "give a file name, not a folder"}.get(
+        exc.errno, "make the folder writable or choose another output folder")
+    return StorageError(f"{path}: cannot write: {what} ({exc.strerror or exc}); {todo}. "
+                        "Work already stored is kept: rerun the same command to resume")
+
+
+class _GuardedFile(io.RawIOBase):
+    """A file for ``h5py.File(fileobj)`` whose writes never fail: the first ``OSError`` is kept
+    in :attr:`error`, and HDF5's later writes go to memory (small ones, which is where its
+    metadata lives; large data writes are dropped, the file is deleted anyway)."""
+
+    _KEEP = 1 << 20
+
+    def __init__(self, path: Path, mode: str = "w+b"):
+        super().__init__()
+        self._fh = open(path, mode)  # noqa: SIM115 - closed in close()
+        self._fh.seek(0, os.SEEK_END)
+        self.size = self._fh.tell()
+        self.pos = 0
+        self.error: OSError | None = None
+        self._memory: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def write(self, data) -> int:  # type: ignore[override]
+        data = bytes(data)
+        if self.error is None:
+            try:
+                self._fh.seek(self.pos)
+                self._fh.write(data)
+            except OSError as exc:
+                self.error = exc
+        if self.error is not None and len(data) <= self._KEEP:
+            self._memory[self.pos] = data
+        self.pos += len(data)
+        self.size = max(self.size, self.pos)
+        return len(data)
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        n = len(buf)
+        self._fh.seek(self.pos)
+        data = bytearray(self._fh.read(n))
+        data += bytes(n - len(data))
+        for off, b in self._memory.items():
+            lo, hi = max(off, self.pos), min(off + len(b), self.pos + n)
+            if lo < hi:
+                data[lo - self.pos:hi - self.pos] = b[lo - off:hi - off]
+        k = min(n, max(0, self.size - self.pos))
+        buf[:k] = data[:k]
+        self.pos += k
+        return k
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                self._fh.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        self.size = size
+        return size
+
+    def flush(self) -> None:
+        if self.error is None and not self._fh.closed:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self.error = exc
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        super().close()
+
+
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike, mode: str = "w") -> Iterator[h5py.File]:
     """Open an HDF5 file for writing such that it appears only when complete.
 
     ``mode="w"`` starts an empty file; ``mode="a"`` starts from a copy of the
     existing file (if any). On an exception the temporary file is removed and
-    the existing file is left untouched.
+    the existing file is left untouched; a failed write (full disk, read-only
+    folder) is a :class:`~matterflow.core.errors.StorageError`.
     """
     if mode not in ("w", "a"):
         raise ValueError(f"mode must be 'w' or 'a'; got {mode!r}")
     with _replacing(path) as tmp:
-        if mode == "a" and Path(path).exists():
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 24):
-                    dst.write(chunk)
-        with h5py.File(tmp, "a" if mode == "a" else "w", track_order=True) as f:
-            yield f
+        try:
+            if mode == "a" and Path(path).exists():
+                with open(path, "rb") as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(1 << 24):
+                        dst.write(chunk)
+            guard = _GuardedFile(tmp, "r+b" if tmp.exists() else "w+b")
+        except OSError as exc:
+            raise storage_error(path, exc) from None
+        try:
+            with h5py.File(guard, "a" if mode == "a" else "w", track_order=True) as f:
+                yield f
+        finally:
+            guard.close()
+        if guard.error is not None:
+            raise storage_error(path, guard.error)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` such that the file appears only when complete; the path."""
     with _replacing(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise storage_error(path, exc) from None
     return Path(path)
 
 
@@ -91,19 +214,27 @@ def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary file beside ``path`` that replaces it, durably, if the block succeeds,
     and is removed if it fails (``path`` is then left as it was)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise storage_error(path, IsADirectoryError(_errno.EISDIR, os.strerror(_errno.EISDIR)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(path.parent, exc) from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise storage_error(path, exc) from None
         with contextlib.suppress(OSError):  # make the rename itself durable
             dfd = os.open(path.parent, os.O_RDONLY)
             os.fsync(dfd)
             os.close(dfd)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
 

@@ -27,6 +27,7 @@ import difflib
 import functools
 import graphlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,15 @@ _CORE_SUFFIXES = (".h5", ".hdf5", ".nxs", ".csv", ".json", ".npy", ".npz", ".yam
                   ".dat")
 
 
-def file_suffixes() -> set[str]:
+@functools.cache
+def file_suffixes() -> frozenset[str]:
     """Suffixes that mark a workflow input as a file name: the core's and every domain's."""
     from matterflow.core.domain import list_domains
 
     found = set(_CORE_SUFFIXES)
     for dom in list_domains().values():
         found.update(s.lower() for s in dom.file_suffixes)
-    return found
+    return frozenset(found)
 
 
 class StepSpec(BaseModel):
@@ -115,6 +117,68 @@ class Workflow:
 
     def step(self, step_id: str) -> Step:
         return self._by_id[step_id]
+
+    def with_text(self, text: str, *, source: str | Path | None = None,
+                  description: str | None = None) -> Workflow:
+        """The same steps, recorded as ``text`` (e.g. the file a command's own format was
+        read from, with the steps made from it) from ``source``."""
+        import dataclasses
+
+        return dataclasses.replace(self, text=text,
+                                   source=Path(source).resolve() if source else self.source,
+                                   description=self.description if description is None
+                                   else description)
+
+    @classmethod
+    def from_steps(cls, steps: Sequence[dict[str, Any]], *, name: str = "steps",
+                   description: str = "", base_dir: str | Path | None = None) -> Workflow:
+        """A workflow built in code, validated like a file, and recorded as YAML text.
+
+        Each step is a mapping as in a workflow file: ``id``, ``task``,
+        ``params`` (a mapping or a task's ``Params``), ``inputs`` (``"step.output"``,
+        or a file as a :class:`~pathlib.Path`, made absolute) and ``batch_size``.
+        The YAML text goes into the results' provenance, so ``matterflow run``
+        reruns it::
+
+            wf = Workflow.from_steps([
+                {"id": "walks", "task": "core.random_walks", "params": {"n_walkers": 50}},
+                {"id": "msd", "task": "core.mean_squared_displacement",
+                 "inputs": {"walk": "walks.positions_nm"}, "batch_size": 10},
+            ], name="msd")
+        """
+        import json
+
+        base = Path.cwd() if base_dir is None else Path(base_dir)
+        plain: list[dict[str, Any]] = []
+        for i, s in enumerate(steps):
+            if not isinstance(s, dict):
+                raise InputError(f"{name}: steps[{i}] must be a mapping (id, task, params, "
+                                 f"inputs); got {type(s).__name__}")
+            step = dict(s)
+            params = step.get("params")
+            if isinstance(params, BaseModel):
+                params = params.model_dump(mode="json")
+            if params:
+                try:
+                    step["params"] = json.loads(json.dumps(params, default=_json_value))
+                except TypeError as exc:
+                    raise InputError(f"{name}: steps[{i}] (id {step.get('id')!r}).params: "
+                                     f"{exc}") from None
+            else:
+                step.pop("params", None)
+            inputs = {}
+            for key, ref in (step.get("inputs") or {}).items():
+                inputs[key] = str((base / ref).resolve()) if isinstance(ref, Path) else ref
+            if inputs:
+                step["inputs"] = inputs
+            else:
+                step.pop("inputs", None)
+            if step.get("batch_size") is None:
+                step.pop("batch_size", None)
+            plain.append(step)
+        text = yaml.safe_dump({"name": name, "description": description, "steps": plain},
+                              sort_keys=False, allow_unicode=True)
+        return parse_workflow(text, source=f"<{name}>", base_dir=base)
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -282,6 +346,15 @@ def parse_workflow(text: str, *, source: str = "<workflow>", base_dir: Path | No
 
 def _params_where(loc: _Locator, index: int, path: _Path) -> str:
     return loc.where(("steps", index, "params") + tuple(path))
+
+
+def _json_value(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"a step parameter must be plain data (numbers, strings, lists, mappings); "
+                    f"got {type(obj).__name__}")
 
 
 def _match_ref(ref: str) -> tuple[str, str] | None:

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import console, handle_errors, make_progress, save_figures
 from matterflow.core.errors import InputError
+
+app = typer.Typer(help="Datasets, numerical inversion, FNO.")
 
 
 def _families(text: str) -> list[str]:
@@ -18,6 +20,8 @@ def _families(text: str) -> list[str]:
     return check_families([f.strip() for f in text.split(",") if f.strip()], field="--families")
 
 
+@app.command("generate")
+@handle_errors
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (dataset.h5, results.h5).")] = Path("dft1d-data"),
     n_samples: Annotated[int, typer.Option("--n-samples", "-n", min=1, help="Number of potentials.")] = 2000,
@@ -54,6 +58,8 @@ def generate(
     console.print(f"dataset: {path}")
 
 
+@app.command("invert")
+@handle_errors
 def invert(
     source: Annotated[Path, typer.Argument(help="dataset.h5 / results.h5, or .npz with x, density, v_ext.")],
     index: Annotated[list[int] | None, typer.Option("--index", "-i", help="Samples of a dataset (repeat; default: first).")] = None,
@@ -103,6 +109,8 @@ def invert(
     console.print(f"written: {out}")
 
 
+@app.command("train-fno")
+@handle_errors
 def train_fno(
     dataset: Annotated[Path, typer.Argument(help="dataset.h5 from `matterflow dft1d generate`.")],
     target: Annotated[str, typer.Option(help="v_hxc or v_ks.")] = "v_hxc",
@@ -212,9 +220,7 @@ def train_fno(
                "example_pred_density": rep.test.predicted_density[:k],
                "ood_example_true": pot[od] if ood else np.zeros((0, len(ds.x))),
                "ood_example_pred": rep.ood.predicted[:k] if ood else np.zeros((0, len(ds.x)))}
-    for i, (title, fig) in enumerate(_fno_figures(outputs, TrainFNOParams(target=target)).items()):
-        fig.savefig(out / f"{i:02d}_{''.join(c if c.isalnum() else '_' for c in title)[:50]}.png",
-                    dpi=110)
+    save_figures(_fno_figures(outputs, TrainFNOParams(target=target)), out)
     console.print(f"test: potential rel. L2 {100 * metrics['test_rel_l2_mean']:.2f} % (max "
                   f"{100 * metrics['test_rel_l2_max']:.2f} %), density rel. L1 "
                   f"{100 * metrics['test_density_rel_l1_mean']:.3f} % (median "
@@ -230,10 +236,3 @@ def train_fno(
                   f"{1e3 * rep.wu_yang_seconds_per_sample:.1f} ms: {metrics['speedup_vs_wu_yang']:.0f}x); "
                   f"training {rep.fit_seconds:.0f} s")
     console.print(f"model: {out / 'fno.pt'}\nmetrics: {out / 'metrics.json'}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow dft1d``."""
-    app.command("generate")(handle_errors(generate))
-    app.command("invert")(handle_errors(invert))
-    app.command("train-fno")(handle_errors(train_fno))

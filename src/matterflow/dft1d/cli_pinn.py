@@ -8,15 +8,13 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import console, handle_errors, make_progress, save_figure
 from matterflow.core.errors import InputError
 
-
-def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow dft1d``."""
-    app.command("pinn")(pinn)
+app = typer.Typer(help="The parametric TDSE PINN.")
 
 
+@app.command("pinn")
 @handle_errors
 def pinn(
     e0: Annotated[list[float] | None, typer.Option(
@@ -100,8 +98,7 @@ def pinn(
                    "dipole_pinn": r["dipole_pinn"][None], "dipole_reference": r["dipole_reference"][None],
                    "density_error": np.array([r["density_error"]])}
         fig = next(iter(_comparison_figures(outputs, None).values()))
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(figure, dpi=110)
+        save_figure(fig, figure)
     if as_json:
         print(json.dumps(summary))
         return

@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("torch", "neuraloperator", "deepxde"),
     file_suffixes=(".pt", ".pth"),
     docs="dft1d.md",
+    headline="dft1d.train_fno:val_history, dft1d.train_fno:test_rel_l2_mean",
 )

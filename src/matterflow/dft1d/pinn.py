@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from matterflow.core.errors import ComputeError, InputError, NotFittedError
-from matterflow.dft1d.tdse import TDSESetup, grid, ground_state
+from matterflow.dft1d.tdse import TDSESetup, grid, ground_state, setup_of
 
 __all__ = ["TDSEPINN", "compare_with_reference", "break_even_queries"]
 
@@ -154,10 +154,7 @@ class TDSEPINN:
     @property
     def setup(self) -> TDSESetup:
         """The physical problem (validated)."""
-        return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
-                         softening=self.softening, omega=self.omega, t_final=self.t_final,
-                         x_max=self.x_max, n_electrons=self.n_electrons,
-                         interaction_softening=self.interaction_softening)
+        return setup_of(self)
 
     def _validate(self) -> None:
         self.setup  # noqa: B018  (raises InputError on a bad problem)

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
@@ -67,17 +68,14 @@ class ProblemParams(_ReferenceGrid):
                                          json_schema_extra=_AU_X)
 
     def setup(self):
-        from matterflow.dft1d.tdse import TDSESetup
+        from matterflow.dft1d.tdse import setup_of
 
-        return TDSESetup(potential=self.potential, omega0=self.omega0, charge=self.charge,
-                         softening=self.softening, omega=self.omega, t_final=self.t_final,
-                         x_max=self.x_max, n_electrons=self.n_electrons,
-                         interaction_softening=self.interaction_softening)
+        return setup_of(self)
 
     def problem_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("potential", "omega0", "charge", "softening",
-                                               "omega", "t_final", "x_max", "n_electrons",
-                                               "interaction_softening")}
+        import dataclasses
+
+        return dataclasses.asdict(self.setup())
 
 
 # --------------------------------------------------------------------------- reference
@@ -191,7 +189,7 @@ class PINNComparison:
 
 @dataclass(frozen=True)
 class PINNTraining(PINNComparison):
-    model: np.ndarray = quantity("bytes", "trained model (uint8 bytes of TDSEPINN.to_bytes)")
+    model: np.ndarray = bytes_field("trained model (TDSEPINN.to_bytes)")
     loss_history: np.ndarray = quantity("Eh²/bohr", "(n_iter,) mean squared TDSE residual")
     train_time_s: float = quantity("s", "wall time of the training")
     break_even_queries: float = quantity(
@@ -276,7 +274,7 @@ def pinn_train(*, params: PINNTrainParams) -> PINNTraining:
     comp = _comparisons(model, params.eval_e0, params)
     n_star = break_even_queries(model.fit_time_s_, float(np.mean(comp["inference_time_s"])),
                                 float(np.mean(comp["reference_time_s"])))
-    return PINNTraining(**comp, model=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return PINNTraining(**comp, model=to_bytes_array(model.to_bytes()),
                         loss_history=model.loss_history_, train_time_s=model.fit_time_s_,
                         break_even_queries=n_star)
 
@@ -295,8 +293,8 @@ def pinn_predict(model: np.ndarray, *, params: PINNPredictParams) -> PINNCompari
     if isinstance(model, TDSEPINN):
         pinn = model
     else:
-        raw = model.read_bytes() if hasattr(model, "read_bytes") else np.asarray(model).tobytes()
-        pinn = TDSEPINN.from_bytes(raw, where="model")
+        pinn = TDSEPINN.from_bytes(from_bytes_array(model, field="model", accepted="a TDSEPINN"),
+                                   where="model")
     bad = [e for e in params.e0 if not pinn.e0_min <= e <= pinn.e0_max]
     if bad:
         raise InputError(f"e0: {bad} outside the trained range [{pinn.e0_min}, {pinn.e0_max}]")

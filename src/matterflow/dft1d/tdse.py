@@ -34,15 +34,15 @@ harmonic well the dipole follows the same classical trajectory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import eigh_tridiagonal, solve_banded
 
 from matterflow.core.errors import ComputeError, InputError
 
-__all__ = ["PotentialName", "TDSESetup", "TDSESolution", "grid", "binding_potential",
+__all__ = ["PotentialName", "TDSESetup", "setup_of", "TDSESolution", "grid", "binding_potential",
            "hx_kernel", "ground_state", "propagate", "harmonic_centre", "density_rel_l2"]
 
 PotentialName = Literal["harmonic", "soft_coulomb"]
@@ -100,6 +100,11 @@ class TDSESetup:
     def field(self, t: np.ndarray | float, e0: float) -> np.ndarray:
         """Electric field ``E₀ sin(ωt)`` (a.u.) at times ``t``."""
         return e0 * np.sin(self.omega * np.asarray(t, dtype=float))
+
+
+def setup_of(obj: Any) -> TDSESetup:
+    """The :class:`TDSESetup` of any object with the same attribute names (a PINN, a Params)."""
+    return TDSESetup(**{f.name: getattr(obj, f.name) for f in fields(TDSESetup)})
 
 
 @dataclass(frozen=True)

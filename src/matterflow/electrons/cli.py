@@ -1,4 +1,8 @@
-"""``matterflow electrons ...``: DFT data, descriptors, training, prediction."""
+"""``matterflow electrons ...``: DFT data, descriptors, training, prediction.
+
+Each part defines its commands on its own module-level app; they are joined
+here without a group name, so the commands stay flat (``matterflow electrons dft``).
+"""
 
 import typer
 
@@ -6,6 +10,6 @@ from matterflow.electrons import cli_descriptors, cli_dft, cli_ml
 
 app = typer.Typer(help="ML surrogate for DFT: DFT data, descriptors, LDOS model, observables.",
                   no_args_is_help=True)
-cli_dft.register(app)
-cli_descriptors.register(app)
-cli_ml.register(app)
+app.add_typer(cli_dft.app)
+app.add_typer(cli_descriptors.app)
+app.add_typer(cli_ml.app)

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import console, handle_errors, make_progress, parse_key_values
 from matterflow.core.errors import InputError
 
-__all__ = ["register", "parse_grid", "parse_species_values", "build_params", "descriptor_writer"]
+__all__ = ["app", "parse_grid", "parse_species_values", "build_params", "descriptor_writer"]
+
+app = typer.Typer(help="Grid descriptors of a structure file or snapshot.")
 
 
 def parse_grid(text: str) -> tuple[int, int, int]:
@@ -30,19 +32,8 @@ def parse_grid(text: str) -> tuple[int, int, int]:
 
 def parse_species_values(text: str, option: str) -> dict[str, float]:
     """``"Al=0.5,Cu=0.7"`` -> {"Al": 0.5, "Cu": 0.7}."""
-    out: dict[str, float] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        sym, sep, val = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[sym.strip()] = float(val)
-        except ValueError:
-            raise InputError(f"{option}: SPECIES=VALUE pairs separated by commas are needed "
-                             f"(e.g. Al=0.5,Cu=0.7); got {text!r}") from None
-    return out
+    return parse_key_values(text, option, key="SPECIES", value="VALUE", example="Al=0.5,Cu=0.7",
+                            convert=float, commas=True)
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
@@ -145,85 +136,83 @@ def descriptor_writer(out: Path, *, atoms, grid, params, kind: str, n_features: 
         yield lambda i0, i1, values: fill(ds, i0, i1, values)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow electrons``."""
 
-    @app.command("descriptors")
-    @handle_errors
-    def descriptors_cmd(
-        structure: Annotated[Path, typer.Argument(
-            help="Structure file ASE can read (POSCAR, .cif, .xyz, ...) or a snapshot .h5.")],
-        grid: Annotated[str | None, typer.Option(
-            help="Grid NX,NY,NZ (default: the snapshot's grid).")] = None,
-        kind: Annotated[str, typer.Option(help="bispectrum or gaussian.")] = "bispectrum",
-        params: Annotated[Path | None, typer.Option(
-            "--params", help="YAML/JSON file of descriptor parameters (LAMMPS names).")] = None,
-        twojmax: Annotated[int | None, typer.Option(help="Bispectrum band limit 2J.")] = None,
-        rcutfac: Annotated[float | None, typer.Option(help="Cut-off scale, Å.")] = None,
-        rfac0: Annotated[float | None, typer.Option(help="Bispectrum rfac0.")] = None,
-        rmin0: Annotated[float | None, typer.Option(help="Bispectrum rmin0, Å.")] = None,
-        radius: Annotated[str | None, typer.Option(help="Radii per species, e.g. Al=0.5,Cu=0.7.")] = None,
-        weight: Annotated[str | None, typer.Option(help="Bispectrum weights, e.g. Al=1.0.")] = None,
-        sigma: Annotated[str | None, typer.Option(help="Gaussian widths in Å, e.g. Al=0.2.")] = None,
-        switch: Annotated[bool | None, typer.Option("--switch/--no-switch",
-                                                    help="Switching function (switchflag).")] = None,
-        bzero: Annotated[bool | None, typer.Option("--bzero/--no-bzero",
-                                                   help="Subtract B of an empty site (bzeroflag).")] = None,
-        quadratic: Annotated[bool | None, typer.Option("--quadratic/--no-quadratic",
-                                                       help="Append products B_i B_j.")] = None,
-        with_coordinates: Annotated[bool, typer.Option(
-            "--with-coordinates", help="Prepend x, y, z of each grid point (LAMMPS/MALA layout).")] = False,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output .npy or .h5.")] = Path("descriptors.npy"),
-        chunk: Annotated[int, typer.Option(min=1, help="Grid points per chunk, rounded to whole "
-                                           "x-planes (bounds memory; progress).")] = 8192,
-        threads: Annotated[int | None, typer.Option(min=1, help="Numba threads.")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    ) -> None:
-        """Bispectrum (LAMMPS sna/grid) or Gaussian descriptors of a structure on a grid."""
-        import time
+@app.command("descriptors")
+@handle_errors
+def descriptors_cmd(
+    structure: Annotated[Path, typer.Argument(
+        help="Structure file ASE can read (POSCAR, .cif, .xyz, ...) or a snapshot .h5.")],
+    grid: Annotated[str | None, typer.Option(
+        help="Grid NX,NY,NZ (default: the snapshot's grid).")] = None,
+    kind: Annotated[str, typer.Option(help="bispectrum or gaussian.")] = "bispectrum",
+    params: Annotated[Path | None, typer.Option(
+        "--params", help="YAML/JSON file of descriptor parameters (LAMMPS names).")] = None,
+    twojmax: Annotated[int | None, typer.Option(help="Bispectrum band limit 2J.")] = None,
+    rcutfac: Annotated[float | None, typer.Option(help="Cut-off scale, Å.")] = None,
+    rfac0: Annotated[float | None, typer.Option(help="Bispectrum rfac0.")] = None,
+    rmin0: Annotated[float | None, typer.Option(help="Bispectrum rmin0, Å.")] = None,
+    radius: Annotated[str | None, typer.Option(help="Radii per species, e.g. Al=0.5,Cu=0.7.")] = None,
+    weight: Annotated[str | None, typer.Option(help="Bispectrum weights, e.g. Al=1.0.")] = None,
+    sigma: Annotated[str | None, typer.Option(help="Gaussian widths in Å, e.g. Al=0.2.")] = None,
+    switch: Annotated[bool | None, typer.Option("--switch/--no-switch",
+                                                help="Switching function (switchflag).")] = None,
+    bzero: Annotated[bool | None, typer.Option("--bzero/--no-bzero",
+                                               help="Subtract B of an empty site (bzeroflag).")] = None,
+    quadratic: Annotated[bool | None, typer.Option("--quadratic/--no-quadratic",
+                                                   help="Append products B_i B_j.")] = None,
+    with_coordinates: Annotated[bool, typer.Option(
+        "--with-coordinates", help="Prepend x, y, z of each grid point (LAMMPS/MALA layout).")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npy or .h5.")] = Path("descriptors.npy"),
+    chunk: Annotated[int, typer.Option(min=1, help="Grid points per chunk, rounded to whole "
+                                       "x-planes (bounds memory; progress).")] = 8192,
+    threads: Annotated[int | None, typer.Option(min=1, help="Numba threads.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Bispectrum (LAMMPS sna/grid) or Gaussian descriptors of a structure on a grid."""
+    import time
 
-        import numpy as np
+    import numpy as np
 
-        from matterflow.electrons.descriptor_tasks import load_structure
-        from matterflow.electrons.descriptors import compute_descriptors, n_features
+    from matterflow.electrons.descriptor_tasks import load_structure
+    from matterflow.electrons.descriptors import compute_descriptors, n_features
 
-        if kind not in ("bispectrum", "gaussian"):
-            raise InputError(f"--kind: bispectrum or gaussian; got {kind!r}")
-        atoms, own_grid = load_structure(structure)
-        shape = parse_grid(grid) if grid else own_grid
-        if shape is None:
-            raise InputError(f"--grid: needed for {structure} (only snapshot files carry a grid); "
-                             "e.g. --grid 18,18,18")
-        overrides: dict[str, Any] = {"rcutfac": rcutfac,
-                                     "radius": parse_species_values(radius, "--radius") if radius else None}
-        if kind == "bispectrum":
-            overrides.update(twojmax=twojmax, rfac0=rfac0, rmin0=rmin0, switchflag=switch,
-                             bzeroflag=bzero, quadraticflag=quadratic,
-                             weight=parse_species_values(weight, "--weight") if weight else None)
-        else:
-            overrides["sigma"] = parse_species_values(sigma, "--sigma") if sigma else None
-            for opt, v in (("twojmax", twojmax), ("rfac0", rfac0), ("rmin0", rmin0),
-                           ("weight", weight), ("switch", switch), ("bzero", bzero),
-                           ("quadratic", quadratic)):
-                if v is not None:
-                    raise InputError(f"--{opt}: only for --kind bispectrum")
-        p = build_params(kind, params, overrides)
-        n = int(np.prod(shape))
-        nf = n_features(p)
-        plane = shape[1] * shape[2]
-        planes = max(1, chunk // plane)          # whole x-planes per chunk
-        t0 = time.perf_counter()
-        with descriptor_writer(out, atoms=atoms, grid=shape, params=p, kind=kind, n_features=nf,
-                               with_coordinates=with_coordinates) as write, \
-                make_progress(quiet) as progress:
-            bar = progress.add_task(f"{kind} descriptors", total=n)
-            for i0 in range(0, shape[0], planes):
-                i1 = min(shape[0], i0 + planes)
-                vals = compute_descriptors(atoms, shape, p, points=slice(i0 * plane, i1 * plane),
-                                           n_threads=threads)
-                write(i0, i1, vals.reshape(i1 - i0, shape[1], shape[2], nf))
-                progress.advance(bar, (i1 - i0) * plane)
-        seconds = time.perf_counter() - t0
-        console.print(f"{kind}: {nf} features on grid {shape[0]}x{shape[1]}x{shape[2]} "
-                      f"for {len(atoms)} atoms in {seconds:.2f} s "
-                      f"({1e6 * seconds / n:.1f} µs per grid point) -> {out}")
+    if kind not in ("bispectrum", "gaussian"):
+        raise InputError(f"--kind: bispectrum or gaussian; got {kind!r}")
+    atoms, own_grid = load_structure(structure)
+    shape = parse_grid(grid) if grid else own_grid
+    if shape is None:
+        raise InputError(f"--grid: needed for {structure} (only snapshot files carry a grid); "
+                         "e.g. --grid 18,18,18")
+    overrides: dict[str, Any] = {"rcutfac": rcutfac,
+                                 "radius": parse_species_values(radius, "--radius") if radius else None}
+    if kind == "bispectrum":
+        overrides.update(twojmax=twojmax, rfac0=rfac0, rmin0=rmin0, switchflag=switch,
+                         bzeroflag=bzero, quadraticflag=quadratic,
+                         weight=parse_species_values(weight, "--weight") if weight else None)
+    else:
+        overrides["sigma"] = parse_species_values(sigma, "--sigma") if sigma else None
+        for opt, v in (("twojmax", twojmax), ("rfac0", rfac0), ("rmin0", rmin0),
+                       ("weight", weight), ("switch", switch), ("bzero", bzero),
+                       ("quadratic", quadratic)):
+            if v is not None:
+                raise InputError(f"--{opt}: only for --kind bispectrum")
+    p = build_params(kind, params, overrides)
+    n = int(np.prod(shape))
+    nf = n_features(p)
+    plane = shape[1] * shape[2]
+    planes = max(1, chunk // plane)          # whole x-planes per chunk
+    t0 = time.perf_counter()
+    with descriptor_writer(out, atoms=atoms, grid=shape, params=p, kind=kind, n_features=nf,
+                           with_coordinates=with_coordinates) as write, \
+            make_progress(quiet) as progress:
+        bar = progress.add_task(f"{kind} descriptors", total=n)
+        for i0 in range(0, shape[0], planes):
+            i1 = min(shape[0], i0 + planes)
+            vals = compute_descriptors(atoms, shape, p, points=slice(i0 * plane, i1 * plane),
+                                       n_threads=threads)
+            write(i0, i1, vals.reshape(i1 - i0, shape[1], shape[2], nf))
+            progress.advance(bar, (i1 - i0) * plane)
+    seconds = time.perf_counter() - t0
+    console.print(f"{kind}: {nf} features on grid {shape[0]}x{shape[1]}x{shape[2]} "
+                  f"for {len(atoms)} atoms in {seconds:.2f} s "
+                  f"({1e6 * seconds / n:.1f} µs per grid point) -> {out}")

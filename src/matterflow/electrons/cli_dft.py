@@ -7,22 +7,62 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, make_progress
+from matterflow.clitools import (
+    Cluster,
+    Force,
+    Processes,
+    Quiet,
+    RunOptions,
+    Scheduler,
+    Workers,
+    console,
+    handle_errors,
+    make_progress,
+)
 from matterflow.core.errors import InputError
 
+app = typer.Typer(help="DFT data: snapshots, observables, MALA import, re-broadening.")
 
-def _run_one(atoms, params, path: str):
-    """Worker: DFT of one snapshot, saved to ``path`` (returns a summary row)."""
-    from matterflow.electrons.dft import run_dft
-    from matterflow.electrons.dft_tasks import dft_kwargs
-    from matterflow.electrons.snapshot import save_snapshot
-
-    snap = run_dft(atoms, **dft_kwargs(params, atoms.cell[:]))
-    save_snapshot(snap, path)
-    return (path, len(snap.atoms), snap.total_energy_ev, snap.fermi_ev, snap.band_energy_ev,
-            snap.meta["total_seconds"])
+RUN_DIR = ".matterflow-run"  # results.h5 and the step cache, beside the snapshot files
 
 
+def _save_snapshots(results: Path, step: str, targets: list[Path]) -> list[tuple]:
+    """Write item k of the mapped ``step`` of ``results`` to ``targets[k]``, one at a time."""
+    import json
+
+    import h5py
+    import numpy as np
+    from ase import Atoms
+
+    from matterflow.electrons.snapshot import Snapshot, save_snapshot
+
+    rows = []
+    with h5py.File(results, "r") as f:
+        g = f[step]
+        for k, path in enumerate(targets):
+            def item(name: str, k: int = k) -> np.ndarray:
+                return g[name][k]
+
+            meta_raw = item("meta_json")
+            meta = json.loads(meta_raw.decode() if isinstance(meta_raw, bytes) else str(meta_raw))
+            atoms = Atoms(numbers=item("numbers"), positions=item("positions"), cell=item("cell"),
+                          pbc=True)
+            snap = Snapshot(atoms=atoms, grid_shape=tuple(int(n) for n in item("grid_shape")),
+                            energy_grid_ev=item("energy_grid_ev"), ldos=item("ldos"),
+                            density=item("density"), eigenvalues_ev=item("eigenvalues_ev"),
+                            kweights=item("kweights"), fermi_ev=float(item("fermi_ev")),
+                            electronic_temperature_k=float(item("electronic_temperature_k")),
+                            band_energy_ev=float(item("band_energy_ev")),
+                            total_energy_ev=float(item("total_energy_ev")),
+                            ldos_smearing_ev=float(item("ldos_smearing_ev")), meta=meta)
+            save_snapshot(snap, path)
+            rows.append((str(path), len(atoms), snap.total_energy_ev, snap.fermi_ev,
+                         snap.band_energy_ev, float(meta.get("total_seconds", float("nan")))))
+    return rows
+
+
+@app.command("dft")
+@handle_errors
 def dft(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for snapshot_NNN.h5 files.")] = Path("dft-snapshots"),
     snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
@@ -43,12 +83,21 @@ def dft(
     energy_max: Annotated[float, typer.Option(help="Highest LDOS energy (eV).")] = 11.0,
     energy_step: Annotated[float, typer.Option(help="LDOS energy step (eV).")] = 0.05,
     seed: Annotated[int, typer.Option(help="Random seed (snapshot i uses seed + i).")] = 0,
-    workers: Annotated[int, typer.Option(help="Dask worker processes (1: run here).")] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: Workers = None,
+    processes: Processes = None,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al snapshots: LDOS, density, energies."""
+    """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al snapshots: LDOS, density, energies.
+
+    Snapshot files already in OUT are kept. The others run as a workflow
+    (structures -> dft, mapped over snapshots, one per Dask task) whose results
+    and cache are in OUT/.matterflow-run/: a killed run resumes with the
+    snapshots already computed.
+    """
     from matterflow.electrons.dft_tasks import DftParams
-    from matterflow.electrons.structures import aluminium_supercell
 
     t_el = electronic_temperature if electronic_temperature is not None else max(temperature, 1.0)
     try:
@@ -70,7 +119,7 @@ def dft(
         if not structure.exists():
             raise InputError(f"{structure}: structure file not found")
         try:
-            frames = read(structure, index=":")
+            n_frames = len(read(structure, index=":"))
         except Exception as exc:
             raise InputError(f"{structure}: ASE cannot read it ({exc})") from None
     else:
@@ -80,35 +129,35 @@ def dft(
 
         if thermal not in THERMAL_SAMPLERS:
             raise InputError(f"--thermal must be one of {', '.join(THERMAL_SAMPLERS)}; got {thermal!r}")
-        frames = [aluminium_supercell(repeat, temperature, seed + i, thermal=thermal)  # type: ignore[arg-type]
-                  for i in range(snapshots)]
+        n_frames = snapshots
     out.mkdir(parents=True, exist_ok=True)
-    paths = [str(out / f"snapshot_{i:03d}.h5") for i in range(len(frames))]
-    todo = [i for i, p in enumerate(paths) if not Path(p).exists()]
+    paths = [out / f"snapshot_{i:03d}.h5" for i in range(n_frames)]
+    todo = [i for i, p in enumerate(paths) if not p.exists()]
     rows = []
-    with make_progress(quiet) as progress:
-        bar = progress.add_task("DFT snapshots", total=len(frames), completed=len(frames) - len(todo))
-        if workers <= 1:
-            for i in todo:
-                rows.append(_run_one(frames[i], params, paths[i]))
-                progress.advance(bar)
+    if todo:
+        indices = todo if len(todo) < n_frames else []
+        if structure is not None:
+            first = {"id": "structures", "task": "electrons.read_structures",
+                     "params": {"indices": indices}, "inputs": {"structure": structure}}
         else:
-            from distributed import as_completed
-
-            from matterflow.core.execute import dask_client
-
-            with dask_client(workers=workers) as client:
-                futs = [client.submit(_run_one, frames[i], params, paths[i], pure=False) for i in todo]
-                for fut in as_completed(futs):
-                    rows.append(fut.result())
-                    progress.advance(bar)
+            first = {"id": "structures", "task": "electrons.structures",
+                     "params": {"n_snapshots": snapshots, "repeat": list(repeat),
+                                "temperature_k": temperature, "thermal": thermal, "seed": seed,
+                                "indices": indices}}
+        steps = [first, {"id": "dft", "task": "electrons.dft", "params": params, "batch_size": 1,
+                         "inputs": {k: f"structures.{k}" for k in ("positions", "cell", "numbers")}}]
+        opts = RunOptions(out / RUN_DIR, workers, processes, scheduler, cluster, force, quiet)
+        summary = opts.run_steps(steps, name="electrons-dft", summary=False)
+        rows = _save_snapshots(summary.results, "dft", [paths[i] for i in todo])
     for path, n, e, mu, eb, sec in sorted(rows):
         console.print(f"{path}: {n} atoms, F = {e:.6f} eV ({e / n:.6f} eV/atom), "
                       f"E_F = {mu:.4f} eV, band = {eb:.4f} eV, {sec:.1f} s")
-    if len(todo) < len(frames):
-        console.print(f"{len(frames) - len(todo)} snapshot(s) already present in {out}, kept")
+    if len(todo) < n_frames:
+        console.print(f"{n_frames - len(todo)} snapshot(s) already present in {out}, kept")
 
 
+@app.command("observables")
+@handle_errors
 def observables(
     snapshot: Annotated[Path, typer.Argument(help="Snapshot HDF5 file (from `electrons dft`).")],
     xc: Annotated[str, typer.Option(help="LDA of the data: lda,pz or lda,vwn.")] = "",
@@ -145,6 +194,8 @@ def observables(
         console.print(f"  density mean relative absolute difference {rel * 100:.4f} %")
 
 
+@app.command("import-mala")
+@handle_errors
 def import_mala(
     ldos: Annotated[Path, typer.Argument(help="MALA LDOS .npy (nx, ny, nz, ne).")],
     dft_output: Annotated[Path, typer.Argument(help="DFT output beside it (ASE-readable, e.g. QE pw.x output).")],
@@ -165,6 +216,8 @@ def import_mala(
                   f"{len(snap.energy_grid_ev)} energies")
 
 
+@app.command("broaden")
+@handle_errors
 def broaden(
     snapshots: Annotated[list[Path], typer.Argument(help="Snapshot .h5 files (from `electrons dft`).")],
     sigma: Annotated[float, typer.Option(help="Wanted Gaussian LDOS width (eV), >= the present one.")],
@@ -193,11 +246,3 @@ def broaden(
             save_snapshot(wide, target)
             progress.advance(bar)
     console.print(f"{len(snapshots)} snapshot(s) re-broadened to σ = {sigma} eV in {out}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this part's commands to ``matterflow electrons``."""
-    app.command("dft")(handle_errors(dft))
-    app.command("observables")(handle_errors(observables))
-    app.command("import-mala")(handle_errors(import_mala))
-    app.command("broaden")(handle_errors(broaden))

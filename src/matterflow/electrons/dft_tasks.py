@@ -9,17 +9,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from ase import Atoms
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
-__all__ = ["TASKS", "StructuresParams", "DftParams", "ObservablesParams", "structures", "dft",
+__all__ = ["TASKS", "StructuresParams", "ReadStructuresParams", "read_structures", "DftParams", "ObservablesParams", "structures", "dft",
            "observables", "dft_kwargs", "energy_grid", "mesh_for"]
 
 
@@ -37,6 +39,15 @@ class StructuresParams(Params):
     lattice_a: float = Field(4.05, gt=0, le=20, description="fcc lattice constant",
                              json_schema_extra={"units": "Å"})
     seed: int = Field(0, ge=0, description="random seed (snapshot i uses seed + i)")
+    indices: list[int] = Field([], description="make only these snapshots i (each 0 <= i < "
+                               "n_snapshots, seed + i as for all); default: all")
+
+    @model_validator(mode="after")
+    def _indices_in_range(self) -> StructuresParams:
+        bad = [i for i in self.indices if not 0 <= i < self.n_snapshots]
+        if bad:
+            raise ValueError(f"indices {bad} are outside [0, n_snapshots={self.n_snapshots})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,9 @@ class Structures:
     positions: np.ndarray = quantity("Å", "(n_snapshots, n_atoms, 3) Cartesian positions")
     cell: np.ndarray = quantity("Å", "(3, 3) lattice vectors as rows")
     numbers: np.ndarray = quantity("dimensionless", "(n_atoms,) atomic numbers")
+    grid_shape: np.ndarray | None = quantity("dimensionless", "(3,) the real-space grid of a "
+                                             "snapshot file read by read_structures; else None",
+                                             default=None)
 
 
 @task("electrons.structures", params=StructuresParams)
@@ -51,10 +65,55 @@ def structures(*, params: StructuresParams) -> Structures:
     """Thermally displaced fcc aluminium supercells (harmonic phonons or Debye model), one per snapshot."""
     from matterflow.electrons.structures import aluminium_supercell
 
+    which = params.indices or range(params.n_snapshots)
     cells = [aluminium_supercell(params.repeat, params.temperature_k, params.seed + i,
-                                 lattice_a=params.lattice_a, thermal=params.thermal) for i in range(params.n_snapshots)]
+                                 lattice_a=params.lattice_a, thermal=params.thermal) for i in which]
     return Structures(positions=np.stack([a.positions for a in cells]),
                       cell=np.asarray(cells[0].cell[:]), numbers=cells[0].numbers.copy())
+
+
+class ReadStructuresParams(Params):
+    indices: list[int] = Field([], description="read only these frames (0-based, -1 the last); "
+                               "default: all")
+
+
+@task("electrons.read_structures", params=ReadStructuresParams)
+def read_structures(structure: Path, *, params: ReadStructuresParams) -> Structures:
+    """The frames of a structure file (ASE-readable, or a snapshot .h5), stacked, with one cell."""
+    from ase.io import read
+
+    from matterflow.electrons.descriptor_tasks import SNAPSHOT_SUFFIXES
+
+    path = Path(structure)
+    if not path.exists():
+        raise InputError(f"{path}: structure file not found")
+    if path.suffix.lower() in SNAPSHOT_SUFFIXES:
+        from matterflow.electrons.snapshot import load_snapshot
+
+        snap = load_snapshot(path, with_ldos=False)
+        if params.indices and params.indices != [0]:
+            raise InputError(f"indices: {path} is a snapshot file with one frame; got {params.indices}")
+        return Structures(positions=snap.atoms.positions[None].copy(),
+                          cell=np.asarray(snap.atoms.cell[:], dtype=float),
+                          numbers=snap.atoms.numbers.copy(),
+                          grid_shape=np.asarray(snap.grid_shape, dtype=int))
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many kinds of errors for unreadable files
+        raise InputError(f"{path}: ASE cannot read it ({exc})") from None
+    bad = [i for i in params.indices if not -len(frames) <= i < len(frames)]
+    if bad:
+        raise InputError(f"indices: {bad} outside the {len(frames)} frames of {path}")
+    if params.indices:
+        frames = [frames[i] for i in params.indices]
+    first = frames[0]
+    for k, a in enumerate(frames):
+        if len(a) != len(first) or not np.array_equal(a.numbers, first.numbers) \
+                or not np.allclose(a.cell[:], first.cell[:]):
+            raise InputError(f"{path}: frame {k} differs from frame 0 in its atoms or cell; the "
+                             "frames of one run must share them (run such frames separately)")
+    return Structures(positions=np.stack([a.positions for a in frames]),
+                      cell=np.asarray(first.cell[:], dtype=float), numbers=first.numbers.copy())
 
 
 # ----------------------------------------------------------------------------- DFT
@@ -133,6 +192,8 @@ class DftSnapshot:
     entropy_ts_ev: float = quantity("eV", "T * S electronic entropy term per cell")
     n_electrons: float = quantity("dimensionless", "valence electrons per cell")
     scf_seconds: float = quantity("s", "wall time of the SCF")
+    meta_json: str = quantity("dimensionless", "the run's metadata (code, functional, basis, "
+                              "k-points, mesh, timings) as JSON")
 
 
 def _dft_figures(outputs: dict, params: DftParams) -> dict:
@@ -173,7 +234,7 @@ def _atoms_from(positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray,
     return Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
 
 
-@task("electrons.dft", params=DftParams, map_over="positions", figures=_dft_figures, version="1")
+@task("electrons.dft", params=DftParams, map_over="positions", figures=_dft_figures, version="2")
 def dft(positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray, *,
         params: DftParams) -> DftSnapshot:
     """Kohn-Sham LDA DFT (PySCF) of one snapshot: LDOS, density, eigenvalues and energies."""
@@ -192,7 +253,16 @@ def dft(positions: np.ndarray, cell: np.ndarray, numbers: np.ndarray, *,
         ldos_smearing_ev=snap.ldos_smearing_ev, band_energy_ev=snap.band_energy_ev,
         total_energy_ev=snap.total_energy_ev, internal_energy_ev=snap.meta["internal_energy_ev"],
         entropy_ts_ev=snap.meta["entropy_ts_ev"], n_electrons=snap.meta["n_electrons"],
-        scf_seconds=snap.meta["scf_seconds"])
+        scf_seconds=snap.meta["scf_seconds"],
+        meta_json=json.dumps(snap.meta, default=_json_default))
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
 
 
 # ----------------------------------------------------------------------------- observables
@@ -275,4 +345,4 @@ def observables(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndar
                        energy_terms=terms)
 
 
-TASKS: list = [structures, dft, observables]
+TASKS: list = [structures, read_structures, dft, observables]

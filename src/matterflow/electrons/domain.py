@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("torch", "pyscf", "ase", "numba", "optuna"),
     file_suffixes=(".cube", ".xyz", ".cif", ".traj", ".vasp", ".pt", ".pth", ".db", ".npy"),
     docs="electrons.md",
+    headline="electrons.evaluate:dos_predicted, electrons.evaluate:total_energy_error_mev_per_atom",
 )

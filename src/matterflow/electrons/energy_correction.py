@@ -7,7 +7,8 @@ Fermi level, a global quantity, and an error of a few meV in it is several
 meV/atom of band energy. In 8-atom Al at 298 K the network's band energy
 regresses to the mean (errors up to ±20 meV/atom even on its training cells),
 while a linear model of cell integrals of the same descriptors predicts the
-residual to ~5 meV/atom. This module fits that linear model.
+residual to ~5 meV/atom. This module holds that linear model; :mod:`matterflow.electrons.correct`
+fits it to a trained model's predictions.
 
 Model (for band and total energy separately), a sum of per-grid-point terms::
 
@@ -37,16 +38,14 @@ against at most 0.78 on its 8-atom training cells, and band-energy errors up to
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from matterflow.core.errors import InputError, MatterflowWarning
+from matterflow.core.errors import InputError
 
-__all__ = ["EnergyCorrection", "EnergyReference", "attach_energy_correction", "cell_features",
-           "feature_domain", "fit_energy_correction", "fit_ridge_loo"]
+__all__ = ["EnergyCorrection", "cell_features", "feature_domain", "fit_ridge_loo"]
 
 LAMBDAS = tuple(10.0 ** k for k in range(-4, 4))
 
@@ -221,42 +220,6 @@ class EnergyCorrection:
                       "domain": dom})
 
 
-def fit_energy_correction(model: Any, snapshots: list[Any], progress: Any = None) -> EnergyCorrection:
-    """Fit the correction of ``model`` on DFT ``snapshots`` (their atoms, grid, band and total energy).
-
-    The model's own (uncorrected) predictions and descriptor integrals come from
-    :func:`~matterflow.electrons.predict.predict_observables`; use the training
-    snapshots (the residual is systematic, not noise: it is there on training cells too).
-    Returns the fitted :class:`EnergyCorrection` (``model`` is not changed; see
-    :func:`~matterflow.electrons.model.LdosSetup` ``meta["energy_correction"]``).
-    """
-    from matterflow.electrons.predict import predict_observables
-
-    feats, vols, rb, rt, natoms = [], [], [], [], []    # residuals rb, rt: eV per cell
-    for snap in snapshots:
-        for name in ("band_energy_ev", "total_energy_ev"):
-            if not np.isfinite(getattr(snap, name, np.nan)):
-                raise InputError(f"snapshot.{name}: a finite DFT value is needed to fit the energy correction")
-        pred = predict_observables(model, snap.atoms, grid_shape=tuple(snap.grid_shape), scheduler="synchronous",
-                                   energy_correction=False, progress=progress)
-        feats.append(pred.cell_features)
-        vols.append(float(snap.atoms.get_volume()))
-        rb.append(snap.band_energy_ev - pred.band_energy_ev)
-        rt.append(snap.total_energy_ev - pred.total_energy_ev)
-        natoms.append(len(snap.atoms))
-    p, v = np.array(feats), np.array(vols)
-    per_atom = 1000.0 / float(np.mean(natoms))
-    rb, rt = np.array(rb), np.array(rt)
-    cb, kb, lb, eb = fit_ridge_loo(p, v, rb)
-    ct, kt, lt, et = fit_ridge_loo(p, v, rt)
-    return EnergyCorrection(band_coef=tuple(cb), total_coef=tuple(ct), band_per_volume_ev=kb,
-                            total_per_volume_ev=kt, band_lambda=lb, total_lambda=lt,
-                            band_loo_mev_per_atom=eb * per_atom, total_loo_mev_per_atom=et * per_atom,
-                            n_snapshots=len(snapshots), domain=feature_domain(p, v, min(lb, lt)),
-                            band_uncorrected_rms_mev_per_atom=float(np.sqrt(np.mean(rb ** 2))) * per_atom,
-                            total_uncorrected_rms_mev_per_atom=float(np.sqrt(np.mean(rt ** 2))) * per_atom)
-
-
 def feature_domain(features: np.ndarray, volumes: np.ndarray, lam: float) -> dict[str, Any]:
     """Applicability domain of a fit on cells with ``features`` (n_cells, n_f) and ``volumes`` (n_cells,) Å³.
 
@@ -272,35 +235,3 @@ def feature_domain(features: np.ndarray, volumes: np.ndarray, lam: float) -> dic
     a = np.c_[z, np.ones(len(z))]
     return {"mean": mu, "scale": sd, "inverse": inv,
             "max_training_leverage": float(np.einsum("ij,jk,ik->i", a, inv, a).max())}
-
-
-class EnergyReference(NamedTuple):
-    """What the fit needs of a DFT snapshot: its ``atoms`` (ASE), ``grid_shape`` and DFT energies (eV per cell).
-
-    A :class:`~matterflow.electrons.snapshot.Snapshot` has these attributes too.
-    """
-
-    atoms: Any
-    grid_shape: tuple[int, int, int]
-    band_energy_ev: float
-    total_energy_ev: float
-
-
-def attach_energy_correction(model: Any, snapshots: list[Any], progress: Any = None) -> EnergyCorrection:
-    """Fit the correction of ``model`` on ``snapshots`` and store it in the model (``setup.meta``).
-
-    A correction already in the model is ignored by the fit (it is refitted on the
-    uncorrected model) and replaced; ensemble members share the new setup.
-    Returns the fitted :class:`EnergyCorrection`.
-    """
-    import dataclasses
-
-    meta = {k: v for k, v in model.setup.meta.items() if k != "energy_correction"}
-    model.setup = dataclasses.replace(model.setup, meta=meta)      # fit on the uncorrected model
-    corr = fit_energy_correction(model, snapshots, progress=progress)
-    model.setup = dataclasses.replace(model.setup, meta={**meta, "energy_correction": corr.to_dict()})
-    for member in getattr(model, "members_", ()):
-        member.setup = model.setup
-    for text in corr.caveats():
-        warnings.warn(f"energy correction: {text}", MatterflowWarning, stacklevel=2)
-    return corr

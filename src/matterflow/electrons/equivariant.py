@@ -137,6 +137,10 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             self.n_species = n_species
 
         def forward(self, x):
+            return self.head[-1](self.features(x))
+
+        def features(self, x):
+            """Input of the output layer (refitted by least squares after training)."""
             b, k = x.shape[0], x.shape[1] // 4
             x = x.reshape(b, k, 4)
             vec, code = x[..., :3], x[..., 3].round().long()
@@ -163,7 +167,7 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             m2 = self.tp2(h1[ba, aa], sh2, self.rad2(va.norm(dim=-1)))
             g = torch.zeros(b, m2.shape[-1], dtype=x.dtype, device=x.device)
             g.index_add_(0, ba, m2)
-            return self.head(g / math.sqrt(max(k, 1)))
+            return self.head[:-1](g / math.sqrt(max(k, 1)))
 
     return Net()
 
@@ -182,7 +186,14 @@ class Se3LdosModel(LdosModel):
         Highest degree of the spherical harmonics.
     n_basis, radial_hidden : int
         Bessel functions and hidden width of the radial MLPs.
-    epochs, batch_size, learning_rate, seed : training settings (Adam, MSE on scaled LDOS).
+    epochs, batch_size, learning_rate, seed : training settings (Adam with a cosine learning
+        rate decay, MSE on the scaled LDOS, the weights of the best validation epoch kept).
+    points_per_epoch : int, optional
+        Grid points drawn (without replacement) for each epoch; default all.
+    refit_output : bool
+        After training, the output layer solved by least squares on the training points
+        (:func:`~matterflow.electrons.model.refit_output_layer`): the training DOS is then
+        reproduced exactly, which removes the offset of the band energy Adam leaves.
     dtype : ``"float32"`` or ``"float64"``.
     setup : LdosSetup, optional; its ``descriptor_params`` are the :class:`NeighbourParams`.
     """
@@ -191,7 +202,8 @@ class Se3LdosModel(LdosModel):
                  n_basis: int = 8, radial_hidden: int = 16, epochs: int = 20, batch_size: int = 256,
                  learning_rate: float = 3e-3, seed: int = 0, dtype: str = "float32",
                  output_scaling: str = "max", setup: LdosSetup | None = None,
-                 neighbours: NeighbourParams | None = None):
+                 neighbours: NeighbourParams | None = None, refit_output: bool = True,
+                 points_per_epoch: int | None = None):
         if dtype not in ("float32", "float64"):
             raise InputError(f"dtype: float32 or float64 is accepted; got {dtype!r}")
         self.n_scalars, self.hidden_irreps, self.lmax = int(n_scalars), hidden_irreps, int(lmax)
@@ -199,6 +211,8 @@ class Se3LdosModel(LdosModel):
         self.epochs, self.batch_size, self.learning_rate, self.seed = int(epochs), int(batch_size), \
             float(learning_rate), int(seed)
         self.dtype, self.output_scaling, self.setup = dtype, output_scaling, setup
+        self.refit_output = bool(refit_output)
+        self.points_per_epoch = None if points_per_epoch is None else int(points_per_epoch)
         if neighbours is None:
             dp = setup.descriptor_params if setup is not None and setup.descriptor_kind == "neighbours" else {}
             neighbours = NeighbourParams(**dp)
@@ -230,21 +244,38 @@ class Se3LdosModel(LdosModel):
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
-            on_epoch: Any = None, **kwargs: Any) -> Se3LdosModel:
+            on_epoch: Any = None, val_fraction: float = 0.1, **kwargs: Any) -> Se3LdosModel:
         """Adam on the mean squared error of the scaled LDOS, random batches of grid points.
 
-        With ``checkpoint_dir`` the weights are saved after each epoch and a killed
-        run resumes from the last one.
+        Without ``x_val``/``y_val`` a random ``val_fraction`` of the points is held out;
+        the weights of the epoch with the lowest validation loss are kept. With
+        ``checkpoint_dir`` the state is saved after each epoch and a killed run
+        resumes from the last one. ``on_epoch(epoch, val_loss)`` after each epoch.
         """
+        import copy
+        import time
+
         import torch
 
+        from matterflow.electrons.training import TrainResult
+
+        t_start = time.perf_counter()
         x = self._check_x(x, "x")
         y = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+        if x_val is None or y_val is None:
+            perm = np.random.default_rng(self.seed).permutation(len(x))
+            n_val = max(1, int(round(val_fraction * len(x))))
+            x_val, y_val, x, y = x[perm[:n_val]], y[perm[:n_val]], x[perm[n_val:]], y[perm[n_val:]]
+        x_val = self._check_x(x_val, "x_val")
+        y_val = np.asarray(y_val, dtype=np.float64).reshape(len(x_val), -1)
         self.y_scaler_ = Scaler(self.output_scaling).fit(y)   # type: ignore[arg-type]
         self.n_energies_ = y.shape[1]
         torch.manual_seed(self.seed)
         net = self._net(self.n_energies_)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1),
+                                                           eta_min=0.05 * self.learning_rate)
+        res = TrainResult(state_dict={})
         start = 0
         ckpt = None
         if checkpoint_dir is not None:
@@ -255,32 +286,67 @@ class Se3LdosModel(LdosModel):
                 blob = torch.load(ckpt, weights_only=True)
                 net.load_state_dict(blob["net"])
                 opt.load_state_dict(blob["opt"])
+                sched.load_state_dict(blob["sched"])
+                res.state_dict = blob["best"]
+                res.train_loss, res.val_loss = list(blob["train_loss"]), list(blob["val_loss"])
+                res.best_epoch, res.best_val_loss = int(blob["best_epoch"]), float(blob["best_val_loss"])
                 start = int(blob["epoch"]) + 1
+                res.resumed_from_epoch = start - 1
         dt = self._torch_dtype()
         xt = torch.from_numpy(x).to(dt)
         yt = torch.from_numpy(self.y_scaler_.transform(y)).to(dt)
-        gen = torch.Generator().manual_seed(self.seed)
-        self.train_loss_: list[float] = []
+        xvt = torch.from_numpy(x_val).to(dt)
+        yvt = torch.from_numpy(self.y_scaler_.transform(y_val)).to(dt)
+        n_epoch = len(xt) if self.points_per_epoch is None else min(len(xt), self.points_per_epoch)
         for epoch in range(start, self.epochs):
-            perm = torch.randperm(len(xt), generator=gen)
+            gen = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            perm = torch.randperm(len(xt), generator=gen)[:n_epoch]
             tot = 0.0
             net.train()
-            for s in range(0, len(xt), self.batch_size):
+            for s in range(0, n_epoch, self.batch_size):
                 bidx = perm[s:s + self.batch_size]
                 loss = torch.mean((net(xt[bidx]) - yt[bidx]) ** 2)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 tot += float(loss.detach()) * len(bidx)
-            self.train_loss_.append(tot / len(xt))
+            sched.step()
+            net.eval()
+            with torch.no_grad():
+                val = sum(float(torch.sum((net(xvt[s:s + 4096]) - yvt[s:s + 4096]) ** 2))
+                          for s in range(0, len(xvt), 4096)) / yvt.numel()
+            if not (np.isfinite(val) and np.isfinite(tot)):
+                from matterflow.core.errors import ComputeError
+
+                raise ComputeError(f"Se3LdosModel: loss not finite at epoch {epoch + 1}; lower learning_rate "
+                                   f"(now {self.learning_rate})")
+            res.train_loss.append(tot / (n_epoch * yt.shape[1]))
+            res.val_loss.append(val)
+            if val < res.best_val_loss:
+                res.best_val_loss, res.best_epoch = val, epoch
+                res.state_dict = copy.deepcopy(net.state_dict())
             if on_epoch is not None:
-                on_epoch(epoch, self.train_loss_[-1])
+                on_epoch(epoch, val)
             if ckpt is not None:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 tmp = ckpt.with_name("se3.pt.tmp")
-                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, tmp)
+                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "epoch": epoch, "best": res.state_dict, "train_loss": res.train_loss,
+                            "val_loss": res.val_loss, "best_epoch": res.best_epoch,
+                            "best_val_loss": res.best_val_loss}, tmp)
                 os.replace(tmp, ckpt)
+        if res.state_dict:
+            net.load_state_dict(res.state_dict)
         net.eval()
+        if self.refit_output:
+            from matterflow.electrons.model import refit_output_layer
+
+            refit_output_layer(net, x, self.y_scaler_.transform(y), last=net.head[-1], body=net.features,
+                               chunk=4096)
+        res.epochs_run = len(res.train_loss)
+        res.seconds = time.perf_counter() - t_start
+        self.history_ = res
+        self.train_loss_ = res.train_loss
         self.network_ = net
         return self
 
@@ -306,6 +372,7 @@ class Se3LdosModel(LdosModel):
                 "n_basis": self.n_basis, "radial_hidden": self.radial_hidden, "epochs": self.epochs,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
                 "dtype": self.dtype, "output_scaling": self.output_scaling,
+                "refit_output": self.refit_output, "points_per_epoch": self.points_per_epoch,
                 "neighbours": self.neighbours.model_dump(mode="json"), "n_energies": int(self.n_energies_),
                 "y_scaler": self.y_scaler_.to_dict(),
                 "state_dict": {k: v.clone() for k, v in self.network_.state_dict().items()}}
@@ -316,7 +383,9 @@ class Se3LdosModel(LdosModel):
         nb["species"] = tuple(nb["species"])
         m = cls(data["n_scalars"], data["hidden_irreps"], data["lmax"], data["n_basis"], data["radial_hidden"],
                 data["epochs"], data["batch_size"], data["learning_rate"], data["seed"], data["dtype"],
-                data["output_scaling"], neighbours=NeighbourParams(**nb))
+                data["output_scaling"], neighbours=NeighbourParams(**nb),
+                refit_output=bool(data.get("refit_output", True)),
+                points_per_epoch=data.get("points_per_epoch"))
         m.n_energies_ = int(data["n_energies"])
         m.y_scaler_ = Scaler.from_dict(data["y_scaler"])
         net = m._net(m.n_energies_)

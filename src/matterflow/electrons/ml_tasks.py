@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from matterflow.core import Params, quantity, task
+from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
 from matterflow.core.errors import InputError
 from matterflow.electrons.descriptor_tasks import DescriptorTaskParams
 from matterflow.electrons.training import TrainParams
@@ -224,7 +225,7 @@ class TrainTaskParams(Params):
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: np.ndarray = quantity("dimensionless", "(n_bytes,) uint8: the saved model file")
+    model: np.ndarray = bytes_field("the saved model file")
     train_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
     val_loss: np.ndarray = quantity("dimensionless", "(epochs,) MSE of scaled LDOS")
     learning_rate: np.ndarray = quantity("dimensionless", "(epochs,) learning rate of each epoch")
@@ -266,7 +267,7 @@ def _stacked_atoms(positions: Any, cell: Any, numbers: Any, n_snap: int) -> list
 def _attach_correction(model: Any, atoms: list, grid: tuple[int, int, int], fit_idx: list[int],
                        band_energy_ev: Any, total_energy_ev: Any) -> None:
     """Fit the energy correction of ``model`` on the snapshots ``fit_idx`` and store it in the model."""
-    from matterflow.electrons.energy_correction import EnergyReference, attach_energy_correction
+    from matterflow.electrons.correct import EnergyReference, attach_energy_correction
 
     energies = {}
     for name, value in (("band_energy_ev", band_energy_ev), ("total_energy_ev", total_energy_ev)):
@@ -353,7 +354,7 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
     mae = float(np.mean(np.abs(model.predict(xt) - yt)))
     h = model.history_
     n_par = sum(int(p.numel()) for p in model.network_.parameters())
-    return TrainedModel(model=np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+    return TrainedModel(model=to_bytes_array(model.to_bytes()),
                         train_loss=np.array(h.train_loss), val_loss=np.array(h.val_loss),
                         learning_rate=np.array(h.learning_rate), best_epoch=int(h.best_epoch),
                         n_parameters=n_par, n_train_points=int(x.shape[0]), train_seconds=seconds,
@@ -368,6 +369,11 @@ class PredictTaskParams(Params):
     snapshot: int = Field(-1, description="index of the structure when the inputs are stacked")
     chunk_points: int = Field(16384, ge=1, le=10_000_000, description="grid points per chunk (memory bound)")
     repeat: tuple[int, int, int] = Field((1, 1, 1), description="supercell of the structure to predict")
+    grid: tuple[int, int, int] | None = Field(None, description="grid (nx, ny, nz) of the predicted "
+                                              "cell; default: grid_shape x repeat, else the training "
+                                              "spacing")
+    return_ldos: bool = Field(False, description="also return the whole LDOS (memory: n_points x "
+                              "n_energies float32)")
 
 
 @dataclass(frozen=True)
@@ -380,6 +386,8 @@ class PredictedObservables:
     total_energy_ev: float = quantity("eV", "total (free) energy of the cell")
     n_atoms: int = quantity("dimensionless", "atoms in the predicted cell")
     points_per_s: float = quantity("1/s", "grid points per second (descriptors + LDOS + density)")
+    ldos: np.ndarray | None = quantity("1/(eV*Å^3)", "(nx, ny, nz, n_energies) with return_ldos",
+                                       default=None)
 
 
 def _model_from_input(model: Any) -> Any:
@@ -391,11 +399,8 @@ def _model_from_input(model: Any) -> Any:
         return model
     if isinstance(model, (str, Path)):
         return load_model(model)
-    arr = np.asarray(model)
-    if arr.dtype != np.uint8:
-        raise InputError(f"model: the uint8 bytes of electrons.train, a model file or an LdosModel is "
-                         f"needed; got {arr.dtype} array")
-    return model_from_bytes(arr.tobytes())
+    return model_from_bytes(from_bytes_array(model, field="model",
+                                             accepted="an LdosModel (electrons.train's model)"))
 
 
 @task("electrons.predict", params=PredictTaskParams, version="1")
@@ -408,18 +413,19 @@ def predict(model: Any, positions: np.ndarray, cell: np.ndarray, numbers: np.nda
     i = params.snapshot
     atoms = atoms_from_arrays(_pick(positions, i, 2, "positions"), _pick(cell, i, 2, "cell"),
                               _pick(numbers, i, 1, "numbers"))
-    grid = None
-    if grid_shape is not None:
+    grid = params.grid
+    if grid is None and grid_shape is not None:
         grid = tuple(int(g) * r for g, r in zip(_pick(grid_shape, i, 1, "grid_shape"), params.repeat,
                                                  strict=True))
     if params.repeat != (1, 1, 1):
         atoms = atoms.repeat(params.repeat)
+    # scheduler None: the chunks go to the executor's workers when this runs on its cluster
     p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
-                            scheduler="synchronous")
+                            scheduler=None, return_ldos=params.return_ldos)
     return PredictedObservables(dos=p.dos, energy_grid_ev=p.energy_grid_ev, density=p.density,
                                 fermi_ev=p.fermi_ev, band_energy_ev=p.band_energy_ev,
                                 total_energy_ev=p.total_energy_ev, n_atoms=p.n_atoms,
-                                points_per_s=p.timings["points_per_s"])
+                                points_per_s=p.timings["points_per_s"], ldos=p.ldos)
 
 
 # --------------------------------------------------------------------------- evaluate

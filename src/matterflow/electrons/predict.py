@@ -10,8 +10,10 @@ memory (unless ``return_ldos=True``). The grid is cut into chunks of
 2. per chunk again (descriptors and LDOS recomputed, cheaper than storing
    them): the density ``n(r) = ∫ LDOS(r, E) f(E; μ, T) dE``.
 
-Chunks run as Dask tasks (``scheduler``: ``"threads"``, ``"processes"``,
-``"synchronous"`` or a ``distributed.Client``); each returns only a DOS
+Chunks run in parallel through :func:`matterflow.core.execute.map_calls`
+(``scheduler``: ``"threads"``, ``"processes"``, ``"synchronous"``, a
+``distributed.Client``, or None: the executor's cluster when called inside one
+of its tasks, else in this thread); each returns only a DOS
 vector or a density chunk, so peak memory is about
 ``workers × chunk_points × (n_features + n_energies) × 8 bytes`` plus the
 density grid, whatever the cell size, and time is linear in the number of grid
@@ -155,21 +157,10 @@ def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k,
     return rho, (ldos.astype(np.float32) if keep_ldos else None)
 
 
-def _compute(tasks: list, scheduler: Any, progress: Any = None, label: str = "") -> list:
-    import dask
+def _compute(func: Any, calls: list, scheduler: Any, progress: Any = None, label: str = "") -> list:
+    from matterflow.core.execute import map_calls
 
-    if scheduler is not None and hasattr(scheduler, "compute"):   # a distributed.Client
-        futures = scheduler.compute(tasks)
-        return scheduler.gather(futures)
-    if progress is None:
-        return list(dask.compute(*tasks, scheduler=scheduler))
-    out = []
-    task_id = progress.add_task(label, total=len(tasks))
-    step = 8
-    for s in range(0, len(tasks), step):
-        out.extend(dask.compute(*tasks[s:s + step], scheduler=scheduler))
-        progress.advance(task_id, len(tasks[s:s + step]))
-    return out
+    return map_calls(func, calls, scheduler=scheduler, progress=progress, label=label)
 
 
 def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, int, int] | None = None,
@@ -188,9 +179,9 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     grid_shape : (nx, ny, nz), optional
         Default: the training grid spacing (``model.setup.grid_spacing_ang``).
     chunk_points : int
-        Grid points per Dask task; bounds the memory.
-    scheduler : str or distributed.Client
-        Dask scheduler for the chunks.
+        Grid points per chunk (one parallel call); bounds the memory.
+    scheduler : str, distributed.Client or None
+        Where the chunks run (see :func:`matterflow.core.execute.map_calls`).
     temperature_k : float, optional
         Electronic temperature (K); default the training one.
     return_ldos : bool
@@ -205,8 +196,6 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
         ``matterflow electrons correct``) to the band and total energy, if it has one.
     progress : rich Progress, optional
     """
-    import dask
-
     from matterflow.electrons import observables as obs
 
     if model.setup is None:
@@ -231,15 +220,14 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     sigma = float(setup.ldos_smearing_ev) if broadening_correction else 0.0
 
     t0 = time.perf_counter()
-    dos_parts = _compute([dask.delayed(_chunk_dos)(model, atoms, grid, dparams, c, voxel) for c in chunks],
+    dos_parts = _compute(_chunk_dos, [(model, atoms, grid, dparams, c, voxel) for c in chunks],
                          scheduler, progress, "LDOS → DOS (pass 1)")
     dos = np.sum([d for d, _ in dos_parts], axis=0)
     feats = np.sum([f for _, f in dos_parts], axis=0)
     fermi = float(obs.fermi_level(dos, energies, n_electrons, temp, ldos_smearing_ev=sigma))
     t1 = time.perf_counter()
-    parts = _compute([dask.delayed(_chunk_density)(model, atoms, grid, dparams, c, fermi, temp, sigma,
-                                                    return_ldos)
-                      for c in chunks], scheduler, progress, "LDOS → density (pass 2)")
+    parts = _compute(_chunk_density, [(model, atoms, grid, dparams, c, fermi, temp, sigma, return_ldos)
+                                      for c in chunks], scheduler, progress, "LDOS → density (pass 2)")
     density = np.concatenate([p[0] for p in parts]).reshape(grid)
     ldos = np.concatenate([p[1] for p in parts]).reshape(*grid, -1) if return_ldos else None
     t2 = time.perf_counter()

@@ -7,7 +7,7 @@ with shape (nx, ny, nz, ...). The LDOS counts both spins.
 :func:`save_snapshot` / :func:`load_snapshot` store a snapshot in HDF5, one
 dataset per field with a ``units`` attribute, written atomically.
 Readers of other formats (MALA ``.npy`` + DFT output, Gaussian cube) are in
-:mod:`matterflow.electrons.io_formats` and re-exported here.
+:mod:`matterflow.electrons.io_formats`, which builds on this module.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ase import Atoms
 from matterflow.core.errors import InputError
 from matterflow.core.registry import quantity
 
-__all__ = ["Snapshot", "save_snapshot", "load_snapshot", "load_mala", "read_cube", "check_snapshot"]
+__all__ = ["Snapshot", "save_snapshot", "load_snapshot", "check_snapshot"]
 
 
 @dataclass(frozen=True)
@@ -174,20 +174,3 @@ def load_snapshot(path: str | os.PathLike, *, with_ldos: bool = True) -> Snapsho
             raise InputError(f"{path}: missing field {exc}") from None
     return check_snapshot(Snapshot(atoms=atoms, grid_shape=shape, meta=meta, **values),
                           where=str(path))
-
-
-def load_mala(*args: Any, **kwargs: Any) -> Snapshot:
-    """Read MALA-format data (see :func:`matterflow.electrons.io_formats.load_mala`)."""
-    from matterflow.electrons.io_formats import load_mala as _load
-
-    return _load(*args, **kwargs)
-
-
-def read_cube(*args: Any, **kwargs: Any):
-    """Read a Gaussian cube file (see :func:`matterflow.electrons.io_formats.read_cube`)."""
-    from matterflow.electrons.io_formats import read_cube as _read
-
-    return _read(*args, **kwargs)
-
-
-

@@ -8,13 +8,18 @@ from typing import Annotated
 import typer
 
 from matterflow.clitools import (
+    Cluster,
+    Force,
     Processes,
     Quiet,
+    RunOptions,
     Scheduler,
     Workers,
     console,
     handle_errors,
     make_progress,
+    save_figure,
+    save_figures,
 )
 from matterflow.core.errors import InputError
 
@@ -57,7 +62,7 @@ def calibrate(
     fig_path = figure or out.with_suffix(".png")
     vals = {k: getattr(res, k) for k in res.__dataclass_fields__}
     for fig in calibrate_figures(vals).values():
-        fig.savefig(fig_path, dpi=120)
+        save_figure(fig, fig_path)
     console.print(f"distance {res.distance_mm:.4f} mm, beam centre x={res.centre_px[0]:.2f} "
                   f"y={res.centre_px[1]:.2f} px, rot1 {res.rot_deg[0]:.3f}° rot2 "
                   f"{res.rot_deg[1]:.3f}°, rms 2θ {res.rms_tth_deg:.2g}° "
@@ -73,16 +78,18 @@ def process(
     workers: Workers = None,
     scheduler: Scheduler = None,
     processes: Processes = None,
-    force: Annotated[bool, typer.Option(help="Recompute everything.")] = False,
+    cluster: Cluster = None,
+    force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a plugin chain over frames on Dask; a killed run resumes where it stopped."""
     from matterflow.diffraction.xrd.processing import run_process
 
-    with make_progress(quiet) as progress:
-        res = run_process(workflow, out, workers=workers, scheduler=scheduler, force=force,
-                          progress=progress, report=not no_report, processes=processes)
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    with make_progress(opts.quiet) as progress:
+        res = run_process(workflow, opts.out, progress=progress, report=not no_report,
+                          **opts.executor_kwargs(default_processes=None))
     console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
                   f"{res.seconds:.1f} s; results: {res.results}")
     for p in res.files:
@@ -124,10 +131,7 @@ def show(
     if not figs:
         raise InputError(f"{results}: no xrd step with figures; steps: {', '.join(res.steps)}")
     if save is not None:
-        save.mkdir(parents=True, exist_ok=True)
-        for i, (title, fig) in enumerate(figs.items()):
-            p = save / f"{i:02d}_{''.join(c if c.isalnum() else '_' for c in title)[:60]}.png"
-            fig.savefig(p, dpi=110)
+        for p in save_figures(figs, save):
             console.print(str(p))
         return
     plt.show()

@@ -11,4 +11,5 @@ DOMAIN = Domain(
     libraries=("pyFAI", "fabio", "hdf5plugin", "numba"),
     file_suffixes=(".poni", ".cbf", ".edf", ".tif", ".tiff", ".xy", ".nx5", ".nxs", ".img"),
     docs="xrd.md",
+    headline="xrd.reduce:intensity, xrd.calibrate:rms_tth_deg",
 )

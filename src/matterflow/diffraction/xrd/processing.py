@@ -94,7 +94,7 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
     Opens the source and prepares the pipeline once (geometry, plugin files,
     shapes) so every error shows before any frame is processed.
     """
-    from matterflow.core.workflow import Workflow, parse_workflow
+    from matterflow.core.workflow import Workflow
     from matterflow.diffraction.xrd.pipeline import Pipeline
     from matterflow.diffraction.xrd.plugins import chain_spec, validate_chain
 
@@ -158,12 +158,9 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
                   "inputs": {"radial": "process.radial", "intensity": "process.intensity",
                              "sigma": "process.sigma", "status": "process.status"},
                   "params": {**red.model_dump(), "unit": unit}})
-    generated = yaml.safe_dump({"name": spec.name, "description": spec.description,
-                                "steps": steps}, sort_keys=False)
-    wf = parse_workflow(generated, source=f"{path} (generated)", base_dir=base)
-    full_text = text + "\n# ---- generated core workflow ----\n" + generated
-    wf = Workflow(wf.name, wf.description or f"{n} frames", wf.steps, text=full_text,
-                  source=path.resolve(), _by_id=wf._by_id)
+    wf = Workflow.from_steps(steps, name=spec.name, description=spec.description, base_dir=base)
+    full_text = text + "\n# ---- generated core workflow ----\n" + wf.text
+    wf = wf.with_text(full_text, source=path, description=spec.description or f"{n} frames")
     return spec, wf, base
 
 
@@ -193,7 +190,8 @@ def _prepare_in_background(wf: Any) -> None:
 
 def run_process(path: str | Path, out: str | Path, *, workers: int | None = None,
                 scheduler: str | None = None, force: bool = False, progress: Any = None,
-                report: bool = True, processes: bool | None = None) -> ProcessOutcome:
+                report: bool = True, processes: bool | None = None,
+                cluster: Any = None) -> ProcessOutcome:
     """Validate and run a process file; results.h5, azint.nxs, fits.csv (+ xy) in ``out``.
 
     ``processes``: local cluster of worker processes (True) or threads of this
@@ -202,6 +200,7 @@ def run_process(path: str | Path, out: str | Path, *, workers: int | None = None
     the fused integration kernel and NumPy release the GIL), so there is no worker
     start-up and one integration matrix and one open file serve all threads;
     processes otherwise (e.g. with integrate2d, which pyFAI runs one at a time).
+    ``cluster``: a job-queue cluster file (see :mod:`matterflow.core.cluster`).
     """
     import h5py
     import numpy as np
@@ -214,11 +213,11 @@ def run_process(path: str | Path, out: str | Path, *, workers: int | None = None
     if processes is None:
         chain = validate_chain(spec.plugins, base_dir=base)
         processes = not all(p.runs_in_threads() for p in chain)
-    if not processes and scheduler is None:
+    if not processes and scheduler is None and cluster is None:
         _prepare_in_background(wf)
     out = Path(out)
     summary = run_workflow(wf, out, scheduler=scheduler, workers=workers, force=force,
-                           progress=progress, processes=processes)
+                           progress=progress, processes=processes, cluster=cluster)
     res = ProcessOutcome(results=summary.results, seconds=summary.seconds)
     with h5py.File(summary.results, "r") as f:
         st = f["process/status"][()]

@@ -51,13 +51,14 @@ from __future__ import annotations
 import functools
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 from pydantic import Field, field_validator
 
 from matterflow.core import Params
 from matterflow.core.errors import InputError
+from matterflow.core.registry import validate_params
+from matterflow.electrons.descriptors._cells import bin_run, bin_window, numba_threads, offset
 from matterflow.electrons.descriptors._grid import (
     NeighbourGrid,
     check_atoms,
@@ -387,41 +388,35 @@ def _point_utot(px, py, pz, xyz, spec, start, lo, bin_size, nbins, cutsq, rcut, 
                 for mab in range(j + 1):
                     utr[jju + mab * (j + 2)] = wself
     nfill = 0
-    bx = int(math.floor((px - lo[0]) / bin_size))
-    by = int(math.floor((py - lo[1]) / bin_size))
-    bz = int(math.floor((pz - lo[2]) / bin_size))
-    for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
-        for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
-            for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
-                f = (ax * nbins[1] + ay) * nbins[2] + az
-                for ia in range(start[f], start[f + 1]):
-                    dx = xyz[ia, 0] - px
-                    dy = xyz[ia, 1] - py
-                    dz = xyz[ia, 2] - pz
-                    rsq = dx * dx + dy * dy + dz * dz
-                    s = spec[ia]
-                    if rsq < cutsq[s] and rsq > 1e-20:
-                        r = math.sqrt(rsq)
-                        rc = rcut[s]
-                        theta0 = (r - rmin0) * rfac0 * math.pi / (rc - rmin0)
-                        z0 = r / math.tan(theta0)
-                        if switchflag == 0 or r <= rmin0:
-                            sfac = 1.0
-                        else:
-                            sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
-                        r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
-                        lanes[0, nfill] = r0inv * z0
-                        lanes[1, nfill] = -r0inv * dz
-                        lanes[2, nfill] = r0inv * dy
-                        lanes[3, nfill] = -r0inv * dx
-                        lanes[4, nfill] = sfac * wj[s]
-                        lane_elem[nfill] = elem_of[s]
-                        nfill += 1
-                        if nfill == NLANE:
-                            _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4],
-                                              lane_elem, nelem, twojmax, idxu_block, rootpq,
-                                              ur, ui, utr, uti)
-                            nfill = 0
+    win = bin_window(px, py, pz, lo, bin_size, nbins)
+    for a in range(win[0], win[1] + 1):
+        for b in range(win[2], win[3] + 1):
+            i0, i1 = bin_run(win, a, b, nbins, start)
+            for ia in range(i0, i1):
+                dx, dy, dz, rsq = offset(xyz, ia, px, py, pz)
+                s = spec[ia]
+                if rsq < cutsq[s] and rsq > 1e-20:
+                    r = math.sqrt(rsq)
+                    rc = rcut[s]
+                    theta0 = (r - rmin0) * rfac0 * math.pi / (rc - rmin0)
+                    z0 = r / math.tan(theta0)
+                    if switchflag == 0 or r <= rmin0:
+                        sfac = 1.0
+                    else:
+                        sfac = 0.5 * (math.cos((r - rmin0) * math.pi / (rc - rmin0)) + 1.0)
+                    r0inv = 1.0 / math.sqrt(r * r + z0 * z0)
+                    lanes[0, nfill] = r0inv * z0
+                    lanes[1, nfill] = -r0inv * dz
+                    lanes[2, nfill] = r0inv * dy
+                    lanes[3, nfill] = -r0inv * dx
+                    lanes[4, nfill] = sfac * wj[s]
+                    lane_elem[nfill] = elem_of[s]
+                    nfill += 1
+                    if nfill == NLANE:
+                        _add_uarray_lanes(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4],
+                                          lane_elem, nelem, twojmax, idxu_block, rootpq,
+                                          ur, ui, utr, uti)
+                        nfill = 0
     if nfill > 0:
         for lane in range(nfill, NLANE):
             lanes[0, lane] = 1.0
@@ -539,17 +534,7 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
         ``points``; dimensionless. Columns in LAMMPS order without LAMMPS's
         three leading coordinate columns.
     """
-    if not isinstance(params, BispectrumParams):
-        from pydantic import ValidationError
-
-        from matterflow.core.registry import validation_message
-        try:
-            params = BispectrumParams(**(params or {}))
-        except ValidationError as exc:
-            raise InputError(validation_message(exc, prefix="params", model=BispectrumParams)) from None
-        except TypeError:
-            raise InputError(f"params: a BispectrumParams or a mapping is needed; got "
-                             f"{type(params).__name__}") from None
+    params = validate_params(BispectrumParams, params, where="bispectrum_descriptors", prefix="params")
     shape = check_grid_shape(grid_shape)
     idx = normalize_points(points, shape)
     cell, pos, symbols = check_atoms(atoms)
@@ -563,10 +548,7 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
     out = np.empty((len(pts), len(idxb) * nelem ** 3))
     if len(pts):
         ngrid = NeighbourGrid(cell, pos, spec, float(rcut.max()))
-        old = numba.get_num_threads()
-        if n_threads is not None:
-            numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
-        try:
+        with numba_threads(n_threads):
             _bispectrum_kernel(pts, ngrid.xyz, ngrid.species, ngrid.start, ngrid.lo,
                                ngrid.bin_size, ngrid.nbins, rcut ** 2, rcut, wj,
                                float(params.rmin0), float(params.rfac0), int(params.switchflag),
@@ -574,8 +556,6 @@ def bispectrum_descriptors(atoms, grid_shape, params: BispectrumParams | dict | 
                                *_zplan(params.twojmax), bool(params.bzeroflag),
                                bool(params.bnormflag), 1.0, elem_of, nelem,
                                bool(params.wselfallflag), out)
-        finally:
-            numba.set_num_threads(old)
     if params.quadraticflag:
         n = out.shape[1]
         iu, ju = np.triu_indices(n)

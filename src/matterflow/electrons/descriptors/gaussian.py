@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 from pydantic import Field, field_validator
 
 from matterflow.core import Params
 from matterflow.core.errors import InputError
+from matterflow.core.registry import validate_params
+from matterflow.electrons.descriptors._cells import bin_run, bin_window, numba_threads, offset
 from matterflow.electrons.descriptors._grid import (
     NeighbourGrid,
     check_atoms,
@@ -66,21 +67,15 @@ def _gaussian_kernel(pts, xyz, spec, start, lo, bin_size, nbins, cutsq, pref, ar
         px = pts[ip, 0]
         py = pts[ip, 1]
         pz = pts[ip, 2]
-        bx = int(math.floor((px - lo[0]) / bin_size))
-        by = int(math.floor((py - lo[1]) / bin_size))
-        bz = int(math.floor((pz - lo[2]) / bin_size))
-        for ax in range(max(bx - 1, 0), min(bx + 1, nbins[0] - 1) + 1):
-            for ay in range(max(by - 1, 0), min(by + 1, nbins[1] - 1) + 1):
-                for az in range(max(bz - 1, 0), min(bz + 1, nbins[2] - 1) + 1):
-                    f = (ax * nbins[1] + ay) * nbins[2] + az
-                    for ia in range(start[f], start[f + 1]):
-                        dx = xyz[ia, 0] - px
-                        dy = xyz[ia, 1] - py
-                        dz = xyz[ia, 2] - pz
-                        rsq = dx * dx + dy * dy + dz * dz
-                        s = spec[ia]
-                        if rsq < cutsq[s]:
-                            out[ip, s] += pref[s] * math.exp(-rsq * argfac[s])
+        win = bin_window(px, py, pz, lo, bin_size, nbins)
+        for a in range(win[0], win[1] + 1):
+            for b in range(win[2], win[3] + 1):
+                i0, i1 = bin_run(win, a, b, nbins, start)
+                for ia in range(i0, i1):
+                    dx, dy, dz, rsq = offset(xyz, ia, px, py, pz)
+                    s = spec[ia]
+                    if rsq < cutsq[s]:
+                        out[ip, s] += pref[s] * math.exp(-rsq * argfac[s])
 
 
 def gaussian_descriptors(atoms, grid_shape, params: GaussianDescriptorParams | dict | None = None,
@@ -105,18 +100,7 @@ def gaussian_descriptors(atoms, grid_shape, params: GaussianDescriptorParams | d
     ndarray
         ``(nx, ny, nz, n_species)`` or ``(n_points, n_species)``, atoms/Å³.
     """
-    if not isinstance(params, GaussianDescriptorParams):
-        from pydantic import ValidationError
-
-        from matterflow.core.registry import validation_message
-        try:
-            params = GaussianDescriptorParams(**(params or {}))
-        except ValidationError as exc:
-            raise InputError(validation_message(exc, prefix="params",
-                                                model=GaussianDescriptorParams)) from None
-        except TypeError:
-            raise InputError(f"params: a GaussianDescriptorParams or a mapping is needed; got "
-                             f"{type(params).__name__}") from None
+    params = validate_params(GaussianDescriptorParams, params, where="gaussian_descriptors", prefix="params")
     shape = check_grid_shape(grid_shape)
     idx = normalize_points(points, shape)
     cell, pos, symbols = check_atoms(atoms)
@@ -134,12 +118,7 @@ def gaussian_descriptors(atoms, grid_shape, params: GaussianDescriptorParams | d
     out = np.zeros((len(pts), len(species)))
     if len(pts):
         ngrid = NeighbourGrid(cell, pos, spec, float(rcut.max()))
-        old = numba.get_num_threads()
-        if n_threads is not None:
-            numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
-        try:
+        with numba_threads(n_threads):
             _gaussian_kernel(pts, ngrid.xyz, ngrid.species, ngrid.start, ngrid.lo, ngrid.bin_size,
                              ngrid.nbins, rcut ** 2, pref, argfac, out)
-        finally:
-            numba.set_num_threads(old)
     return out if idx is not None else out.reshape(*shape, out.shape[1])
