@@ -6,9 +6,10 @@
   standard deviation ``thermal_ang * sqrt(T / 100 K)`` (an Einstein-model stand-in for
   thermal displacements) and each molecule's axis tilted from the c-axis by a
   random libration angle of standard deviation ``libration_deg * sqrt(T / 100 K)``.
-- ``phase="liquid"``: molecular centres placed by random sequential insertion with
-  a hard-sphere exclusion ``min_distance_ang`` (a stated hard-sphere model, no MD),
-  random axes uniform on the sphere.
+- ``phase="liquid"``: molecules (centre and axis uniform on the sphere) placed by random
+  sequential insertion with a hard-sphere exclusion: centres at least ``min_distance_ang``
+  apart and atoms of different molecules at least ``0.75 * min_distance_ang`` (a stated
+  hard-sphere model, no MD).
 
 Bond length 0.74 Å (gas-phase H₂). Structures only: the DFT of these boxes is
 ``matterflow.electrons.dft.run_dft`` (explicit ``mesh``, Fermi–Dirac smearing).
@@ -80,21 +81,27 @@ def hydrogen_box(n_cells: tuple[int, int, int] = (2, 2, 2), *, density_g_cm3: fl
         axes = np.stack([np.sin(tilt) * np.cos(phi), np.sin(tilt) * np.sin(phi), np.cos(tilt)], axis=1)
     else:
         inv = np.linalg.inv(cell)
-        centres = np.zeros((0, 3))
-        for _ in range(200 * n_mol):
+
+        def mic(d: np.ndarray) -> np.ndarray:
+            f = d @ inv
+            return np.linalg.norm((f - np.round(f)) @ cell, axis=-1)
+
+        centres, axes = np.zeros((0, 3)), np.zeros((0, 3))
+        for _ in range(2000 * n_mol):
             if len(centres) == n_mol:
                 break
-            p = rng.uniform(size=3) @ cell
+            p, u = rng.uniform(size=3) @ cell, _unit_vectors(rng, 1)[0]
             if len(centres):
-                d = (centres - p) @ inv
-                d -= np.round(d)
-                if np.min(np.linalg.norm(d @ cell, axis=1)) < min_distance_ang:
+                if np.min(mic(centres - p)) < min_distance_ang:
                     continue
-            centres = np.vstack([centres, p])
+                old = np.concatenate([centres - 0.5 * H2_BOND_ANG * axes, centres + 0.5 * H2_BOND_ANG * axes])
+                new = np.stack([p - 0.5 * H2_BOND_ANG * u, p + 0.5 * H2_BOND_ANG * u])
+                if np.min(mic(old[:, None, :] - new[None])) < 0.75 * min_distance_ang:
+                    continue
+            centres, axes = np.vstack([centres, p]), np.vstack([axes, u])
         if len(centres) < n_mol:
             raise ComputeError(f"hydrogen_box: could place only {len(centres)} of {n_mol} molecules with "
                                f"min_distance_ang {min_distance_ang} at {density_g_cm3} g/cm³; lower it")
-        axes = _unit_vectors(rng, n_mol)
     half = 0.5 * H2_BOND_ANG * axes
     pos = np.concatenate([centres - half, centres + half])
     atoms = Atoms(f"H{2 * n_mol}", positions=pos, cell=cell, pbc=True)
