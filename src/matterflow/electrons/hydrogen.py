@@ -23,7 +23,7 @@ import numpy as np
 
 from matterflow.core.errors import ComputeError, InputError
 
-__all__ = ["hydrogen_box", "H2_BOND_ANG"]
+__all__ = ["hydrogen_box", "atomic_density_sum", "H2_BOND_ANG"]
 
 H2_BOND_ANG = 0.74
 _AMU_G = 1.66053906660e-24
@@ -109,3 +109,29 @@ def hydrogen_box(n_cells: tuple[int, int, int] = (2, 2, 2), *, density_g_cm3: fl
     atoms.info.update({"phase": phase, "density_g_cm3": float(density_g_cm3),
                        "temperature_k": float(temperature_k), "seed": int(seed)})
     return atoms
+
+
+def atomic_density_sum(atoms: Any, grid_shape: tuple[int, int, int], n_electrons: float | None = None
+                       ) -> np.ndarray:
+    """Sum-of-atomic-densities baseline (1/Å³) on the grid of ``atoms`` (H only).
+
+    Hydrogenic 1s densities ``exp(-2r/a0) / (pi a0^3)`` of every atom and its periodic
+    images within 6 Å, scaled so the cell holds ``n_electrons`` (default: one per atom).
+    Point (i, j, k) at fractional (i/nx, j/ny, k/nz), as the snapshots.
+    """
+    from matterflow.electrons.descriptors._grid import grid_points, image_atoms
+
+    syms = set(atoms.get_chemical_symbols())
+    if syms != {"H"}:
+        raise InputError(f"atoms: atomic_density_sum knows H only; got {sorted(syms)}")
+    a0 = 0.52917721092
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    pts = grid_points(cell, tuple(int(g) for g in grid_shape), None)
+    xyz, _ = image_atoms(cell, atoms.positions, np.zeros(len(atoms), dtype=int), 6.0)
+    rho = np.zeros(len(pts))
+    for s in range(0, len(pts), 2048):
+        r = np.linalg.norm(pts[s:s + 2048, None, :] - xyz[None], axis=-1)
+        rho[s:s + 2048] = np.exp(-2 * r / a0).sum(axis=1) / (np.pi * a0**3)
+    n = float(len(atoms) if n_electrons is None else n_electrons)
+    rho *= n / (rho.sum() * abs(np.linalg.det(cell)) / len(pts))
+    return rho.reshape(tuple(int(g) for g in grid_shape))
