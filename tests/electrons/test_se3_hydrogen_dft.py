@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -45,7 +43,11 @@ def test_se3_reproduces_dft_density_better_than_sum_of_atomic_densities():
     Measured: NMAE 17 % vs 25 % for the sum of atomic densities (4 epochs; not the 2x of the
     issue's goal, which this short fit does not reach).
     """
-    from matterflow.electrons.equivariant import NeighbourParams, Se3LdosModel, neighbour_descriptors
+    from matterflow.electrons.equivariant import (
+        NeighbourParams,
+        Se3LdosModel,
+        neighbour_descriptors,
+    )
     from matterflow.electrons.ml_tasks import prediction_errors, setup_for
     from matterflow.electrons.predict import predict_observables
 
