@@ -123,3 +123,24 @@ def test_se3_bad_inputs():
         model.predict(bad.reshape(len(x), -1))
     with pytest.raises(InputError, match="NeighbourParams.species"):
         neighbour_descriptors(Atoms("He", cell=np.eye(3) * 3, pbc=True), GRID, NB)
+
+
+def test_se3_killed_training_resumes_to_the_same_weights(tmp_path):
+    x = neighbour_descriptors(_box(), GRID, NB).reshape(-1, 48)
+    y = _target(x)
+
+    def model(epochs):
+        return Se3LdosModel(n_scalars=8, hidden_irreps="8x0e+4x1o", epochs=epochs, batch_size=64,
+                            dtype="float64", neighbours=NB)
+
+    whole = model(3).fit(x, y)
+    def kill(epoch, loss):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):                 # killed after epoch 2, its checkpoint written
+        model(3).fit(x, y, checkpoint_dir=tmp_path, on_epoch=kill)
+    resumed = model(3).fit(x, y, checkpoint_dir=tmp_path)
+    assert resumed.history_.resumed_from_epoch == 1
+    assert len(resumed.history_.val_loss) == 3
+    np.testing.assert_allclose(resumed.predict(x), whole.predict(x), rtol=1e-10, atol=1e-12)

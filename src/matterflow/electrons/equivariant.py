@@ -325,8 +325,6 @@ class Se3LdosModel(LdosModel):
             if val < res.best_val_loss:
                 res.best_val_loss, res.best_epoch = val, epoch
                 res.state_dict = copy.deepcopy(net.state_dict())
-            if on_epoch is not None:
-                on_epoch(epoch, val)
             if ckpt is not None:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 tmp = ckpt.with_name("se3.pt.tmp")
@@ -335,6 +333,8 @@ class Se3LdosModel(LdosModel):
                             "val_loss": res.val_loss, "best_epoch": res.best_epoch,
                             "best_val_loss": res.best_val_loss}, tmp)
                 os.replace(tmp, ckpt)
+            if on_epoch is not None:
+                on_epoch(epoch, val)
         if res.state_dict:
             net.load_state_dict(res.state_dict)
         net.eval()
