@@ -44,12 +44,13 @@ def main(data: Path, se3_epochs: int = 40, points_per_epoch: int = 8000) -> None
                      learning_rate=3e-3, points_per_epoch=points_per_epoch, setup=d.setup)
     models["se3"] = m.fit(np.concatenate(d.x), np.concatenate(d.y))
     seconds["se3"] = time.perf_counter() - t0
+    print(f"se3 trained in {seconds['se3']:.0f} s", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    bp = BispectrumParams(twojmax=6, rcutfac=3.0, radius={"H": 0.5}, weight={"H": 1.0})
+    bp = BispectrumParams(twojmax=6, rcutfac=1.5, radius={"H": 0.5}, weight={"H": 1.0})  # 1.5 Å: best of 1.5/2/3
     d = snapshot_dataset(train, "bispectrum", bp)
     f = FeedForwardLdosModel((128, 128), "leaky_relu", setup=d.setup, refit_output=True,
-                             train=TrainParams(max_epochs=150, learning_rate=1e-3, batch_size=128,
-                                               patience=15))
+                             train=TrainParams(max_epochs=60, learning_rate=1e-3, batch_size=128,
+                                               patience=10))
     models["mlp"] = f.fit(np.concatenate(d.x), np.concatenate(d.y))
     seconds["mlp"] = time.perf_counter() - t0
     snaps = {p: snap for p, snap in zip(tests, snapshot_dataset(tests, "neighbours",
@@ -72,6 +73,7 @@ def main(data: Path, se3_epochs: int = 40, points_per_epoch: int = 8000) -> None
                          "fermi_mev": round(err["fermi_mev"], 1),
                          "predict_seconds": round(time.perf_counter() - t1, 1)}
         rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     print(json.dumps({"figure": "hydrogen extrapolation table, se3 vs bispectrum MLP (same training snapshots)",
                       "train": [p.name for p in train], "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
                       "se3": {"epochs": se3_epochs, "points_per_epoch": points_per_epoch,
