@@ -180,6 +180,8 @@ def train_cmd(
         help="After training, fit the energy correction (as `electrons correct`) on the training "
              "snapshots and store it in the model.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    arch: Annotated[str, typer.Option("--model", help="feedforward (descriptor MLP) or se3 (e3nn network "
+                                      "on neighbour lists; --rcutfac is its cut-off, Å).")] = "feedforward",
 ) -> None:
     """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
     import numpy as np
@@ -190,8 +192,17 @@ def train_cmd(
 
     tp = TrainParams(learning_rate=lr, batch_size=batch_size, max_epochs=epochs, patience=patience,
                      nproc=nproc, seed=seed, weight_decay=weight_decay)
+    if arch not in ("feedforward", "se3"):
+        raise InputError(f"--model: feedforward or se3 is accepted; got {arch!r}")
     with make_progress(quiet) as progress:
-        data = _load(snapshots, kind, params, twojmax, rcutfac, descriptors, progress)
+        if arch == "se3":   # neighbour lists, not descriptors (matterflow.electrons.equivariant)
+            from matterflow.electrons.equivariant import NeighbourParams, Se3LdosModel
+            from matterflow.electrons.ml_tasks import snapshot_dataset
+
+            data = snapshot_dataset(snapshots, "neighbours", NeighbourParams(cutoff=rcutfac or 3.0),
+                                    progress=progress)
+        else:
+            data = _load(snapshots, kind, params, twojmax, rcutfac, descriptors, progress)
         fit, val, held = _split(len(snapshots), test, validation)
         x = np.concatenate([data.x[i] for i in fit])
         y = np.concatenate([data.y[i] for i in fit])
@@ -202,6 +213,9 @@ def train_cmd(
                                      refit_output=refit_output)
                 for i in range(members)]
         model = nets[0] if members == 1 else EnsembleLdosModel(nets, setup=data.setup)
+        if arch == "se3":
+            model = Se3LdosModel(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+                                 setup=data.setup)
         bar = progress.add_task("training", total=epochs)
 
         def on_epoch(epoch: int, loss: float) -> None:
@@ -217,7 +231,7 @@ def train_cmd(
             corr = attach_energy_correction(model, [data.snapshots[i] for i in fit])
             console.print(corr.summary())
         model.save(out)
-        h = nets[-1].history_
+        h = model.history_ if arch == "se3" else nets[-1].history_
         if members > 1:
             console.print(f"ensemble of {members} networks (seeds {seed}..{seed + members - 1}); "
                           "last member:")

@@ -105,8 +105,8 @@ def snapshot_dataset(paths: list, descriptor_kind: str, descriptor_params: Any, 
                      descriptor_files: list | None = None, progress: Any = None) -> SnapshotData:
     """Load snapshot HDF5 files and compute (or read) their descriptors.
 
-    All snapshots must share the energy grid, grid shape and temperature (an
-    ``InputError`` names the first file that does not). ``descriptor_files``
+    All snapshots must share the energy grid (an ``InputError`` names the first
+    file that does not); their real-space grids may differ. ``descriptor_files``
     (``.npy`` of shape (nx, ny, nz, n_features), one per snapshot) skip the
     descriptor computation.
     """
@@ -129,7 +129,9 @@ def snapshot_dataset(paths: list, descriptor_kind: str, descriptor_params: Any, 
         if first is None:
             first = snap
         else:
-            if snap.ldos.shape != first.ldos.shape or not np.allclose(snap.energy_grid_ev, first.energy_grid_ev):
+            # real-space grids may differ (cells of other densities); the energy grid may not
+            if snap.ldos.shape[-1] != first.ldos.shape[-1] or not np.allclose(snap.energy_grid_ev,
+                                                                               first.energy_grid_ev):
                 raise InputError(f"{path}: ldos/energy_grid_ev: grid {snap.ldos.shape} with energies "
                                  f"[{snap.energy_grid_ev[0]:.3f}, {snap.energy_grid_ev[-1]:.3f}] eV does not match "
                                  f"{paths[0]} ({first.ldos.shape}, [{first.energy_grid_ev[0]:.3f}, "

@@ -165,6 +165,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> LdosModel:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(f"{source}: not a matterflow LDOS model file (format field missing)")
     arch = blob.get("architecture")
+    if arch == "se3":   # registered on import of the e3nn module
+        import matterflow.electrons.equivariant  # noqa: F401
     if arch not in _ARCHITECTURES:
         raise InputError(f"{source}: architecture {arch!r} unknown; known: {', '.join(_ARCHITECTURES)}")
     model = _ARCHITECTURES[arch].from_dict(blob["model"])
@@ -319,7 +321,8 @@ class FeedForwardLdosModel(LdosModel):
 
 
 def refit_output_layer(network: Any, x_scaled: np.ndarray, y_scaled: np.ndarray, *,
-                       ridge: float = 1e-8, chunk: int = 65536) -> None:
+                       ridge: float = 1e-8, chunk: int = 65536, last: Any = None,
+                       body: Any = None) -> None:
     """Set the last ``Linear`` layer of ``network`` to the least-squares fit on the given points.
 
     With the hidden layers fixed the network is linear in the output layer's
@@ -338,19 +341,22 @@ def refit_output_layer(network: Any, x_scaled: np.ndarray, y_scaled: np.ndarray,
         Scaled inputs and targets (the training points).
     ridge : float
         Relative Tikhonov regularisation.
+    last, body : torch.nn.Linear and callable, optional
+        The output layer and the map from inputs to its input, for networks that are
+        not a ``Sequential`` (default: ``network[-1]`` and ``network[:-1]``).
     """
     import torch
 
-    last = network[-1]
+    last = network[-1] if last is None else last
     if not isinstance(last, torch.nn.Linear):
         raise InputError("refit_output: the network's last module must be a torch.nn.Linear")
-    body = network[:-1]
+    body = network[:-1] if body is None else body
     n_h = last.in_features
     gram = np.zeros((n_h + 1, n_h + 1))
     rhs = np.zeros((n_h + 1, last.out_features))
     with torch.no_grad():
         for s in range(0, x_scaled.shape[0], chunk):
-            xb = torch.from_numpy(np.ascontiguousarray(x_scaled[s:s + chunk], dtype=np.float32))
+            xb = torch.from_numpy(np.ascontiguousarray(x_scaled[s:s + chunk])).to(last.weight.dtype)
             h = body(xb).double().numpy()
             h = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1)
             gram += h.T @ h

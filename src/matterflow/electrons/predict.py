@@ -96,6 +96,10 @@ def descriptor_params_of(model: LdosModel) -> Any:
         raise InputError("model: no descriptor parameters saved with it (model.setup); train it with "
                          "`matterflow electrons train`, which records them")
     kinds = {"bispectrum": BispectrumParams, "gaussian": GaussianDescriptorParams}
+    if setup.descriptor_kind == "neighbours":   # the se3 model's neighbour lists
+        from matterflow.electrons.equivariant import NeighbourParams
+
+        kinds["neighbours"] = NeighbourParams
     if setup.descriptor_kind not in kinds:
         raise InputError(f"model.setup.descriptor_kind: one of {', '.join(kinds)} is accepted; "
                          f"got {setup.descriptor_kind!r}")

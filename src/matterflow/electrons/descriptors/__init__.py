@@ -47,6 +47,10 @@ def n_features(params: BispectrumParams | GaussianDescriptorParams) -> int:
         return n_bispectrum_features(params)
     if isinstance(params, GaussianDescriptorParams):
         return n_gaussian_features(params)
+    if type(params).__name__ == "NeighbourParams":   # neighbour lists of the se3 model
+        from matterflow.electrons.equivariant import n_neighbour_features
+
+        return n_neighbour_features(params)
     raise InputError(f"params: BispectrumParams or GaussianDescriptorParams is needed; got "
                      f"{type(params).__name__}")
 
@@ -60,5 +64,9 @@ def compute_descriptors(atoms: Atoms, grid_shape: tuple[int, int, int],
         return bispectrum_descriptors(atoms, grid_shape, params, points=points, n_threads=n_threads)
     if isinstance(params, GaussianDescriptorParams):
         return gaussian_descriptors(atoms, grid_shape, params, points=points, n_threads=n_threads)
+    if type(params).__name__ == "NeighbourParams":   # neighbour lists of the se3 model
+        from matterflow.electrons.equivariant import neighbour_descriptors
+
+        return neighbour_descriptors(atoms, grid_shape, params, points=points, n_threads=n_threads)
     raise InputError(f"params: BispectrumParams or GaussianDescriptorParams is needed; got "
                      f"{type(params).__name__}")
