@@ -39,8 +39,8 @@ def test_total_energy_from_own_ldos_matches_pyscf_and_coarse_mesh_warns():
 def test_se3_reproduces_dft_density_better_than_sum_of_atomic_densities():
     """A short se3 fit on one PySCF snapshot, through the predict path, against PySCF's density.
 
-    2 s on a quiet machine, 45 s at load 10. Measured: NMAE 17 % vs 25 % for the sum of atomic densities (4 epochs; not the 2x of the
-    issue's goal, which this short fit does not reach).
+    2 s on a quiet machine, 45 s at load 10. Measured: NMAE 17 % vs 25 % for the sum of atomic
+    densities (4 epochs; not the 2x of the issue's goal, which this short fit does not reach).
     """
     from matterflow.electrons.equivariant import (
         NeighbourParams,
