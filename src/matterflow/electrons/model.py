@@ -90,6 +90,10 @@ class LdosSetup:
         return cls(**d)
 
 
+# architectures in modules with heavy imports (e3nn), imported only when a file names them
+_LAZY_ARCHITECTURES = {"se3": "matterflow.electrons.equivariant"}
+
+
 def register_architecture(name: str) -> Callable[[type[LdosModel]], type[LdosModel]]:
     """Class decorator: make an :class:`LdosModel` subclass loadable by :func:`load_model`."""
 
@@ -165,8 +169,10 @@ def model_from_bytes(data: bytes, source: str = "model") -> LdosModel:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(f"{source}: not a matterflow LDOS model file (format field missing)")
     arch = blob.get("architecture")
-    if arch == "se3":   # registered on import of the e3nn module
-        import matterflow.electrons.equivariant  # noqa: F401
+    if arch in _LAZY_ARCHITECTURES and arch not in _ARCHITECTURES:
+        import importlib
+
+        importlib.import_module(_LAZY_ARCHITECTURES[arch])  # registers itself on import
     if arch not in _ARCHITECTURES:
         raise InputError(f"{source}: architecture {arch!r} unknown; known: {', '.join(_ARCHITECTURES)}")
     model = _ARCHITECTURES[arch].from_dict(blob["model"])
