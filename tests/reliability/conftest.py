@@ -80,27 +80,4 @@ def cli_env() -> dict[str, str]:
     env.update(OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1", COLUMNS="200")
     return env
 
-
-@pytest.fixture(scope="session")
-def geometry():
-    """A tilted 256x256 detector, 150 µm pixels, 25 keV (as tests/xrd)."""
-    from matterflow.diffraction.xrd.synthetic import make_geometry
-
-    return make_geometry(distance_mm=60.0, centre_px=(131.2, 123.9), rot1_deg=1.0,
-                         rot2_deg=-0.7, pixel_size_um=150.0, shape=(256, 256), energy_kev=25.0)
-
-
-@pytest.fixture(scope="session")
-def series(geometry):
-    from matterflow.diffraction.xrd.synthetic import heating_series
-
-    return heating_series(geometry, 8, seed=3)
-
-
-@pytest.fixture(scope="session")
-def poni_file(geometry, tmp_path_factory):
-    from matterflow.diffraction.xrd._geometry import poni_text
-
-    p = tmp_path_factory.mktemp("geo") / "geometry.poni"
-    p.write_text(poni_text(geometry))
-    return p
+# geometry, series and poni_file: tests/conftest.py (shared with tests/xrd)

@@ -27,7 +27,16 @@ def mount(path, opts):
     os.makedirs(path, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", path], check=True)
 def remount(path, opts):
-    subprocess.run(["mount", "-o", "remount," + opts, path], check=True)
+    # "ro" is refused (EBUSY) while a file there is open for writing: retry until the writer
+    # has closed it (the run writes many small batch files, so a gap comes within milliseconds)
+    for _ in range(4000):
+        r = subprocess.run(["mount", "-o", "remount," + opts, path], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        if "busy" not in r.stderr:
+            break
+        time.sleep(0.002)
+    raise RuntimeError("remount " + opts + " failed: " + r.stderr)
 def run(*args):
     r = subprocess.run([EXE, *args], capture_output=True, text=True, timeout=240)
     return {{"rc": r.returncode, "out": r.stdout, "err": r.stderr}}

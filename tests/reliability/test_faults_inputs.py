@@ -162,7 +162,8 @@ def case_tdb_garbage(d, fx):
             "--steps", "2", "--walkers", "4"], bad
 
 
-def case_espei_datasets_bad_json(d, fx):
+def _espei_datasets_with(d: Path, text: str):
+    """The shipped Cu-Mg datasets copied to ``d`` with the first JSON file replaced by ``text``."""
     import matterflow.calphad as calphad
 
     src = Path(calphad.__file__).parent / "data" / "Cu-Mg"
@@ -170,20 +171,16 @@ def case_espei_datasets_bad_json(d, fx):
     shutil.copytree(src, ds)
     shutil.copy(src.with_name("Cu-Mg-phases.json"), d / "Cu-Mg-phases.json")
     bad = next(ds.rglob("*.json"))
-    bad.write_text('{"components": ["CU", "MG"], "phases": ["LIQUID"], "values": [[[0.1,')
+    bad.write_text(text)
     return ["calphad", "fit", "--datasets", str(ds), "--out", str(d / "m.tdb")], bad
+
+
+def case_espei_datasets_bad_json(d, fx):
+    return _espei_datasets_with(d, '{"components": ["CU", "MG"], "phases": ["LIQUID"], "values": [[[0.1,')
 
 
 def case_espei_dataset_wrong_schema(d, fx):
-    import matterflow.calphad as calphad
-
-    src = Path(calphad.__file__).parent / "data" / "Cu-Mg"
-    ds = d / "Cu-Mg"
-    shutil.copytree(src, ds)
-    shutil.copy(src.with_name("Cu-Mg-phases.json"), d / "Cu-Mg-phases.json")
-    bad = next(ds.rglob("*.json"))
-    bad.write_text('{"components": 7, "values": "none"}')
-    return ["calphad", "fit", "--datasets", str(ds), "--out", str(d / "m.tdb")], bad
+    return _espei_datasets_with(d, '{"components": 7, "values": "none"}')
 
 
 def case_structure_file_garbage(d, fx):

@@ -186,6 +186,19 @@ def test_headline_generic_fallback(tmp_path: Path) -> None:
         np.testing.assert_array_equal(h.curve, [2.0, 3.0])
 
 
+def test_headline_of_a_repeated_task_is_its_first_step(tmp_path: Path) -> None:
+    # a workflow that evaluates the model, then a baseline with the same task (the gixd demo):
+    # the headline is the model's, whichever name sorts first
+    with h5py.File(tmp_path / "r.h5", "w", track_order=True) as f:
+        for name, ap in (("z_model", 0.5), ("a_baseline", 0.2)):
+            g = f.create_group(name)
+            g.attrs["task"] = "x.evaluate"
+            g["ap"] = ap
+    with h5py.File(tmp_path / "r.h5") as f:
+        h = find_headline(f, "x.evaluate:ap")
+        assert (h.number, h.value) == ("/z_model/ap", 0.5)
+
+
 def test_domain_headline_is_checked() -> None:
     from matterflow.core.domain import Domain, list_domains
 

@@ -6,8 +6,9 @@ references, separated by commas::
 
     headline="xrd.integrate:intensity, xrd.integrate:peak_ratio"
 
-In a results file, ``task:output`` is the output ``output`` of the (last) step
-that ran ``task``. The first reference that is an array of one or two
+In a results file, ``task:output`` is the output ``output`` of the first step
+that ran ``task`` (a later step of the same task is most often a comparison, such
+as a classical baseline evaluated after the model). The first reference that is an array of one or two
 dimensions is the headline *figure* (a curve or a heat map); the first that is
 a number is the headline *number*. Where a domain declares none, or its
 references are not in the file, a generic choice fills in: the figure is the
@@ -83,11 +84,8 @@ def _numeric(ds: Any) -> bool:
 
 
 def _step_of_task(f: h5py.File, task: str) -> h5py.Group | None:
-    found = None
-    for g in f.values():
-        if isinstance(g, h5py.Group) and _text(g.attrs.get("task", "")) == task:
-            found = g
-    return found
+    return next((g for g in f.values()
+                 if isinstance(g, h5py.Group) and _text(g.attrs.get("task", "")) == task), None)
 
 
 _REF = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<index>-?\d+)\])?$")

@@ -123,7 +123,8 @@ def _check_bounds(params: MatchParams) -> None:
         raise InputError(f"hrtem.match params.scale_bounds: > 0 needed; got {params.scale_bounds}")
 
 
-def _check_image(img: np.ndarray, pixel_size, cell_xy) -> float:
+def _check_image(img: np.ndarray, pixel_size: float | None,
+                 cell_xy: tuple[float, float]) -> float:
     if img.ndim != 2:
         raise InputError(f"image: a 2D array is needed; got shape {img.shape}")
     if not np.isfinite(img).all():
@@ -143,7 +144,7 @@ def _check_image(img: np.ndarray, pixel_size, cell_xy) -> float:
     return px
 
 
-def match_image(image: np.ndarray, pixel_size: float,
+def match_image(image: np.ndarray, pixel_size: float | None,
                 params: MatchParams) -> tuple[MatchResult, Trace, torch.Tensor]:
     """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``."""
     import torch
