@@ -62,31 +62,59 @@ def _save_snapshots(results: Path, step: str, targets: list[Path]) -> list[tuple
     return rows
 
 
+SYSTEM_DEFAULTS: dict[str, dict] = {
+    # electronic_temperature None: the ionic --temperature
+    "al": {"repeat": "1,1,1", "kpts": "2,2,2", "grid_spacing": 0.3375, "electronic_temperature": None,
+           "smearing": 0.05, "energy_min": -4.5, "energy_max": 11.0, "energy_step": 0.05},
+    # dense H2 (issue 22's study): Γ point, a fine grid so the LDOS holds the cell's electrons,
+    # Fermi-Dirac 3000 K, LDOS broadened 0.2 eV on a window that covers the H2 bands
+    "hydrogen": {"repeat": "2,2,1", "kpts": "1,1,1", "grid_spacing": 0.2, "electronic_temperature": 3000.0,
+                 "smearing": 0.2, "energy_min": -18.0, "energy_max": 10.0, "energy_step": 0.1},
+}
+"""Defaults of ``electrons dft`` per ``--system`` (the options marked [system] in its help)."""
+
+
 @app.command("dft")
 @handle_errors
 def dft(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for snapshot_NNN.h5 files.")] = Path("dft-snapshots"),
-    snapshots: Annotated[int, typer.Option(help="Number of snapshots (fcc Al).")] = 2,
-    repeat: Annotated[str, typer.Option(metavar="N,N,N", help="Repeats of the 4-atom fcc Al cube.")] = "1,1,1",
+    snapshots: Annotated[int, typer.Option(help="Number of snapshots.")] = 2,
+    system: Annotated[str, typer.Option(
+        help="al: thermally displaced fcc aluminium; hydrogen: boxes of H2 molecules (dense molecular "
+             "solid or liquid, see --density, --phase). Sets the defaults marked [system].")] = "al",
+    repeat: Annotated[str | None, typer.Option(
+        metavar="N,N,N", help="al: repeats of the 4-atom fcc cube (1,1,1); hydrogen: of the "
+                               "2-molecule hcp cell (2,2,1). [system]")] = None,
     temperature: Annotated[float, typer.Option(help="Ionic temperature of the displacements (K).")] = 298.0,
+    density: Annotated[float, typer.Option(help="hydrogen: mass density (g/cm³).")] = 0.6,
+    phase: Annotated[str, typer.Option(help="hydrogen: solid (hcp molecular centres, thermal "
+                                             "displacements and librations) or liquid (hard-sphere "
+                                             "random insertion).")] = "solid",
     thermal: Annotated[str, typer.Option(
-        help="Displacement sampler: 'phonons' (correlated harmonic modes from EMT force constants of the supercell, "
-             "classical) or 'independent' (Gaussian per atom, Debye amplitude).")] = "phonons",
+        help="al: displacement sampler: 'phonons' (correlated harmonic modes from EMT force constants of the "
+             "supercell, classical) or 'independent' (Gaussian per atom, Debye amplitude).")] = "phonons",
     electronic_temperature: Annotated[float | None, typer.Option(
-        help="Fermi-Dirac temperature (K); default: --temperature.")] = None,
+        help="Fermi-Dirac temperature (K); al: --temperature, hydrogen: 3000 K (dense H2 needs "
+             "smearing to converge). [system]")] = None,
     structure: Annotated[Path | None, typer.Option(
-        help="Run on this ASE-readable structure instead of Al (all frames).")] = None,
-    kpts: Annotated[str, typer.Option(metavar="N,N,N", help="Monkhorst-Pack k-grid, e.g. 2,2,2.")] = "2,2,2",
+        help="Run on this ASE-readable structure instead (all frames).")] = None,
+    kpts: Annotated[str | None, typer.Option(
+        metavar="N,N,N", help="Monkhorst-Pack k-grid; al 2,2,2, hydrogen 1,1,1 (Γ). [system]")] = None,
     mesh: Annotated[str | None, typer.Option(
-        metavar="N,N,N",
-        help="Real-space grid per cell (default: 12 points per 4.05 Å, i.e. --grid-spacing 0.3375).")] = None,
-    grid_spacing: Annotated[float, typer.Option(help="Grid spacing (Å) when --mesh is not given.")] = 0.3375,
+        metavar="N,N,N", help="Real-space grid per cell (default: from --grid-spacing).")] = None,
+    grid_spacing: Annotated[float | None, typer.Option(
+        help="Grid spacing (Å) when --mesh is not given; al 0.3375 (12 points per 4.05 Å), "
+             "hydrogen 0.2. [system]")] = None,
     basis: Annotated[str, typer.Option(help="GTH basis: gth-szv, gth-dzv, gth-dzvp.")] = "gth-szv",
     xc: Annotated[str, typer.Option(help="lda,pz or lda,vwn.")] = "lda,pz",
-    smearing: Annotated[float, typer.Option(help="Gaussian LDOS broadening (eV).")] = 0.05,
-    energy_min: Annotated[float, typer.Option(help="Lowest LDOS energy (eV).")] = -4.5,
-    energy_max: Annotated[float, typer.Option(help="Highest LDOS energy (eV).")] = 11.0,
-    energy_step: Annotated[float, typer.Option(help="LDOS energy step (eV).")] = 0.05,
+    smearing: Annotated[float | None, typer.Option(
+        help="Gaussian LDOS broadening (eV); al 0.05, hydrogen 0.2. [system]")] = None,
+    energy_min: Annotated[float | None, typer.Option(help="Lowest LDOS energy (eV); al -4.5, hydrogen -18. "
+                                                          "[system]")] = None,
+    energy_max: Annotated[float | None, typer.Option(help="Highest LDOS energy (eV); al 11, hydrogen 10. "
+                                                          "[system]")] = None,
+    energy_step: Annotated[float | None, typer.Option(help="LDOS energy step (eV); al 0.05, hydrogen 0.1. "
+                                                           "[system]")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (snapshot i uses seed + i).")] = 0,
     workers: Workers = None,
     processes: Processes = None,
@@ -95,7 +123,8 @@ def dft(
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
-    """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al snapshots: LDOS, density, energies.
+    """Kohn-Sham DFT (PySCF, LDA) of thermally displaced Al or dense-hydrogen snapshots: LDOS,
+    density, energies.
 
     Snapshot files already in OUT are kept. The others run as a workflow
     (structures -> dft, mapped over snapshots, one per Dask task) whose results
@@ -104,16 +133,27 @@ def dft(
     """
     from matterflow.electrons.dft_tasks import DftParams
 
-    t_el = electronic_temperature if electronic_temperature is not None else max(temperature, 1.0)
-    repeat = parse_ints(repeat, "--repeat")  # type: ignore[assignment]
-    kpts = parse_ints(kpts, "--kpts")  # type: ignore[assignment]
-    mesh = parse_ints(mesh, "--mesh", minimum=4)  # type: ignore[assignment]
+    if system not in SYSTEM_DEFAULTS:
+        raise InputError(f"--system: one of {', '.join(SYSTEM_DEFAULTS)} is accepted; got {system!r}")
+    if phase not in ("solid", "liquid"):
+        raise InputError(f"--phase: solid or liquid is accepted; got {phase!r}")
+    sd = SYSTEM_DEFAULTS[system]
+    if electronic_temperature is not None:
+        t_el = electronic_temperature
+    else:
+        t_el = sd["electronic_temperature"] or max(temperature, 1.0)
+    reps = parse_ints(repeat or sd["repeat"], "--repeat")
+    kgrid = parse_ints(kpts or sd["kpts"], "--kpts")
+    grid = parse_ints(mesh, "--mesh", minimum=4)
+    pick = lambda value, name: sd[name] if value is None else value  # noqa: E731
     try:
-        params = DftParams(xc=xc, basis=basis, kpts=kpts, mesh=mesh or (12, 12, 12),
-                           grid_spacing_a=None if mesh else grid_spacing,
+        params = DftParams(xc=xc, basis=basis, kpts=kgrid, mesh=grid or (12, 12, 12),
+                           grid_spacing_a=None if grid else pick(grid_spacing, "grid_spacing"),
                            electronic_temperature_k=t_el,
-                           energy_min_ev=energy_min, energy_max_ev=energy_max,
-                           energy_step_ev=energy_step, ldos_smearing_ev=smearing)
+                           energy_min_ev=pick(energy_min, "energy_min"),
+                           energy_max_ev=pick(energy_max, "energy_max"),
+                           energy_step_ev=pick(energy_step, "energy_step"),
+                           ldos_smearing_ev=pick(smearing, "smearing"))
     except Exception as exc:  # pydantic ValidationError -> clear message
         from pydantic import ValidationError
 
@@ -135,7 +175,7 @@ def dft(
             raise InputError(f"--snapshots must be >= 1; got {snapshots}")
         from matterflow.electrons.structures import THERMAL_SAMPLERS
 
-        if thermal not in THERMAL_SAMPLERS:
+        if system == "al" and thermal not in THERMAL_SAMPLERS:
             raise InputError(f"--thermal must be one of {', '.join(THERMAL_SAMPLERS)}; got {thermal!r}")
         n_frames = snapshots
     out.mkdir(parents=True, exist_ok=True)
@@ -147,9 +187,14 @@ def dft(
         if structure is not None:
             first = {"id": "structures", "task": "electrons.read_structures",
                      "params": {"indices": indices}, "inputs": {"structure": structure}}
+        elif system == "hydrogen":
+            first = {"id": "structures", "task": "electrons.hydrogen_structures",
+                     "params": {"n_snapshots": snapshots, "n_cells": list(reps), "density_g_cm3": density,
+                                "temperature_k": temperature, "phase": phase, "seed": seed,
+                                "indices": indices}}
         else:
             first = {"id": "structures", "task": "electrons.structures",
-                     "params": {"n_snapshots": snapshots, "repeat": list(repeat),
+                     "params": {"n_snapshots": snapshots, "repeat": list(reps),
                                 "temperature_k": temperature, "thermal": thermal, "seed": seed,
                                 "indices": indices}}
         steps = [first, {"id": "dft", "task": "electrons.dft", "params": params, "batch_size": 1,

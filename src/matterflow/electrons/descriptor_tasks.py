@@ -25,6 +25,7 @@ from matterflow.core.errors import InputError
 from matterflow.electrons.descriptors import (
     BispectrumParams,
     GaussianDescriptorParams,
+    NeighbourParams,
     compute_descriptors,
 )
 
@@ -37,14 +38,17 @@ SNAPSHOT_SUFFIXES = {".h5", ".hdf5", ".he5"}
 class DescriptorTaskParams(Params):
     """Which descriptor, on which grid, with which parameters."""
 
-    kind: Literal["bispectrum", "gaussian"] = Field(
-        "bispectrum", description="bispectrum (LAMMPS sna/grid) or gaussian (atomic density)")
+    kind: Literal["bispectrum", "gaussian", "neighbours"] = Field(
+        "bispectrum", description="bispectrum (LAMMPS sna/grid), gaussian (atomic density) or "
+        "neighbours (the neighbour lists the se3 model reads)")
     grid_shape: tuple[int, int, int] | None = Field(
         None, description="(nx, ny, nz); None takes the snapshot's own grid")
     bispectrum: BispectrumParams = Field(default_factory=BispectrumParams,
                                          description="parameters when kind is bispectrum")
     gaussian: GaussianDescriptorParams = Field(default_factory=GaussianDescriptorParams,
                                                description="parameters when kind is gaussian")
+    neighbours: NeighbourParams = Field(default_factory=NeighbourParams,
+                                        description="parameters when kind is neighbours")
 
     @field_validator("grid_shape")
     @classmethod
@@ -54,9 +58,10 @@ class DescriptorTaskParams(Params):
         return value
 
     @property
-    def descriptor_params(self) -> BispectrumParams | GaussianDescriptorParams:
+    def descriptor_params(self) -> BispectrumParams | GaussianDescriptorParams | NeighbourParams:
         """The parameters of the selected descriptor kind."""
-        return self.bispectrum if self.kind == "bispectrum" else self.gaussian
+        return {"bispectrum": self.bispectrum, "gaussian": self.gaussian,
+                "neighbours": self.neighbours}[self.kind]
 
 
 @dataclass(frozen=True)

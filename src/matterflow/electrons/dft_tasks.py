@@ -21,8 +21,9 @@ from pydantic import Field, model_validator
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
-__all__ = ["TASKS", "StructuresParams", "ReadStructuresParams", "read_structures", "DftParams",
-           "ObservablesParams", "structures", "dft", "observables", "dft_kwargs", "energy_grid", "mesh_for"]
+__all__ = ["TASKS", "StructuresParams", "HydrogenParams", "hydrogen_structures", "ReadStructuresParams",
+           "read_structures", "DftParams", "ObservablesParams", "structures", "dft", "observables",
+           "dft_kwargs", "energy_grid", "mesh_for"]
 
 
 # ----------------------------------------------------------------------------- structures
@@ -70,6 +71,44 @@ def structures(*, params: StructuresParams) -> Structures:
                                  lattice_a=params.lattice_a, thermal=params.thermal) for i in which]
     return Structures(positions=np.stack([a.positions for a in cells]),
                       cell=np.asarray(cells[0].cell[:]), numbers=cells[0].numbers.copy())
+
+
+class HydrogenParams(Params):
+    """Boxes of dense molecular hydrogen (:func:`matterflow.electrons.hydrogen.hydrogen_box`)."""
+
+    n_snapshots: int = Field(3, ge=1, le=10_000, description="number of snapshots")
+    n_cells: tuple[int, int, int] = Field((2, 2, 1), description="repeats of the 2-molecule hcp cell "
+                                          "(also the liquid's box shape)")
+    density_g_cm3: float = Field(0.6, gt=0, le=5, description="mass density",
+                                 json_schema_extra={"units": "g/cm^3"})
+    temperature_k: float = Field(300.0, ge=0, le=20_000, description="ionic temperature scaling the "
+                                 "thermal displacements and librations", json_schema_extra={"units": "K"})
+    phase: Literal["solid", "liquid"] = Field("solid", description="hcp molecular solid with thermal "
+                                              "displacements and librations, or hard-sphere molecular liquid")
+    min_distance_ang: float = Field(1.4, gt=0.5, le=4, description="liquid: closest approach of "
+                                    "molecular centres", json_schema_extra={"units": "Å"})
+    seed: int = Field(0, ge=0, description="random seed (snapshot i uses seed + i)")
+    indices: list[int] = Field([], description="make only these snapshots i; default: all")
+
+    @model_validator(mode="after")
+    def _indices_in_range(self) -> HydrogenParams:
+        bad = [i for i in self.indices if not 0 <= i < self.n_snapshots]
+        if bad:
+            raise ValueError(f"indices {bad} are outside [0, n_snapshots={self.n_snapshots})")
+        return self
+
+
+@task("electrons.hydrogen_structures", params=HydrogenParams)
+def hydrogen_structures(*, params: HydrogenParams) -> Structures:
+    """Boxes of H₂ molecules at one density and temperature (solid or liquid), one per snapshot."""
+    from matterflow.electrons.hydrogen import hydrogen_box
+
+    which = params.indices or range(params.n_snapshots)
+    boxes = [hydrogen_box(params.n_cells, density_g_cm3=params.density_g_cm3,
+                          temperature_k=params.temperature_k, phase=params.phase,
+                          min_distance_ang=params.min_distance_ang, seed=params.seed + i) for i in which]
+    return Structures(positions=np.stack([a.positions for a in boxes]),
+                      cell=np.asarray(boxes[0].cell[:]), numbers=boxes[0].numbers.copy())
 
 
 class ReadStructuresParams(Params):
@@ -345,4 +384,4 @@ def observables(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndar
                        energy_terms=terms)
 
 
-TASKS: list = [structures, read_structures, dft, observables]
+TASKS: list = [structures, hydrogen_structures, read_structures, dft, observables]

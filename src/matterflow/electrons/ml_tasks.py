@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from matterflow.core import Params, quantity, task
 from matterflow.core.blob import bytes_field, from_bytes_array, to_bytes_array
@@ -195,9 +195,25 @@ def floor_errors(snap: Any) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- train
 
+class Se3Settings(Params):
+    """Size of the equivariant network (``architecture: se3``; see
+    :class:`~matterflow.electrons.equivariant.Se3LdosModel`)."""
+
+    n_scalars: int = Field(16, ge=1, le=256, description="width of the scalar channels")
+    hidden_irreps: str = Field("16x0e+8x1o+4x2e", description="irreps of the atom features (e3nn notation)")
+    lmax: int = Field(2, ge=0, le=4, description="highest degree of the spherical harmonics")
+    points_per_epoch: int | None = Field(None, ge=1, description="grid points drawn per epoch; "
+                                         "default: all training points")
+
+
 class TrainTaskParams(Params):
     """Model, optimisation, descriptors and data split of ``electrons.train``."""
 
+    architecture: Literal["feedforward", "se3"] = Field(
+        "feedforward", description="feedforward (descriptor MLP) or se3 (e3nn network on the "
+        "neighbour lists; needs descriptors.kind: neighbours)")
+    se3: Se3Settings = Field(default_factory=Se3Settings, description="network size when "
+                             "architecture is se3")
     hidden_layers: tuple[int, ...] = Field((64, 64), description="widths of the hidden layers")
     activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "silu", "gelu"] = Field(
         "leaky_relu", description="activation after each hidden layer")
@@ -223,6 +239,14 @@ class TrainTaskParams(Params):
         False, description="after training, fit the energy correction (a local ridge model of the band and "
         "total energy residual, see matterflow.electrons.energy_correction) on the training snapshots; "
         "needs the inputs band_energy_ev and total_energy_ev")
+
+    @model_validator(mode="after")
+    def _se3_reads_neighbours(self) -> TrainTaskParams:
+        if (self.architecture == "se3") != (self.descriptors.kind == "neighbours"):
+            raise ValueError(f"architecture {self.architecture!r} with descriptors.kind "
+                             f"{self.descriptors.kind!r}: the se3 network reads (only) the "
+                             "'neighbours' descriptors")
+        return self
 
 
 @dataclass(frozen=True)
@@ -291,7 +315,8 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
           electronic_temperature_k: Any = None, ldos_smearing_ev: Any = None,
           band_energy_ev: np.ndarray | None = None, total_energy_ev: np.ndarray | None = None, *,
           params: TrainTaskParams) -> TrainedModel:
-    """Train the feed-forward descriptors → LDOS network on DFT snapshots (some held out).
+    """Train the descriptors → LDOS network (feed-forward, or se3 on neighbour lists) on DFT
+    snapshots (some held out).
 
     ``band_energy_ev`` and ``total_energy_ev`` (n_snapshots,), eV per cell, are the DFT
     energies the energy correction is fitted to (``params.energy_correction``).
@@ -344,9 +369,18 @@ def train(ldos: np.ndarray, energy_grid_ev: np.ndarray, positions: np.ndarray, c
                       ldos_smearing_ev=first(ldos_smearing_ev, params.ldos_smearing_ev),
                       valence_electrons={s: float(GTH_VALENCE[s]) for s in symbols if s in GTH_VALENCE},
                       meta={"xc": params.xc})
-    model = FeedForwardLdosModel(params.hidden_layers, params.activation, params.input_scaling,
-                                 params.output_scaling, params.train, setup,
-                                 refit_output=params.refit_output)
+    if params.architecture == "se3":
+        from matterflow.electrons.equivariant import Se3LdosModel
+
+        tp, s3 = params.train, params.se3
+        model = Se3LdosModel(n_scalars=s3.n_scalars, hidden_irreps=s3.hidden_irreps, lmax=s3.lmax,
+                             epochs=tp.max_epochs, batch_size=tp.batch_size,
+                             learning_rate=tp.learning_rate, seed=tp.seed, setup=setup,
+                             refit_output=params.refit_output, points_per_epoch=s3.points_per_epoch)
+    else:
+        model = FeedForwardLdosModel(params.hidden_layers, params.activation, params.input_scaling,
+                                     params.output_scaling, params.train, setup,
+                                     refit_output=params.refit_output)
     t0 = time.perf_counter()
     model.fit(x, y, xv, yv)
     seconds = time.perf_counter() - t0

@@ -89,17 +89,18 @@ class Prediction:
 
 def descriptor_params_of(model: LdosModel) -> Any:
     """The descriptor parameters saved with ``model`` as a pydantic model."""
-    from matterflow.electrons.descriptors import BispectrumParams, GaussianDescriptorParams
+    from matterflow.electrons.descriptors import (
+        BispectrumParams,
+        GaussianDescriptorParams,
+        NeighbourParams,
+    )
 
     setup = model.setup
     if setup is None or not setup.descriptor_params and setup.descriptor_kind not in ("bispectrum", "gaussian"):
         raise InputError("model: no descriptor parameters saved with it (model.setup); train it with "
                          "`matterflow electrons train`, which records them")
-    kinds = {"bispectrum": BispectrumParams, "gaussian": GaussianDescriptorParams}
-    if setup.descriptor_kind == "neighbours":   # the se3 model's neighbour lists
-        from matterflow.electrons.equivariant import NeighbourParams
-
-        kinds["neighbours"] = NeighbourParams
+    kinds = {"bispectrum": BispectrumParams, "gaussian": GaussianDescriptorParams,
+             "neighbours": NeighbourParams}   # the last: the se3 model's neighbour lists
     if setup.descriptor_kind not in kinds:
         raise InputError(f"model.setup.descriptor_kind: one of {', '.join(kinds)} is accepted; "
                          f"got {setup.descriptor_kind!r}")
