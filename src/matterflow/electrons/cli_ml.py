@@ -427,6 +427,8 @@ def predict_cmd(
     cluster: Cluster = None,
     force: Force = False,
     quiet: Quiet = False,
+    descriptors: Annotated[Path | None, typer.Option(
+        help="Given descriptors (.npy, e.g. MALA's .in.npy): predict their LDOS, no workflow.")] = None,
 ) -> None:
     """Predict DOS, density, Fermi level, band and total energy, chunk by chunk on the executor.
 
@@ -444,6 +446,10 @@ def predict_cmd(
         raise InputError(f"{model}: model file not found")
     if not structure.exists():
         raise InputError(f"{structure}: structure file not found")
+    if descriptors is not None:
+        from matterflow.electrons.cli_mala import predict_descriptors_command
+
+        return predict_descriptors_command(model, structure, descriptors, out)
     rep = _ints(repeat, "--repeat")
     if len(rep) != 3:
         raise InputError(f"--repeat: three integers are needed; got {repeat!r}")

@@ -39,7 +39,7 @@ import numpy as np
 from matterflow.core.errors import InputError, NotFittedError
 from matterflow.electrons.model import LdosModel, LdosSetup, register_architecture
 
-__all__ = ["ScalerUnpickler", "MalaScaler", "MalaLdosModel", "load_mala_model",
+__all__ = ["ScalerUnpickler", "MalaScaler", "MalaLdosModel", "load_mala_model", "is_mala_archive",
            "read_mala_scaler", "predict_from_descriptors"]
 
 _SCALER_FIELDS = {"use_ddp", "typestring", "scale_standard", "scale_normal", "scale_minmax",
@@ -329,6 +329,17 @@ class MalaLdosModel(LdosModel):
                    mala_params=data.get("mala_params"))
 
 
+def is_mala_archive(path: str | os.PathLike) -> bool:
+    """True for a zip archive holding MALA's ``*.params.json`` and ``*.network.pth``."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith(".params.json") for n in names) and any(
+        n.endswith(".network.pth") for n in names)
+
+
 def _member(z: zipfile.ZipFile, suffix: str, source: str, required: bool = True) -> bytes | None:
     names = [n for n in z.namelist() if n.endswith(suffix)]
     if not names:
@@ -343,9 +354,9 @@ def load_mala_model(path: str | os.PathLike, *, ldos_smearing_ev: float | None =
                     temperature_k: float | None = None) -> MalaLdosModel:
     """Import a MALA model archive (``NAME.zip``); see the module docstring.
 
-    ``temperature_k`` defaults to the archive's ``info.json`` temperature; the LDOS width is
-    not in a MALA archive: ``ldos_smearing_ev`` (e.g. from the pp.x input) is stored if given,
-    else NaN (energies that need it then say so).
+    ``temperature_k`` defaults to the archive's ``info.json`` temperature. The LDOS width is
+    not in a MALA archive; ``ldos_smearing_ev`` (e.g. from the pp.x input) is stored if given,
+    else 0: MALA integrates its LDOS with no broadening correction, and σ = 0 does the same.
     """
     p = Path(path)
     if not p.is_file():
@@ -421,7 +432,7 @@ def load_mala_model(path: str | os.PathLike, *, ldos_smearing_ev: float | None =
                       temperature_k=float(temperature_k if temperature_k is not None
                                           else info.get("temperature", np.nan)),
                       ldos_smearing_ev=float(ldos_smearing_ev if ldos_smearing_ev is not None
-                                             else np.nan),
+                                             else 0.0),
                       valence_electrons={s: float(per_atom) for s in syms} if per_atom else {},
                       meta={"source": str(p), "code": "MALA model archive",
                             "descriptors_contain_xyz": bool(desc.get("descriptors_contain_xyz"))})
@@ -437,8 +448,9 @@ def predict_from_descriptors(model: LdosModel, descriptors: np.ndarray | str | o
                              contains_xyz: bool | None = None) -> np.ndarray:
     """LDOS (nx, ny, nz, ne) or (n, ne) of given descriptors (array or MALA ``.in.npy``).
 
-    ``contains_xyz`` (default: the model's MALA setting) drops the 3 leading coordinate
-    columns. A descriptor length that is not the model's is an :class:`InputError`.
+    ``contains_xyz`` drops the 3 leading coordinate columns (default: when there are 3 more
+    columns than the model takes, as in MALA's files). A descriptor length that is not the
+    model's is an :class:`InputError`.
     """
     where = "descriptors"
     if not isinstance(descriptors, np.ndarray):
@@ -451,11 +463,11 @@ def predict_from_descriptors(model: LdosModel, descriptors: np.ndarray | str | o
         except (ValueError, OSError) as exc:
             raise InputError(f"{p}: not a NumPy .npy array ({exc})") from None
     x = np.asarray(descriptors)
-    if contains_xyz is None:
-        contains_xyz = bool(model.setup and model.setup.meta.get("descriptors_contain_xyz"))
+    n_model = getattr(model, "n_features", None)
+    if contains_xyz is None:  # MALA's files carry x, y, z first; arrays of features do not
+        contains_xyz = n_model is not None and x.shape[-1] == n_model + 3
     if contains_xyz:
         x = x[..., 3:]
-    n_model = getattr(model, "n_features", None)
     if n_model is not None and x.shape[-1] != n_model:
         raise InputError(f"{where}: {x.shape[-1]} features per point"
                          f"{' after dropping 3 xyz columns' if contains_xyz else ''}; the model "
