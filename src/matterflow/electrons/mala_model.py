@@ -192,8 +192,12 @@ def _check_fields(fields: dict[str, Any], source: str) -> dict[str, Any]:
         if k not in _SCALER_FIELDS:
             raise InputError(f"{source}: scaler field {k!r} unknown; a MALA DataScaler has "
                              f"{sorted(_SCALER_FIELDS)}")
-        if isinstance(v, list) and not v:
-            v = np.zeros(0)
+        if isinstance(v, list):  # MALA's JSON scalers: (nested) lists of numbers
+            try:
+                v = np.asarray(v, dtype=float) if v else np.zeros(0)
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: scaler field {k!r} is a list that is not numbers") \
+                    from None
         if not isinstance(v, (bool, int, float, str, np.ndarray, np.generic)):
             raise InputError(f"{source}: scaler field {k!r} is a {type(v).__name__}; expected a "
                              "number, string or array")
