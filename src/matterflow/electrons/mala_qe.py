@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from matterflow.core.errors import InputError, MatterflowWarning
 from matterflow.electrons.qe import (
@@ -80,7 +81,8 @@ def load_pseudopotentials(files: dict[str, str], dirs: list[Path]) -> dict[str, 
 
 
 def check_qe_matches(pw: PwOutput, *, grid_shape: tuple[int, ...] | None = None,
-                     atoms=None, density: np.ndarray | None = None, where: str = "arrays") -> None:
+                     atoms: Atoms | None = None, density: np.ndarray | None = None,
+                     where: str = "arrays") -> None:
     """InputError when the QE output does not describe these arrays (grid, atoms, cell, charge)."""
     if grid_shape is not None and tuple(grid_shape) != tuple(pw.fft_grid):
         raise InputError(f"{where}: grid {tuple(grid_shape)} differs from the dense FFT grid "

@@ -187,10 +187,11 @@ def load_model(path: str | os.PathLike) -> LdosModel:
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
     if path.suffix.lower() == ".zip":  # a MALA model archive (imported, nothing unpickled)
-        from matterflow.electrons.mala_model import is_mala_archive, load_mala_model
+        import importlib
 
-        if is_mala_archive(path):
-            return load_mala_model(path)
+        mala = importlib.import_module(_LAZY_ARCHITECTURES["mala-feedforward"])  # by name: no circle
+        if mala.is_mala_archive(path):
+            return mala.load_mala_model(path)
     return model_from_bytes(path.read_bytes(), source=str(path))
 
 
