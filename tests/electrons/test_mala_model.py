@@ -126,3 +126,23 @@ def test_prediction_equals_mala_rerun(tmp_path):
     ref = np.load(work / "mala_prediction.npy")
     x = np.load(work / "descriptors_subset.npy")
     np.testing.assert_array_equal(load_mala_model(ZIP).predict(x, batch_size=1), ref)
+
+
+@pytest.mark.slow
+def test_descriptor_settings_reproduce_mala_descriptors():
+    """The imported descriptor settings give MALA's own bispectrum (LAMMPS) on snapshot 1."""
+    import json
+
+    from ase import Atoms
+
+    from matterflow.electrons.descriptors.bispectrum import bispectrum_descriptors
+
+    info = json.loads((D / "Be_snapshot1.info.json").read_text())["atoms"]
+    atoms = Atoms(numbers=info["numbers"], positions=info["positions"], cell=info["cell"], pbc=True)
+    model = load_mala_model(ZIP)
+    mine = bispectrum_descriptors(atoms, (18, 18, 27), model.setup.descriptor_params,
+                                  points=np.arange(0, 18 * 18 * 27, 16))
+    mala = np.load(D / "descriptors_subset.npy")
+    np.testing.assert_allclose(mine, mala, rtol=2e-6, atol=2e-6 * np.abs(mala).max())
+    np.testing.assert_allclose(model.predict(mine, batch_size=1), np.load(D / "mala_prediction.npy"),
+                               rtol=1e-5, atol=1e-9)

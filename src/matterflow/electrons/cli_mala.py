@@ -12,7 +12,7 @@ from matterflow.core.errors import InputError
 
 app = typer.Typer(help="MALA model archives.")
 
-__all__ = ["app", "predict_descriptors_command"]
+__all__ = ["app", "predict_descriptors_command", "report_qe_terms"]
 
 
 @app.command("import-mala-model")
@@ -93,3 +93,36 @@ def predict_descriptors_command(model_path: Path, structure: Path, descriptors: 
                     console.print(f"  {name:>14s} from the predicted LDOS {row['matterflow_ev']:14.6f} eV"
                                   f", QE {row['reference_ev']:14.6f} eV, difference "
                                   f"{row['difference_mev_per_atom']:+.2f} meV/atom")
+
+
+def report_qe_terms(structure: Path, prediction: dict) -> None:
+    """After ``electrons predict`` on a snapshot made from QE files: QE's energy terms of the
+    predicted density, band energy and DOS (UPF valence and core charges, libxc), beside QE's."""
+    if structure.suffix != ".h5":
+        return
+    from matterflow.electrons.mala_qe import _snapshot_pseudos, is_qe_snapshot
+    from matterflow.electrons.snapshot import load_snapshot
+
+    snap = load_snapshot(structure, with_ldos=False)
+    if not is_qe_snapshot(snap) or tuple(prediction["density"].shape) != tuple(snap.grid_shape):
+        return
+    import numpy as np
+
+    from matterflow.electrons.observables import entropy_energy
+    from matterflow.electrons.qe_energy import qe_energy_terms
+
+    ts = entropy_energy(np.asarray(prediction["dos"]), np.asarray(prediction["energy_grid_ev"]),
+                        float(prediction["fermi_ev"]), snap.electronic_temperature_k)
+    mode = "atomic" if snap.meta.get("scf_iterations") == 1 else "self"
+    t = qe_energy_terms(np.asarray(prediction["density"]), snap.atoms,
+                        _snapshot_pseudos(snap, None), functional=snap.meta["functional"],
+                        ecutrho_ev=float(snap.meta["ecutrho_ev"]),
+                        band_energy_ev=float(prediction["band_energy_ev"]), minus_ts_ev=-ts,
+                        input_density=mode, n_electrons=snap.n_electrons).terms_ev
+    ref = snap.meta["qe_terms_ev"]
+    console.print(f"QE-consistent terms of the prediction ({snap.meta['functional']}, UPF charges; "
+                  f"{mode} input density), beside {snap.meta.get('code')}:")
+    for k, v in t.items():
+        r = ref.get(k)
+        tail = "" if r is None else f", QE {r:14.6f} eV, difference {(v - r) * 1000 / snap.n_atoms:+.2f} meV/atom"
+        console.print(f"  {k:>14s} {v:14.6f} eV{tail}")

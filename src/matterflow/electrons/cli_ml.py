@@ -485,6 +485,9 @@ def predict_cmd(
     console.print(f"Fermi level {float(p['fermi_ev']):.4f} eV; band energy {band:.4f} eV "
                   f"({band / n:.4f} eV/atom); total energy {total:.4f} eV "
                   f"({total / n:.4f} eV/atom)")
+    from matterflow.electrons.cli_mala import report_qe_terms
+
+    report_qe_terms(structure, p)
     if out is not None:
         with atomic_h5(out) as f:
             for name, units in (("dos", "1/eV"), ("energy_grid_ev", "eV"), ("density", "1/Å^3"),
