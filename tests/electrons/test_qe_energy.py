@@ -198,3 +198,44 @@ def test_cli_import_mala_and_observables_json(tmp_path):
     res = runner.invoke(app, ["electrons", "import-mala", str(D / "Be_snapshot0.out.npy"),
                               str(D / "Be_snapshot0.dos.npy"), "-o", str(h5)])
     assert res.exit_code == 2 and "--offset is needed" in res.output
+
+
+def test_lda_through_libxc_equals_handwritten_pz_and_gga_potential_is_the_derivative():
+    """LDA-PZ via libxc against matterflow's own Perdew-Zunger code; the PBE potential
+    (which enters the one-electron term) against a finite difference of E_xc."""
+    from matterflow.electrons.observables import xc_energy
+    from matterflow.electrons.qe_energy import BOHR_A, HARTREE_EV, _cell_bohr, xc_energy_potential
+
+    o = read_pw_output(OUT)
+    dens = np.load(D / "Be_snapshot0.dens.npy")[..., 0]
+    n, cell = dens * BOHR_A**3, _cell_bohr(o.atoms)
+    dv = abs(np.linalg.det(cell)) / n.size
+    e_lda, v_lda = xc_energy_potential(n, None, cell, "LDA-PZ")
+    e_ref, vn_ref = xc_energy(dens, o.atoms, "lda,pz")
+    assert e_lda * HARTREE_EV == pytest.approx(e_ref, rel=1e-9)
+    assert np.sum(n * v_lda) * dv * HARTREE_EV == pytest.approx(vn_ref, rel=1e-9)
+    core = 0.3 * np.exp(-((np.arange(n.size) % 7) / 3.0)).reshape(n.shape) * n.mean()
+    e0, v = xc_energy_potential(n, core, cell, "PBE", ecutrho_ry=o.ecutrho_ev / RYDBERG_EV)
+    h = 1e-4
+    ep, _ = xc_energy_potential(n * (1 + h), core, cell, "PBE", ecutrho_ry=o.ecutrho_ev / RYDBERG_EV)
+    em, _ = xc_energy_potential(n * (1 - h), core, cell, "PBE", ecutrho_ry=o.ecutrho_ev / RYDBERG_EV)
+    assert (ep - em) / (2 * h) == pytest.approx(np.sum(n * v) * dv, rel=1e-6)
+
+
+def test_gaussian_smearing_counts_electrons():
+    o = read_pw_output(OUT)
+    mu = fermi_from_eigenvalues(o.eigenvalues_ev, o.kweights, 4.0, 0.1, "gaussian")
+    from matterflow.electrons.qe_energy import smearing_occupations
+
+    f, _ = smearing_occupations((o.eigenvalues_ev - mu) / 0.1, "gaussian")
+    assert np.sum(2 * o.kweights[:, None] * f) == pytest.approx(4.0, abs=1e-9)
+    with pytest.raises(InputError, match="supported 'fermi-dirac', 'gaussian'"):
+        smearing_occupations(np.zeros(3), "m-p")
+
+
+def test_spin_polarised_output_refused(tmp_path):
+    (tmp_path / "spin.out").write_text(OUT.read_text().replace("End of self-consistent calculation",
+                                                               "End of self-consistent calculation\n"
+                                                               " ------ SPIN UP ------------"))
+    with pytest.raises(InputError, match="spin-polarised"):
+        read_pw_output(tmp_path / "spin.out")

@@ -105,6 +105,9 @@ def read_pw_output(path: str | os.PathLike) -> PwOutput:
     if "Program PWSCF" not in text[:5000]:
         raise InputError(f"{p}: not a pw.x output (no 'Program PWSCF' in its first lines)")
     version = re.search(r"Program PWSCF v\.(\S+)", text)
+    if re.search(r"SPIN UP|spin up/dw Fermi|noncolin", text):
+        raise InputError(f"{p}: a spin-polarised or non-collinear pw.x run; only spin-unpolarised "
+                         "(nspin=1) outputs are read")
     nat = int(_find(r"number of atoms/cell\s+=\s+(\d+)", text, where, "number of atoms/cell").group(1))
     nel = _f(_find(r"number of electrons\s+=\s+(" + _FLOAT + ")", text, where,
                    "number of electrons").group(1))

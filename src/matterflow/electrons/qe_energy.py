@@ -184,11 +184,11 @@ def xc_energy_potential(n_bohr: np.ndarray, core_bohr: np.ndarray | None, cell_b
             raise ComputeError(f"density: {neg:.3g} electrons of negative density (n + n_core); "
                                "exchange-correlation needs n >= 0")
     out = libxc.eval_xc(xc, inp, spin=0, deriv=1)
-    exc, (vrho, vsigma) = out[0], out[1][:2]
+    exc, vrho = out[0], out[1][0]
     e_xc = float(np.sum(exc * inp[0]) * dv)
     v = vrho.reshape(shape).copy()
     if gga:
-        h = 2 * vsigma.reshape(shape)[None] * grad
+        h = 2 * out[1][1].reshape(shape)[None] * grad
         div = sum(1j * g[..., i] * (_to_g(h[i]) * mask) for i in range(3))
         v -= _to_r(div)
     return e_xc, v
