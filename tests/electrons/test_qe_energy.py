@@ -239,3 +239,24 @@ def test_spin_polarised_output_refused(tmp_path):
                                                                " ------ SPIN UP ------------"))
     with pytest.raises(InputError, match="spin-polarised"):
         read_pw_output(tmp_path / "spin.out")
+
+
+def test_observables_json_of_a_non_qe_snapshot(tmp_path):
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    atoms.calc = SinglePointCalculator(atoms, energy=-10.0)
+    atoms.write(tmp_path / "out.extxyz")
+    e = np.linspace(-5, 15, 30)
+    np.save(tmp_path / "ldos.npy", 0.01 * np.sqrt(e + 5)[None, None, None, :] * np.ones((4, 4, 4, 1)))
+    res = runner.invoke(app, ["electrons", "import-mala", str(tmp_path / "ldos.npy"),
+                              str(tmp_path / "out.extxyz"), "--offset", "-5", "--spacing",
+                              str(e[1] - e[0]), "--temperature", "298", "-o", str(tmp_path / "s.h5")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["electrons", "observables", str(tmp_path / "s.h5"), "--json",
+                              str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "s.json").read_text())  # strict JSON: unknown values are null
+    assert data["rows"]["total energy"]["reference_ev"] == -10.0
+    assert data["rows"]["band energy"]["reference_ev"] is None and "ewald" in data["terms_ev"]

@@ -31,11 +31,26 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+def _finite(obj: Any) -> Any:
+    """NaN and inf (unknown values) as null: JSON has no NaN."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON (NaN as null), atomically."""
     from matterflow.core.store import atomic_write_bytes
 
-    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=_default) + "\n").encode())
+    text = json.dumps(_finite(json.loads(json.dumps(data, default=_default))), indent=2,
+                      allow_nan=False)
+    atomic_write_bytes(Path(path), (text + "\n").encode())
     console.print(f"{path}: energy terms written")
 
 
