@@ -252,7 +252,8 @@ def test_observables_json_of_a_non_qe_snapshot(tmp_path):
     np.save(tmp_path / "ldos.npy", 0.01 * np.sqrt(e + 5)[None, None, None, :] * np.ones((4, 4, 4, 1)))
     res = runner.invoke(app, ["electrons", "import-mala", str(tmp_path / "ldos.npy"),
                               str(tmp_path / "out.extxyz"), "--offset", "-5", "--spacing",
-                              str(e[1] - e[0]), "--temperature", "298", "-o", str(tmp_path / "s.h5")])
+                              str(e[1] - e[0]), "--temperature", "298", "--ldos-smearing", "0.05",
+                              "-o", str(tmp_path / "s.h5")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["electrons", "observables", str(tmp_path / "s.h5"), "--json",
                               str(tmp_path / "s.json")])
