@@ -42,6 +42,29 @@ from matterflow.electrons.qe_energy import (  # noqa: E402
 from matterflow.electrons.upf import read_upf  # noqa: E402
 
 D = Path(__file__).resolve().parents[1] / "tests" / "electrons" / "data" / "mala_be2"
+# snapshot 1 (no density in MALA's set: Ewald, -TS and the LDOS route only), if the full copy is here
+FULL = Path(os.environ.get("MATTERFLOW_MALA_BE2", "/work/shared/data/electrons/mala-be2"))
+
+
+def snapshot1(deg: float) -> dict:
+    o = read_pw_output(FULL / "Be_snapshot1.out")
+    n = len(o.atoms)
+    pp = {"Be": read_upf(FULL / "Be.pbe-n-rrkjus_psl.1.0.0.UPF", element="Be")}
+    mu = fermi_from_eigenvalues(o.eigenvalues_ev, o.kweights, o.n_electrons, deg, "fermi-dirac")
+    _, mts = band_terms_from_eigenvalues(o.eigenvalues_ev, o.kweights, mu, deg, "fermi-dirac")
+    ew = ewald_energy(o.atoms, np.array([pp["Be"].z_valence] * n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LdosWidthWarning)
+        snap = load_mala_qe(FULL / "Be_snapshot1.out.npy", FULL / "Be_snapshot1.out",
+                            pw_input=D / "recreate_data" / "Be.pw.scf.in",
+                            pp_input=D / "recreate_data" / "Be.pp.ldos.in", pseudo_dir=FULL)
+    res = qe_observables(snap)
+    return {"ewald_minus_qe_mev_per_atom": (ew - o.terms_ev["ewald"]) * 1000 / n,
+            "minus_ts_minus_qe_mev_per_atom": (mts - o.terms_ev["minus_ts"]) * 1000 / n,
+            "ldos_route_total_minus_qe_mev_per_atom":
+                res["ldos"]["terms"]["total"]["difference_mev_per_atom"],
+            "floor_pp_sigma_mev_per_atom": res["floor"]["floor_mev_per_atom"],
+            "ldos_sigma_fitted_ev": res["floor_fitted_sigma"]["sigma_ev"]}
 
 
 def main() -> None:
@@ -98,6 +121,8 @@ def main() -> None:
         "ldos_sigma_fitted_ev": sigma_fit,
         "floor_fitted_sigma_mev_per_atom": floor_fit,
     }
+    if (FULL / "Be_snapshot1.out").exists():
+        out["snapshot1"] = snapshot1(deg)
     print(json.dumps(out))
 
 
