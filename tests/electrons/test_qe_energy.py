@@ -261,3 +261,16 @@ def test_observables_json_of_a_non_qe_snapshot(tmp_path):
     data = json.loads((tmp_path / "s.json").read_text())  # strict JSON: unknown values are null
     assert data["rows"]["total energy"]["reference_ev"] == -10.0
     assert data["rows"]["band energy"]["reference_ev"] is None and "ewald" in data["terms_ev"]
+
+
+def test_pw_input_of_another_calculation_refused(tmp_path):
+    text = (D / "recreate_data" / "Be.pw.scf.in").read_text()
+    (tmp_path / "hot.in").write_text(text.replace("0.0018874", "0.0100000"))
+    with pytest.raises(InputError, match="does not round to the 0.0019 Ry"):
+        load_mala_qe(D / "Be_snapshot0.out.npy", OUT, pw_input=tmp_path / "hot.in")
+    (tmp_path / "nat.in").write_text(text.replace("nat              = 2", "nat              = 4"))
+    with pytest.raises(InputError, match="nat = 4"):
+        load_mala_qe(D / "Be_snapshot0.out.npy", OUT, pw_input=tmp_path / "nat.in")
+    import matterflow.electrons as el
+
+    assert el.load_mala_qe is load_mala_qe

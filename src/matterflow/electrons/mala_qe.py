@@ -153,6 +153,16 @@ def load_mala_qe(ldos_path: str | os.PathLike, qe_output: str | os.PathLike, *,
     smearing = pw.smearing
     degauss = pw.degauss_ev
     if pw_in is not None and pw_in.degauss_ev is not None:
+        from matterflow.electrons.qe import RYDBERG_EV
+
+        if pw.degauss_ev and abs(pw_in.degauss_ev - pw.degauss_ev) > 0.51e-4 * RYDBERG_EV:
+            raise InputError(f"{pw_in.path}: degauss {pw_in.degauss_ev / RYDBERG_EV:.7g} Ry does not "
+                             f"round to the {pw.degauss_ev / RYDBERG_EV:.4f} Ry of {pw.path}; is it "
+                             "the input of this calculation? (give --pw-input)")
+        nat = pw_in.system.get("nat")
+        if nat is not None and int(nat) != len(pw.atoms):
+            raise InputError(f"{pw_in.path}: nat = {nat}, but {pw.path} has {len(pw.atoms)} atoms; "
+                             "is it the input of this calculation? (give --pw-input)")
         degauss, smearing = pw_in.degauss_ev, pw_in.smearing or smearing
         sources["degauss"] = str(Path(pw_in.path).resolve())
     if electronic_temperature_k is None:
