@@ -161,6 +161,20 @@ def test_bad_qe_inputs(tmp_path, snap):
         load_mala_qe(tmp_path / "ldos.npy", OUT)
     with pytest.raises(InputError, match="3 atoms, but"):
         check_qe_matches(o, atoms=o.atoms.repeat((1, 1, 1)) + o.atoms[:1])
+    # MALA's info.json beside the arrays names other atoms than the QE output
+    info = json.loads((D / "Be_snapshot0.info.json").read_text())
+    info["atoms"]["numbers"].append(4)
+    info["atoms"]["positions"].append([0.0, 0.0, 0.0])
+    np.save(tmp_path / "Be_snapshot0.out.npy", np.load(D / "Be_snapshot0.out.npy"))
+    (tmp_path / "Be_snapshot0.info.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match=r"info.json: 3 atoms, but .*Be_snapshot0.out has 2"):
+        load_mala_qe(tmp_path / "Be_snapshot0.out.npy", OUT)
+    info["atoms"]["numbers"].pop()
+    info["atoms"]["positions"].pop()
+    info["atoms"]["cell"][2][2] *= 1.01
+    (tmp_path / "Be_snapshot0.info.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="cell differs"):
+        load_mala_qe(tmp_path / "Be_snapshot0.out.npy", OUT)
     # a QE output whose cell is 2 % larger than the one the density was made on
     bad = OUT.read_text().replace("celldm(1)=   4.270452", "celldm(1)=   4.355861")
     (tmp_path / "Be.out").write_text(bad)
@@ -168,13 +182,16 @@ def test_bad_qe_inputs(tmp_path, snap):
     for f in (D / "recreate_data").iterdir():
         (tmp_path / "recreate_data" / f.name).write_text(f.read_text())
     (tmp_path / UPF.name).write_text(UPF.read_text())
+    with pytest.raises(InputError, match="cell differs"):  # MALA's info.json says so first
+        load_mala_qe(D / "Be_snapshot0.out.npy", tmp_path / "Be.out")
+    (tmp_path / "Be_snapshot0.info.json").unlink()
     with pytest.raises(InputError, match="density integrates to"):
-        load_mala_qe(D / "Be_snapshot0.out.npy", tmp_path / "Be.out",
+        load_mala_qe(tmp_path / "Be_snapshot0.out.npy", tmp_path / "Be.out",
                      density_path=D / "Be_snapshot0.dens.npy")
     # a pseudopotential for another element under the name QE used
     (tmp_path / UPF.name).write_text(UPF.read_text().replace('element="Be"', 'element="B"'))
     with pytest.raises(InputError, match="PP_HEADER.element is 'B'"):
-        load_mala_qe(D / "Be_snapshot0.out.npy", tmp_path / "Be.out")
+        load_mala_qe(tmp_path / "Be_snapshot0.out.npy", tmp_path / "Be.out")
     with pytest.raises(InputError, match="not supported"):
         qe_energy_terms(snap.density, snap.atoms, {"Be": read_upf(UPF)}, functional="HSE06",
                         ecutrho_ev=2000.0, band_energy_ev=0.0, minus_ts_ev=0.0)

@@ -129,6 +129,17 @@ def load_mala_qe(ldos_path: str | os.PathLike, qe_output: str | os.PathLike, *,
     if ldos_units not in LDOS_UNITS:
         raise InputError(f"ldos_units: accepted {sorted(LDOS_UNITS)}; got {ldos_units!r}")
     check_qe_matches(pw, grid_shape=ldos.shape[:3], where=str(ldos_path))
+    info_path = Path(ldos_path).with_name(Path(ldos_path).name.split(".")[0] + ".info.json")
+    if info_path.exists():  # MALA's summary of the snapshot: its atoms must be QE's
+        import json
+
+        try:
+            info = json.loads(info_path.read_text())["atoms"]
+            atoms = Atoms(numbers=info["numbers"], positions=info["positions"], cell=info["cell"],
+                          pbc=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{info_path}: not a MALA info.json with 'atoms' ({exc})") from None
+        check_qe_matches(pw, atoms=atoms, where=str(info_path))
     sources = {"qe_output": str(Path(qe_output).resolve())}
     pp_path = Path(pp_path).resolve() if pp_path else None
     if energy_offset_ev is None or energy_spacing_ev is None:
