@@ -295,5 +295,6 @@ def qe_energy_terms(density: np.ndarray, atoms: Atoms, pseudos: dict[str, Pseudo
              "ewald": ewald_energy(atoms, z), "minus_ts": float(minus_ts_ev)}
     terms["total"] = (terms["one_electron"] + terms["hartree"] + terms["xc"] + terms["ewald"]
                       + terms["minus_ts"])
+    terms = {k: float(v) for k, v in terms.items()}
     return QeTerms(terms_ev=terms, fermi_ev=float(fermi_ev), core_electrons=float(core.sum() * dv),
                    input_density=input_density, functional=libxc_name(functional))
