@@ -217,6 +217,10 @@ def observables(
     kernel: Annotated[str, typer.Option(help="Energy interpolant: cubic or linear.")] = "cubic",
     no_correction: Annotated[bool, typer.Option(
         "--no-correction", help="Do not correct the Gaussian broadening.")] = False,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write every energy term beside the reference code's value (JSON).")] = None,
+    pseudo_dir: Annotated[Path | None, typer.Option(
+        help="Folder of the UPF files (QE snapshots; default: where import-mala found them).")] = None,
 ) -> None:
     """Observables from a snapshot's LDOS (no DFT code), compared with its DFT values."""
     import numpy as np
@@ -225,6 +229,14 @@ def observables(
     from matterflow.electrons.snapshot import load_snapshot
 
     snap = load_snapshot(snapshot)
+    from matterflow.electrons.mala_qe import is_qe_snapshot
+
+    if is_qe_snapshot(snap):
+        from matterflow.electrons.cli_qe import qe_observables_command
+
+        qe_observables_command(snapshot, snap, json_out=json_out, pseudo_dir=pseudo_dir,
+                               kernel=kernel, correction=False if no_correction else None)
+        return
     if snap.ldos is None:
         raise InputError(f"{snapshot}: no LDOS in the file")
     obs = observables_from_ldos(snap.ldos, snap.energy_grid_ev, snap.atoms,
@@ -246,29 +258,66 @@ def observables(
     if snap.density is not None:
         rel = float(np.abs(obs.density - snap.density).sum() / np.abs(snap.density).sum())
         console.print(f"  density mean relative absolute difference {rel * 100:.4f} %")
+    if json_out is not None:
+        from matterflow.electrons.cli_qe import write_json
+
+        write_json(json_out, {"snapshot": str(snapshot), "reference_code": snap.meta.get("code"),
+                              "terms_ev": obs.energy_terms,
+                              "reference_terms_ev": snap.meta.get("pyscf_terms_ev"),
+                              "rows": {r[0]: {"matterflow_ev": r[1], "reference_ev": r[2]}
+                                       for r in rows}})
 
 
 @app.command("import-mala")
 @handle_errors
 def import_mala(
     ldos: Annotated[Path, typer.Argument(help="MALA LDOS .npy (nx, ny, nz, ne).")],
-    dft_output: Annotated[Path, typer.Argument(help="DFT output beside it (ASE-readable, e.g. QE pw.x output).")],
-    offset: Annotated[float, typer.Option(help="ldos_gridoffset_ev (eV).")],
-    spacing: Annotated[float, typer.Option(help="ldos_gridspacing_ev (eV).")],
-    temperature: Annotated[float, typer.Option(help="Electronic temperature (K).")],
+    dft_output: Annotated[Path, typer.Argument(help="DFT output beside it (QE pw.x output, or ASE-readable).")],
+    offset: Annotated[float | None, typer.Option(
+        help="ldos_gridoffset_ev (eV); QE: from the pp.x input.")] = None,
+    spacing: Annotated[float | None, typer.Option(
+        help="ldos_gridspacing_ev (eV); QE: from the pp.x input.")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="Electronic temperature (K); QE: degauss of the pw.x input or output.")] = None,
     units: Annotated[str, typer.Option(
         help="LDOS units in the file: 1/(eV*A^3), 1/(eV*Bohr^3), 1/(Ry*Bohr^3).")] = "1/(eV*A^3)",
     out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot HDF5 to write.")] = Path("snapshot.h5"),
+    n_electrons: Annotated[float | None, typer.Option(
+        help="Valence electrons per cell; QE: from its output.")] = None,
+    ldos_smearing: Annotated[float | None, typer.Option(
+        help="Gaussian LDOS width σ (eV); QE: degauss_ldos/√2 of the pp.x input.")] = None,
+    density: Annotated[Path | None, typer.Option(help="MALA density .npy (QE data).")] = None,
+    pw_input: Annotated[Path | None, typer.Option(
+        help="pw.x input (default: found beside the output or in recreate_data/).")] = None,
+    pp_input: Annotated[Path | None, typer.Option(
+        help="pp.x LDOS input (default: found beside the output or in recreate_data/).")] = None,
+    pseudo_dir: Annotated[Path | None, typer.Option(help="Folder of the UPF files.")] = None,
 ) -> None:
     """Convert a MALA snapshot (LDOS .npy + DFT output) into a matterflow snapshot file."""
+    from matterflow.electrons.cli_qe import is_pw_output, report_import
     from matterflow.electrons.io_formats import load_mala
     from matterflow.electrons.snapshot import save_snapshot
 
-    snap = load_mala(ldos, dft_output, energy_offset_ev=offset, energy_spacing_ev=spacing,
-                     electronic_temperature_k=temperature, ldos_units=units)  # type: ignore[arg-type]
+    if is_pw_output(dft_output):
+        from matterflow.electrons.mala_qe import load_mala_qe
+
+        snap = load_mala_qe(ldos, dft_output, pw_input=pw_input, pp_input=pp_input,
+                            density_path=density, pseudo_dir=pseudo_dir, energy_offset_ev=offset,
+                            energy_spacing_ev=spacing, electronic_temperature_k=temperature,
+                            ldos_smearing_ev=ldos_smearing, n_electrons=n_electrons,
+                            ldos_units=units)
+    else:
+        for name, val in (("--offset", offset), ("--spacing", spacing), ("--temperature", temperature)):
+            if val is None:
+                raise InputError(f"{name} is needed: {dft_output} is not a Quantum ESPRESSO pw.x "
+                                 "output, whose files would give it")
+        snap = load_mala(ldos, dft_output, energy_offset_ev=offset, energy_spacing_ev=spacing,
+                         electronic_temperature_k=temperature, ldos_units=units,  # type: ignore[arg-type]
+                         ldos_smearing_ev=ldos_smearing, n_electrons=n_electrons)
     save_snapshot(snap, out)
     console.print(f"{out}: {snap.n_atoms} atoms, grid {snap.grid_shape}, "
                   f"{len(snap.energy_grid_ev)} energies")
+    report_import(snap)
 
 
 @app.command("broaden")

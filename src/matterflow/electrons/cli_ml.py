@@ -427,6 +427,8 @@ def predict_cmd(
     cluster: Cluster = None,
     force: Force = False,
     quiet: Quiet = False,
+    descriptors: Annotated[Path | None, typer.Option(
+        help="Given descriptors (.npy, e.g. MALA's .in.npy): predict their LDOS, no workflow.")] = None,
 ) -> None:
     """Predict DOS, density, Fermi level, band and total energy, chunk by chunk on the executor.
 
@@ -444,6 +446,10 @@ def predict_cmd(
         raise InputError(f"{model}: model file not found")
     if not structure.exists():
         raise InputError(f"{structure}: structure file not found")
+    if descriptors is not None:
+        from matterflow.electrons.cli_mala import predict_descriptors_command
+
+        return predict_descriptors_command(model, structure, descriptors, out)
     rep = _ints(repeat, "--repeat")
     if len(rep) != 3:
         raise InputError(f"--repeat: three integers are needed; got {repeat!r}")
@@ -479,6 +485,9 @@ def predict_cmd(
     console.print(f"Fermi level {float(p['fermi_ev']):.4f} eV; band energy {band:.4f} eV "
                   f"({band / n:.4f} eV/atom); total energy {total:.4f} eV "
                   f"({total / n:.4f} eV/atom)")
+    from matterflow.electrons.cli_mala import report_qe_terms
+
+    report_qe_terms(structure, p)
     if out is not None:
         with atomic_h5(out) as f:
             for name, units in (("dos", "1/eV"), ("energy_grid_ev", "eV"), ("density", "1/Å^3"),

@@ -91,7 +91,8 @@ class LdosSetup:
 
 
 # architectures in modules with heavy imports (e3nn), imported only when a file names them
-_LAZY_ARCHITECTURES = {"se3": "matterflow.electrons.equivariant"}
+_LAZY_ARCHITECTURES = {"se3": "matterflow.electrons.equivariant",
+                       "mala-feedforward": "matterflow.electrons.mala_model"}
 
 
 def register_architecture(name: str) -> Callable[[type[LdosModel]], type[LdosModel]]:
@@ -185,6 +186,12 @@ def load_model(path: str | os.PathLike) -> LdosModel:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
+    if path.suffix.lower() == ".zip":  # a MALA model archive (imported, nothing unpickled)
+        import importlib
+
+        mala = importlib.import_module(_LAZY_ARCHITECTURES["mala-feedforward"])  # by name: no circle
+        if mala.is_mala_archive(path):
+            return mala.load_mala_model(path)
     return model_from_bytes(path.read_bytes(), source=str(path))
 
 
