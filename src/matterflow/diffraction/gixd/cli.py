@@ -177,15 +177,20 @@ def detect(
     cluster: Cluster = None,
     force: Force = False,
     quiet: Quiet = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Detect in frames as they are appended (an SWMR HDF5 file or a folder "
+        "filling with files) until Ctrl-C/SIGTERM or --idle-timeout; batches in OUT/follow.")] = False,
+    idle_timeout: Annotated[float | None, typer.Option(
+        "--idle-timeout", min=0, help="With --follow: stop after this many seconds without a "
+        "new frame (default: wait until stopped).")] = None,
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Folder for figures: detections over the first frames (polar, and "
+        "detector images with --geometry).")] = None,
 ) -> None:
     """Detect features in every frame; writes a peak table (q, χ, q_xy, q_z, box, score)."""
-    import h5py
     import numpy as np
 
-    from matterflow.diffraction.gixd.tasks import check_detect_inputs
-    from matterflow.diffraction.xrd._io import open_frames
-
-    if not data.exists():
+    if not data.exists() and not follow and not any(c in str(data) for c in "*?["):
         raise InputError(f"{data}: frames file not found")
     if geometry is not None and not geometry.is_file():
         raise InputError(f"--geometry {geometry}: PONI file not found")
@@ -194,33 +199,19 @@ def detect(
     dataset = _default_dataset(data, dataset, geometry)
     params = {"method": method, "score_threshold": score_threshold,
               "incidence_deg": incidence_deg, "dataset": dataset}
-    src = open_frames(data, dataset=dataset)
-    shape = tuple(src.shape)
-    src.close()
-    if method == "classical" and geometry is None:
-        params.update(n_chi=int(shape[0]), n_q=int(shape[1]))
-    check_detect_inputs(model, shape, geometry=geometry, params=DetectParams(**params),
-                        where=str(data))
-    inputs = {"frame": "frames.index", "source": data}
-    if model is not None and method == "model":
-        inputs["model"] = model
-    if geometry is not None:
-        inputs["geometry"] = geometry
-    steps = [{"id": "frames", "task": "xrd.frames", "inputs": {"source": data},
-              "params": {"dataset": dataset}},
-             {"id": "detect", "task": "gixd.detect", "inputs": inputs, "params": params,
-              "batch_size": batch_size}]
-    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
-    summary = opts.run_steps(steps, name="gixd-detect", default_processes=False)
-    with h5py.File(summary.results, "r") as f:
-        g = f["detect"]
-        values = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
-        units = {k: g[k].attrs.get("units", "") for k in values}
-    values["reason"] = [r.decode() if isinstance(r, bytes) else str(r)
-                        for r in np.atleast_1d(values["reason"])]
-    write_result_file(peaks, (values, units), inputs={"frames": data, "model": model,
-                                                     "geometry": geometry},
-                      parameters=params, run=str(summary.results))
+    if any(c in str(data) for c in "*?["):  # a glob: the folder and a pattern
+        params["pattern"] = data.name
+        data = data.parent
+    if follow:
+        values, shape, run = _detect_follow(data, model, geometry, params, out, batch_size,
+                                            idle_timeout, force, quiet)
+    else:
+        values, shape, run = _detect_run(data, model, geometry, params, out, batch_size,
+                                         workers, processes, scheduler, cluster, force, quiet)
+    write_result_file(peaks, values, inputs={"frames": data if data.is_file() else None,
+                                            "model": model, "geometry": geometry},
+                      parameters=params, run=run)
+    values = values[0]
     n_frames = len(values["n"])
     failed = np.flatnonzero(np.asarray(values["status"]) != 0)
     console.print(f"{int(np.sum(values['n']))} detections in {n_frames - len(failed)} of "
@@ -236,6 +227,69 @@ def detect(
                                  extra={k: values[k] for k in ("q_inv_nm", "chi_deg",
                                                                "q_xy_inv_nm", "q_z_inv_nm")}))
         console.print(f"COCO detections: {coco}")
+    if figures is not None:
+        from matterflow.clitools import save_figures
+        from matterflow.diffraction.gixd.figures import detection_figures
+
+        figs = detection_figures(data, values, dataset=dataset, geometry=geometry,
+                                 params=DetectParams(**params), model=model)
+        for p in save_figures(figs, figures):
+            console.print(str(p))
+
+
+def _detect_follow(data: Path, model: Path | None, geometry: Path | None, params: dict,
+                   out: Path, batch_size: int | None, idle_timeout: float | None, force: bool,
+                   quiet: bool) -> tuple:
+    from matterflow.clitools import err_console, state
+    from matterflow.diffraction.gixd._follow import follow_detect
+
+    quiet = quiet or state.quiet
+    say = (lambda m: None) if quiet else (lambda m: err_console.print(m, markup=False))
+    values, units, fs, shape = follow_detect(data, out, model=model, geometry=geometry, params=params,
+                                      batch_size=batch_size or 8, idle_timeout=idle_timeout,
+                                      force=force, report=say)
+    console.print(f"follow stopped ({fs.stopped_by}): {fs.n_new} frames this run, "
+                  f"{fs.n_frames} in all, {fs.rate:.1f} frames/s")
+    if not fs.n_frames:
+        raise InputError(f"{data}: no frame arrived ({fs.waiting_for}); nothing written")
+    return (values, units), shape, str(out / "follow")
+
+
+def _detect_run(data: Path, model: Path | None, geometry: Path | None, params: dict, out: Path,
+                batch_size: int | None, workers: int | None, processes: bool | None,
+                scheduler: str | None, cluster: Path | None, force: bool, quiet: bool) -> tuple:
+    import h5py
+    import numpy as np
+
+    from matterflow.diffraction.gixd.tasks import check_detect_inputs
+    from matterflow.diffraction.xrd._io import open_frames
+
+    dataset = params["dataset"]
+    src = open_frames(data, dataset=dataset, pattern=params.get("pattern"))
+    shape = tuple(src.shape)
+    src.close()
+    if params["method"] == "classical" and geometry is None:
+        params.update(n_chi=int(shape[0]), n_q=int(shape[1]))
+    check_detect_inputs(model, shape, geometry=geometry, params=DetectParams(**params),
+                        where=str(data))
+    inputs = {"frame": "frames.index", "source": data}
+    if model is not None and method == "model":
+        inputs["model"] = model
+    if geometry is not None:
+        inputs["geometry"] = geometry
+    steps = [{"id": "frames", "task": "xrd.frames", "inputs": {"source": data},
+              "params": {"dataset": dataset, "pattern": params.get("pattern")}},
+             {"id": "detect", "task": "gixd.detect", "inputs": inputs, "params": params,
+              "batch_size": batch_size}]
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    summary = opts.run_steps(steps, name="gixd-detect", default_processes=False)
+    with h5py.File(summary.results, "r") as f:
+        g = f["detect"]
+        values = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
+        units = {k: g[k].attrs.get("units", "") for k in values}
+    values["reason"] = [r.decode() if isinstance(r, bytes) else str(r)
+                        for r in np.atleast_1d(values["reason"])]
+    return (values, units), shape, str(summary.results)
 
 
 def _model_shape(model: Path | None, params: dict) -> tuple[int, int]:
