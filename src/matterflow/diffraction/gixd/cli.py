@@ -273,7 +273,7 @@ def _detect_run(data: Path, model: Path | None, geometry: Path | None, params: d
     check_detect_inputs(model, shape, geometry=geometry, params=DetectParams(**params),
                         where=str(data))
     inputs = {"frame": "frames.index", "source": data}
-    if model is not None and method == "model":
+    if model is not None and params["method"] == "model":
         inputs["model"] = model
     if geometry is not None:
         inputs["geometry"] = geometry
