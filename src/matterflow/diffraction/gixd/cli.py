@@ -307,20 +307,57 @@ def evaluate(
     peaks: Annotated[Path, typer.Argument(help="Peak table of `gixd detect`.")],
     truth: Annotated[Path, typer.Argument(help="HDF5 file of `gixd simulate`, or COCO JSON "
                                           "labels.")],
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Folder for the precision-recall curves and AP50 against |q|.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the evaluation "
+                                             "(HDF5: AP, curves, AP50 against |q|).")] = None,
 ) -> None:
-    """COCO AP / AP50 of a peak table against the labels."""
+    """COCO AP / AP50 of a peak table against the labels (and their figures)."""
     from matterflow.diffraction.gixd.tasks import evaluate as task
 
     db, ds, dl, dn = _read(peaks, "boxes", "scores", "labels", "n")
+    q_axis = None
     if truth.suffix.lower() == ".json":
         from matterflow.diffraction.gixd._coco import read_coco
 
-        gb, gl, gn, _ = read_coco(truth)
+        gb, gl, gn, shape = read_coco(truth)
     else:
         gb, gl, gn = _read(truth, "boxes", "labels", "n_boxes")
-    r = task(db, ds, dl, dn, gb, gl, gn)
+        import h5py
+
+        with h5py.File(truth, "r") as f:
+            q_axis = f["q_axis"][()] if "q_axis" in f else None
+            shape = f["polar"].shape[1:] if "polar" in f else None
+    if q_axis is None and shape is not None:
+        q_axis = _q_axis_of_peaks(peaks, int(shape[1]))
+    r = task(db, ds, dl, dn, gb, gl, gn, q_axis=q_axis)
     console.print(f"AP {r.ap:.3f}  AP50 {r.ap50:.3f}  AP75 {r.ap75:.3f}  ({r.n_gt} boxes, "
                   f"{r.n_det} detections)")
+    if out is not None:
+        write_result_file(out, r, inputs={"peaks": peaks, "truth": truth})
+        console.print(f"evaluation: {out}")
+    if figures is not None:
+        from matterflow.clitools import save_figures
+        from matterflow.diffraction.gixd.figures import evaluation_figures
+
+        vals = {k: getattr(r, k) for k in r.__dataclass_fields__}
+        for p in save_figures(evaluation_figures(vals, None), figures):
+            console.print(str(p))
+
+
+def _q_axis_of_peaks(peaks: Path, n_q: int) -> object:
+    """The |q| of each polar column from a peak table (box centre column against its |q|: a
+    straight line), or None if the table has fewer than two detections."""
+    import numpy as np
+
+    b, q, n = _read(peaks, "boxes", "q_inv_nm", "n")
+    xs = np.concatenate([(b[i, :k, 0] + b[i, :k, 2]) / 2 for i, k in enumerate(n.astype(int))])
+    qs = np.concatenate([q[i, :k] for i, k in enumerate(n.astype(int))])
+    ok = np.isfinite(xs) & np.isfinite(qs)
+    if ok.sum() < 2 or np.ptp(xs[ok]) == 0:
+        return None
+    slope, icpt = np.polyfit(xs[ok], qs[ok], 1)
+    return icpt + slope * (np.arange(n_q) + 0.5)
 
 
 @app.command()
