@@ -85,7 +85,7 @@ def detection_figures(data: Path, values: dict[str, Any], *, dataset: str | None
             ax = axes[0, 0]
             _show(ax, polar, origin="lower", aspect="auto",
                   extent=(grid.q_min, grid.q_max, grid.chi_min, grid.chi_max))
-            draw_boxes(ax, b, lab, s, grid)
+            draw_boxes(ax, b, lab, s if k <= 30 else None, grid)
             ax.set(xlabel="|q| (1/nm)", ylabel="χ (deg)", title=f"frame {i}: {k} detections")
             if conv is not None:
                 ax = axes[0, 1]

@@ -276,15 +276,16 @@ class FollowSummary:
     n_frames: int = 0          # frames in the batch folder (all runs)
     n_new: int = 0             # frames processed by this run
     n_resumed: int = 0         # frames found done from an earlier run
-    seconds: float = 0.0
+    seconds: float = 0.0       # wall time of this run, the final idle wait included
+    active_s: float = 0.0      # from the start to the last batch written
     stopped_by: str = ""       # "signal", "idle", "last"
     waiting_for: str = ""
     batches: list[Path] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
-        """Frames per second of this run (wall time)."""
-        return self.n_new / self.seconds if self.seconds > 0 else 0.0
+        """Frames per second of this run (wall time up to the last batch)."""
+        return self.n_new / self.active_s if self.active_s > 0 else 0.0
 
 
 def batch_files(folder: Path) -> list[Path]:
@@ -412,7 +413,7 @@ def follow_run(source: FollowSource,
             summary.n_frames = done
             summary.n_new += len(idx)
             last_new = time.monotonic()
-            elapsed = last_new - t0
+            elapsed = summary.active_s = last_new - t0
             say(f"{done} frames done ({summary.n_new} this run), "
                 f"{summary.n_new / max(elapsed, 1e-9):.1f} frames/s")
     summary.seconds = time.monotonic() - t0
