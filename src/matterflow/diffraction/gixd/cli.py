@@ -232,7 +232,8 @@ def detect(
         from matterflow.diffraction.gixd.figures import detection_figures
 
         figs = detection_figures(data, values, dataset=dataset, geometry=geometry,
-                                 params=DetectParams(**params), model=model)
+                                 params=DetectParams(**params),
+                                 polar_shape=_model_shape(model, params))
         for p in save_figures(figs, figures):
             console.print(str(p))
 

@@ -44,21 +44,18 @@ def _show(ax: Any, image: np.ndarray, **kw: Any) -> Any:
 
 
 def detection_figures(data: Path, values: dict[str, Any], *, dataset: str | None,
-                      geometry: Path | None, params: Any, model: Path | None = None,
+                      geometry: Path | None, params: Any, polar_shape: tuple[int, int],
                       max_frames: int = 3) -> dict[str, Any]:
     """Detections of a peak table over up to ``max_frames`` frames (first, middle, last): the
     polar (|q|, χ) image and, with a PONI ``geometry``, the detector image with each box's
-    region outlined (its pixels of |q| and χ inside the box)."""
+    region outlined (its pixels of |q| and χ inside the box). ``polar_shape`` is the polar
+    grid (n_chi, n_q) the detector frames were converted to (the model's input size)."""
     import matplotlib.pyplot as plt
 
     from matterflow.diffraction.gixd._geometry import PolarGrid, get_converter
-    from matterflow.diffraction.gixd.tasks import _model
     from matterflow.diffraction.xrd._io import FrameError, open_frames
 
-    if params.method == "model" and model is not None:
-        shape = tuple(_model(model)[1]["shape"])
-    else:
-        shape = (params.n_chi, params.n_q)
+    shape = tuple(polar_shape)
     src = open_frames(data, dataset=dataset, pattern=params.pattern)
     n = min(len(src), len(values["n"]))
     picks = sorted({0, n // 2, n - 1})[:max_frames]
