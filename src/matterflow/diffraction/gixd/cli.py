@@ -375,10 +375,10 @@ def track(
     """Link detections across frames (Hungarian matching in |q|, χ)."""
     from matterflow.diffraction.gixd.tasks import track as task
 
-    q, chi, s, n, wq, wc = _read(peaks, "q_inv_nm", "chi_deg", "scores", "n", "width_q_inv_nm",
-                                 "width_chi_deg")
+    q, chi, s, n, wq, wc, lab = _read(peaks, "q_inv_nm", "chi_deg", "scores", "n",
+                                      "width_q_inv_nm", "width_chi_deg", "labels")
     params = {"min_score": min_score, "max_dq": max_dq, "max_dchi": max_dchi, "max_gap": max_gap}
-    r = task(q, chi, s, n, wq, wc, params=params)
+    r = task(q, chi, s, n, wq, wc, lab, params=params)
     console.print(f"{r.n_tracks} tracks; longest {int(r.length.max()) if r.n_tracks else 0} frames")
     if out is not None:
         from matterflow.clitools import save_figures

@@ -575,6 +575,20 @@ class TrackParams(Params):
     min_score: float = Field(0.3, ge=0, le=1, description="detections below are not tracked")
     merge_iou: float = Field(0.3, gt=0, le=1, description="of detections overlapping by more "
                              "(boxes in |q|, χ, any category) only the best scored is tracked")
+    keep_category: bool = Field(True, description="with the detections' labels: a track keeps "
+                                "its category (a spot is not linked to a ring at its |q|)")
+    max_width_ratio: float = Field(0.0, ge=0, description="a detection whose χ extent differs "
+                                   "from the track's by more than this factor is not linked "
+                                   "(0: off)")
+    close_gap: int = Field(0, ge=0, description="join track fragments: an end and a start of the "
+                           "same category up to this many frames apart within the gates "
+                           "(0: off)")
+    history: int = Field(5, ge=1, description="a track's gates sit at the position predicted "
+                         "from its last this many detections (robust line against frame; 1: "
+                         "its last detection)")
+    merge_tracks: float = Field(1.0, ge=0, description="merge two tracks of one category seen "
+                                "together in >= 3 frames at a median distance up to this, in "
+                                "units of the gates (one feature detected twice; 0: off)")
 
 
 @dataclass(frozen=True)
@@ -636,16 +650,16 @@ def track_figures(outputs: dict, params: Any) -> dict:
     return {"Tracked peak positions": fig}
 
 
-@task("gixd.track", params=TrackParams, figures=track_figures)
+@task("gixd.track", params=TrackParams, figures=track_figures, version="2")
 def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray,
-          width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None, *,
-          params: TrackParams) -> Tracks:
+          width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None,
+          labels: np.ndarray | None = None, *, params: TrackParams) -> Tracks:
     """Link detections across the frames of a series (Hungarian matching in |q|, χ; with the
     box extents, the gates widen to half a feature's extent)."""
     from matterflow.diffraction.gixd._track import link_tracks
 
     n = np.asarray(n).astype(int)
-    qs, cs, wqs, wcs, sel = [], [], [], [], []
+    qs, cs, wqs, wcs, sel, labs, scs = [], [], [], [], [], [], []
     for i in range(len(n)):
         sc = np.asarray(scores[i][:n[i]])
         ok = np.flatnonzero(sc >= params.min_score)
@@ -654,13 +668,20 @@ def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.n
                         np.asarray(width_q_inv_nm[i]), np.asarray(width_chi_deg[i]),
                         params.merge_iou)
         sel.append(ok)
+        scs.append(sc[ok])
         qs.append(np.asarray(q_inv_nm[i])[ok])
         cs.append(np.asarray(chi_deg[i])[ok])
         if width_q_inv_nm is not None and width_chi_deg is not None:
             wqs.append(np.asarray(width_q_inv_nm[i])[ok])
             wcs.append(np.asarray(width_chi_deg[i])[ok])
+        if labels is not None:
+            labs.append(np.asarray(labels[i])[ok])
     ids = link_tracks(qs, cs, max_dq=params.max_dq, max_dchi=params.max_dchi,
-                      max_gap=params.max_gap, width_q=wqs or None, width_chi=wcs or None)
+                      max_gap=params.max_gap, width_q=wqs or None, width_chi=wcs or None,
+                      labels=labs if labels is not None and params.keep_category else None,
+                      max_width_ratio=params.max_width_ratio, close_gap=params.close_gap,
+                      history=params.history, merge_tracks=params.merge_tracks,
+                      scores=scs)
     out = np.full((len(n), MAX_DET), -1, np.int64)
     for i, (ok, t) in enumerate(zip(sel, ids, strict=True)):
         out[i, ok] = t
