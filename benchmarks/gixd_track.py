@@ -1,13 +1,14 @@
 """Tracking through a simulated in-situ series (precursor -> perovskite, strain relaxing, PbI2
 appearing): the fraction of its frames each planted feature is followed by one track, and the
 position error against the feature's width, for the Faster R-CNN (if a model is given) and the
-classical baseline on the same frames. One JSON line.
+classical baseline on the same frames; each with the current linking defaults and with the
+first version's linking (``legacy_linking``) on the same detections. One JSON line.
 
 A planted feature (``feature_id`` of ``gixd.simulate``) counts as followed in a frame when the
 detection nearest to it (any category) lies within its FWHM in |q| (and in χ for spots) and
 belongs to the feature's track (the track most of its matched detections belong to).
 
-    OMP_NUM_THREADS=1 python benchmarks/gixd_track.py [--frames 40] [--model M.pt]
+    OMP_NUM_THREADS=1 python benchmarks/gixd_track.py [--frames 40] [--model M.pt] [--seed 2]
 """
 
 import argparse
@@ -67,15 +68,23 @@ def follow(sim, det, trk, *, min_frames: int = 3) -> dict:
             "n_tracks": int(trk.n_tracks)}
 
 
+# the linking of the first version (last detection as the track's position, categories mixed,
+# no merging of tracks that follow one feature twice), measured beside the current defaults
+LEGACY = {"history": 1, "merge_tracks": 0.0, "keep_category": False}
+
+
 def run(sim, min_score: float, max_gap: int = 2, **kw) -> dict:
     d = [detect(p, **kw) for p in sim.polar]
     det = {k: np.stack([getattr(x, k) for x in d]) for k in ("q_inv_nm", "chi_deg", "scores",
                                                               "labels", "n", "width_q_inv_nm",
                                                               "width_chi_deg")}
-    trk = track(det["q_inv_nm"], det["chi_deg"], det["scores"], det["n"],
-                det["width_q_inv_nm"], det["width_chi_deg"],
-                params={"min_score": min_score, "max_gap": max_gap})
-    return follow(sim, det, trk)
+    out = {}
+    for name, extra in (("linking", {}), ("legacy_linking", LEGACY)):
+        trk = track(det["q_inv_nm"], det["chi_deg"], det["scores"], det["n"],
+                    det["width_q_inv_nm"], det["width_chi_deg"], det["labels"],
+                    params={"min_score": min_score, "max_gap": max_gap, **extra})
+        out[name] = follow(sim, det, trk)
+    return out
 
 
 def main() -> None:
@@ -85,9 +94,10 @@ def main() -> None:
     ap.add_argument("--model-min-score", type=float, default=0.3)
     ap.add_argument("--baseline-min-score", type=float, default=0.2)
     ap.add_argument("--max-gap", type=int, default=2, help="frames a track may miss")
+    ap.add_argument("--seed", type=int, default=2, help="seed of the simulated series")
     a = ap.parse_args()
-    sim = simulate(params={"n_images": a.frames, "mode": "series", "seed": 2})
-    out = {"figure": "gixd_track", "frames": a.frames, "max_gap": a.max_gap,
+    sim = simulate(params={"n_images": a.frames, "mode": "series", "seed": a.seed})
+    out = {"figure": "gixd_track", "frames": a.frames, "max_gap": a.max_gap, "seed": a.seed,
            "planted_features": int(len(set(sim.feature_id[sim.feature_id >= 0].tolist())))}
     if a.model is not None:
         m = np.frombuffer(a.model.read_bytes(), np.uint8)

@@ -166,3 +166,40 @@ def test_classical_box_of_a_gaussian_spot_is_two_sigma():
     assert (y0 + y1) / 2 == pytest.approx(25.0, abs=0.5)
     assert (x1 - x0) == pytest.approx(4 * 1.5, rel=0.15)
     assert (y1 - y0) == pytest.approx(4 * 4.0, rel=0.15)
+
+
+def test_track_keeps_category_and_merges_a_feature_seen_twice():
+    from matterflow.diffraction.gixd.tasks import track
+
+    # a spot (label 1, 8° wide) and a ring (label 2, 80° wide) at the same |q|: the ring's wide
+    # gate must not take the spot. The spot is also found twice in every frame (a narrow box
+    # and a wide box 0.15 1/nm off, lower score): one track, the better box kept
+    nf, m = 6, 100
+    arr = {k: np.full((nf, m), np.nan) for k in ("q", "chi", "s", "wq", "wc")}
+    lab = np.zeros((nf, m), int)
+    n = np.zeros(nf, int)
+    for f in range(nf):
+        rows = [(19.1, 67.0, 0.9, 0.3, 8.0, 1), (19.25, 67.0, 0.4, 0.6, 8.0, 1)]
+        if f != 2:
+            rows.append((19.15, 45.0, 0.7, 0.5, 80.0, 2))
+        if f % 2:  # the spot and its duplicate swap places in the list
+            rows[0], rows[1] = rows[1], rows[0]
+        for k, (q, c, s, wq, wc, lb) in enumerate(rows):
+            arr["q"][f, k], arr["chi"][f, k], arr["s"][f, k] = q, c, s
+            arr["wq"][f, k], arr["wc"][f, k], lab[f, k] = wq, wc, lb
+        n[f] = len(rows)
+    t = track(arr["q"], arr["chi"], arr["s"], n, arr["wq"], arr["wc"], lab,
+              params={"min_score": 0.3, "merge_iou": 0.99})
+    spot = {int(t.track_id[f, k]) for f in range(nf) for k in range(n[f])
+            if lab[f, k] == 1 and arr["s"][f, k] > 0.5}
+    ring = {int(t.track_id[f, k]) for f in range(nf) for k in range(n[f]) if lab[f, k] == 2}
+    dup = {int(t.track_id[f, k]) for f in range(nf) for k in range(n[f])
+           if arr["s"][f, k] == 0.4}
+    assert len(spot) == 1 and len(ring) == 1 and spot != ring
+    assert dup == {-1}                      # the duplicate box is left untracked
+    assert t.n_tracks == 2
+    # the first version's linking: categories mixed, the duplicate kept as its own track
+    old = track(arr["q"], arr["chi"], arr["s"], n, arr["wq"], arr["wc"], lab,
+                params={"min_score": 0.3, "merge_iou": 0.99, "history": 1,
+                        "merge_tracks": 0.0, "keep_category": False})
+    assert old.n_tracks > 2

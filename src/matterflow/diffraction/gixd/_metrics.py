@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["box_iou", "average_precision", "APResult", "pr_curve", "best_threshold", "Operating"]
+__all__ = ["box_iou", "average_precision", "APResult", "pr_curve", "best_threshold", "Operating",
+           "pr_sampled", "RECALL_POINTS"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 RECALL_POINTS = np.linspace(0, 1, 101)
@@ -67,16 +68,35 @@ def pr_curve(tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray]:
     return recall, precision
 
 
-def _ap(tp: np.ndarray, n_gt: int) -> float:
+def _sampled(tp: np.ndarray, n_gt: int) -> np.ndarray:
+    """Interpolated precision at :data:`RECALL_POINTS` (NaN without ground truth)."""
     if n_gt == 0:
-        return float("nan")
+        return np.full(RECALL_POINTS.size, np.nan)
     if tp.size == 0:
-        return 0.0
+        return np.zeros(RECALL_POINTS.size)
     recall, precision = pr_curve(tp, n_gt)
     prec = np.maximum.accumulate(precision[::-1])[::-1]
     idx = np.searchsorted(recall, RECALL_POINTS, side="left")
-    sampled = np.where(idx < len(prec), prec[np.minimum(idx, len(prec) - 1)], 0.0)
-    return float(sampled.mean())
+    return np.where(idx < len(prec), prec[np.minimum(idx, len(prec) - 1)], 0.0)
+
+
+def _ap(tp: np.ndarray, n_gt: int) -> float:
+    if n_gt == 0:
+        return float("nan")
+    return float(_sampled(tp, n_gt).mean())
+
+
+def pr_sampled(det_boxes: list, det_scores: list, det_labels: list, gt_boxes: list,
+               gt_labels: list, category: int, iou: float) -> np.ndarray:
+    """The interpolated precision-recall curve of one category at one IoU threshold, sampled
+    at :data:`RECALL_POINTS` (its mean is that category's AP at ``iou``)."""
+    dets = [(np.asarray(b, float).reshape(-1, 4)[np.asarray(lb) == category],
+             np.asarray(s, float)[np.asarray(lb) == category])
+            for b, s, lb in zip(det_boxes, det_scores, det_labels, strict=True)]
+    gts = [np.asarray(b, float).reshape(-1, 4)[np.asarray(lb) == category]
+           for b, lb in zip(gt_boxes, gt_labels, strict=True)]
+    _, tp, n_gt = _match(dets, gts, float(iou))
+    return _sampled(tp, n_gt)
 
 
 @dataclass(frozen=True)

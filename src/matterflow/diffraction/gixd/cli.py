@@ -177,15 +177,20 @@ def detect(
     cluster: Cluster = None,
     force: Force = False,
     quiet: Quiet = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Detect in frames as they are appended (an SWMR HDF5 file or a folder "
+        "filling with files) until Ctrl-C/SIGTERM or --idle-timeout; batches in OUT/follow.")] = False,
+    idle_timeout: Annotated[float | None, typer.Option(
+        "--idle-timeout", min=0, help="With --follow: stop after this many seconds without a "
+        "new frame (default: wait until stopped).")] = None,
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Folder for figures: detections over the first frames (polar, and "
+        "detector images with --geometry).")] = None,
 ) -> None:
     """Detect features in every frame; writes a peak table (q, χ, q_xy, q_z, box, score)."""
-    import h5py
     import numpy as np
 
-    from matterflow.diffraction.gixd.tasks import check_detect_inputs
-    from matterflow.diffraction.xrd._io import open_frames
-
-    if not data.exists():
+    if not data.exists() and not follow and not any(c in str(data) for c in "*?["):
         raise InputError(f"{data}: frames file not found")
     if geometry is not None and not geometry.is_file():
         raise InputError(f"--geometry {geometry}: PONI file not found")
@@ -194,33 +199,19 @@ def detect(
     dataset = _default_dataset(data, dataset, geometry)
     params = {"method": method, "score_threshold": score_threshold,
               "incidence_deg": incidence_deg, "dataset": dataset}
-    src = open_frames(data, dataset=dataset)
-    shape = tuple(src.shape)
-    src.close()
-    if method == "classical" and geometry is None:
-        params.update(n_chi=int(shape[0]), n_q=int(shape[1]))
-    check_detect_inputs(model, shape, geometry=geometry, params=DetectParams(**params),
-                        where=str(data))
-    inputs = {"frame": "frames.index", "source": data}
-    if model is not None and method == "model":
-        inputs["model"] = model
-    if geometry is not None:
-        inputs["geometry"] = geometry
-    steps = [{"id": "frames", "task": "xrd.frames", "inputs": {"source": data},
-              "params": {"dataset": dataset}},
-             {"id": "detect", "task": "gixd.detect", "inputs": inputs, "params": params,
-              "batch_size": batch_size}]
-    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
-    summary = opts.run_steps(steps, name="gixd-detect", default_processes=False)
-    with h5py.File(summary.results, "r") as f:
-        g = f["detect"]
-        values = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
-        units = {k: g[k].attrs.get("units", "") for k in values}
-    values["reason"] = [r.decode() if isinstance(r, bytes) else str(r)
-                        for r in np.atleast_1d(values["reason"])]
-    write_result_file(peaks, (values, units), inputs={"frames": data, "model": model,
-                                                     "geometry": geometry},
-                      parameters=params, run=str(summary.results))
+    if any(c in str(data) for c in "*?["):  # a glob: the folder and a pattern
+        params["pattern"] = data.name
+        data = data.parent
+    if follow:
+        values, shape, run = _detect_follow(data, model, geometry, params, out, batch_size,
+                                            idle_timeout, force, quiet)
+    else:
+        values, shape, run = _detect_run(data, model, geometry, params, out, batch_size,
+                                         workers, processes, scheduler, cluster, force, quiet)
+    write_result_file(peaks, values, inputs={"frames": data if data.is_file() else None,
+                                            "model": model, "geometry": geometry},
+                      parameters=params, run=run)
+    values = values[0]
     n_frames = len(values["n"])
     failed = np.flatnonzero(np.asarray(values["status"]) != 0)
     console.print(f"{int(np.sum(values['n']))} detections in {n_frames - len(failed)} of "
@@ -236,6 +227,70 @@ def detect(
                                  extra={k: values[k] for k in ("q_inv_nm", "chi_deg",
                                                                "q_xy_inv_nm", "q_z_inv_nm")}))
         console.print(f"COCO detections: {coco}")
+    if figures is not None:
+        from matterflow.clitools import save_figures
+        from matterflow.diffraction.gixd.figures import detection_figures
+
+        figs = detection_figures(data, values, dataset=dataset, geometry=geometry,
+                                 params=DetectParams(**params),
+                                 polar_shape=_model_shape(model, params))
+        for p in save_figures(figs, figures):
+            console.print(str(p))
+
+
+def _detect_follow(data: Path, model: Path | None, geometry: Path | None, params: dict,
+                   out: Path, batch_size: int | None, idle_timeout: float | None, force: bool,
+                   quiet: bool) -> tuple:
+    from matterflow.clitools import err_console, state
+    from matterflow.diffraction.gixd._follow import follow_detect
+
+    quiet = quiet or state.quiet
+    say = (lambda m: None) if quiet else (lambda m: err_console.print(m, markup=False))
+    values, units, fs, shape = follow_detect(data, out, model=model, geometry=geometry, params=params,
+                                      batch_size=batch_size or 8, idle_timeout=idle_timeout,
+                                      force=force, report=say)
+    console.print(f"follow stopped ({fs.stopped_by}): {fs.n_new} frames this run, "
+                  f"{fs.n_frames} in all, {fs.rate:.1f} frames/s")
+    if not fs.n_frames:
+        raise InputError(f"{data}: no frame arrived ({fs.waiting_for}); nothing written")
+    return (values, units), shape, str(out / "follow")
+
+
+def _detect_run(data: Path, model: Path | None, geometry: Path | None, params: dict, out: Path,
+                batch_size: int | None, workers: int | None, processes: bool | None,
+                scheduler: str | None, cluster: Path | None, force: bool, quiet: bool) -> tuple:
+    import h5py
+    import numpy as np
+
+    from matterflow.diffraction.gixd.tasks import check_detect_inputs
+    from matterflow.diffraction.xrd._io import open_frames
+
+    dataset = params["dataset"]
+    src = open_frames(data, dataset=dataset, pattern=params.get("pattern"))
+    shape = tuple(src.shape)
+    src.close()
+    if params["method"] == "classical" and geometry is None:
+        params.update(n_chi=int(shape[0]), n_q=int(shape[1]))
+    check_detect_inputs(model, shape, geometry=geometry, params=DetectParams(**params),
+                        where=str(data))
+    inputs = {"frame": "frames.index", "source": data}
+    if model is not None and params["method"] == "model":
+        inputs["model"] = model
+    if geometry is not None:
+        inputs["geometry"] = geometry
+    steps = [{"id": "frames", "task": "xrd.frames", "inputs": {"source": data},
+              "params": {"dataset": dataset, "pattern": params.get("pattern")}},
+             {"id": "detect", "task": "gixd.detect", "inputs": inputs, "params": params,
+              "batch_size": batch_size}]
+    opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
+    summary = opts.run_steps(steps, name="gixd-detect", default_processes=False)
+    with h5py.File(summary.results, "r") as f:
+        g = f["detect"]
+        values = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
+        units = {k: g[k].attrs.get("units", "") for k in values}
+    values["reason"] = [r.decode() if isinstance(r, bytes) else str(r)
+                        for r in np.atleast_1d(values["reason"])]
+    return (values, units), shape, str(summary.results)
 
 
 def _model_shape(model: Path | None, params: dict) -> tuple[int, int]:
@@ -253,20 +308,57 @@ def evaluate(
     peaks: Annotated[Path, typer.Argument(help="Peak table of `gixd detect`.")],
     truth: Annotated[Path, typer.Argument(help="HDF5 file of `gixd simulate`, or COCO JSON "
                                           "labels.")],
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Folder for the precision-recall curves and AP50 against |q|.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the evaluation "
+                                             "(HDF5: AP, curves, AP50 against |q|).")] = None,
 ) -> None:
-    """COCO AP / AP50 of a peak table against the labels."""
+    """COCO AP / AP50 of a peak table against the labels (and their figures)."""
     from matterflow.diffraction.gixd.tasks import evaluate as task
 
     db, ds, dl, dn = _read(peaks, "boxes", "scores", "labels", "n")
+    q_axis = None
     if truth.suffix.lower() == ".json":
         from matterflow.diffraction.gixd._coco import read_coco
 
-        gb, gl, gn, _ = read_coco(truth)
+        gb, gl, gn, shape = read_coco(truth)
     else:
         gb, gl, gn = _read(truth, "boxes", "labels", "n_boxes")
-    r = task(db, ds, dl, dn, gb, gl, gn)
+        import h5py
+
+        with h5py.File(truth, "r") as f:
+            q_axis = f["q_axis"][()] if "q_axis" in f else None
+            shape = f["polar"].shape[1:] if "polar" in f else None
+    if q_axis is None and shape is not None:
+        q_axis = _q_axis_of_peaks(peaks, int(shape[1]))
+    r = task(db, ds, dl, dn, gb, gl, gn, q_axis=q_axis)
     console.print(f"AP {r.ap:.3f}  AP50 {r.ap50:.3f}  AP75 {r.ap75:.3f}  ({r.n_gt} boxes, "
                   f"{r.n_det} detections)")
+    if out is not None:
+        write_result_file(out, r, inputs={"peaks": peaks, "truth": truth})
+        console.print(f"evaluation: {out}")
+    if figures is not None:
+        from matterflow.clitools import save_figures
+        from matterflow.diffraction.gixd.figures import evaluation_figures
+
+        vals = {k: getattr(r, k) for k in r.__dataclass_fields__}
+        for p in save_figures(evaluation_figures(vals, None), figures):
+            console.print(str(p))
+
+
+def _q_axis_of_peaks(peaks: Path, n_q: int) -> object:
+    """The |q| of each polar column from a peak table (box centre column against its |q|: a
+    straight line), or None if the table has fewer than two detections."""
+    import numpy as np
+
+    b, q, n = _read(peaks, "boxes", "q_inv_nm", "n")
+    xs = np.concatenate([(b[i, :k, 0] + b[i, :k, 2]) / 2 for i, k in enumerate(n.astype(int))])
+    qs = np.concatenate([q[i, :k] for i, k in enumerate(n.astype(int))])
+    ok = np.isfinite(xs) & np.isfinite(qs)
+    if ok.sum() < 2 or np.ptp(xs[ok]) == 0:
+        return None
+    slope, icpt = np.polyfit(xs[ok], qs[ok], 1)
+    return icpt + slope * (np.arange(n_q) + 0.5)
 
 
 @app.command()
@@ -283,10 +375,10 @@ def track(
     """Link detections across frames (Hungarian matching in |q|, χ)."""
     from matterflow.diffraction.gixd.tasks import track as task
 
-    q, chi, s, n, wq, wc = _read(peaks, "q_inv_nm", "chi_deg", "scores", "n", "width_q_inv_nm",
-                                 "width_chi_deg")
+    q, chi, s, n, wq, wc, lab = _read(peaks, "q_inv_nm", "chi_deg", "scores", "n",
+                                      "width_q_inv_nm", "width_chi_deg", "labels")
     params = {"min_score": min_score, "max_dq": max_dq, "max_dchi": max_dchi, "max_gap": max_gap}
-    r = task(q, chi, s, n, wq, wc, params=params)
+    r = task(q, chi, s, n, wq, wc, lab, params=params)
     console.print(f"{r.n_tracks} tracks; longest {int(r.length.max()) if r.n_tracks else 0} frames")
     if out is not None:
         from matterflow.clitools import save_figures

@@ -483,6 +483,8 @@ def _empty() -> dict[str, Any]:
 
 class EvaluateParams(Params):
     min_score: float = Field(0.0, ge=0, le=1, description="detections below are ignored")
+    n_q_bins: int = Field(8, ge=1, le=100, description="|q| bins of AP50 against |q| (needs "
+                          "the q_axis input)")
 
 
 @dataclass(frozen=True)
@@ -493,14 +495,30 @@ class Evaluation:
     ap_per_category: np.ndarray = quantity("dimensionless", "(2, 2) AP, AP50 of peak and ring")
     n_gt: int = quantity("dimensionless", "ground-truth boxes")
     n_det: int = quantity("dimensionless", "detections scored")
+    pr_recall: np.ndarray = quantity("dimensionless", "(101,) recall points of the curves")
+    pr_precision: np.ndarray = quantity("dimensionless", "(2, 2, 101) interpolated precision of "
+                                        "peak, ring at IoU 0.5, 0.75 (NaN: no such box)")
+    q_bin_edges: np.ndarray = quantity("1/nm", "(n_q_bins + 1,) |q| bins (NaN without q_axis)")
+    ap50_vs_q: np.ndarray = quantity("dimensionless", "(n_q_bins,) AP50 of the boxes and "
+                                     "detections whose centre lies in each |q| bin")
+    n_gt_vs_q: np.ndarray = quantity("dimensionless", "(n_q_bins,) ground-truth boxes per bin")
 
 
-@task("gixd.evaluate", params=EvaluateParams)
+def evaluation_figures(outputs: dict, params: Any) -> dict:
+    """Precision-recall curves and AP50 against |q| (see :mod:`.figures`)."""
+    from matterflow.diffraction.gixd.figures import evaluation_figures as draw
+
+    return draw(outputs, params)
+
+
+@task("gixd.evaluate", params=EvaluateParams, figures=evaluation_figures, version="2")
 def evaluate(det_boxes: np.ndarray, det_scores: np.ndarray, det_labels: np.ndarray,
              det_n: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
-             gt_n: np.ndarray, *, params: EvaluateParams) -> Evaluation:
-    """COCO AP / AP50 / AP75 of detections against the labelled boxes."""
-    from matterflow.diffraction.gixd._metrics import average_precision
+             gt_n: np.ndarray, q_axis: np.ndarray | None = None, *,
+             params: EvaluateParams) -> Evaluation:
+    """COCO AP / AP50 / AP75 of detections against the labelled boxes, the precision-recall
+    curves, and (with ``q_axis``, the |q| of each polar column in 1/nm) AP50 against |q|."""
+    from matterflow.diffraction.gixd._metrics import RECALL_POINTS, average_precision, pr_sampled
 
     det_n, gt_n = np.asarray(det_n).astype(int), np.asarray(gt_n).astype(int)
     if len(det_n) != len(gt_n):
@@ -516,8 +534,34 @@ def evaluate(det_boxes: np.ndarray, det_scores: np.ndarray, det_labels: np.ndarr
         gl.append(np.asarray(gt_labels[i][:gt_n[i]]))
     r = average_precision(db, ds, dl, gb, gl)
     per = np.array([r.per_category.get(c, (np.nan, np.nan)) for c in (1, 2)], float)
+    pr = np.array([[pr_sampled(db, ds, dl, gb, gl, c, t) for t in (0.5, 0.75)] for c in (1, 2)])
+    nb = params.n_q_bins
+    edges, ap_q, n_q = np.full(nb + 1, np.nan), np.full(nb, np.nan), np.zeros(nb, np.int64)
+    if q_axis is not None and len(np.ravel(q_axis)) > 1:
+        qa = np.asarray(q_axis, float).ravel()
+        dq = (qa[-1] - qa[0]) / (len(qa) - 1)
+        edges = np.linspace(qa[0] - dq / 2, qa[-1] + dq / 2, nb + 1)
+
+        def q_of(b: np.ndarray) -> np.ndarray:  # box centre column (edges at 0) -> |q|
+            return qa[0] + ((b[:, 0] + b[:, 2]) / 2 - 0.5) * dq
+
+        for k in range(nb):
+            def inside(b: np.ndarray, k: int = k) -> np.ndarray:
+                q = q_of(np.asarray(b, float).reshape(-1, 4))
+                last = k == nb - 1
+                return (q >= edges[k]) & ((q <= edges[k + 1]) if last else (q < edges[k + 1]))
+            gin = [inside(b) for b in gb]
+            din = [inside(b) for b in db]
+            n_q[k] = int(sum(m.sum() for m in gin))
+            if n_q[k]:
+                ap_q[k] = average_precision([b[m] for b, m in zip(db, din, strict=True)],
+                                            [s[m] for s, m in zip(ds, din, strict=True)],
+                                            [lb[m] for lb, m in zip(dl, din, strict=True)],
+                                            [b[m] for b, m in zip(gb, gin, strict=True)],
+                                            [lb[m] for lb, m in zip(gl, gin, strict=True)]).ap50
     return Evaluation(ap=r.ap, ap50=r.ap50, ap75=r.ap75, ap_per_category=per, n_gt=r.n_gt,
-                      n_det=r.n_det)
+                      n_det=r.n_det, pr_recall=RECALL_POINTS.copy(), pr_precision=pr,
+                      q_bin_edges=edges, ap50_vs_q=ap_q, n_gt_vs_q=n_q)
 
 
 # --------------------------------------------------------------------------- track
@@ -531,6 +575,20 @@ class TrackParams(Params):
     min_score: float = Field(0.3, ge=0, le=1, description="detections below are not tracked")
     merge_iou: float = Field(0.3, gt=0, le=1, description="of detections overlapping by more "
                              "(boxes in |q|, χ, any category) only the best scored is tracked")
+    keep_category: bool = Field(True, description="with the detections' labels: a track keeps "
+                                "its category (a spot is not linked to a ring at its |q|)")
+    max_width_ratio: float = Field(0.0, ge=0, description="a detection whose χ extent differs "
+                                   "from the track's by more than this factor is not linked "
+                                   "(0: off)")
+    close_gap: int = Field(0, ge=0, description="join track fragments: an end and a start of the "
+                           "same category up to this many frames apart within the gates "
+                           "(0: off)")
+    history: int = Field(5, ge=1, description="a track's gates sit at the position predicted "
+                         "from its last this many detections (robust line against frame; 1: "
+                         "its last detection)")
+    merge_tracks: float = Field(1.0, ge=0, description="merge two tracks of one category seen "
+                                "together in >= 3 frames at a median distance up to this, in "
+                                "units of the gates (one feature detected twice; 0: off)")
 
 
 @dataclass(frozen=True)
@@ -563,8 +621,21 @@ def track_figures(outputs: dict, params: Any) -> dict:
     import matplotlib.pyplot as plt
 
     ids = np.asarray(outputs["track_id"])
-    fig, ax = plt.subplots(figsize=(6, 4))
     q = outputs.get("q_inv_nm")
+    chi = outputs.get("chi_deg")
+    if q is not None and chi is not None:  # |q| and χ of each track against frame
+        q, chi = np.asarray(q), np.asarray(chi)
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+        for t in range(int(outputs["n_tracks"])):
+            f, j = np.nonzero(ids == t)
+            line, = ax.plot(f, q[f, j], ".-", ms=3, lw=0.8)
+            ax2.plot(f, chi[f, j], ".-", ms=3, lw=0.8, color=line.get_color())
+        ax.set(ylabel="|q| (1/nm)")
+        ax2.set(xlabel="frame", ylabel="χ (deg)")
+        ax.set_title(f"{int(outputs['n_tracks'])} tracks")
+        fig.tight_layout()
+        return {"Tracked peak positions": fig}
+    fig, ax = plt.subplots(figsize=(6, 4))
     if q is not None:
         q = np.asarray(q)
         for t in range(int(outputs["n_tracks"])):
@@ -579,16 +650,16 @@ def track_figures(outputs: dict, params: Any) -> dict:
     return {"Tracked peak positions": fig}
 
 
-@task("gixd.track", params=TrackParams, figures=track_figures)
+@task("gixd.track", params=TrackParams, figures=track_figures, version="2")
 def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray,
-          width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None, *,
-          params: TrackParams) -> Tracks:
+          width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None,
+          labels: np.ndarray | None = None, *, params: TrackParams) -> Tracks:
     """Link detections across the frames of a series (Hungarian matching in |q|, χ; with the
     box extents, the gates widen to half a feature's extent)."""
     from matterflow.diffraction.gixd._track import link_tracks
 
     n = np.asarray(n).astype(int)
-    qs, cs, wqs, wcs, sel = [], [], [], [], []
+    qs, cs, wqs, wcs, sel, labs, scs = [], [], [], [], [], [], []
     for i in range(len(n)):
         sc = np.asarray(scores[i][:n[i]])
         ok = np.flatnonzero(sc >= params.min_score)
@@ -597,13 +668,20 @@ def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.n
                         np.asarray(width_q_inv_nm[i]), np.asarray(width_chi_deg[i]),
                         params.merge_iou)
         sel.append(ok)
+        scs.append(sc[ok])
         qs.append(np.asarray(q_inv_nm[i])[ok])
         cs.append(np.asarray(chi_deg[i])[ok])
         if width_q_inv_nm is not None and width_chi_deg is not None:
             wqs.append(np.asarray(width_q_inv_nm[i])[ok])
             wcs.append(np.asarray(width_chi_deg[i])[ok])
+        if labels is not None:
+            labs.append(np.asarray(labels[i])[ok])
     ids = link_tracks(qs, cs, max_dq=params.max_dq, max_dchi=params.max_dchi,
-                      max_gap=params.max_gap, width_q=wqs or None, width_chi=wcs or None)
+                      max_gap=params.max_gap, width_q=wqs or None, width_chi=wcs or None,
+                      labels=labs if labels is not None and params.keep_category else None,
+                      max_width_ratio=params.max_width_ratio, close_gap=params.close_gap,
+                      history=params.history, merge_tracks=params.merge_tracks,
+                      scores=scs)
     out = np.full((len(n), MAX_DET), -1, np.int64)
     for i, (ok, t) in enumerate(zip(sel, ids, strict=True)):
         out[i, ok] = t

@@ -83,16 +83,32 @@ def process(
     force: Force = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")] = False,
     quiet: Quiet = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Process frames as they are appended (an SWMR HDF5 file or a folder "
+        "filling with files) until Ctrl-C/SIGTERM, --idle-timeout or the input's `last`.")] = False,
+    idle_timeout: Annotated[float | None, typer.Option(
+        "--idle-timeout", min=0, help="With --follow: stop after this many seconds without a "
+        "new frame (default: wait until stopped).")] = None,
 ) -> None:
     """Run a plugin chain over frames on Dask; a killed run resumes where it stopped."""
     from matterflow.diffraction.xrd.processing import run_process
 
     opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
-    with make_progress(opts.quiet) as progress:
-        res = run_process(workflow, opts.out, progress=progress, report=not no_report,
-                          **opts.executor_kwargs(default_processes=None))
-    console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
-                  f"{res.seconds:.1f} s; results: {res.results}")
+    if follow:
+        from matterflow.clitools import err_console
+        from matterflow.diffraction.xrd.follow import follow_process
+
+        say = (lambda m: None) if opts.quiet else (lambda m: err_console.print(m, markup=False))
+        res, fs = follow_process(workflow, opts.out, idle_timeout=idle_timeout, force=force,
+                                 report=say)
+        console.print(f"follow stopped ({fs.stopped_by}): {fs.n_new} frames this run, "
+                      f"{fs.n_frames} in all, {fs.rate:.1f} frames/s; results: {res.results}")
+    else:
+        with make_progress(opts.quiet) as progress:
+            res = run_process(workflow, opts.out, progress=progress, report=not no_report,
+                              **opts.executor_kwargs(default_processes=None))
+        console.print(f"{res.n_frames - res.n_failed} of {res.n_frames} frames processed in "
+                      f"{res.seconds:.1f} s; results: {res.results}")
     for p in res.files:
         console.print(f"  {p}")
     if res.n_suspect:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from matterflow.core.errors import InputError
 from matterflow.core.registry import validation_message
 
-__all__ = ["load_process_file", "run_process", "ProcessOutcome"]
+__all__ = ["load_process_file", "read_process_spec", "run_process", "ProcessOutcome"]
 
 BATCH_BYTES = 64 << 20  # largest results of one batch of frames (with the default batch size)
 
@@ -92,16 +92,8 @@ class ProcessOutcome:
     seconds: float = 0.0
 
 
-def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
-    """Validate a process file; returns (spec, core Workflow, base folder).
-
-    Opens the source and prepares the pipeline once (geometry, plugin files,
-    shapes) so every error shows before any frame is processed.
-    """
-    from matterflow.core.workflow import Workflow
-    from matterflow.diffraction.xrd.pipeline import Pipeline
-    from matterflow.diffraction.xrd.plugins import chain_spec, validate_chain
-
+def read_process_spec(path: str | Path) -> tuple[ProcessFile, Path]:
+    """The validated fields of a process file and its folder (nothing opened yet)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -117,7 +109,22 @@ def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
         spec = ProcessFile.model_validate(data)
     except ValidationError as exc:
         raise InputError(validation_message(exc, prefix=str(path), model=ProcessFile)) from None
-    base = path.resolve().parent
+    return spec, path.resolve().parent
+
+
+def load_process_file(path: str | Path) -> tuple[ProcessFile, Any, Path]:
+    """Validate a process file; returns (spec, core Workflow, base folder).
+
+    Opens the source and prepares the pipeline once (geometry, plugin files,
+    shapes) so every error shows before any frame is processed.
+    """
+    from matterflow.core.workflow import Workflow
+    from matterflow.diffraction.xrd.pipeline import Pipeline
+    from matterflow.diffraction.xrd.plugins import chain_spec, validate_chain
+
+    path = Path(path)
+    spec, base = read_process_spec(path)
+    text = path.read_text()
     src_path = spec.input.path
     src = src_path if Path(src_path).is_absolute() else str(base / src_path)
     geo = Path(spec.geometry) if Path(spec.geometry).is_absolute() else base / spec.geometry
