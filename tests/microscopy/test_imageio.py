@@ -515,3 +515,67 @@ def test_mrcfile_written_file(tmp_path):
     m = read_micrograph(p)
     np.testing.assert_array_equal(m.data, arr)
     assert m.pixel_size_A == pytest.approx(0.8)
+
+
+# ----------------------------------------------------------------------------- hrtem and sem use it
+
+def test_hrtem_read_image_and_match_take_dm_ser_mrc(tmp_path):
+    from typer.testing import CliRunner
+
+    from matterflow.microscopy.hrtem.cli import app, read_image
+
+    img = np.random.default_rng(5).random((200, 200)).astype(np.float32)
+    _write_dm(tmp_path / "a.dm4", img, version=4, scale=0.01)  # 0.01 nm = 0.1 Å
+    got, px = read_image(tmp_path / "a.dm4", None)
+    np.testing.assert_array_equal(got, img)
+    assert px == pytest.approx(0.1)
+    assert read_image(tmp_path / "a.dm4", 0.2)[1] == 0.2  # --pixel-size overrides the file's
+    _write_ser(tmp_path / "s.ser", np.stack([img, img]))
+    with pytest.raises(InputError, match=r"s.ser: a stack of 2 frames .*`hrtem` matches one image"):
+        read_image(tmp_path / "s.ser", None)
+    _write_mrc(tmp_path / "c.mrc", img, px=0.125)
+    assert read_image(tmp_path / "c.mrc", None)[1] == pytest.approx(0.125)
+    _write_dm(tmp_path / "raw.dm3", img, units="")  # uncalibrated: the CLI reads it, then asks
+    r = CliRunner().invoke(app, ["match", str(tmp_path / "raw.dm3"), "--budget", "8"])
+    assert r.exit_code == 2 and "pixel size unknown" in r.output, r.output
+    r = CliRunner().invoke(app, ["match", str(tmp_path / "missing.emd"), "--budget", "8"])
+    assert r.exit_code == 2 and "missing.emd: image file not found" in r.output
+
+
+@pytest.mark.parametrize("kind", ["dm3", "ser", "mrc", "emd"])
+def test_sem_read_image_gives_nm(tmp_path, kind):
+    from matterflow.microscopy.sem.io import read_image
+
+    arr = np.random.default_rng(6).random((16, 16)).astype(np.float32) + 1
+    p = tmp_path / f"scan.{kind}"
+    if kind == "dm3":
+        _write_dm(p, arr, scale=2.5, units="nm")
+    elif kind == "ser":
+        _write_ser(p, arr[None], code=7, delta=2.5e-9)
+    elif kind == "mrc":
+        _write_mrc(p, arr, px=25.0)
+    else:
+        _write_velox(p, arr, width="2.5e-9")
+    img, size = read_image(p)
+    assert img.shape == (16, 16) and size == pytest.approx(2.5)
+    assert np.percentile(img, 99.5) == pytest.approx(0.8, rel=1e-5)
+    assert read_image(p, pixel_size_nm=3.0)[1] == 3.0
+
+
+def test_sem_upscale_cli_reads_a_dm4_scan(tmp_path):
+    from typer.testing import CliRunner
+
+    from matterflow.cli import app
+    from matterflow.core.store import read_results
+    from matterflow.microscopy.sem.models import TrainConfig, save_checkpoint, train
+    from matterflow.microscopy.sem.synthetic import synthetic_set
+
+    tr = synthetic_set(["grains"], 1, (64, 64), seed=1)
+    m, _ = train(tr.fast, tr.clean, tr.labels, cfg=TrainConfig(steps=2, channels=4, patch_lr=8))
+    save_checkpoint(tmp_path / "m.pt", m)
+    _write_dm(tmp_path / "fast.dm4", tr.fast[0].astype(np.float32), version=4, scale=4.0)
+    res = CliRunner().invoke(app, ["sem", "upscale", str(tmp_path / "fast.dm4"), "--model",
+                                   str(tmp_path / "m.pt"), "-o", str(tmp_path / "u"), "-q"])
+    assert res.exit_code == 0, res.output
+    r = read_results(tmp_path / "u" / "results.h5")
+    assert r["upscale"]["sr"].shape == (1, 64, 64)
