@@ -579,3 +579,33 @@ def test_sem_upscale_cli_reads_a_dm4_scan(tmp_path):
     assert res.exit_code == 0, res.output
     r = read_results(tmp_path / "u" / "results.h5")
     assert r["upscale"]["sr"].shape == (1, 64, 64)
+
+
+def test_damaged_files_give_our_errors_only(tmp_path):
+    """Truncations and flipped bytes of DM3/DM4/SER/MRC files: each read either succeeds or
+    raises an InputError from the format's own checks (no library error, no huge allocation)."""
+    rng = np.random.default_rng(7)
+    arr = (rng.random((3, 16, 12)) * 100).astype(np.float32)
+    raws = {"dm3": _write_dm(tmp_path / "a.dm3", arr[0]),
+            "dm4": _write_dm(tmp_path / "a.dm4", arr, version=4, little=False),
+            "ser": _write_ser(tmp_path / "a.ser", arr, version=0x0220, code=7),
+            "mrc": _write_mrc(tmp_path / "a.mrc", arr)}
+    generic = []
+    for kind, raw in raws.items():
+        cuts = [(raw[:n], f"cut {n}") for n in rng.integers(1, len(raw), 25)]
+        flips = []
+        for _ in range(60):
+            b = bytearray(raw)
+            i = int(rng.integers(0, min(len(raw), 1500)))
+            b[i] = int(rng.integers(0, 256))
+            flips.append((bytes(b), f"byte {i}"))
+        for data, what in cuts + flips:
+            p = tmp_path / f"x.{kind}"
+            p.write_bytes(data)
+            try:
+                read_micrograph(p)
+            except InputError as exc:
+                assert "x." + kind in str(exc)
+                if "cannot read the" in str(exc):
+                    generic.append((kind, what, str(exc)))
+    assert not generic, "\n".join(f"{k} {w}: {e.split(chr(47))[-1]}" for k, w, e in generic[:8])

@@ -59,8 +59,8 @@ class _Reader:
 
     def read(self, n: int, what: str) -> bytes:
         pos = self.f.tell()
-        b = self.f.read(n)
-        if len(b) < n:
+        b = self.f.read(n) if 0 <= n <= self.size - pos else b""
+        if len(b) < n or n < 0:
             raise InputError(f"{self.path}: truncated DM file: {what} needs {n} bytes at byte "
                              f"{pos}, the file ends at byte {self.size}")
         return b
@@ -220,8 +220,14 @@ def dm_image(f: BinaryIO, path: Path, tags: dict[str, Any], little: bool
         if not isinstance(idata, dict) or "Data" not in idata:
             continue
         dims_g = idata.get("Dimensions", {})
-        dims = [int(v) for v in dims_g.values()] if isinstance(dims_g, dict) else []
+        vals = list(dims_g.values()) if isinstance(dims_g, dict) else [dims_g]
+        if not all(isinstance(v, int) and v > 0 for v in vals):
+            raise InputError(f"{path}: ImageList.{key}.ImageData.Dimensions must hold positive "
+                             f"integers; got {vals}")
+        dims = [int(v) for v in vals]
         code = idata.get("DataType")
+        if not isinstance(idata["Data"], (np.ndarray, DMArray)):
+            raise InputError(f"{path}: ImageList.{key}.ImageData.Data is not an array")
         if code not in DM_IMAGE_DTYPES:
             skipped.append(f"ImageList.{key} (DataType {code})")
             continue

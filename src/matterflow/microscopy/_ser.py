@@ -45,10 +45,13 @@ def read_ser(f: BinaryIO, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
     def read(n: int, what: str, at: int | None = None) -> bytes:
         if at is not None:
+            if not 0 <= at < size:
+                raise InputError(f"{path}: SER {what} is said to start at byte {at}, outside the "
+                                 f"file of {size} bytes")
             f.seek(at)
         pos = f.tell()
-        b = f.read(n)
-        if len(b) < n:
+        b = f.read(n) if 0 <= n <= size - pos else b""
+        if len(b) < n or n < 0:
             raise InputError(f"{path}: truncated SER file: {what} needs {n} bytes at byte {pos}, "
                              f"the file ends at byte {size}")
         return b

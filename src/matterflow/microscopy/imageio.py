@@ -245,12 +245,12 @@ def _dm(p: Path, meta: dict[str, Any]) -> tuple[np.ndarray, float | None, str | 
                 tags=flatten_tags(tags))
     dims = idata.get("Calibrations", {}).get("Dimension", {})
     cal = dims.get("0") if isinstance(dims, dict) else None
-    if not isinstance(cal, dict) or "Scale" not in cal:
+    if not isinstance(cal, dict) or not isinstance(cal.get("Scale"), (int, float)):
         return data, None, None, fmt
     source = f"{fmt.upper()} tag {where}.Calibrations.Dimension.0.Scale"
     px, src = _calibrate(float(cal["Scale"]), dm_string(cal.get("Units", "")), source, meta)
     cy = dims.get("1")
-    if px is not None and isinstance(cy, dict) and "Scale" in cy:
+    if px is not None and isinstance(cy, dict) and isinstance(cy.get("Scale"), (int, float)):
         py = length_to_angstrom(float(cy["Scale"]), dm_string(cy.get("Units", "")))
         if py is not None and not math.isclose(py, px, rel_tol=1e-6):
             meta["pixel_size_y_A"] = py
