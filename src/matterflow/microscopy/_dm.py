@@ -156,7 +156,9 @@ class _Parser:
             if len(info) != 1:
                 raise bad
             dt = self._simple(code, name, pos)
-            return np.frombuffer(r.read(dt.itemsize, f"the value of tag '{name}'"), dt)[0].item()
+            v = np.frombuffer(r.read(dt.itemsize, f"the value of tag '{name}'"), dt)[0]
+            # a float32 as its shortest decimal (a Scale of 0.05, not 0.0500000007)
+            return float(str(v)) if code == 6 and np.isfinite(v) else v.item()
         if code == 18:  # string: (18, length)
             if len(info) != 2:
                 raise bad
