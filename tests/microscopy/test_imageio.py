@@ -329,7 +329,10 @@ def _write_velox(p: Path, arr: np.ndarray, width: str = "1.5e-10") -> None:
 
     a = arr if arr.ndim == 3 else arr[..., None]
     meta = json.dumps({"BinaryResult": {"PixelSize": {"width": width, "height": width},
-                                        "PixelUnitX": "m", "Detector": "HAADF"}}).encode()
+                                        "PixelUnitX": "m", "PixelUnitY": "m",
+                                        "Detector": "HAADF"},
+                       "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "1700000000"}},
+                       "Stage": {}, "Optics": {}}).encode()
     with h5py.File(p, "w") as f:
         g = f.create_group("Data/Image/6fdbde41")
         g["Data"] = a
@@ -474,20 +477,25 @@ _needs_ref = pytest.mark.skipif(not REF_PY.exists(), reason="reference venv /wor
 
 
 @_needs_ref
-@pytest.mark.parametrize("kind", ["dm3", "dm4", "ser", "mrc", "emd"])  # ncempy reads no big-endian DM
+@pytest.mark.parametrize("kind", ["dm3", "dm4", "ser", "mrc", "emd", "velox"])  # ncempy: no big-endian DM
 def test_ncempy_reads_the_same_files(tmp_path, kind):
     rng = np.random.default_rng(4)
     arr = (rng.random((24, 40)) * 1000).astype(np.float32)
-    p = tmp_path / f"img.{kind.split('-')[0]}"
+    p = tmp_path / f"img.{'emd' if kind == 'velox' else kind}"
     if kind.startswith("dm"):
         _write_dm(p, arr, version=int(kind[2]), exotic=False)
     elif kind == "ser":
         _write_ser(p, arr[None], code=7)
     elif kind == "mrc":
         _write_mrc(p, arr)
+    elif kind == "velox":
+        arr = np.stack([arr, arr[::-1], 2 * arr])
+        _write_velox(p, np.moveaxis(arr, 0, -1))
     else:
         _write_berkeley(p, arr)
     ref, info = _ncempy(p, tmp_path)
+    if kind == "velox":  # ncempy keeps Velox's (h, w, frames)
+        ref = np.moveaxis(ref, -1, 0)
     m = read_micrograph(p)
     if kind == "mrc":  # ncempy keeps the section axis of a single image
         ref = ref[0]
@@ -609,3 +617,20 @@ def test_damaged_files_give_our_errors_only(tmp_path):
                 if "cannot read the" in str(exc):
                     generic.append((kind, what, str(exc)))
     assert not generic, "\n".join(f"{k} {w}: {e.split(chr(47))[-1]}" for k, w, e in generic[:8])
+
+
+@_needs_ref
+def test_ncempy_written_berkeley_emd(tmp_path):
+    """A Berkeley EMD written by ncempy (its own writer, not ours) reads with its pixel size."""
+    code = ("import sys, numpy as np, ncempy.io.emd as emd\n"
+            "a = np.arange(12 * 20, dtype=np.float32).reshape(12, 20)\n"
+            "dims = emd.defaultDims(a, pixel_size=(0.04, 0.04), pixel_unit=('nm', 'nm'))\n"
+            "with emd.fileEMD(sys.argv[1], readonly=False) as f:\n"
+            "    f.put_emdgroup('img', a, dims)\n")
+    p = tmp_path / "ref.emd"
+    r = subprocess.run([str(REF_PY), "-c", code, str(p)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = read_micrograph(p)
+    assert m.format == "emd-berkeley"
+    np.testing.assert_array_equal(m.data, np.arange(12 * 20, dtype=np.float32).reshape(12, 20))
+    assert m.pixel_size_A == pytest.approx(0.4)
