@@ -460,49 +460,59 @@ def test_module_main_prints_a_summary(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- references
 
-def _ncempy(path: Path, tmp_path: Path) -> tuple[np.ndarray, dict]:
-    code = ("import sys, json, numpy as np, ncempy.io as nio\n"
-            "d = nio.read(sys.argv[1])\n"
-            "np.save(sys.argv[2], np.asarray(d['data']))\n"
-            "print(json.dumps({'pixelSize': [float(x) for x in d['pixelSize']], "
-            "'pixelUnit': [str(u) for u in d['pixelUnit']]}))\n")
-    out = tmp_path / "ref.npy"
-    r = subprocess.run([str(REF_PY), "-c", code, str(path), str(out)], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return np.load(out, allow_pickle=False), json.loads(r.stdout.strip().splitlines()[-1])
-
-
 _needs_ref = pytest.mark.skipif(not REF_PY.exists(), reason="reference venv /work/refvenvs/ncempy absent")
+_REF_CASES = [("dm3", 1), ("dm4", 1), ("dm4", 3), ("ser", 1), ("ser", 3), ("mrc", 1), ("mrc", 3),
+              ("emd", 1), ("velox", 3)]
 
 
-@_needs_ref
-@pytest.mark.parametrize("kind", ["dm3", "dm4", "ser", "mrc", "emd", "velox"])  # ncempy: no big-endian DM
-def test_ncempy_reads_the_same_files(tmp_path, kind):
-    rng = np.random.default_rng(4)
-    arr = (rng.random((24, 40)) * 1000).astype(np.float32)
-    p = tmp_path / f"img.{'emd' if kind == 'velox' else kind}"
+def _ref_case(d: Path, kind: str, n: int) -> tuple[Path, np.ndarray]:
+    arr = (np.random.default_rng(4).random((n, 24, 40)) * 1000).astype(np.float32)
+    p = d / f"{kind}{n}.{'emd' if kind == 'velox' else kind}"
     if kind.startswith("dm"):
-        _write_dm(p, arr, version=int(kind[2]), exotic=False)
+        _write_dm(p, arr if n > 1 else arr[0], version=int(kind[2]), exotic=False)
     elif kind == "ser":
-        _write_ser(p, arr[None], code=7)
+        _write_ser(p, arr, code=7)
     elif kind == "mrc":
         _write_mrc(p, arr)
     elif kind == "velox":
-        arr = np.stack([arr, arr[::-1], 2 * arr])
         _write_velox(p, np.moveaxis(arr, 0, -1))
     else:
-        _write_berkeley(p, arr)
-    ref, info = _ncempy(p, tmp_path)
+        _write_berkeley(p, arr[0])
+    return p, arr
+
+
+@pytest.fixture(scope="module")
+def ncempy_reads(tmp_path_factory):
+    """ncempy's reading of every reference case, in one subprocess: {path: (data, info)}."""
+    d = tmp_path_factory.mktemp("ref")
+    paths = [_ref_case(d, k, n)[0] for k, n in _REF_CASES]
+    code = ("import sys, json, numpy as np, ncempy.io as nio\n"
+            "for f in sys.argv[1:]:\n"
+            "    r = nio.read(f)\n"
+            "    np.save(f + '.npy', np.asarray(r['data']))\n"
+            "    print(json.dumps({'file': f, 'pixelSize': [float(x) for x in r['pixelSize']], "
+            "'pixelUnit': [str(u) for u in r['pixelUnit']]}))\n")
+    r = subprocess.run([str(REF_PY), "-c", code, *map(str, paths)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    infos = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    return {Path(i["file"]).name: (np.load(i["file"] + ".npy", allow_pickle=False), i, Path(i["file"]))
+            for i in infos}
+
+
+@_needs_ref
+@pytest.mark.parametrize("kind,n", _REF_CASES)
+def test_ncempy_reads_the_same_files(ncempy_reads, kind, n):
+    """ncempy (no big-endian DM) gives the same pixels, orientation and pixel size."""
+    ref, info, p = ncempy_reads[f"{kind}{n}.{'emd' if kind == 'velox' else kind}"]
+    m = read_micrograph(p)
     if kind == "velox":  # ncempy keeps Velox's (h, w, frames)
         ref = np.moveaxis(ref, -1, 0)
-    m = read_micrograph(p)
-    if kind == "mrc":  # ncempy keeps the section axis of a single image
+    if kind == "mrc" and n == 1:  # ncempy keeps the section axis of a single image
         ref = ref[0]
     assert ref.shape == m.data.shape
     np.testing.assert_array_equal(ref, m.data)
-    unit = info["pixelUnit"][-1]
-    ref_px = length_to_angstrom(info["pixelSize"][-1], unit)
+    ref_px = length_to_angstrom(info["pixelSize"][-1], info["pixelUnit"][-1])
     if kind == "ser":  # ncempy gives TIA's SI metres
         ref_px = info["pixelSize"][-1] * 1e10
     assert ref_px == pytest.approx(m.pixel_size_A, rel=1e-6), info

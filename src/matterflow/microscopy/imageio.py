@@ -393,7 +393,7 @@ def _berkeley(p: Path, g: Any, name: str, found: list[str], meta: dict[str, Any]
     if data.ndim not in (2, 3):
         raise InputError(f"{p}: not a micrograph: {name}/data has shape {data.shape} (a 2D image "
                          "or a 3D stack is read)")
-    dims = []
+    dims: list[tuple[float | None, Any, Any]] = []
     for k in range(data.ndim):
         dv = g.get(f"dim{k + 1}")
         if dv is None:
