@@ -176,6 +176,26 @@ def test_dm_truncated_and_corrupt_files_name_the_byte(tmp_path):
         read_micrograph(tmp_path / "v5.dm3")
 
 
+def test_dm_complex_image_and_unsupported_type(tmp_path):
+    w = _DM(4, True)
+    z = (np.arange(6 * 8) + 1j * np.arange(6 * 8)[::-1]).astype(np.complex64).reshape(6, 8)
+
+    def image(code: int) -> bytes:
+        return w.group("", [w.group("ImageData", [  # DM stores complex pixels as float pairs
+            w.data("Data", [20, 6, 2 * z.size], z.view(np.float32).astype("<f4").tobytes()),
+            w.simple("DataType", 3, "i4", code),
+            w.group("Dimensions", [w.simple("", 5, "u4", 8), w.simple("", 5, "u4", 6)])])])
+
+    (tmp_path / "z.dm4").write_bytes(w.file([image(3)]))
+    m = read_micrograph(tmp_path / "z.dm4")
+    assert m.data.dtype == np.complex64
+    np.testing.assert_array_equal(m.data, z)
+    (tmp_path / "p.dm4").write_bytes(w.file([image(5)]))  # packed complex: not read
+    with pytest.raises(InputError, match=r"p.dm4: no image data in the DM ImageList; not read: "
+                                         r"ImageList.0 \(DataType 5\)"):
+        read_micrograph(tmp_path / "p.dm4")
+
+
 def test_dm_spectrum_is_not_a_micrograph(tmp_path):
     w = _DM(3, True)
     spec = np.arange(100, dtype=np.float32)
@@ -417,6 +437,15 @@ def test_png_jpeg_npy_and_pickles(tmp_path):
     m = read_micrograph(tmp_path / "a.png")
     assert m.format == "png" and m.pixel_size_A is None
     np.testing.assert_array_equal(m.data, img)
+    deep = (np.arange(12 * 16, dtype=np.uint16) * 300).reshape(12, 16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    m = read_micrograph(tmp_path / "deep.png")
+    assert m.data.dtype == np.uint16
+    np.testing.assert_array_equal(m.data, deep)
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[..., 1] = 90
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    assert np.allclose(read_micrograph(tmp_path / "rgb.png").data, 30.0)
     Image.fromarray(np.full((12, 16), 100, np.uint8)).save(tmp_path / "a.jpg", quality=95)
     m = read_micrograph(tmp_path / "a.jpg")
     assert m.format == "jpeg" and m.data.shape == (12, 16) and abs(int(m.data[5, 5]) - 100) <= 2

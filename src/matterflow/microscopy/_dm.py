@@ -136,8 +136,8 @@ class _Parser:
         if not 1 <= n <= 1_000_000:
             raise r.err(f"tag '{name}' has a type description of {n} integers", pos)
         width = 8 if self.v4 else 4
-        info = list(np.frombuffer(r.read(n * width, f"the type of tag '{name}'"),
-                                  ">u8" if self.v4 else ">i4").astype(np.int64))
+        info = [int(v) for v in np.frombuffer(r.read(n * width, f"the type of tag '{name}'"),
+                                              ">u8" if self.v4 else ">i4").tolist()]
         return self.value(name, info, pos)
 
     def _simple(self, code: int, name: str, pos: int) -> np.dtype[Any]:
