@@ -196,6 +196,21 @@ def test_dm_complex_image_and_unsupported_type(tmp_path):
         read_micrograph(tmp_path / "p.dm4")
 
 
+def test_dm4_skips_an_unknown_type_by_its_tag_size(tmp_path):
+    w = _DM(4, True)
+    arr = np.arange(48, dtype=np.float32).reshape(6, 8)
+    odd = w.data("Future", [20, 99, 3], b"\x01" * 24)  # an array of an unknown type
+    img = w.group("", [w.group("ImageData", [
+        w.array("Data", arr.ravel()), w.simple("DataType", 3, "i4", 2),
+        w.group("Dimensions", [w.simple("", 5, "u4", 8), w.simple("", 5, "u4", 6)])]),
+        w.group("ImageTags", [odd, w.simple("After", 3, "i4", 42)])])
+    (tmp_path / "f.dm4").write_bytes(w.file([img]))
+    m = read_micrograph(tmp_path / "f.dm4")
+    np.testing.assert_array_equal(m.data, arr)
+    assert m.metadata["tags"]["ImageList.0.ImageTags.Future"] == "<DM type [20, 99, 3] not read>"
+    assert m.metadata["tags"]["ImageList.0.ImageTags.After"] == 42
+
+
 def test_dm_spectrum_is_not_a_micrograph(tmp_path):
     w = _DM(3, True)
     spec = np.arange(100, dtype=np.float32)

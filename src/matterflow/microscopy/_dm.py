@@ -49,6 +49,10 @@ class DMArray:
     count: int
 
 
+class _UnknownType(InputError):
+    """A type code this parser does not read (skipped in DM4, where the tag's size is known)."""
+
+
 class _Reader:
     def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
         self.f, self.path, self.size = f, path, size
@@ -114,19 +118,23 @@ class _Parser:
                 break
             length = r.unpack(">H", "a tag label length")
             label = r.read(length, "a tag label").decode("latin-1") or str(i)
+            end = None
             if self.v4:
-                r.unpack(">Q", "a DM4 tag size")
+                size = r.unpack(">Q", "a DM4 tag size")
+                end = r.f.tell() + size
             name = f"{where}.{label}" if where else label
             if kind == 20:
                 out[label] = self.group(name)
             elif kind == 21:
-                out[label] = self.data(name)
+                out[label] = self.data(name, end)
             else:
                 raise r.err(f"unknown tag kind {kind} (expected 20 group or 21 data) in '{where}'", pos)
         self.depth -= 1
         return out
 
-    def data(self, name: str) -> Any:
+    def data(self, name: str, end: int | None = None) -> Any:
+        """A data tag's value; in DM4 (``end``: where the tag ends) a type this parser does not
+        know is skipped and noted, in DM3 it is an error (its size cannot be known)."""
         r = self.r
         pos = r.f.tell()
         if r.read(4, f"the '%%%%' of tag '{name}'") != b"%%%%":
@@ -138,11 +146,17 @@ class _Parser:
         width = 8 if self.v4 else 4
         info = [int(v) for v in np.frombuffer(r.read(n * width, f"the type of tag '{name}'"),
                                               ">u8" if self.v4 else ">i4").tolist()]
-        return self.value(name, info, pos)
+        try:
+            return self.value(name, info, pos)
+        except _UnknownType:
+            if end is None or not pos < end <= r.size:
+                raise
+            r.f.seek(end)
+            return f"<DM type {info} not read>"
 
     def _simple(self, code: int, name: str, pos: int) -> np.dtype[Any]:
         if code not in _SIMPLE:
-            raise self.r.err(f"unknown DM data type code {code} in tag '{name}'", pos)
+            raise _UnknownType(self.r.err(f"unknown DM data type code {code} in tag '{name}'", pos))
         return np.dtype(self.e + _SIMPLE[code])
 
     def _struct(self, name: str, fields: list[int], pos: int) -> np.dtype[Any]:
@@ -183,7 +197,8 @@ class _Parser:
                     raise bad
                 dt = self._simple(elem, name, pos)
             else:
-                raise r.err(f"unknown DM data type code {elem} (array element) in tag '{name}'", pos)
+                raise _UnknownType(r.err(f"unknown DM data type code {elem} (array element) in tag "
+                                         f"'{name}'", pos))
             count = int(info[-1])
             nbytes = count * dt.itemsize
             start = r.f.tell()
@@ -195,7 +210,7 @@ class _Parser:
                 return DMArray(start, dt.str, count)
             arr = np.frombuffer(r.read(nbytes, f"array tag '{name}'"), dt)
             return arr
-        raise r.err(f"unknown DM data type code {code} in tag '{name}'", pos)
+        raise _UnknownType(r.err(f"unknown DM data type code {code} in tag '{name}'", pos))
 
 
 def dm_string(v: Any) -> str:
