@@ -414,7 +414,10 @@ def test_tiff_pixel_size_sources(tmp_path):
     cases = {
         "ours.tif": ({"description": json.dumps({"pixel_size_A": 0.1})}, 0.1, "JSON pixel_size_A"),
         "fei.tif": ({"extratags": [(34682, "s", 0, "[Scan]\nPixelWidth=2.5e-09\n", True)]}, 25.0,
-                    "PixelWidth"),
+                    "TIFF FEI_HELIOS tag [Scan] PixelWidth (m)"),
+        "sfeg.tif": ({"extratags": [(34680, "s", 0, "[User]\r\nDate=01/01/2020\r\n[Scan]\r\n"
+                                     "PixelWidth=1.25e-08\r\n", True)]}, 125.0,
+                     "TIFF FEI_SFEG tag [Scan] PixelWidth (m)"),
         "zeiss.tif": ({"extratags": [(34118, "s", 0, "AP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = "
                                      "4.2 nm\r\n", True)]}, 42.0, "CZ_SEM tag ap_image_pixel_size"),
         "ij.tif": ({"imagej": True, "resolution": (2.0, 2.0), "metadata": {"unit": "um"}}, 5000.0,
