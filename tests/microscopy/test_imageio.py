@@ -323,6 +323,15 @@ def test_mrc_round_trip(tmp_path, mode, big, shape, stamp):
     assert m.metadata["mrc"]["labels"] == ["matterflow"]
 
 
+def test_mrc_imod_unsigned_bytes(tmp_path):
+    arr = np.arange(200, 240, dtype=np.uint8).reshape(5, 8)
+    raw = bytearray(_write_mrc(tmp_path / "a.mrc", arr.view(np.int8), mode=0))
+    raw[152:160] = struct.pack("<ii", 1146047817, 0)  # IMOD stamp, flags without 'signed'
+    (tmp_path / "imod.mrc").write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_micrograph(tmp_path / "imod.mrc").data, arr)
+    assert read_micrograph(tmp_path / "a.mrc").data.dtype == np.int8  # MRC2014: signed
+
+
 def test_mrc_bad_files(tmp_path):
     raw = _write_mrc(tmp_path / "a.mrc", np.ones((8, 8), np.float32))
     (tmp_path / "cut.mrc").write_bytes(raw[:-4])

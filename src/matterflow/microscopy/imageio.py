@@ -304,6 +304,8 @@ def _mrc(p: Path, meta: dict[str, Any]) -> tuple[np.ndarray, float | None, str |
         cella = [float(v) for v in flts[10:13]]
         nsymbt = int(ints[23])
         dt = np.dtype(e + _MRC_MODES[mode])
+        if mode == 0 and int(ints[38]) == 1146047817 and not int(ints[39]) & 1:
+            dt = np.dtype("u1")  # IMOD's stamp without its 'signed bytes' flag: unsigned bytes
         start = 1024 + nsymbt
         need = nx * ny * nz * dt.itemsize
         if nsymbt < 0 or start + need > size:
