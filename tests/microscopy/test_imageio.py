@@ -138,6 +138,9 @@ def test_dm_reciprocal_and_uncalibrated_give_no_pixel_size(tmp_path):
     m = read_micrograph(p)
     assert m.pixel_size_A is None and m.pixel_size_source is None
     assert m.metadata["calibration"]["reciprocal_per_A"] == pytest.approx(0.002, rel=1e-6)
+    r = tmp_path / "neg.dm3"
+    _write_dm(r, np.ones((8, 8), np.float32), scale=-0.25)
+    assert read_micrograph(r).pixel_size_A == pytest.approx(2.5)
     q = tmp_path / "raw.dm3"
     _write_dm(q, np.ones((8, 8), np.float32), units="", scale=1.0)
     assert read_micrograph(q).pixel_size_A is None

@@ -128,8 +128,11 @@ def _calibrate(scale: float, unit: Any, source: str, meta: dict[str, Any]) -> tu
     u = _unit(unit)
     raw = unit.decode("latin-1") if isinstance(unit, bytes) else str(unit)
     meta["calibration"] = {"scale": float(scale), "unit": raw, "source": source}
-    if not (math.isfinite(scale) and scale > 0):
+    if not (math.isfinite(scale) and scale != 0):
         return None, None
+    if scale < 0:
+        meta["calibration"]["note"] = "negative scale (a reversed axis): its magnitude is used"
+        scale = -scale
     px = length_to_angstrom(scale, unit)
     if px is not None:
         return px, f"{source} ({scale:.6g} {raw})"
