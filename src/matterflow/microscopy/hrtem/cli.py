@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,36 +17,30 @@ from matterflow.clitools import (
 )
 from matterflow.microscopy.hrtem.tasks import MatchParams, SimulateParams
 
+_IMAGE_HELP = "Image: .tif/.tiff, .dm3/.dm4, .emd, .ser, .mrc/.mrcs, .png/.jpg or .npy."
+
 app = typer.Typer(help="HRTEM image matching: multislice forward model + Bayesian optimisation.",
                   no_args_is_help=True)
 
 
-def read_image(path: Path, pixel_size: float | None):
-    """``(image, pixel size Å)`` from .npy or TIFF (pixel size from the TIFF description that
-    `hrtem simulate` writes, else ``pixel_size``)."""
-    import numpy as np
-
+def read_image(path: Path, pixel_size: float | None) -> tuple[Any, float | None]:
+    """``(image, pixel size Å)`` of a micrograph file (TIFF, DM3/DM4, EMD, SER, MRC, PNG/JPEG,
+    .npy: :func:`matterflow.microscopy.imageio.read_micrograph`); the pixel size is
+    ``pixel_size`` if given, else the file's (the TIFF description `hrtem simulate` writes,
+    DM/EMD/SER calibrations, MRC cell), else None."""
     from matterflow.core.errors import InputError
+    from matterflow.microscopy.imageio import read_micrograph
 
-    if not path.exists():
-        raise InputError(f"{path}: image not found")
-    suffix = path.suffix.lower()
-    found = None
-    if suffix == ".npy":
-        img = np.load(path, allow_pickle=False)
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            img = tif.asarray()
-            desc = tif.pages[0].description or ""
-        try:
-            found = float(json.loads(desc).get("pixel_size_A"))
-        except (ValueError, TypeError, AttributeError):
-            found = None
-    else:
-        raise InputError(f"{path}: image format {suffix!r} not read; accepted: .npy, .tif, .tiff")
-    return img, pixel_size if pixel_size is not None else found
+    m = read_micrograph(path, pixel_size=pixel_size)
+    img = m.data
+    if img.ndim == 3:
+        if img.shape[0] != 1:
+            raise InputError(f"{path}: a stack of {img.shape[0]} frames of {img.shape[1:]}; "
+                             "`hrtem` matches one image (save one frame)")
+        img = img[0]
+    if img.dtype.kind not in "buif":
+        raise InputError(f"{path}: image values must be real numbers; got dtype {img.dtype}")
+    return img, m.pixel_size_A
 
 
 def _write_image(path: Path, image, pixel_size: float, meta: dict) -> None:
@@ -100,9 +94,9 @@ def _match_params(structure, zone, budget, method, focal_spread, max_cells, seed
 @app.command()
 @handle_errors
 def match(
-    image: Annotated[Path, typer.Argument(help="Image (.tif, .tiff, .npy).")],
+    image: Annotated[Path, typer.Argument(help=_IMAGE_HELP)],
     pixel_size: Annotated[float | None, typer.Option(
-        "--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
+        "--pixel-size", help="Pixel size in Å (overrides the file's).")] = None,
     structure: Annotated[str, typer.Option(help="Built-in structure or structure file.")] = "SrTiO3",
     zone: Annotated[str, typer.Option(help="Cell vector along the beam: a, b or c.")] = "c",
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
@@ -133,11 +127,11 @@ def match(
 @app.command()
 @handle_errors
 def identify(
-    image: Annotated[Path, typer.Argument(help="Image (.tif, .tiff, .npy).")],
+    image: Annotated[Path, typer.Argument(help=_IMAGE_HELP)],
     candidates: Annotated[str, typer.Option(
         help="Comma-separated structures (names or files).")] = "SrTiO3,BaTiO3,SrTiO3-strained",
     pixel_size: Annotated[float | None, typer.Option(
-        "--pixel-size", help="Pixel size in Å (if the file has none).")] = None,
+        "--pixel-size", help="Pixel size in Å (overrides the file's).")] = None,
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
     focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,

@@ -9,7 +9,8 @@ DOMAIN = Domain(
     cli="matterflow.microscopy.hrtem.cli:app",
     demos=("hrtem.yaml",),
     libraries=("torch", "botorch"),
-    file_suffixes=(".tif", ".tiff", ".npy"),
+    file_suffixes=(".tif", ".tiff", ".dm3", ".dm4", ".emd", ".ser", ".mrc", ".mrcs", ".png", ".jpg",
+                   ".jpeg", ".npy"),
     docs="hrtem.md",
     headline="hrtem.match:best_image, hrtem.match:best_loss",
 )

@@ -169,7 +169,8 @@ def _load_step(sid: str, path: Path, pixel_size: float | None, need: bool) -> di
 @app.command("upscale")
 @handle_errors
 def upscale_cmd(
-    image: Annotated[Path, typer.Argument(help="Fast scan: .tif/.tiff/.png/.npy/.emd.")],
+    image: Annotated[Path, typer.Argument(
+        help="Fast scan: .tif/.tiff, .dm3/.dm4, .emd, .ser, .mrc, .png/.jpg or .npy.")],
     model: Annotated[Path, typer.Option(help="Checkpoint of `sem train`.")],
     reference: Annotated[Path | None, typer.Option(help="Full-resolution reference image "
                                                    "(reference-based model).")] = None,
@@ -275,7 +276,7 @@ def demo_steps(*, family: str = "dual_phase", n_train: int = 6, n_test: int = 2,
 @handle_errors
 def series_cmd(
     files: Annotated[list[Path] | None, typer.Argument(
-        help="Frames of an in-situ series (.tif/.png/.npy/.emd), in time order.")] = None,
+        help="Frames of an in-situ series (any micrograph file), in time order.")] = None,
     model: Annotated[Path, typer.Option(help="Checkpoint of `sem train`.")] = Path("sem_model.pt"),
     pixel_size: Annotated[float | None, param_option(LoadParams, "pixel_size_nm",
                                                      "--pixel-size")] = None,

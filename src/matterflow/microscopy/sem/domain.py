@@ -9,7 +9,8 @@ DOMAIN = Domain(
     cli="matterflow.microscopy.sem.cli:app",
     demos=("sem.yaml",),
     libraries=("torch", "tifffile", "scikit-image"),
-    file_suffixes=(".tif", ".tiff", ".png", ".npy", ".pt"),
+    file_suffixes=(".tif", ".tiff", ".dm3", ".dm4", ".emd", ".ser", ".mrc", ".mrcs", ".png", ".jpg",
+                   ".jpeg", ".npy", ".pt"),
     docs="sem.md",
     headline="sem.upscale:sr[0], sem.evaluate:gain_db",
 )

@@ -167,7 +167,8 @@ class Loaded:
 
 @task("sem.load", params=LoadParams)
 def load(path: Path, *, params: LoadParams) -> Loaded:
-    """Read an SEM image (TIFF with FEI/Thermo or Zeiss pixel size, PNG, .npy, Velox .emd)."""
+    """Read an SEM image (TIFF with FEI/Thermo or Zeiss pixel size, DM3/DM4, EMD, SER, MRC,
+    PNG/JPEG, .npy: the shared :func:`matterflow.microscopy.imageio.read_micrograph`)."""
     from matterflow.microscopy.sem.io import read_image
 
     img, size = read_image(path, pixel_size_nm=params.pixel_size_nm,
