@@ -25,7 +25,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
-from matterflow.dft1d.potentials import FAMILIES, check_families
+from matterflow.dft1d.potentials import DEFAULT_FAMILIES, FAMILIES, check_families
 
 __all__ = ["TASKS", "potentials", "exact_invert", "invert", "train_fno"]
 
@@ -45,7 +45,7 @@ FamilyName = Annotated[str | None, AfterValidator(_known_family)]
 
 
 class PotentialsParams(Params):
-    families: list[str] = Field(list(FAMILIES), min_length=1, description=_FAMILY_DOC)
+    families: list[str] = Field(list(DEFAULT_FAMILIES), min_length=1, description=_FAMILY_DOC)
     n_samples: int = Field(200, ge=1, le=1_000_000, description="number of potentials")
     n_points: int = Field(64, ge=16, le=512, description="grid points")
     length: float = Field(20.0, gt=2, le=200, description="box length (grid from -L/2 to L/2)",
