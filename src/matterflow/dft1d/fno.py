@@ -254,9 +254,9 @@ class DensityToPotentialFNO:
             self.in_mean_ = f.mean(axis=(0, 2))
             self.in_std_ = f.std(axis=(0, 2)) + 1e-12
             self.out_mean_ = v.mean(axis=0)
-            if self.symmetrise:
-                self.out_mean_ = 0.5 * (self.out_mean_ + self.out_mean_[::-1])
             self.out_std_ = float(v.std()) + 1e-12
+        if self.symmetrise:  # an equivariant output needs a mirror-symmetric mean
+            self.out_mean_ = 0.5 * (self.out_mean_ + self.out_mean_[::-1])
         xin = self._inputs(d)
         y = torch.as_tensor((v - self.out_mean_) / self.out_std_, dtype=torch.float32)[:, None]
         mean_t = torch.as_tensor(self.out_mean_ / self.out_std_, dtype=torch.float32)
