@@ -8,7 +8,8 @@ are inverted to ``--tol`` (max |n_KS - n|, default 1e-6 /bohr) twice each, inter
   Fermi–Amaldi reference, the general Wu–Yang path; for triplet pairs this is also the
   default path);
 - FNO-started: :func:`matterflow.dft1d.refine.refine_inversion` (the batched FNO prediction,
-  its time shared out per sample, then Newton from it).
+  its time shared out per sample, then chord Newton from it);
+- control: the same chord kernel started from the cold reference (what the start buys).
 
 For singlet pairs the default path (closed-form one-orbital start) is timed too, for context.
 Reported: Newton iterations (median, max), seconds per sample (median, mean), the ratio of the
@@ -51,7 +52,7 @@ def main() -> None:
     ap.add_argument("--data", default=".bench-cache/dft1d_families/fam_triplet.npz")
     ap.add_argument("--spin", default="triplet", help="for --data made here")
     ap.add_argument("--n-per-family", type=int, default=250)
-    ap.add_argument("--n", type=int, default=60, help="test densities")
+    ap.add_argument("--n", type=int, default=400, help="test densities (at most the test split)")
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--epochs", type=int, default=10, help="in-process training if no --model")
     a = ap.parse_args()
@@ -98,15 +99,26 @@ def main() -> None:
                  "n_iterations_max": int(res.cold_n_iterations.max()),
                  "seconds_per_sample_median": float(np.median(res.cold_seconds)),
                  "seconds_per_sample_mean": float(res.cold_seconds.mean()),
+                 "cpu_seconds_per_sample_median": float(np.median(res.cold_cpu_seconds)),
                  "max_density_error_max": float(res.cold_max_density_error.max()),
                  "converged_fraction": float(np.mean(res.cold_max_density_error <= a.tol))},
         "fno_refine": {"n_iterations_median": float(np.median(res.n_iterations)),
                        "n_iterations_max": int(res.n_iterations.max()),
                        "seconds_per_sample_median": float(np.median(res.seconds)),
                        "seconds_per_sample_mean": float(res.seconds.mean()),
+                       "cpu_seconds_per_sample_median": float(np.median(res.cpu_seconds)),
                        "max_density_error_max": float(res.max_density_error.max()),
                        "converged_fraction": float(res.converged.mean())},
+        "control_same_kernel_from_reference": {
+            "n_iterations_median": float(np.median(res.kernel_cold_n_iterations)),
+            "cpu_seconds_per_sample_median": float(np.median(res.kernel_cold_cpu_seconds)),
+            "converged_fraction": float(np.mean(np.nan_to_num(res.kernel_cold_max_density_error, nan=1.0) <= a.tol)),
+            "cpu_time_ratio_over_refine_median": float(np.median(res.kernel_cold_cpu_seconds)
+                                                       / np.median(res.cpu_seconds))},
+        "n_fallbacks": res.n_fallbacks,
+        "n_hessians_median": float(np.median(res.n_hessians)),
         "time_ratio_cold_over_refine_median": res.speedup,
+        "cpu_time_ratio_cold_over_refine_median": res.cpu_speedup,
         "iterations_saved_median": float(np.median(res.cold_n_iterations - res.n_iterations)),
         "fno_start": {"density_residual_mean": float(rel.density_residual.mean()),
                       "density_residual_median": float(np.median(rel.density_residual)),

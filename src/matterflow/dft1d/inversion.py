@@ -74,6 +74,7 @@ class InversionResult:
     n_iterations : Newton iterations taken
     converged : whether ``max_density_error <= tol``
     seconds : wall time
+    start_max_density_error : max |n_KS - n_target| of the starting potential, electrons/bohr
     """
 
     v_ks: np.ndarray
@@ -84,6 +85,7 @@ class InversionResult:
     n_iterations: int
     converged: bool
     seconds: float
+    start_max_density_error: float = float("nan")
 
 
 def ks_response(energies: np.ndarray, orbitals: np.ndarray, occupations: np.ndarray,
@@ -217,7 +219,7 @@ def _invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electron
     else:
         vb = _single_orbital_guess(target, occ, kin, v0, dx) if one else np.zeros(n)
     w, e, phi, dens = solve(vb)
-    err = float(np.max(np.abs(dens - target)))
+    err = start_err = float(np.max(np.abs(dens - target)))
     it, damping = 0, 0.0
     while err > tol and it < max_iter:
         it += 1
@@ -262,4 +264,4 @@ def _invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electron
     v_ks = v0 + vb
     return InversionResult(v_ks=v_ks, v_hxc=v_ks - v_ext, density=dens, eigenvalues=e[: len(occ)],
                            max_density_error=err, n_iterations=it, converged=converged,
-                           seconds=time.perf_counter() - t0)
+                           seconds=time.perf_counter() - t0, start_max_density_error=start_err)
