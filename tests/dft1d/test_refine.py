@@ -63,6 +63,8 @@ def test_refinement_reaches_the_tolerance_on_the_exact_density_and_saves_iterati
     far = vhxc + 0.8 * np.sin(3 * x)
     r2 = refine_inversion(_Oracle(far), dens, v, x, tol=1e-6)
     assert r2.converged.all() and np.abs(r2.density - dens).max() <= 1e-6
+    awful = refine_inversion(_Oracle(vhxc + 3.0 * np.sin(3 * x)), dens, v, x, tol=1e-6)
+    assert awful.n_fallbacks == 3 and np.abs(awful.density - dens).max() <= 1e-6  # robust path
     for k in range(len(dens)):  # the same potential where there is charge (up to a constant)
         m = dens[k] > 0.02
         a_, b_ = r2.v_hxc[k][m], vhxc[k][m]
