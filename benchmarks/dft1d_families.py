@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--train-per-family", type=int, default=100,
                     help="train samples per family (0: the whole train split)")
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--holdout", default="all", help="comma-separated families to leave out, or all")
+    ap.add_argument("--holdout", default="all", help="comma-separated families to leave out, all, or none")
     ap.add_argument("--no-old4", action="store_true", help="skip the four-family baseline")
     ap.add_argument("--cache-dir", default=".bench-cache/dft1d_families")
     ap.add_argument("--save-dir", default=None, help="write the in-distribution models here")
@@ -139,7 +139,8 @@ def main() -> None:
     spins = [s.strip() for s in a.spins.split(",") if s.strip()]
     for s in spins:  # data first, in this process (cached for the workers)
         family_data(s, a.n_per_family, cache=str(Path(a.cache_dir) / f"fam_{s}.npz"))
-    hold = list(FAMILIES) if a.holdout == "all" else [h.strip() for h in a.holdout.split(",")]
+    hold = list(FAMILIES) if a.holdout == "all" else [] if a.holdout == "none" else \
+        [h.strip() for h in a.holdout.split(",")]
     if DECLARED_HOLDOUT in hold:  # the declared family first
         hold = [DECLARED_HOLDOUT, *[h for h in hold if h != DECLARED_HOLDOUT]]
     modes = ["in", *(f"loo:{h}" for h in hold), *([] if a.no_old4 else ["old4"])]
