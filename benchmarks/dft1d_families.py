@@ -176,7 +176,8 @@ def main() -> None:
             "loo_n_above_5pct": n_bad,
         }
     out = {"benchmark": "dft1d_families", "settings": _settings(a.epochs),
-           "n_per_family": a.n_per_family, "train_per_family": a.train_per_family, "seconds": round(time.perf_counter() - t0, 1),
+           "n_per_family": a.n_per_family, "train_per_family": a.train_per_family,
+           "seconds": round(time.perf_counter() - t0, 1),
            "summary": summary, "rows": rows}
     if a.table:
         lines = ["| spin | family | in: potential | in: density mean / median | held out: potential | "
