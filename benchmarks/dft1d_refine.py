@@ -1,7 +1,7 @@
 """Cold Wu–Yang vs FNO-started Wu–Yang refinement, per sample, in one run.
 
-``--model`` (fno.pt) and ``--data`` (the ``.npz`` of ``benchmarks/_dft1d_family_data.py``,
-e.g. the cache of ``benchmarks/dft1d_families.py``, or a ``dataset.h5``): the test densities
+``--model`` (fno.pt) and ``--data`` (the ``.npz`` cache of ``benchmarks/dft1d_families.py``
+for ``--spin``, made if missing, or a ``dataset.h5``): the test densities
 are inverted to ``--tol`` (max |n_KS - n|, default 1e-6 /bohr) twice each, interleaved:
 
 - cold: :func:`matterflow.dft1d.inversion.invert_density` with ``guess="reference"`` (the
@@ -41,7 +41,7 @@ def _load(path: str, spin: str, n_per_family: int) -> dict:
         return {"x": ds.x, "v_ext": ds.v_ext, "density": ds.density, "v_hxc": ds.v_hxc,
                 "family": np.array(ds.family), "split": np.array(ds.split),
                 "spin": ds.attrs.get("spin", "singlet")}
-    from _dft1d_family_data import family_data
+    from dft1d_families import family_data
 
     return family_data(spin, n_per_family, cache=path)
 
@@ -49,7 +49,9 @@ def _load(path: str, spin: str, n_per_family: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
-    ap.add_argument("--data", default=".bench-cache/dft1d_families/fam_triplet.npz")
+    from dft1d_families import DEFAULT_CACHE
+
+    ap.add_argument("--data", default=str(Path(DEFAULT_CACHE) / "fam_triplet.npz"))
     ap.add_argument("--spin", default="triplet", help="for --data made here")
     ap.add_argument("--n-per-family", type=int, default=250)
     ap.add_argument("--n", type=int, default=400, help="test densities (at most the test split)")
