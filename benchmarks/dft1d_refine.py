@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--model")
     from dft1d_families import DEFAULT_CACHE
 
-    ap.add_argument("--data", default=str(Path(DEFAULT_CACHE) / "fam_triplet.npz"))
+    ap.add_argument("--data", default=None, help="default: the family cache for --spin")
     ap.add_argument("--spin", default="triplet", help="for --data made here")
     ap.add_argument("--n-per-family", type=int, default=250)
     ap.add_argument("--n", type=int, default=400, help="test densities (at most the test split)")
@@ -65,7 +65,7 @@ def main() -> None:
     from matterflow.dft1d.refine import fno_reliability, refine_inversion
 
     torch.set_num_threads(1)
-    z = _load(a.data, a.spin, a.n_per_family)
+    z = _load(a.data or str(Path(DEFAULT_CACHE) / f"fam_{a.spin}.npz"), a.spin, a.n_per_family)
     spin = str(z["spin"])
     occ = "polarised" if spin == "triplet" else "unpolarised"
     split = np.asarray(z["split"]).astype(str)
