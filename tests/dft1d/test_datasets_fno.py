@@ -7,7 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from matterflow.core.errors import InputError, NotFittedError
-from matterflow.dft1d.potentials import FAMILIES, sample_potential, sample_potentials
+from matterflow.dft1d.potentials import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    sample_potential,
+    sample_potentials,
+)
 
 
 def test_families_are_bound_and_reproducible():
@@ -16,7 +21,7 @@ def test_families_are_bound_and_reproducible():
     b, _ = sample_potentials(list(FAMILIES), 12, x, seed=4)
     c, _ = sample_potentials(list(FAMILIES), 12, x, seed=5)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert fa[:4] == list(FAMILIES) and np.isfinite(a).all() and a.max() <= 5.5
+    assert fa[:9] == list(FAMILIES) and np.isfinite(a).all() and a.max() <= 5.5
     # a double well has two minima, a harmonic well grows at the edges
     dw = sample_potential("double_well", x, np.random.default_rng(0))
     assert ((dw[1:-1] < dw[:-2]) & (dw[1:-1] < dw[2:])).sum() == 2
@@ -64,7 +69,7 @@ def test_dataset_through_the_executor(small_dataset):
 
     path, ds = small_dataset
     assert len(ds) == 24 and ds.density.shape == (24, 48)
-    assert set(ds.split) <= {"train", "val", "test"} and set(ds.family) == set(FAMILIES)
+    assert set(ds.split) <= {"train", "val", "test"} and set(ds.family) == set(DEFAULT_FAMILIES)
     assert ds.max_density_error.max() <= 1e-6
     # the executor's results file reads back to the same arrays
     again = load_dataset(path.parent / "results.h5")

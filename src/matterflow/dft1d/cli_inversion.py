@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +27,8 @@ def generate(
         "--out", "-o", help="Output folder (dataset.h5, results.h5).")] = Path("dft1d-data"),
     n_samples: Annotated[int, typer.Option("--n-samples", "-n", min=1, help="Number of potentials.")] = 2000,
     families: Annotated[str, typer.Option(
-        help="Comma-separated families: gaussian_wells, harmonic, double_well, coulomb_chain.")
+        help="Comma-separated families: gaussian_wells, harmonic, double_well, coulomb_chain, "
+             "poschl_teller, morse, step_barrier, linear_field, sum.")
     ] = "gaussian_wells,harmonic,double_well,coulomb_chain",
     n_points: Annotated[int, typer.Option("--n-points", min=16, max=512, help="Grid points.")] = 64,
     length: Annotated[float, typer.Option(help="Box length in bohr (grid from -L/2 to L/2).")] = 20.0,
@@ -75,11 +76,35 @@ def invert(
     tol: Annotated[float, typer.Option(help="Required max |n_KS - n| (1/bohr).")] = 1e-7,
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Output .npz (v_ks, v_hxc, density, ...).")] = Path("inverted.npz"),
+    method: Annotated[str, typer.Option(
+        help="wu-yang (numerical inversion), fno+refine (the FNO's potential starts Wu-Yang, run to "
+             "--tol: exact, faster) or fno (the FNO alone, with its density residual, KS gap and a "
+             "reliability flag per sample). The FNO methods need --model.")] = "wu-yang",
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="fno.pt of `matterflow dft1d train-fno` (for --method fno, fno+refine).")] = None,
+    flag_threshold: Annotated[float, typer.Option(
+        "--flag-threshold", min=0.0,
+        help="--method fno: flag samples whose density residual ∫|n[v_FNO] - n|/N exceeds this.")] = 0.02,
+    compare_cold: Annotated[bool, typer.Option(
+        "--compare-cold/--no-compare-cold",
+        help="--method fno+refine: also invert from the cold start, for iterations and time saved.")] = True,
+    trust_pickle: TrustPickle = False,
 ) -> None:
-    """Kohn–Sham potential of given densities (regularised Wu–Yang), with residual and time."""
+    """Kohn–Sham potential of given densities (regularised Wu–Yang, or FNO-started), with residual and time."""
     import numpy as np
 
     from matterflow.dft1d.inversion_tasks import invert as task
+
+    if method not in ("wu-yang", "fno+refine", "fno"):
+        raise InputError(f"--method: accepted wu-yang, fno+refine, fno; got {method!r}")
+    fno = None
+    if method != "wu-yang":
+        if model is None:
+            raise InputError(f"--model: --method {method} needs a trained FNO (fno.pt of "
+                             f"`matterflow dft1d train-fno`)")
+        from matterflow.dft1d.fno import DensityToPotentialFNO
+
+        fno = DensityToPotentialFNO.load(model, trust_pickle=trust_pickle)
 
     if source.suffix == ".npz":
         if not source.exists():
@@ -99,6 +124,13 @@ def invert(
     for r in rows:
         if not 0 <= r < len(dens):
             raise InputError(f"--index: {r} out of range; {source} has {len(dens)} samples")
+    if fno is not None:
+        if dens.shape[1] != len(x):
+            raise InputError(f"{source}: density has {dens.shape[1]} points, x has {len(x)}")
+        _invert_with_fno(fno, method, x, dens[rows], vext[rows], rows, n_electrons=n_electrons,
+                         spin=spin, regularisation=regularisation, tol=tol,
+                         flag_threshold=flag_threshold, compare_cold=compare_cold, out=out)
+        return
     params = {"n_electrons": n_electrons, "spin": spin, "regularisation": regularisation, "tol": tol}
     res = []
     for r in rows:
@@ -113,6 +145,56 @@ def invert(
              v_hxc=np.stack([o.v_hxc for o in res]), density=np.stack([o.density for o in res]),
              max_density_error=np.array([o.max_density_error for o in res]),
              seconds=np.array([o.seconds for o in res]))
+    console.print(f"written: {out}")
+
+
+def _invert_with_fno(fno: Any, method: str, x: Any, dens: Any, vext: Any, rows: list[int], *,
+                     n_electrons: int, spin: str, regularisation: float, tol: float,
+                     flag_threshold: float, compare_cold: bool, out: Path) -> None:
+    """``invert --method fno | fno+refine``: print per-sample figures, write the .npz."""
+    import numpy as np
+
+    from matterflow.dft1d.refine import fno_reliability, refine_inversion
+
+    if spin not in ("unpolarised", "polarised"):
+        raise InputError(f"--spin: accepted unpolarised, polarised; got {spin!r}")
+    if (n_electrons, spin) != (fno.n_electrons, fno.spin):
+        console.print(f"note: the model was trained for {fno.n_electrons} electrons, {fno.spin}; "
+                      f"inverting for {n_electrons}, {spin}")
+    sp: Any = spin
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if method == "fno":
+        rel = fno_reliability(fno, dens, vext, x, threshold=flag_threshold,
+                              n_electrons=n_electrons, spin=sp)
+        for k, r in enumerate(rows):
+            console.print(f"sample {r}: density residual {100 * rel.density_residual[k]:.3f} % "
+                          f"(max {rel.max_density_error[k]:.2e} /bohr), KS gap "
+                          f"{rel.gap[k]:.4f} Ha{'  FLAGGED' if rel.flagged[k] else ''}")
+        console.print(f"{int(rel.flagged.sum())} of {len(rows)} flagged (residual > "
+                      f"{100 * flag_threshold:g} %); FNO {1e6 * rel.fno_seconds_per_sample:.0f} µs, "
+                      f"check {1e3 * rel.check_seconds_per_sample:.2f} ms per sample")
+        np.savez(out, x=x, index=np.array(rows), v_ks=rel.v_ks, v_hxc=rel.v_ks - vext,
+                 density=rel.predicted_density, density_residual=rel.density_residual,
+                 max_density_error=rel.max_density_error, gap=rel.gap, flagged=rel.flagged)
+    else:
+        res = refine_inversion(fno, dens, vext, x, tol=tol, regularisation=regularisation,
+                               n_electrons=n_electrons, spin=sp, compare_cold=compare_cold)
+        for k, r in enumerate(rows):
+            cold = (f"; cold start {res.cold_n_iterations[k]} steps, "
+                    f"{1e3 * res.cold_seconds[k]:.1f} ms") if compare_cold else ""
+            console.print(f"sample {r}: max |n_KS - n| = {res.max_density_error[k]:.2e} /bohr "
+                          f"(FNO start {res.start_max_density_error[k]:.2e}), "
+                          f"{res.n_iterations[k]} Newton steps, {1e3 * res.seconds[k]:.1f} ms{cold}")
+        if compare_cold:
+            console.print(f"median {np.median(res.n_iterations):g} vs {np.median(res.cold_n_iterations):g} "
+                          f"Newton steps, {1e3 * np.median(res.seconds):.2f} vs "
+                          f"{1e3 * np.median(res.cold_seconds):.2f} ms: {res.speedup:.2f}x faster "
+                          f"than the cold start")
+        np.savez(out, x=x, index=np.array(rows), v_ks=res.v_ks, v_hxc=res.v_hxc,
+                 density=res.density, max_density_error=res.max_density_error,
+                 n_iterations=res.n_iterations, seconds=res.seconds,
+                 start_max_density_error=res.start_max_density_error,
+                 cold_n_iterations=res.cold_n_iterations, cold_seconds=res.cold_seconds)
     console.print(f"written: {out}")
 
 
@@ -154,6 +236,16 @@ def train_fno(
         help="fno.pt to continue training from (warm start: its architecture and normalisation are kept).")] = None,
     threads: Annotated[int, typer.Option(
         min=1, help="Torch CPU threads (more than 1 is slow on a loaded machine).")] = 1,
+    symmetrise: Annotated[bool, typer.Option(
+        "--symmetrise/--no-symmetrise",
+        help="Build the x -> -x equivariance in: predict ½(f(n) + R f(R n)), R the grid reversal.")] = False,
+    residual_weight: Annotated[float, typer.Option(
+        "--residual-weight", min=0.0,
+        help="γ: weight each sample's loss by 1 + γ r/mean(r), r its current density residual "
+             "∫|n(v_pred) - n|/N (needs --density-weight > 0). 0: off.")] = 0.0,
+    deterministic: Annotated[bool, typer.Option(
+        "--deterministic/--no-deterministic",
+        help="torch deterministic algorithms while training (same command + seed -> same model).")] = True,
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Folder for fno.pt, metrics.json, figures.")] = Path("dft1d-fno"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -197,6 +289,8 @@ def train_fno(
                                         physics_loss=physics_loss, exact_hx=exact_hx,
                                         density_warmup=density_warmup,
                                         grad_clip=grad_clip or None, init=init,
+                                        symmetrise=symmetrise, residual_weight=residual_weight,
+                                        deterministic=deterministic,
                                         spin=ds.attrs.get("spin", "singlet"))
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "fno.pt")
@@ -226,7 +320,8 @@ def train_fno(
                             if (m := np.array([ds.family[i] == f for i in rep.test_index])).any()},
         "n_parameters": model.n_parameters_,
         "density_weight": density_weight, "physics_loss": physics_loss, "exact_hx": exact_hx,
-        "density_warmup": density_warmup,
+        "density_warmup": density_warmup, "symmetrise": symmetrise,
+        "residual_weight": residual_weight, "deterministic": deterministic, "seed": seed,
         "init_model": str(init_model) if init_model else None,
         "final_train_density_loss": (model.density_loss_history_[-1]
                                      if model.density_loss_history_ else None),

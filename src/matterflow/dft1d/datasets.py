@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from matterflow.core.errors import InputError
-from matterflow.dft1d.potentials import FAMILIES, check_families
+from matterflow.dft1d.potentials import DEFAULT_FAMILIES, check_families
 
 __all__ = ["Dataset", "generate_dataset", "load_dataset", "write_dataset", "dataset_workflow"]
 
@@ -79,7 +79,7 @@ class Dataset:
         return self.select(mask)
 
 
-def dataset_workflow(*, n_samples: int, families: Sequence[str] = tuple(FAMILIES),
+def dataset_workflow(*, n_samples: int, families: Sequence[str] = DEFAULT_FAMILIES,
                      n_points: int = 64, length: float = 20.0, holdout_family: str | None = None,
                      spin: str = "singlet", seed: int = 0, batch_size: int | None = None) -> str:
     """YAML text of the dataset workflow (see the module docstring)."""
@@ -98,7 +98,7 @@ def dataset_workflow(*, n_samples: int, families: Sequence[str] = tuple(FAMILIES
 
 
 def generate_dataset(out_dir: str | Path, *, n_samples: int = 2000,
-                     families: Sequence[str] = tuple(FAMILIES), n_points: int = 64,
+                     families: Sequence[str] = DEFAULT_FAMILIES, n_points: int = 64,
                      length: float = 20.0, holdout_family: str | None = None,
                      spin: str = "singlet", seed: int = 0, workers: int | None = None,
                      scheduler: str | None = None, force: bool = False,

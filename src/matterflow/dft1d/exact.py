@@ -173,7 +173,11 @@ def solve_two_electrons(v_ext: np.ndarray, x: np.ndarray | Grid, *,
     hp = (p.T @ h2 @ p).tocsc()
     sigma = 2.0 * float(v.min()) + min(0.0, strength) / softening - 1.0
     try:
-        e, vec = spla.eigsh(hp, k=1, sigma=sigma, which="LM", tol=1e-12)
+        # a fixed start vector: ARPACK's own random start advances with every call, which made
+        # the same potential give densities differing by ~1e-14 with the call order (datasets,
+        # hence trained models, not bit-reproducible)
+        v0 = np.random.default_rng(0).standard_normal(hp.shape[0])
+        e, vec = spla.eigsh(hp, k=1, sigma=sigma, which="LM", tol=1e-12, v0=v0)
     except (spla.ArpackNoConvergence, RuntimeError) as exc:
         raise ComputeError(f"two-electron eigensolver did not converge: {exc}") from None
     psi = (p @ vec[:, 0]).reshape(n, n) / grid.dx

@@ -89,6 +89,18 @@ class DensityToPotentialFNO:
     warm_start : if True and the model is already fitted (or loaded), :meth:`fit` continues
         from its weights and normalisation (scikit-learn's ``warm_start``), e.g. to fine-tune
         a potential-only model with the density loss
+    symmetrise : build the mirror equivariance ``v[n(-x)](x) = v[n](-x)`` in: the prediction is
+        ``½ (f(n) + R f(R n))`` with ``R`` the grid reversal (x -> -x on a grid symmetric
+        about 0) and the output mean made mirror-symmetric, in training and prediction
+        (twice the network evaluations)
+    residual_weight : γ of the density-residual weighting (needs ``density_weight > 0``):
+        while the density term is on, each sample's loss is weighted by
+        ``1 + γ r_i / mean(r)`` (normalised to mean 1), ``r_i = ∫|n[v_pred] - n| dx / N`` of
+        the batch's current prediction (no gradient through the weight), so the samples whose
+        predicted potential misplaces charge count more; 0: off
+    deterministic : train with ``torch.use_deterministic_algorithms(True)`` (restored after);
+        with the seeded initialisation and batch order, the same data, settings and seed give
+        the same weights on the same machine (to float32 rounding; ``threads`` must be the same)
     """
 
     def __init__(self, n_modes: int = 16, hidden_channels: int = 48, n_layers: int = 4,
@@ -99,7 +111,9 @@ class DensityToPotentialFNO:
                  density_warmup: float = 0.3,
                  grad_clip: float | None = 1.0, target: Literal["v_hxc", "v_ks"] = "v_hxc",
                  n_electrons: int = 2, spin: Literal["unpolarised", "polarised"] = "unpolarised",
-                 exact_hx: bool = False, softening: float = 1.0, warm_start: bool = False):
+                 exact_hx: bool = False, softening: float = 1.0, warm_start: bool = False,
+                 symmetrise: bool = False, residual_weight: float = 0.0,
+                 deterministic: bool = True):
         self.n_modes = n_modes
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
@@ -119,6 +133,19 @@ class DensityToPotentialFNO:
         self.exact_hx = exact_hx
         self.softening = softening
         self.warm_start = warm_start
+        self.symmetrise = symmetrise
+        self.residual_weight = residual_weight
+        self.deterministic = deterministic
+
+    def _apply(self, net: Any, xin: Any) -> Any:
+        """``net(xin)``, or its mirror-symmetrised form (one batched call) if ``symmetrise``."""
+        if not self.symmetrise:
+            return net(xin)
+        import torch
+
+        out = net(torch.cat([xin, xin.flip(-1)]))
+        b = xin.shape[0]
+        return 0.5 * (out[:b] + out[b:].flip(-1))
 
     # -- helpers
     def _build(self, n_points: int) -> Any:
@@ -165,6 +192,8 @@ class DensityToPotentialFNO:
         ``loss_history_`` holds the potential term, ``density_loss_history_`` the mean
         density term (nan while it is off).
         """
+        import contextlib
+
         import torch
 
         d = self._check_xy(density, potential)
@@ -179,7 +208,7 @@ class DensityToPotentialFNO:
             self.x_ = np.asarray(x, dtype=float)
         v = v_full - self._hx(d)
         lam = float(self.density_weight)
-        ks = None
+        ks = vext_t = dens_t = hx_t = w_true = None
         if lam > 0:
             from matterflow.dft1d.exact import occupations_for
             from matterflow.dft1d.ks_torch import KSDensity
@@ -205,6 +234,17 @@ class DensityToPotentialFNO:
                                     for i in range(0, len(d), 256)])
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        with _deterministic() if self.deterministic else contextlib.nullcontext():
+            return self._train(d, v, lam, ks, (vext_t, dens_t, hx_t, w_true),
+                               progress=progress, validation=validation)
+
+    def _train(self, d: np.ndarray, v: np.ndarray, lam: float, ks: Any, tensors: tuple, *,
+               progress: Any, validation: tuple[np.ndarray, np.ndarray] | None
+               ) -> DensityToPotentialFNO:
+        """The training loop of :meth:`fit` (``tensors``: v_ext, density, Hx, W at the truth)."""
+        import torch
+
+        vext_t, dens_t, hx_t, w_true = tensors
         torch.manual_seed(self.seed)
         self._fast_cache = None  # weights change: rebuild the fast inference copy
         warm = bool(self.warm_start) and hasattr(self, "model_")
@@ -215,6 +255,8 @@ class DensityToPotentialFNO:
             self.in_std_ = f.std(axis=(0, 2)) + 1e-12
             self.out_mean_ = v.mean(axis=0)
             self.out_std_ = float(v.std()) + 1e-12
+        if self.symmetrise:  # an equivariant output needs a mirror-symmetric mean
+            self.out_mean_ = 0.5 * (self.out_mean_ + self.out_mean_[::-1])
         xin = self._inputs(d)
         y = torch.as_tensor((v - self.out_mean_) / self.out_std_, dtype=torch.float32)[:, None]
         mean_t = torch.as_tensor(self.out_mean_ / self.out_std_, dtype=torch.float32)
@@ -237,24 +279,33 @@ class DensityToPotentialFNO:
             use_density = epoch >= first_density_epoch
             for i in range(0, len(d), self.batch_size):
                 idx = perm[i:i + self.batch_size]
-                pred = model(xin[idx])
+                pred = self._apply(model, xin[idx])
                 true = y[idx] + mean_t
-                # relative L2 of the potential (in units of its global std)
-                loss = (torch.linalg.vector_norm(pred - y[idx], dim=-1)
-                        / torch.linalg.vector_norm(true, dim=-1)).mean()
-                total += float(loss.detach()) * len(idx)
+                # relative L2 of the potential (in units of its global std), per sample
+                per = (torch.linalg.vector_norm(pred - y[idx], dim=-1)
+                       / torch.linalg.vector_norm(true, dim=-1))[:, 0]
+                total += float(per.detach().sum())
                 if use_density:
                     from matterflow.dft1d.ks_torch import density_l1_loss
 
                     v_ks = (pred[:, 0].double() * self.out_std_ + mean64 + vext_t[idx]
                             + hx_t[idx])
+                    resid = None
                     if self.physics_loss == "wu_yang":
                         gap = (w_true[idx] - ks.wu_yang(v_ks, dens_t[idx])) / self.n_electrons
-                        dl = torch.sqrt(gap.clamp(min=0.0) + 1e-12).mean()
+                        dl = torch.sqrt(gap.clamp(min=0.0) + 1e-12)
                     else:
-                        dl = density_l1_loss(ks(v_ks), dens_t[idx]).mean()
-                    total_d += float(dl.detach()) * len(idx)
-                    loss = loss + lam * dl.float()
+                        resid = density_l1_loss(ks(v_ks), dens_t[idx])
+                        dl = resid
+                    total_d += float(dl.detach().sum())
+                    per = per + lam * dl.float()
+                    if self.residual_weight > 0:
+                        with torch.no_grad():
+                            r = resid if resid is not None else density_l1_loss(
+                                ks(v_ks.detach()), dens_t[idx])
+                            w = 1.0 + self.residual_weight * r / (r.mean() + 1e-12)
+                        per = per * (w / w.mean()).float()
+                loss = per.mean()
                 opt.zero_grad()
                 loss.backward()
                 if self.grad_clip:
@@ -296,6 +347,11 @@ class DensityToPotentialFNO:
             raise InputError(f"grad_clip: must be > 0 or None; got {self.grad_clip!r}")
         if self.target not in ("v_hxc", "v_ks"):
             raise InputError(f"target: accepted 'v_hxc', 'v_ks'; got {self.target!r}")
+        if not (isinstance(self.residual_weight, int | float) and self.residual_weight >= 0):
+            raise InputError(f"residual_weight: must be >= 0; got {self.residual_weight!r}")
+        if self.residual_weight > 0 and not self.density_weight > 0:
+            raise InputError("residual_weight: the density-residual weighting needs the density "
+                             f"term (density_weight > 0); got density_weight={self.density_weight!r}")
 
     def predict(self, density: np.ndarray, batch_size: int = 1024, *,
                 fast: bool = True) -> np.ndarray:
@@ -314,7 +370,8 @@ class DensityToPotentialFNO:
         out = np.empty(d.shape, dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(d), batch_size):
-                out[i:i + batch_size] = net(self._inputs(d[i:i + batch_size]))[:, 0].numpy()
+                out[i:i + batch_size] = self._apply(net, self._inputs(d[i:i + batch_size])
+                                                    )[:, 0].numpy()
         return out.astype(float) * self.out_std_ + self.out_mean_ + self._hx(d)
 
     def _fast_net(self) -> Any:
@@ -338,7 +395,8 @@ class DensityToPotentialFNO:
                                               "seed", "threads", "density_weight", "physics_loss",
                                               "density_warmup", "grad_clip", "target",
                                               "n_electrons", "spin", "exact_hx", "softening",
-                                              "warm_start")}
+                                              "warm_start", "symmetrise", "residual_weight",
+                                              "deterministic")}
         meta = {"hyper": hyper, "n_points": int(self.n_points_),
                 "out_std": float(self.out_std_),
                 "loss_history": [float(v) for v in self.loss_history_]}
@@ -401,6 +459,24 @@ class DensityToPotentialFNO:
                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
         self.model_.eval()
         return self
+
+
+def _deterministic() -> Any:
+    """Context: ``torch.use_deterministic_algorithms(True)``, the previous setting restored."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def ctx() -> Any:
+        prev = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(prev)
+
+    return ctx()
 
 
 @dataclass(frozen=True)

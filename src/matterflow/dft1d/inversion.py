@@ -74,6 +74,7 @@ class InversionResult:
     n_iterations : Newton iterations taken
     converged : whether ``max_density_error <= tol``
     seconds : wall time
+    start_max_density_error : max |n_KS - n_target| of the starting potential, electrons/bohr
     """
 
     v_ks: np.ndarray
@@ -84,6 +85,7 @@ class InversionResult:
     n_iterations: int
     converged: bool
     seconds: float
+    start_max_density_error: float = float("nan")
 
 
 def ks_response(energies: np.ndarray, orbitals: np.ndarray, occupations: np.ndarray,
@@ -136,7 +138,8 @@ def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_e
                    stencil: int = 5, softening: float = 1.0, regularisation: float = 1e-9,
                    tol: float = 1e-7, max_iter: int = 100, guess: Literal["auto", "reference"] = "auto",
                    on_failure: Literal["raise", "warn"] = "raise",
-                   blas_threads: int | None = 1) -> InversionResult:
+                   blas_threads: int | None = 1,
+                   v_start: np.ndarray | None = None) -> InversionResult:
     """Kohn–Sham potential reproducing ``density`` (see the module docstring for the method).
 
     Parameters
@@ -159,6 +162,9 @@ def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_e
         unconverged result with ``converged=False``
     blas_threads : BLAS threads while inverting (default 1, fastest for small grids; None
         leaves the process setting)
+    v_start : (n_points,) a KS potential (Ha) to start the Newton iterations from (e.g. a
+        neural operator's prediction, see :mod:`matterflow.dft1d.refine`); overrides
+        ``guess``. Any constant offset is irrelevant (gauge).
 
     Raises
     ------
@@ -171,13 +177,13 @@ def invert_density(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_e
         return _invert(density, v_ext, x, n_electrons=n_electrons, occupations=occupations,
                        spin=spin, stencil=stencil, softening=softening,
                        regularisation=regularisation, tol=tol, max_iter=max_iter, guess=guess,
-                       on_failure=on_failure)
+                       on_failure=on_failure, v_start=v_start)
 
 
 def _invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electrons: int,
             occupations: np.ndarray | None, spin: str, stencil: int, softening: float,
             regularisation: float, tol: float, max_iter: int, guess: str,
-            on_failure: str) -> InversionResult:
+            on_failure: str, v_start: np.ndarray | None = None) -> InversionResult:
     t0 = time.perf_counter()
     grid = as_grid(x)
     target = check_density(density, grid, n_electrons)
@@ -207,9 +213,13 @@ def _invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electron
     if guess not in ("auto", "reference"):
         raise InputError(f"guess: accepted 'auto', 'reference'; got {guess!r}")
     one = len(occ) == 1 and guess == "auto"
-    vb = _single_orbital_guess(target, occ, kin, v0, dx) if one else np.zeros(n)
+    if v_start is not None:
+        vb = check_potential(v_start, grid, name="v_start") - v0
+        vb = vb - vb.mean()
+    else:
+        vb = _single_orbital_guess(target, occ, kin, v0, dx) if one else np.zeros(n)
     w, e, phi, dens = solve(vb)
-    err = float(np.max(np.abs(dens - target)))
+    err = start_err = float(np.max(np.abs(dens - target)))
     it, damping = 0, 0.0
     while err > tol and it < max_iter:
         it += 1
@@ -254,4 +264,4 @@ def _invert(density: np.ndarray, v_ext: np.ndarray, x: np.ndarray, *, n_electron
     v_ks = v0 + vb
     return InversionResult(v_ks=v_ks, v_hxc=v_ks - v_ext, density=dens, eigenvalues=e[: len(occ)],
                            max_density_error=err, n_iterations=it, converged=converged,
-                           seconds=time.perf_counter() - t0)
+                           seconds=time.perf_counter() - t0, start_max_density_error=start_err)

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
-from matterflow.dft1d.potentials import FAMILIES, check_families
+from matterflow.dft1d.potentials import DEFAULT_FAMILIES, FAMILIES, check_families
 
 __all__ = ["TASKS", "potentials", "exact_invert", "invert", "train_fno"]
 
@@ -45,7 +45,7 @@ FamilyName = Annotated[str | None, AfterValidator(_known_family)]
 
 
 class PotentialsParams(Params):
-    families: list[str] = Field(list(FAMILIES), min_length=1, description=_FAMILY_DOC)
+    families: list[str] = Field(list(DEFAULT_FAMILIES), min_length=1, description=_FAMILY_DOC)
     n_samples: int = Field(200, ge=1, le=1_000_000, description="number of potentials")
     n_points: int = Field(64, ge=16, le=512, description="grid points")
     length: float = Field(20.0, gt=2, le=200, description="box length (grid from -L/2 to L/2)",
@@ -263,6 +263,11 @@ class TrainFNOParams(Params):
     spin: Literal["singlet", "triplet"] = Field("singlet", description="spin state of the "
                                                 "dataset's 2 electrons (the exact step's spin): "
                                                 "the KS occupations of the density check")
+    symmetrise: bool = Field(False, description="build the x -> -x equivariance in: predict "
+                             "½(f(n) + R f(R n)), R the grid reversal")
+    residual_weight: float = Field(0.0, ge=0, le=1e3, description="γ: weight each sample's loss "
+                                   "by 1 + γ r/mean(r), r its density residual (needs "
+                                   "density_weight > 0; dimensionless); 0: off")
     n_timing: int = Field(20, ge=1, le=10_000, description="test densities inverted numerically "
                           "to time the inversion against the FNO")
     n_examples: int = Field(4, ge=1, le=64, description="test (and ood) samples kept for figures")
@@ -354,7 +359,7 @@ def _fno_figures(outputs: dict, params: TrainFNOParams) -> dict:
     return figs
 
 
-@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="3")
+@task("dft1d.train_fno", params=TrainFNOParams, figures=_fno_figures, version="4")
 def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.ndarray,
               split: list, family: list, *, params: TrainFNOParams) -> FNOResult:
     """Train a Fourier neural operator density -> potential; test in and out of distribution."""
@@ -372,7 +377,8 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         batch_size=params.batch_size, learning_rate=params.learning_rate, seed=params.seed,
         density_weight=params.density_weight, density_warmup=params.density_warmup,
         physics_loss=params.physics_loss, spin=params.spin,
-        exact_hx=params.exact_hx and params.target == "v_hxc")
+        exact_hx=params.exact_hx and params.target == "v_hxc", symmetrise=params.symmetrise,
+        residual_weight=params.residual_weight)
     k = min(params.n_examples, len(rep.test_index))
     te = rep.test_index[:k]
     ko = min(params.n_examples, len(rep.ood_index))
