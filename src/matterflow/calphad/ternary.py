@@ -575,7 +575,7 @@ class TernaryModel:
             # plane through each located facet: g = c0 + c1 x_B + c2 x_C
             p3 = np.concatenate([tri, gl[fac][:, :, None]], axis=2)[f_of]  # (m, 3, 3)
             a = np.concatenate([np.ones((len(xt), 3, 1)), p3[:, :, :2]], axis=2)
-            coef = np.linalg.solve(a, p3[:, :, 2])  # (m, 3)
+            coef = np.linalg.solve(a, p3[:, :, 2:3])[..., 0]  # (m, 3)
             # only the solids' own lower-hull vertices can minimise G - plane
             sf = np.unique(self._lower_hull_any(xs, gs, float(t)))
             d = gs[sf][None, :] - (coef[:, :1] + coef[:, 1:2] * xs[sf, 0][None, :] +
