@@ -11,7 +11,13 @@ from typing import Annotated
 
 import typer
 
-from matterflow.clitools import console, handle_errors, parse_key_values, save_figures, write_result_file
+from matterflow.clitools import (
+    console,
+    handle_errors,
+    parse_key_values,
+    save_figures,
+    write_result_file,
+)
 from matterflow.core.errors import InputError
 
 __all__ = ["register"]

@@ -18,7 +18,13 @@ import numpy as np
 from pydantic import Field
 
 from matterflow.calphad import ternary_figures as figs
-from matterflow.calphad.ternary import TernaryModel, agreement, crtiv_tdb, pycalphad_section, section_grid
+from matterflow.calphad.ternary import (
+    TernaryModel,
+    agreement,
+    crtiv_tdb,
+    pycalphad_section,
+    section_grid,
+)
 from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
