@@ -385,34 +385,48 @@ class TernaryModel:
     # ------------------------------------------------------------------ hull
     def _lower_hull(self, x: np.ndarray, g: np.ndarray, temperature: float) -> np.ndarray:
         """Vertex indices (into ``x``) of the lower hull facets, shape (n_f, 3)."""
-        from scipy.spatial import ConvexHull, QhullError
-
         # a plane through the corners' minima is subtracted and G scaled by RT: the hull
         # is unchanged, Qhull's precision is better
         corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-        gc = []
+        gc, ci = [], []
         for c in corners:
-            near = np.linalg.norm(x - c, axis=1) < 1e-9
-            if not near.any():
+            near = np.flatnonzero(np.abs(x - c).sum(axis=1) < 1e-9)
+            if not len(near):
                 raise InputError(f"no phase reaches pure {self._corner_name(c)}: the section "
                                  "needs every corner of the triangle")
-            gc.append(g[near].min())
+            ci.append(int(near[np.argmin(g[near])]))
+            gc.append(g[ci[-1]])
         plane = gc[0] + (gc[1] - gc[0]) * x[:, 0] + (gc[2] - gc[0]) * x[:, 1]
         z = (g - plane) / (R_GAS * temperature)
         # the hull is a convex function through the corner minima: it lies below that plane,
         # so points above it are never hull vertices
         keep = np.flatnonzero(z <= 1e-9)
-        pts = np.column_stack([x[keep], z[keep]])
+        if len(keep) > 12000:
+            # the hull of a subsample lies above the full hull: points above it are not
+            # vertices either (this drops most of the points before the full hull)
+            sub = np.union1d(keep[::8], ci)
+            fs = sub[self._qhull(x[sub], z[sub], temperature)]
+            f_of, w = _locate(np.ascontiguousarray(x[fs]), np.ascontiguousarray(x[keep]),
+                              int(max(4, min(512, np.sqrt(len(fs)) / 2))))
+            inside = f_of >= 0
+            z_sub = np.where(inside, np.einsum("mk,mk->m", w, z[fs[np.maximum(f_of, 0)]]),
+                             np.inf)
+            keep = keep[z[keep] <= z_sub + 1e-9]
+        return keep[self._qhull(x[keep], z[keep], temperature)]
+
+    @staticmethod
+    def _qhull(x: np.ndarray, z: np.ndarray, temperature: float) -> np.ndarray:
+        """Lower facets (indices into ``x``) of the hull of the points (x_B, x_C, z)."""
+        from scipy.spatial import ConvexHull, QhullError
+
         # a point far above closes the hull from the top so that every lower facet exists
         top = np.array([[1 / 3, 1 / 3, z.max() + 10.0]])
         try:
-            hull = ConvexHull(np.vstack([pts, top]), qhull_options="Qt Q12")
+            hull = ConvexHull(np.vstack([np.column_stack([x, z]), top]), qhull_options="Qt Q12")
         except QhullError as exc:
             raise ComputeError(f"convex hull failed at T = {temperature:g} K: {exc}") from None
-        lower = hull.equations[:, 2] < -1e-12
-        simp = hull.simplices[lower]
-        simp = simp[(simp < len(keep)).all(axis=1)]
-        return keep[simp]
+        simp = hull.simplices[hull.equations[:, 2] < -1e-12]
+        return simp[(simp < len(x)).all(axis=1)]
 
     def _corner_name(self, c) -> str:
         return self.components[0 if c.sum() == 0 else (1 if c[0] == 1 else 2)]
@@ -536,7 +550,8 @@ class TernaryModel:
                 (np.linalg.norm(xv[:, a] - xv[:, b], axis=1) <= tol[:, a])
             # b joins a's instance (a already points to its root)
             inst[near, b] = np.minimum(inst[near, b], inst[near, a])
-        n_inst = np.array([len(set(r)) for r in inst.tolist()])
+        n_inst = 1 + (inst[:, 1] != inst[:, 0]) + \
+            ((inst[:, 2] != inst[:, 0]) & (inst[:, 2] != inst[:, 1]))
         return inst, n_inst
 
     # ------------------------------------------------------------------ liquidus
