@@ -280,8 +280,12 @@ class TernaryModel:
         self.t_range = (float(t_range[0]), float(t_range[1]))
         self.n_grid = int(n_grid)
         psyms = [se.Symbol(p) for p in self.parameter_names]
-        self._funcs, self._y, xs, owner, self.tolerance = [], [], [], [], []
-        self._site_map, self._moves, self._step = [], [], []
+        self._funcs: list = []
+        self._y: list[np.ndarray] = []
+        xs, owner, tol = [], [], []
+        self._site_map: list[np.ndarray] = []
+        self._moves: list[list[tuple[int, int]]] = []
+        self._step: list[float] = []
         for i, name in enumerate(self.phases):
             mod = Model(dbf, species, name, parameters=list(self.parameter_names))
             y, x = self._internal_grid(mod)
@@ -297,11 +301,12 @@ class TernaryModel:
             self._y.append(y)
             xs.append(x)
             owner.append(np.full(len(x), i))
-            self.tolerance.append(_spacing(x) * 3.0 + 1e-9)
+            tol.append(_spacing(x) * 3.0 + 1e-9)
         self.x_all = np.concatenate(xs)  # (n_points, 2): x_B, x_C
         self.phase_all = np.concatenate(owner)
         self.n_points = len(self.x_all)
-        self.tolerance = np.array(self.tolerance)
+        # two vertices of one phase farther apart than this are two instances (a gap)
+        self.tolerance = np.array(tol)
         self._init_args = dict(components=comps, phases=phases, parameters=parameters,
                                n_grid=n_grid, t_range=t_range, liquid=liquid)
 

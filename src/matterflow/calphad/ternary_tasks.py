@@ -31,7 +31,7 @@ from matterflow.core.registry import Params, quantity, task
 __all__ = ["section", "liquidus", "section_ensemble", "section_propose", "TERNARY_TASKS",
            "parse_components", "entropy_and_mode", "pick_compositions"]
 
-KELVIN = {"units": "K"}
+KELVIN: dict = {"units": "K"}
 
 
 def parse_components(text: str | None, database=None) -> list[str]:
@@ -111,7 +111,8 @@ def section(tdb: Path | None = None, *, params: SectionParams) -> SectionResult:
     t0 = time.perf_counter()
     s = model.section(params.temperature_k, x, refine=params.refine)
     seconds = time.perf_counter() - t0
-    ref, gref, ref_s, agree = [], np.zeros(0), float("nan"), float("nan")
+    ref: list[str] = []
+    gref, ref_s, agree = np.zeros(0), float("nan"), float("nan")
     if params.compare_pycalphad:
         ref, gref, ref_s = pycalphad_section(model.database, model.components, model.phases,
                                              params.temperature_k, x)
