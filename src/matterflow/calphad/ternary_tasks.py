@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field
@@ -31,10 +32,13 @@ from matterflow.core.registry import Params, quantity, task
 __all__ = ["section", "liquidus", "section_ensemble", "section_propose", "TERNARY_TASKS",
            "parse_components", "entropy_and_mode", "pick_compositions"]
 
+if TYPE_CHECKING:
+    from pycalphad import Database
+
 KELVIN: dict = {"units": "K"}
 
 
-def parse_components(text: str | None, database=None) -> list[str]:
+def parse_components(text: str | None, database: Database | None = None) -> list[str]:
     """``"CR,TI,V"`` -> ``["CR", "TI", "V"]``; default: the three elements of ``database``."""
     if text:
         comps = [c.strip().upper() for c in text.split(",") if c.strip()]
