@@ -242,12 +242,16 @@ class TernaryModel:
         towards the edges); sublattice products use ``n_grid // 4`` per sublattice.
     liquid : str
         Name of the liquid phase (for :meth:`liquidus`).
+    max_points : int
+        Largest grid of a phase with several mixing sublattices (its lattice is
+        coarsened until the product of the sublattice grids fits; the local
+        refinement at the phase boundaries makes up for it).
     """
 
     def __init__(self, database: Database | str | Path, components: Sequence[str],
                  phases: Sequence[str] | None = None, parameters: Sequence[str] = (),
                  n_grid: int = 60, t_range: tuple[float, float] = (298.15, 6000.0),
-                 liquid: str = "LIQUID") -> None:
+                 liquid: str = "LIQUID", max_points: int = 40000) -> None:
         import symengine as se
         from pycalphad import Model
         from pycalphad import variables as v
@@ -279,6 +283,7 @@ class TernaryModel:
             [_symbol_value(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
         self.t_range = (float(t_range[0]), float(t_range[1]))
         self.n_grid = int(n_grid)
+        self.max_points = int(max_points)
         psyms = [se.Symbol(p) for p in self.parameter_names]
         self._funcs: list = []
         self._y: list[np.ndarray] = []
@@ -308,7 +313,8 @@ class TernaryModel:
         # two vertices of one phase farther apart than this are two instances (a gap)
         self.tolerance = np.array(tol)
         self._init_args = dict(components=comps, phases=phases, parameters=parameters,
-                               n_grid=n_grid, t_range=t_range, liquid=liquid)
+                               n_grid=n_grid, t_range=t_range, liquid=liquid,
+                               max_points=max_points)
 
     def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
         return {"database": self.database, **self._init_args}
@@ -323,7 +329,11 @@ class TernaryModel:
         subs = [sorted(str(s.name) for s in sub) for sub in mod.constituents]
         n_mixing = sum(1 for s in subs if len(s) > 1)
         n1 = self.n_grid if n_mixing <= 1 else max(self.n_grid // 4, 8)
-        blocks = [_simplex_points(n1, len(s), refine=n_mixing <= 1) for s in subs]
+        while True:  # several mixing sublattices: a coarser lattice keeps the product small
+            blocks = [_simplex_points(n1, len(s), refine=n_mixing <= 1) for s in subs]
+            if n_mixing <= 1 or n1 <= 2 or np.prod([len(b) for b in blocks]) <= self.max_points:
+                break
+            n1 = max(2, int(n1 * 0.8))
         idx = np.array(list(itertools.product(*[range(len(b)) for b in blocks])))
         y = np.concatenate([b[idx[:, i]] for i, b in enumerate(blocks)], axis=1)
         moles = np.zeros((len(y), 3))

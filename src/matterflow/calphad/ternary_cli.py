@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {n:5d}  {lab}")
         if compare:
             console.print(f"pycalphad equilibrium: {res.reference_seconds:.2f} s "
-                          f"({res.reference_seconds / res.seconds:.0f}x ours); same assemblage "
+                          f"({res.reference_seconds / res.seconds:.1f}x ours); same assemblage "
                           f"on {100 * res.agreement:.1f} % of the grid")
         console.print(f"results: {h5}\nfigure: {png[0]}")
 

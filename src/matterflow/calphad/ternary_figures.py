@@ -41,7 +41,7 @@ def section_figures(outputs: dict) -> dict:
     x = np.asarray(outputs["x"], dtype=float)
     labels = [str(v) for v in outputs["labels"]]
     comps = [str(c) for c in outputs.get("components", [])]
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=(9.5, 6))
     tl = np.asarray(outputs.get("tie_lines", np.zeros((0, 2, 2))), dtype=float).reshape(-1, 2, 2)
     step = max(1, len(tl) // 150)
     for a, b in tl[::step]:
@@ -57,7 +57,7 @@ def section_figures(outputs: dict) -> dict:
         sel = np.array([lab == n for lab in labels])
         ax.scatter(px[sel], py[sel], s=10, color=col[n], label=n.replace("+", " + "))
     _frame(ax, comps)
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.97, 1.0), frameon=False)
     t = float(outputs.get("temperature_k", float("nan")))
     agree = float(outputs.get("agreement", float("nan")))
     extra = f"; same as pycalphad on {100 * agree:.1f} % of the grid" if np.isfinite(agree) else ""
@@ -88,7 +88,7 @@ def liquidus_figures(outputs: dict) -> dict:
         for n in names:
             sel = np.array([p == n for p in prim])
             ax.scatter(px[sel], py[sel], s=6, color=col[n], label=f"primary {n}")
-        ax.legend(fontsize=7, loc="upper right", frameon=False)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.97, 1.0), frameon=False)
     _frame(ax, comps)
     only = f" (primary phase everywhere: {names[0]})" if len(names) == 1 else ""
     ax.set_title(f"Liquidus projection of {'-'.join(comps)}{only}", fontsize=9)
@@ -106,7 +106,7 @@ def ensemble_figures(outputs: dict) -> dict:
     names = [str(v) for v in outputs["label_names"]]
     comps = [str(c) for c in outputs.get("components", [])]
     px, py = to_triangle(x[:, 0], x[:, 1])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     sc = axes[0].scatter(px, py, c=h, s=14, cmap="magma")
     fig.colorbar(sc, ax=axes[0], label="entropy of the predicted assemblage (nat)", shrink=0.8)
     _, col = _colors(names)
@@ -117,7 +117,7 @@ def ensemble_figures(outputs: dict) -> dict:
     low = pmax < 0.9
     axes[1].scatter(px[low], py[low], s=30, facecolors="none", edgecolors="k", lw=0.5,
                     label="P(modal) < 0.9")
-    axes[1].legend(fontsize=7, loc="upper right", frameon=False)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.97, 1.0), frameon=False)
     t = float(outputs.get("temperature_k", float("nan")))
     n_draws = np.asarray(outputs["codes"]).shape[0]
     axes[0].set_title(f"Uncertainty of the section at {t:g} K ({n_draws} draws)", fontsize=9)
