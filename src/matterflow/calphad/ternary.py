@@ -587,6 +587,7 @@ class TernaryModel:
         xt = np.atleast_2d(np.asarray(x, dtype=float))
         temps = np.arange(t_max, t_min - 1e-9, -dt)
         li = self.phases.index(self.liquid)
+        p = self.params_array(params)
         is_liq = self.phase_all == li
         xl = self.x_all[is_liq]
         xs = self.x_all[~is_liq]
@@ -594,25 +595,45 @@ class TernaryModel:
         df = np.empty((len(temps), len(xt)))
         who = np.empty((len(temps), len(xt)), dtype=np.int64)
         for k, t in enumerate(temps):
-            g = self.energies(float(t), params)
+            g = self.energies(float(t), p)
             gl, gs = g[is_liq], g[~is_liq]
-            fac = self._lower_hull(xl, gl, float(t))
-            tri = xl[fac]
-            f_of, _ = _locate(np.ascontiguousarray(tri), np.ascontiguousarray(xt),
-                              int(max(4, min(512, np.sqrt(len(fac)) / 2))))
-            if (f_of < 0).any():
-                raise ComputeError(f"a composition lies outside the liquid's hull at {t:g} K")
-            # plane through each located facet: g = c0 + c1 x_B + c2 x_C
-            p3 = np.concatenate([tri, gl[fac][:, :, None]], axis=2)[f_of]  # (m, 3, 3)
-            a = np.concatenate([np.ones((len(xt), 3, 1)), p3[:, :, :2]], axis=2)
-            coef = np.linalg.solve(a, p3[:, :, 2:3])[..., 0]  # (m, 3)
+            # the exact tangent of the liquid where it is stable against demixing (no liquid
+            # point below it); elsewhere (a liquid gap, or a liquid of several sublattices)
+            # the facet of the liquid's own hull. A chord plane tilts by G'' h / 2 per unit
+            # x: far solids would see it off by tens of J/mol.
+            coef = self._liquid_tangent(xt, float(t), p, li)
+            todo = np.ones(len(xt), dtype=bool)
+            if coef is not None:
+                lowest = np.concatenate([np.min(gl[None, :] - (c[:, :1] + c[:, 1:2] * xl[None, :, 0]
+                                                               + c[:, 2:3] * xl[None, :, 1]), axis=1)
+                                         for c in np.array_split(coef, max(1, len(xt) // 256))])
+                todo = lowest < -1e-3
+            else:
+                coef = np.zeros((len(xt), 3))
+            if todo.any():
+                fac = self._lower_hull(xl, gl, float(t))
+                tri = xl[fac]
+                f_of, _ = _locate(np.ascontiguousarray(tri), np.ascontiguousarray(xt[todo]),
+                                  int(max(4, min(512, np.sqrt(len(fac)) / 2))))
+                if (f_of < 0).any():
+                    raise ComputeError(f"a composition lies outside the liquid's hull at {t:g} K")
+                # plane through each located facet: g = c0 + c1 x_B + c2 x_C
+                p3 = np.concatenate([tri, gl[fac][:, :, None]], axis=2)[f_of]  # (m', 3, 3)
+                a = np.concatenate([np.ones((len(f_of), 3, 1)), p3[:, :, :2]], axis=2)
+                coef[todo] = np.linalg.solve(a, p3[:, :, 2:3])[..., 0]
             # only the solids' own lower-hull vertices can minimise G - plane
-            sf = np.unique(self._lower_hull_any(xs, gs, float(t)))
+            try:  # with all three corners among the solids: the pruned hull
+                sf = np.unique(self._lower_hull(xs, gs, float(t)))
+            except InputError:
+                sf = np.unique(self._lower_hull_any(xs, gs, float(t)))
             d = gs[sf][None, :] - (coef[:, :1] + coef[:, 1:2] * xs[sf, 0][None, :] +
                                    coef[:, 2:3] * xs[sf, 1][None, :])
             j = np.argmin(d, axis=1)
             df[k] = d[np.arange(len(xt)), j]
             who[k] = solid_phase[sf[j]]
+            if k and np.all((df[:k + 1] <= 0).any(axis=0)):  # every liquidus crossed (or none
+                df, who, temps = df[:k + 1], who[:k + 1], temps[:k + 1]  # liquid at the top)
+                break
         liq = np.full(len(xt), np.nan)
         prim = [""] * len(xt)
         for m in range(len(xt)):
@@ -624,6 +645,34 @@ class TernaryModel:
             liq[m] = temps[k] + (temps[k + 1] - temps[k]) * f0 / (f0 - f1)
             prim[m] = self.phases[who[k + 1, m]]
         return LiquidusProjection(self.components, xt, liq, prim, temps)
+
+    def _liquid_tangent(self, xt: np.ndarray, temperature: float, p: np.ndarray, li: int
+                        ) -> np.ndarray | None:
+        """Tangent planes (c0, c1, c2) of a one-sublattice liquid at ``xt`` (central differences).
+
+        None when the liquid is not one sublattice of the three components.
+        """
+        site_map = self._site_map[li]
+        if site_map.shape[0] != 3 or not np.allclose(np.sort(site_map, axis=1)[:, :2], 0) \
+                or not np.allclose(site_map.sum(axis=1), 1.0):
+            return None
+        comp_of = np.argmax(site_map, axis=1)  # column -> component
+        xa = 1.0 - xt.sum(axis=1)
+        full = np.column_stack([xa, xt])  # (m, 3) in component order A, B, C
+        delta = np.minimum(1e-5, 0.5 * full.min(axis=1))
+        rows = []
+        for db, dc in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+            shift = np.column_stack([-(db + dc) * delta, db * delta, dc * delta])
+            rows.append((full + shift)[:, comp_of])
+        y = np.concatenate(rows)
+        args = np.empty((len(y), 1 + 3 + len(p)))
+        args[:, 0] = temperature
+        args[:, 1:4] = y
+        args[:, 4:] = p
+        g = np.asarray(self._funcs[li](args)).reshape(5, len(xt))
+        gb = (g[1] - g[2]) / (2 * delta)
+        gc = (g[3] - g[4]) / (2 * delta)
+        return np.column_stack([g[0] - gb * xt[:, 0] - gc * xt[:, 1], gb, gc])
 
     def _lower_hull_any(self, x: np.ndarray, g: np.ndarray, temperature: float) -> np.ndarray:
         """Lower-hull vertices of any point set that need not reach the corners."""

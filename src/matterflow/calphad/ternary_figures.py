@@ -88,7 +88,7 @@ def liquidus_figures(outputs: dict) -> dict:
         for n in names:
             sel = np.array([p == n for p in prim])
             ax.scatter(px[sel], py[sel], s=6, color=col[n], label=f"primary {n}")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.97, 1.0), frameon=False)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(-0.05, 1.0), frameon=False)
     _frame(ax, comps)
     only = f" (primary phase everywhere: {names[0]})" if len(names) == 1 else ""
     ax.set_title(f"Liquidus projection of {'-'.join(comps)}{only}", fontsize=9)
