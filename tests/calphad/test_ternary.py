@@ -89,6 +89,19 @@ def test_crtiv_miscibility_gap_at_800k(crtiv):
     assert any(lab.count("BCC_A2") == 2 for lab in s.labels)
 
 
+def test_edges_and_corners(crtiv):
+    """Targets on the edges and corners are located (sliver facets along the edges); pure Ti
+    is HCP below and BCC above its transition at 1155 K, liquid above 1941 K (SGTE)."""
+    from matterflow.calphad.ternary import section_grid
+
+    x = section_grid(0.1, margin=0.0)
+    ti = int(np.flatnonzero((x[:, 0] == 1.0))[0])
+    for t, phase in ((800.0, "HCP_A3"), (1200.0, "BCC_A2"), (2000.0, "LIQUID")):
+        s = crtiv.section(t, x)
+        assert s.labels[ti] == phase
+        assert np.allclose(s.phase_fractions.sum(axis=1), 1.0)
+
+
 def test_liquidus_melting_points_and_pycalphad(crtiv):
     """Pure corners melt at the SGTE temperatures; inside, pycalphad brackets our liquidus (+-3 K)."""
     import warnings

@@ -158,16 +158,27 @@ def _locate(tri, targets, n_cells):  # pragma: no cover - compiled
                     px, py = targets[t, 0], targets[t, 1]
                     if px < lo_x or px > hi_x or py < lo_y or py > hi_y:
                         continue
-                    w0 = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) / det
-                    w1 = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) / det
-                    w2 = 1.0 - w0 - w1
-                    mn = min(w0, min(w1, w2))
-                    if mn >= -1e-9 and mn > best[t]:
+                    # unnormalised barycentric coordinates (twice the signed sub-areas): the
+                    # test is absolute, so a sliver facet (vertices 1e-9 apart) still holds
+                    # a point on its long edge
+                    sg = 1.0 if det > 0 else -1.0
+                    a0 = sg * ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2))
+                    a1 = sg * ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2))
+                    a2 = sg * det - a0 - a1
+                    amin = min(a0, min(a1, a2))
+                    if amin < -1e-13:
+                        continue
+                    mn = amin / abs(det)
+                    if mn > best[t]:
+                        w0 = max(a0, 0.0)
+                        w1 = max(a1, 0.0)
+                        w2 = max(a2, 0.0)
+                        tot = w0 + w1 + w2
                         best[t] = mn
                         out[t] = f
-                        weights[t, 0] = w0
-                        weights[t, 1] = w1
-                        weights[t, 2] = w2
+                        weights[t, 0] = w0 / tot
+                        weights[t, 1] = w1 / tot
+                        weights[t, 2] = w2 / tot
     return out, weights
 
 
@@ -405,7 +416,7 @@ class TernaryModel:
         corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
         gc, ci = [], []
         for c in corners:
-            near = np.flatnonzero(np.abs(x - c).sum(axis=1) < 1e-9)
+            near = np.flatnonzero(np.abs(x - c).sum(axis=1) < 1e-13)
             if not len(near):
                 raise InputError(f"no phase reaches pure {self._corner_name(c)}: the section "
                                  "needs every corner of the triangle")
