@@ -95,7 +95,7 @@ def test_edges_and_corners(crtiv):
     from matterflow.calphad.ternary import section_grid
 
     x = section_grid(0.1, margin=0.0)
-    ti = int(np.flatnonzero((x[:, 0] == 1.0))[0])
+    ti = int(np.flatnonzero(x[:, 0] == 1.0)[0])
     for t, phase in ((800.0, "HCP_A3"), (1200.0, "BCC_A2"), (2000.0, "LIQUID")):
         s = crtiv.section(t, x)
         assert s.labels[ti] == phase
