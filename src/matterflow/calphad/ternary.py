@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pycalphad import Database
 
 __all__ = ["TernaryModel", "Section", "LiquidusProjection", "section_grid", "to_triangle",
-           "crtiv_tdb"]
+           "crtiv_tdb", "pycalphad_section", "agreement"]
 
 
 def crtiv_tdb() -> Path:
@@ -76,17 +76,18 @@ def to_triangle(x_b: ArrayLike, x_c: ArrayLike) -> tuple[np.ndarray, np.ndarray]
     return xb + 0.5 * xc, xc * np.sqrt(3.0) / 2.0
 
 
-def _simplex_points(n: int, k: int, refine: bool = True) -> np.ndarray:
+def _simplex_points(n: int, k: int, refine: bool = True, near: bool = True) -> np.ndarray:
     """Site fractions of ``k`` species on one sublattice, shape (p, k), rows sum to 1.
 
     ``refine``: geometric refinement towards the edges of the simplex (the
-    one-sublattice solutions); otherwise a uniform lattice plus a few points
-    near the corners (sublattices of an ordered phase, near its ideal occupation).
+    one-sublattice solutions); otherwise a uniform lattice plus (``near``) a few
+    points near the corners (sublattices of an ordered phase, near its ideal occupation).
     """
     if k == 1:
         return np.ones((1, 1))
-    g = composition_grid(n) if refine else np.unique(np.concatenate(
-        [np.linspace(0, 1, n + 1), [1e-4, 1e-3, 1e-2, 1 - 1e-2, 1 - 1e-3, 1 - 1e-4]]))
+    ends = [1e-4, 1e-3, 1e-2, 1 - 1e-2, 1 - 1e-3, 1 - 1e-4] if near else []
+    g = composition_grid(n) if refine else np.unique(np.concatenate([np.linspace(0, 1, n + 1),
+                                                                      ends]))
     if k == 2:
         return np.stack([1 - g, g], axis=1)
     if k == 3:
@@ -94,8 +95,8 @@ def _simplex_points(n: int, k: int, refine: bool = True) -> np.ndarray:
             a, b = (v.ravel() for v in np.meshgrid(g, g, indexing="ij"))
         else:
             lat = [(i / n, j / n) for i in range(n + 1) for j in range(n + 1 - i)]
-            near = [(a, b) for a in (0.0, 1e-4, 1e-3, 1e-2) for b in (0.0, 1e-4, 1e-3, 1e-2)]
-            a, b = np.array(lat + near).T
+            close = [(a, b) for a in (0.0, 1e-4, 1e-3, 1e-2) for b in (0.0, 1e-4, 1e-3, 1e-2)]
+            a, b = np.array(lat + (close if near else [])).T
         rows = []
         for dep in range(3):  # each species in turn is 1 - the others: every edge alike
             ok = a + b <= 1.0 + 1e-12
@@ -302,6 +303,7 @@ class TernaryModel:
         self._site_map: list[np.ndarray] = []
         self._moves: list[list[tuple[int, int]]] = []
         self._step: list[float] = []
+        self._coarse: list[bool] = []
         for i, name in enumerate(self.phases):
             mod = Model(dbf, species, name, parameters=list(self.parameter_names))
             y, x = self._internal_grid(mod)
@@ -340,10 +342,16 @@ class TernaryModel:
         subs = [sorted(str(s.name) for s in sub) for sub in mod.constituents]
         n_mixing = sum(1 for s in subs if len(s) > 1)
         n1 = self.n_grid if n_mixing <= 1 else max(self.n_grid // 4, 8)
+        near = True
         while True:  # several mixing sublattices: a coarser lattice keeps the product small
-            blocks = [_simplex_points(n1, len(s), refine=n_mixing <= 1) for s in subs]
-            if n_mixing <= 1 or n1 <= 2 or np.prod([len(b) for b in blocks]) <= self.max_points:
+            blocks = [_simplex_points(n1, len(s), refine=n_mixing <= 1, near=near) for s in subs]
+            if n_mixing <= 1 or np.prod([len(b) for b in blocks]) <= self.max_points:
                 break
+            if n1 <= 2:
+                if not near:
+                    break
+                near, n1 = False, max(self.n_grid // 4, 8)  # without the near-corner points
+                continue
             n1 = max(2, int(n1 * 0.8))
         idx = np.array(list(itertools.product(*[range(len(b)) for b in blocks])))
         y = np.concatenate([b[idx[:, i]] for i, b in enumerate(blocks)], axis=1)
@@ -368,6 +376,7 @@ class TernaryModel:
             moves += [(col + a, col + b) for a in range(len(sub)) for b in range(len(sub)) if a != b]
             col += len(sub)
         self._site_map.append(site_map)
+        self._coarse.append(n_mixing > 1)
         self._moves.append(moves)
         self._step.append(1.0 / n1)
         names = [(sf.sublattice_index, str(sf.species.name)) for sf in mod.site_fractions]
@@ -477,8 +486,18 @@ class TernaryModel:
         g = self.energies(temperature, p)
         xp, gp, php, yp = self.x_all, g, self.phase_all, None
         facets = self._lower_hull(xp, gp, temperature)
-        for level in range(1, refine + 1):
-            xp, gp, php, yp = self._refined(facets, xp, gp, php, yp, temperature, p, level)
+        # coarse lattices (several mixing sublattices) get the extra levels that bring their
+        # step down to that of the one-sublattice phases after ``refine`` levels
+        fine = 1.0 / (self.n_grid * 2 ** refine)
+        extra = max([int(np.ceil(np.log2(h / fine))) for h, c in zip(self._step, self._coarse,
+                                                                    strict=True) if c] + [0])
+        for level in range(1, max(refine, extra) + 1 if refine else 1):
+            # the coarse phases are refined around the facets that hold a target
+            f_of, _ = _locate(np.ascontiguousarray(xp[facets]), np.ascontiguousarray(xt),
+                              int(max(4, min(512, np.sqrt(len(facets)) / 2))))
+            active = set(np.unique(facets[f_of[f_of >= 0]]).tolist())
+            xp, gp, php, yp = self._refined(facets, xp, gp, php, yp, temperature, p, level,
+                                            all_phases=level <= refine, active=active)
             facets = self._lower_hull(xp, gp, temperature)
         tri = xp[facets]  # (n_f, 3, 2)
         n_cells = int(max(4, min(512, np.sqrt(len(facets)) / 2)))
@@ -525,8 +544,10 @@ class TernaryModel:
             return [self._y[php[i]][i - offs[php[i]]] for i in idx]
         return [yp[i] for i in idx]
 
-    def _refined(self, facets, xp, gp, php, yp, temperature, p, level):
-        """Hull vertices plus site-fraction moves around the vertices at phase boundaries."""
+    def _refined(self, facets, xp, gp, php, yp, temperature, p, level, all_phases=True,
+                 active=None):
+        """Hull vertices plus site-fraction moves around the vertices at phase boundaries
+        (``all_phases``) and around the ``active`` vertices of coarse-lattice phases."""
         verts = np.unique(facets)
         _, n_inst = self._instances(facets, xp, php)
         edge = np.unique(facets[n_inst >= 2])
@@ -534,9 +555,12 @@ class TernaryModel:
         new_y, new_ph = list(ys), [int(php[i]) for i in verts]
         edge_set = set(edge.tolist())
         for i, y in zip(verts, ys, strict=True):
-            if int(i) not in edge_set:
-                continue
+            # phases with several mixing sublattices sit on coarse lattices: refine around
+            # all their vertices (their internal minimum matters inside their region too)
             ph = int(php[i])
+            at_edge = all_phases and int(i) in edge_set
+            if not at_edge and not (self._coarse[ph] and (active is None or int(i) in active)):
+                continue
             h = self._step[ph] / 2 ** level
             for a, b in self._moves[ph]:
                 if y[a] >= h - 1e-15:
