@@ -311,3 +311,9 @@ def propose(
     fig_path = out or draws.with_name("proposal.png")
     _save_figs(figures.proposal_figures(res.__dict__), fig_path.with_suffix(""))
     console.print(f"figure: {fig_path}")
+
+
+# ternary systems: section, liquidus, section-propagate, section-propose
+from matterflow.calphad.ternary_cli import register as _register_ternary  # noqa: E402
+
+_register_ternary(app)

@@ -357,3 +357,7 @@ def propose_experiments(phase_set_code: np.ndarray, temperatures_k: np.ndarray,
 
 
 TASKS = [fit, sample, read_chain, posterior, diagram, summarize, propose_experiments]
+
+from matterflow.calphad.ternary_tasks import TERNARY_TASKS  # noqa: E402  (ternary systems)
+
+TASKS += TERNARY_TASKS
