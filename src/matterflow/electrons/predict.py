@@ -135,8 +135,17 @@ def _chunk_ldos(model: LdosModel, atoms: Any, grid: tuple[int, int, int], dparam
                 points: np.ndarray) -> np.ndarray:
     from matterflow.electrons.descriptors import compute_descriptors
 
-    desc = compute_descriptors(atoms, grid, dparams, points=points, n_threads=1)
+    desc = compute_descriptors(_near(atoms, grid, dparams, points), grid, dparams, points=points,
+                               n_threads=1)
     return model.predict(desc)
+
+
+def _near(atoms, grid, dparams, points):
+    """Only the atoms within the descriptor cut-off of the chunk (keeps big cells linear)."""
+    from matterflow.electrons.large_cell import atoms_near_points, descriptor_cutoff
+
+    cut = descriptor_cutoff(dparams)
+    return atoms if cut is None else atoms_near_points(atoms, grid, points, cut)
 
 
 def _chunk_dos(model, atoms, grid, dparams, points, voxel_volume):
@@ -145,7 +154,8 @@ def _chunk_dos(model, atoms, grid, dparams, points, voxel_volume):
     from matterflow.electrons.energy_correction import cell_features
     from matterflow.electrons.observables import dos_from_ldos
 
-    desc = compute_descriptors(atoms, grid, dparams, points=points, n_threads=1)
+    desc = compute_descriptors(_near(atoms, grid, dparams, points), grid, dparams, points=points,
+                               n_threads=1)
     return dos_from_ldos(model.predict(desc), voxel_volume), cell_features(desc, voxel_volume)
 
 
