@@ -61,3 +61,40 @@ def test_chunk_atom_subset_gives_identical_descriptors():
         assert len(sub) < len(atoms)
         np.testing.assert_array_equal(bispectrum_descriptors(sub, grid, params, points=pts),
                                       bispectrum_descriptors(atoms, grid, params, points=pts))
+
+
+def _tiny_model():
+    from matterflow.electrons.model import FeedForwardLdosModel, LdosSetup
+
+    energies = np.arange(-1.0, 16.0, 0.1)
+    params = BispectrumParams(twojmax=2)
+    atoms = _displaced((1, 1, 1), seed=2)
+    x = bispectrum_descriptors(atoms, (6, 6, 6), params).reshape(-1, 5)
+    free = np.sqrt(np.clip(energies, 0, None)) / (2 * np.pi**2) / 3.81**1.5
+    y = free[None] * (1 + 0.2 * np.tanh(x[:, :1] - x[:, :1].mean()))
+    setup = LdosSetup(energy_grid_ev=tuple(energies), descriptor_kind="bispectrum",
+                      descriptor_params=params.model_dump(), grid_spacing_ang=(4.05 / 8,) * 3,
+                      temperature_k=298.0, ldos_smearing_ev=0.0, valence_electrons={"Al": 3.0})
+    model = FeedForwardLdosModel((8,), "tanh", train={"max_epochs": 2, "batch_size": 64},
+                                 setup=setup).fit(x, y)
+    import torch
+
+    last = model.network_[-1]   # free-electron LDOS plus a small descriptor-dependent part
+    with torch.no_grad():
+        last.weight.mul_(0.02)
+        last.bias.copy_(torch.from_numpy(model.y_scaler_.transform(free[None])[0]))
+    return model, atoms
+
+
+def test_spooled_ldos_gives_the_recomputed_answer(tmp_path):
+    """Pass 2 from the LDOS spooled to disk (float32) = pass 2 recomputing it; files removed."""
+    from matterflow.electrons.predict import predict_observables
+
+    model, atoms = _tiny_model()
+    ref = predict_observables(model, atoms, chunk_points=97, scheduler="threads")
+    spooled = predict_observables(model, atoms, chunk_points=97, scheduler="threads",
+                                  spool_dir=tmp_path / "spool")
+    np.testing.assert_allclose(spooled.density, ref.density, rtol=1e-6)
+    assert spooled.total_energy_ev == pytest.approx(ref.total_energy_ev, abs=1e-5)
+    assert spooled.fermi_ev == pytest.approx(ref.fermi_ev, abs=1e-6)
+    assert list((tmp_path / "spool").iterdir()) == []

@@ -30,8 +30,9 @@ __all__ = ["ewald_energy_pme", "DIRECT_EWALD_MAX_ATOMS"]
 BOHR_A = 0.529177210903
 HARTREE_EV = 27.211386245988
 
-#: above this many atoms :func:`matterflow.electrons.observables.total_energy` should use SPME
-DIRECT_EWALD_MAX_ATOMS = 1000
+#: above this many atoms :func:`matterflow.electrons.observables.ewald_energy` uses SPME (the direct
+#: sum takes 0.1 s for 32 atoms, 37 s for 864)
+DIRECT_EWALD_MAX_ATOMS = 128
 
 
 def _bspline_weights(frac_pos: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
