@@ -62,7 +62,7 @@ def _md(atoms, temperature_k: float, steps: int, seed: int, frames_every: int = 
     if atoms.get_velocities() is None or not np.any(atoms.get_velocities()):
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=np.random.default_rng(seed))
         Stationary(atoms)
-    dyn = Langevin(atoms, 2 * units.fs, temperature_K=temperature_k, friction=0.02,
+    dyn = Langevin(atoms, 2 * units.fs, temperature_K=temperature_k, friction=0.02, fixcm=False,
                    rng=np.random.default_rng(seed + 1))
     frames, temps = [], []
     for step in range(steps):
