@@ -20,6 +20,8 @@ settings) and for extensivity (an n×n×n supercell has n³ times the energy).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.special import erfc
 
@@ -107,7 +109,7 @@ def _real_space(cell: np.ndarray, pos: np.ndarray, z: np.ndarray, eta: float, r_
     return total
 
 
-def ewald_energy_pme(atoms, charges: np.ndarray, *, r_cut_bohr: float = 16.0, tol: float = 1e-12,
+def ewald_energy_pme(atoms: Any, charges: np.ndarray, *, r_cut_bohr: float = 16.0, tol: float = 1e-12,
                      mesh_spacing_bohr: float = 0.8, order: int = 8, block: int = 8192) -> float:
     """Ewald energy (eV) of point charges ``charges`` at the atoms of ``atoms`` (periodic).
 
