@@ -22,7 +22,7 @@ The recipe of Fiedler et al., Phys. Rev. Materials 6, 040301 (2022), on 32-atom 
    phase, band and total energy errors (meV/atom) and the density MRAE (%), and how many cells
    meet the goal (band and total within 10 meV/atom, density <= 3 %).
 
-``--stage md`` stops after step 1 (seconds); ``all`` runs everything (DFT of 2 × ``--frames``
+``--stage md`` stops after step 1 (minutes of EMT MD); ``all`` runs everything (DFT of 2 × ``--frames``
 32-atom cells at ~75 CPU-seconds each on a quiet core, plus training). Prints one JSON line.
 """
 

@@ -98,3 +98,18 @@ def test_spooled_ldos_gives_the_recomputed_answer(tmp_path):
     assert spooled.total_energy_ev == pytest.approx(ref.total_energy_ev, abs=1e-5)
     assert spooled.fermi_ev == pytest.approx(ref.fermi_ev, abs=1e-6)
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_large_supercell_per_atom_values_equal_the_cell(tmp_path):
+    """A 5x5x5 supercell (500 atoms: PME, chunk-local atoms, spooled LDOS) repeats its cell's per-atom values."""
+    from matterflow.electrons.predict import predict_observables
+
+    model, atoms = _tiny_model()
+    small = predict_observables(model, atoms, scheduler="synchronous")
+    big = predict_observables(model, atoms.repeat(5), chunk_points=4096, scheduler="threads",
+                              spool_dir=tmp_path)
+    assert big.n_atoms == 500 and big.grid_shape == (40, 40, 40)
+    assert big.fermi_ev == pytest.approx(small.fermi_ev, abs=1e-6)
+    assert big.band_energy_ev / 500 == pytest.approx(small.band_energy_ev / 4, abs=1e-6)
+    assert big.total_energy_ev / 500 == pytest.approx(small.total_energy_ev / 4, abs=1e-5)
