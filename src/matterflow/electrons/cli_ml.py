@@ -418,6 +418,10 @@ def predict_cmd(
     chunk_points: Annotated[int, typer.Option(min=1, help="Grid points per chunk (bounds memory).")] = 16384,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HDF5 file of DOS and density.")] = None,
     save_ldos: Annotated[bool, typer.Option(help="Keep the whole LDOS (memory!) in --out.")] = False,
+    spool_ldos: Annotated[bool, typer.Option(
+        help="Pass 1 writes each chunk's LDOS (float32) to a temporary folder on disk, pass 2 reads "
+             "it back instead of recomputing descriptors and network (disk: points x energies x 4 "
+             "bytes; workers on this machine).")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="Folder of the run (results.h5 with "
                                                  "provenance, cache); default: OUT-run, or "
                                                  "predict-run without --out.")] = None,
@@ -466,7 +470,7 @@ def predict_cmd(
              {"id": "predict", "task": "electrons.predict",
               "params": {"chunk_points": chunk_points, "repeat": list(rep),
                          "grid": list(grid_shape) if grid_shape else None,
-                         "return_ldos": save_ldos},
+                         "return_ldos": save_ldos, "spool_ldos": spool_ldos},
               "inputs": {"model": model, **inputs}}]
     if run_dir is None:
         run_dir = out.with_name(f"{out.stem}-run") if out is not None else Path("predict-run")

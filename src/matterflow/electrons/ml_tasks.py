@@ -410,6 +410,10 @@ class PredictTaskParams(Params):
                                               "spacing")
     return_ldos: bool = Field(False, description="also return the whole LDOS (memory: n_points x "
                               "n_energies float32)")
+    spool_ldos: bool = Field(False, description="pass 1 writes each chunk's LDOS (float32) to a "
+                             "temporary folder on this machine's disk (n_points x n_energies x 4 "
+                             "bytes) and pass 2 reads it back instead of recomputing descriptors and "
+                             "network; workers must share that disk")
 
 
 @dataclass(frozen=True)
@@ -456,8 +460,12 @@ def predict(model: Any, positions: np.ndarray, cell: np.ndarray, numbers: np.nda
     if params.repeat != (1, 1, 1):
         atoms = atoms.repeat(params.repeat)
     # scheduler None: the chunks go to the executor's workers when this runs on its cluster
-    p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
-                            scheduler=None, return_ldos=params.return_ldos)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="matterflow-ldos-") as tmp:
+        p = predict_observables(m, atoms, grid_shape=grid, chunk_points=params.chunk_points,
+                                scheduler=None, return_ldos=params.return_ldos,
+                                spool_dir=tmp if params.spool_ldos else None)
     return PredictedObservables(dos=p.dos, energy_grid_ev=p.energy_grid_ev, density=p.density,
                                 fermi_ev=p.fermi_ev, band_energy_ev=p.band_energy_ev,
                                 total_energy_ev=p.total_energy_ev, n_atoms=p.n_atoms,

@@ -367,6 +367,10 @@ def xc_energy(density: np.ndarray, atoms: Atoms, xc: str = "lda,pz") -> tuple[fl
 def ewald_energy(atoms: Atoms, charges: np.ndarray | None = None, *, tol: float = 1e-14) -> float:
     """Ewald energy (eV) of point charges in a neutralising uniform background (periodic cell)."""
     z = valence_charges(atoms) if charges is None else np.asarray(charges, dtype=float)
+    from matterflow.electrons.ewald import DIRECT_EWALD_MAX_ATOMS, ewald_energy_pme
+
+    if len(z) > DIRECT_EWALD_MAX_ATOMS:   # the direct sum is O(N^2): smooth PME, O(N log N)
+        return ewald_energy_pme(atoms, z)
     cell = _cell_bohr(atoms)
     vol = abs(np.linalg.det(cell))
     pos = np.asarray(atoms.get_positions(wrap=True), dtype=float) / BOHR_A

@@ -136,24 +136,54 @@ def _chunk_ldos(model: LdosModel, atoms: Any, grid: tuple[int, int, int], dparam
                 points: np.ndarray) -> np.ndarray:
     from matterflow.electrons.descriptors import compute_descriptors
 
-    desc = compute_descriptors(atoms, grid, dparams, points=points, n_threads=1)
+    desc = compute_descriptors(_near(atoms, grid, dparams, points), grid, dparams, points=points,
+                               n_threads=1)
     return model.predict(desc)
 
 
-def _chunk_dos(model, atoms, grid, dparams, points, voxel_volume):
-    """The chunk's share of the DOS and of the cell features ``ΔV Σ [x, x²]``."""
+def _near(atoms, grid, dparams, points):
+    """Only the atoms within the descriptor cut-off of the chunk (keeps big cells linear)."""
+    from matterflow.electrons.large_cell import atoms_near_points, descriptor_cutoff
+
+    cut = descriptor_cutoff(dparams)
+    return atoms if cut is None else atoms_near_points(atoms, grid, points, cut)
+
+
+def _spool_file(spool: Any, points: np.ndarray) -> Any:
+    from pathlib import Path
+
+    return Path(spool) / f"ldos_chunk_{int(points[0]):013d}.npy"
+
+
+def _chunk_dos(model, atoms, grid, dparams, points, voxel_volume, spool=None):
+    """The chunk's share of the DOS and of the cell features ``ΔV Σ [x, x²]``.
+
+    With ``spool`` (a folder) the chunk's LDOS is also written there (float32, the network's
+    precision) for pass 2, which then reads it instead of recomputing it.
+    """
     from matterflow.electrons.descriptors import compute_descriptors
     from matterflow.electrons.energy_correction import cell_features
     from matterflow.electrons.observables import dos_from_ldos
 
-    desc = compute_descriptors(atoms, grid, dparams, points=points, n_threads=1)
-    return dos_from_ldos(model.predict(desc), voxel_volume), cell_features(desc, voxel_volume)
+    desc = compute_descriptors(_near(atoms, grid, dparams, points), grid, dparams, points=points,
+                               n_threads=1)
+    ldos = model.predict(desc)
+    if spool is not None:
+        ldos = ldos.astype(np.float32)
+        np.save(_spool_file(spool, points), ldos)
+    return dos_from_ldos(ldos, voxel_volume), cell_features(desc, voxel_volume)
 
 
-def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k, sigma, keep_ldos):
+def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k, sigma, keep_ldos,
+                   spool=None):
     from matterflow.electrons.observables import density_from_ldos
 
-    ldos = _chunk_ldos(model, atoms, grid, dparams, points)
+    if spool is not None:
+        path = _spool_file(spool, points)
+        ldos = np.load(path)
+        path.unlink()
+    else:
+        ldos = _chunk_ldos(model, atoms, grid, dparams, points)
     rho = density_from_ldos(ldos, model.setup.energies, fermi_ev, temperature_k, ldos_smearing_ev=sigma)
     return rho, (ldos.astype(np.float32) if keep_ldos else None)
 
@@ -168,7 +198,8 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
                         chunk_points: int = 16384, scheduler: Any = "threads",
                         temperature_k: float | None = None, return_ldos: bool = False,
                         with_total_energy: bool = True, broadening_correction: bool = True,
-                        energy_correction: bool = True, progress: Any = None) -> Prediction:
+                        energy_correction: bool = True, progress: Any = None,
+                        spool_dir: Any = None) -> Prediction:
     """DOS, density, Fermi level, band and total energy of ``atoms`` predicted by ``model``.
 
     Parameters
@@ -196,6 +227,11 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
         Add the model's energy correction (``model.setup.meta["energy_correction"]``, fitted by
         ``matterflow electrons correct``) to the band and total energy, if it has one.
     progress : rich Progress, optional
+    spool_dir : path, optional
+        A folder (local, or shared by all workers) where pass 1 writes each chunk's LDOS
+        (float32, ``n_points × n_energies × 4`` bytes in all, on disk, not in memory) and pass 2
+        reads it back and deletes it, instead of computing descriptors and network a second
+        time. None: recompute (no disk).
     """
     from matterflow.electrons import observables as obs
 
@@ -221,14 +257,19 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     sigma = float(setup.ldos_smearing_ev) if broadening_correction else 0.0
 
     t0 = time.perf_counter()
-    dos_parts = _compute(_chunk_dos, [(model, atoms, grid, dparams, c, voxel) for c in chunks],
+    spool = None if spool_dir is None else str(spool_dir)
+    if spool is not None:
+        from pathlib import Path
+
+        Path(spool).mkdir(parents=True, exist_ok=True)
+    dos_parts = _compute(_chunk_dos, [(model, atoms, grid, dparams, c, voxel, spool) for c in chunks],
                          scheduler, progress, "LDOS → DOS (pass 1)")
     dos = np.sum([d for d, _ in dos_parts], axis=0)
     feats = np.sum([f for _, f in dos_parts], axis=0)
     fermi = float(obs.fermi_level(dos, energies, n_electrons, temp, ldos_smearing_ev=sigma))
     t1 = time.perf_counter()
-    parts = _compute(_chunk_density, [(model, atoms, grid, dparams, c, fermi, temp, sigma, return_ldos)
-                                      for c in chunks], scheduler, progress, "LDOS → density (pass 2)")
+    parts = _compute(_chunk_density, [(model, atoms, grid, dparams, c, fermi, temp, sigma, return_ldos,
+                                       spool) for c in chunks], scheduler, progress, "LDOS → density (pass 2)")
     density = np.concatenate([p[0] for p in parts]).reshape(grid)
     ldos = np.concatenate([p[1] for p in parts]).reshape(*grid, -1) if return_ldos else None
     t2 = time.perf_counter()
