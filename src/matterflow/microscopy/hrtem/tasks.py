@@ -13,6 +13,9 @@ from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     import torch
 
     from matterflow.microscopy.hrtem.matching import Trace
@@ -112,6 +115,14 @@ class MatchResult:
     registration: np.ndarray = quantity("°, dimensionless", "(2,) lattice rotation and scale")
     target: np.ndarray = quantity("a.u.", "(nx, ny) lattice-averaged image on the cell grid")
     best_image: np.ndarray = quantity("a.u.", "(nx, ny) best simulation on the cell grid")
+    gp_interval: np.ndarray = quantity("Å, µm", "(2, 2) [lo, hi] of defocus and Cs where the GP "
+                                       "posterior's mean − 2 std reaches the minimum mean")
+    laplace_interval: np.ndarray = quantity("Å, µm, repeats", "(3, 2) 95 % [lo, hi] of defocus, "
+                                            "Cs, thickness from the Laplace estimate")
+    laplace_std: np.ndarray = quantity("Å, µm", "(2,) Laplace std of defocus and Cs")
+    noise_level: float = quantity("dimensionless", "noise std of the standardised target, "
+                                  "estimated from the image")
+    replayed: int = quantity("", "evaluations taken from the evaluation log (resume)")
 
 
 def _check_bounds(params: MatchParams) -> None:
@@ -144,9 +155,17 @@ def _check_image(img: np.ndarray, pixel_size: float | None,
     return px
 
 
-def match_image(image: np.ndarray, pixel_size: float | None,
-                params: MatchParams) -> tuple[MatchResult, Trace, torch.Tensor]:
-    """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``."""
+def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams, *,
+                log_path: str | Path | None = None, force: bool = False,
+                scheduler: Any = None) -> tuple[MatchResult, Trace, torch.Tensor]:
+    """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``.
+
+    ``log_path``: the evaluation log (:mod:`~matterflow.microscopy.hrtem.evallog`): every
+    evaluation is stored there as it is made, and a rerun with the same image and settings
+    resumes from it (other settings: :class:`InputError` unless ``force``, which starts
+    over). ``scheduler``: where independent points run
+    (:func:`matterflow.core.execute.map_calls`).
+    """
     import torch
 
     from matterflow.microscopy.hrtem import matching as m
@@ -162,6 +181,12 @@ def match_image(image: np.ndarray, pixel_size: float | None,
     cell = slices(load_structure(params.structure, params.zone))
     img = np.asarray(image, dtype=np.float64)
     px = _check_image(img, pixel_size, cell.cell_xy)
+    log = None
+    if log_path is not None:
+        from matterflow.microscopy.hrtem.evallog import EvalLog, fingerprint
+
+        log = EvalLog(log_path, fingerprint(img, px, params.model_dump(mode="json"),
+                                            _MATCH_VERSION), force=force)
     rot, sc = register_lattice(img, px, cell.cell_xy, rotation_bounds=params.rotation_bounds_deg,
                                scale_bounds=params.scale_bounds)
     waves, wpx = exit_waves(cell, params.max_cells, energy_ev=params.energy_ev,
@@ -169,7 +194,7 @@ def match_image(image: np.ndarray, pixel_size: float | None,
     target = lattice_average(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rotation_deg=rot,
                              scale=sc)
     obj = m.Objective(waves, wpx, target, energy_ev=params.energy_ev,
-                      focal_spread=params.focal_spread)
+                      focal_spread=params.focal_spread, log=log, scheduler=scheduler)
     bounds = np.array([[params.defocus_bounds[0], params.cs_bounds_um[0]],
                        [params.defocus_bounds[1], params.cs_bounds_um[1]]], dtype=float)
     n = params.budget
@@ -203,9 +228,17 @@ def match_image(image: np.ndarray, pixel_size: float | None,
         best_img = images(waves[t - 1], wpx, energy_ev=params.energy_ev, defocus=float(x[0]),
                           cs=float(x[1]) * 1e4, focal_spread=params.focal_spread).numpy()
     evaluated = np.column_stack([np.array(tr.x), np.array(tr.thickness, dtype=float)])
+    from matterflow.microscopy.hrtem import uncertainty as u
+
+    gp_iv = u.gp_intervals(np.array(tr.x), np.array(tr.loss), bounds, np.asarray(x))
+    noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
+    lap_iv, lap_std, sigma_n = u.laplace_intervals(
+        waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
+        focal_spread=params.focal_spread, dof=dof)
     res = MatchResult(np.array([x[0], x[1], t], dtype=float), float(loss), np.array(tr.loss),
                       evaluated, np.array([_STAGES.index(s) for s in tr.stage]),
-                      np.array([rot, sc]), target, best_img)
+                      np.array([rot, sc]), target, best_img, gp_iv, lap_iv, lap_std, sigma_n,
+                      obj.replayed)
     return res, tr, waves
 
 
@@ -245,7 +278,10 @@ def _match_figures(outputs: dict, params) -> dict:
     return figs
 
 
-@task("hrtem.match", params=MatchParams, figures=_match_figures, version="2")
+_MATCH_VERSION = "3"
+
+
+@task("hrtem.match", params=MatchParams, figures=_match_figures, version=_MATCH_VERSION)
 def match(image: np.ndarray, pixel_size: float | None = None, *, params: MatchParams) -> MatchResult:
     """Recover defocus, Cs and thickness (and the lattice rotation/scale) from one image."""
     return match_image(image, pixel_size, params)[0]
@@ -279,11 +315,28 @@ def _identify_figures(outputs: dict, params) -> dict:
 def identify(image: np.ndarray, pixel_size: float | None = None, *,
              params: IdentifyParams) -> Identification:
     """Match the image against every candidate structure; rank by the best loss."""
+    return identify_image(image, pixel_size, params)
+
+
+def _match_candidate(image: np.ndarray, pixel_size: float | None, params: dict) -> MatchResult:
+    return match_image(image, pixel_size, MatchParams(**params))[0]
+
+
+def identify_image(image: np.ndarray, pixel_size: float | None, params: IdentifyParams, *,
+                   scheduler: Any = None) -> Identification:
+    """:func:`identify` with the candidates' matches run through
+    :func:`matterflow.core.execute.map_calls` on ``scheduler``."""
+    from matterflow.core.execute import map_calls
+
     base = params.model_dump(exclude={"candidates"})
-    rows = []
-    for name in params.candidates:
-        r = match_image(image, pixel_size, MatchParams(**{**base, "structure": name}))[0]
-        rows.append((r.best_loss, name, r.best_params))
+    img = np.asarray(image)
+    calls = [(img, pixel_size, {**base, "structure": name}) for name in params.candidates]
+    for c in calls:  # bad input before any simulation
+        p = MatchParams(**c[2])
+        _check_bounds(p)
+    results = map_calls(_match_candidate, calls, scheduler=scheduler)
+    rows = [(r.best_loss, name, r.best_params)
+            for r, name in zip(results, params.candidates, strict=True)]
     rows.sort(key=lambda r: r[0])
     losses = np.array([r[0] for r in rows])
     return Identification(np.array([r[1].encode() for r in rows], dtype="S"), losses, np.array([r[2] for r in rows]),
