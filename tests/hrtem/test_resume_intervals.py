@@ -140,3 +140,47 @@ def test_independent_evaluations_give_the_same_result_on_two_workers(image):
     np.testing.assert_array_equal(one.evaluated, two.evaluated)
     np.testing.assert_array_equal(ident_one.losses, ident_two.losses)
     assert list(ident_one.candidates) == list(ident_two.candidates)
+
+
+@pytest.mark.slow
+def test_cli_match_killed_by_sigkill_resumes(image, tmp_path):
+    """`matterflow hrtem match` killed (SIGKILL) after at least 8 stored evaluations; the rerun
+    takes them from OUT.evals.jsonl and ends with the evaluations of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import h5py
+
+    img, px = image
+    np.save(tmp_path / "img.npy", img)
+    args = [sys.executable, "-m", "matterflow.cli", "hrtem", "match", str(tmp_path / "img.npy"),
+            "--pixel-size", str(px), "--budget", "16", "--max-cells", "6"]
+    log = tmp_path / "m.evals.jsonl"
+    proc = subprocess.Popen([*args, "-o", str(tmp_path / "m.h5")], env={**os.environ},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if log.exists() and len(log.read_text().splitlines()) >= 1 + 8:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_stored = len(log.read_text().splitlines()) - 1
+    assert 8 <= n_stored < 16 and not (tmp_path / "m.h5").exists()
+    r = subprocess.run([*args, "-o", str(tmp_path / "m.h5")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"({n_stored} from the evaluation log)" in r.stdout.replace("\n", " ")
+    r = subprocess.run([*args, "-o", str(tmp_path / "ref.h5")], capture_output=True, text=True)
+    assert r.returncode == 0 and "(0 from the evaluation log)" in r.stdout.replace("\n", " ")
+    with h5py.File(tmp_path / "m.h5") as a, h5py.File(tmp_path / "ref.h5") as b:
+        for name in ("losses", "evaluated", "best_params", "laplace_interval"):
+            np.testing.assert_array_equal(_find(a, name), _find(b, name))
+
+
+def _find(h5, name):
+    found = []
+    h5.visititems(lambda k, v: found.append(v[()]) if k.split("/")[-1] == name else None)
+    return found[0]
