@@ -29,6 +29,10 @@ def test_a_match_killed_mid_way_resumes_and_equals_an_uninterrupted_run(image, t
     p = MatchParams(**SMALL)
     full = match_image(img, px, p, log_path=tmp_path / "full.jsonl")[0]
     assert full.replayed == 0 and len(full.losses) == 16
+    from matterflow.microscopy.hrtem.tasks import _match_figures
+
+    vals = {k: getattr(full, k) for k in full.__dataclass_fields__}
+    assert "GP posterior" in _match_figures(vals, p)
 
     real = matching.evaluate_point
     calls = {"n": 0}

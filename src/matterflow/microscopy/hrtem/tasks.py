@@ -123,6 +123,9 @@ class MatchResult:
     noise_level: float = quantity("dimensionless", "noise std of the standardised target, "
                                   "estimated from the image")
     replayed: int = quantity("", "evaluations taken from the evaluation log (resume)")
+    gp_mean: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior mean of "
+                                   "log(1 - NCC) on the (defocus, Cs) grid spanning the bounds")
+    gp_std: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior std of log(1 - NCC)")
 
 
 def _check_bounds(params: MatchParams) -> None:
@@ -230,7 +233,7 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     evaluated = np.column_stack([np.array(tr.x), np.array(tr.thickness, dtype=float)])
     from matterflow.microscopy.hrtem import uncertainty as u
 
-    gp_iv = u.gp_intervals(np.array(tr.x), np.array(tr.loss), bounds, np.asarray(x))
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x), np.array(tr.loss), bounds, np.asarray(x))
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
     lap_iv, lap_std, sigma_n = u.laplace_intervals(
         waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
@@ -238,7 +241,7 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     res = MatchResult(np.array([x[0], x[1], t], dtype=float), float(loss), np.array(tr.loss),
                       evaluated, np.array([_STAGES.index(s) for s in tr.stage]),
                       np.array([rot, sc]), target, best_img, gp_iv, lap_iv, lap_std, sigma_n,
-                      obj.replayed)
+                      min(obj.replayed, len(tr.loss)), gp_mu, gp_sd)
     return res, tr, waves
 
 
@@ -275,7 +278,31 @@ def _match_figures(outputs: dict, params) -> dict:
     ax.set(xlabel="defocus (Å)", ylabel="Cs (µm)")
     fig.colorbar(sc, label="log10(1 − NCC)")
     figs["Evaluated optics"] = fig
+    if "gp_mean" in outputs and outputs["gp_mean"] is not None:
+        figs["GP posterior"] = _gp_figure(outputs, params)
     return figs
+
+
+def _gp_figure(outputs: dict, params):
+    import matplotlib.pyplot as plt
+
+    p = params if isinstance(params, MatchParams) else MatchParams(**dict(params or {}))
+    ext = [*p.defocus_bounds, *p.cs_bounds_um]
+    d, c = np.asarray(outputs["best_params"])[:2]
+    g = np.asarray(outputs["gp_interval"])
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for a, key, title in zip(ax, ("gp_mean", "gp_std"), ("GP mean of log(1 − NCC)",
+                                                          "GP std of log(1 − NCC)"), strict=True):
+        im = a.imshow(np.asarray(outputs[key]).T, origin="lower", extent=ext, aspect="auto",
+                      cmap="viridis")
+        fig.colorbar(im, ax=a)
+        a.plot(*np.asarray(outputs["evaluated"])[:, :2].T, "w.", ms=2)
+        a.add_patch(plt.Rectangle((g[0, 0], g[1, 0]), g[0, 1] - g[0, 0], g[1, 1] - g[1, 0],
+                                  fill=False, ec="r", lw=1))
+        a.plot(d, c, "r*", ms=10)
+        a.set(xlabel="defocus (Å)", ylabel="Cs (µm)", title=title)
+    fig.tight_layout()
+    return fig
 
 
 _MATCH_VERSION = "3"

@@ -51,8 +51,11 @@ def white_noise_variance(image: np.ndarray) -> float:
 
 
 def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.ndarray, *,
-                 k: float = 2.0, n_grid: int = 121) -> np.ndarray:
-    """``(d, 2)`` intervals of the region ``μ − kσ ≤ min μ`` of a GP on ``log loss``."""
+                 k: float = 2.0, n_grid: int = 121
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(intervals (d, 2), μ, σ)``: the intervals of the region ``μ − kσ ≤ min μ`` of a GP on
+    ``log loss``, and its posterior mean and std of log loss on the grid ``(n_grid,) * d``
+    spanning the box (``np.linspace(lo, hi, n_grid)`` along each axis)."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -89,7 +92,7 @@ def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.n
         while hi < n_grid - 1 and prof[hi + 1]:
             hi += 1
         out[i] = axes[i][lo], axes[i][hi]
-    return out
+    return out, mu.reshape((n_grid,) * d), sd.reshape((n_grid,) * d)
 
 
 def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray,
