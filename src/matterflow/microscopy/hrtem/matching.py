@@ -76,8 +76,9 @@ class Objective:
 
     def __init__(self, waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray | torch.Tensor, *,
                  energy_ev: float, focal_spread: float, trace: Trace | None = None,
-                 log: Any = None, scheduler: Any = None):
+                 log: Any = None, scheduler: Any = None, loss: str = "ncc"):
         self.waves, self.pixel, self.energy_ev = waves, pixel, energy_ev
+        self.loss = loss  # "ncc", "ssim", "power", "ncc+power", "ncc+ssim": see score()
         self.target = torch.as_tensor(target, dtype=waves.real.dtype)
         self.focal_spread = focal_spread
         self.trace = trace if trace is not None else Trace()
@@ -93,10 +94,23 @@ class Objective:
         return shift_ncc(images(self.waves, self.pixel, energy_ev=self.energy_ev,
                                 **self._optics(x)), self.target)
 
+    def score(self, x: Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """``1 − loss`` at every thickness, ``(n_t,)``: the NCC for ``loss="ncc"``; else one
+        minus the loss named (:mod:`~matterflow.microscopy.hrtem.losses`; ``a+b`` the sum)."""
+        if self.loss == "ncc":
+            return self.ncc(x)
+        from matterflow.microscopy.hrtem import losses
+
+        imgs = images(self.waves, self.pixel, energy_ev=self.energy_ev, **self._optics(x))
+        fns = {"ncc": losses.ncc_loss, "ssim": losses.ssim_loss,
+               "power": losses.power_spectrum_loss}
+        total = sum(fns[name](imgs, self.target) for name in self.loss.split("+"))
+        return 1 - total
+
     def profiled_log_loss(self, u: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
         """``log(1 − max_t NCC_t)`` at box-normalised ``u`` (float64 tensor, differentiable)."""
         x = torch.tensor(bounds[0]) + u * torch.tensor(bounds[1] - bounds[0])
-        n = self.ncc(x.to(self.waves.real.dtype)).max()
+        n = self.score(x.to(self.waves.real.dtype)).max()
         return torch.log(torch.clamp(1 - n.to(torch.float64), min=1e-9))
 
     # ---- the log: record, replay
@@ -146,7 +160,8 @@ class Objective:
         else:
             from matterflow.core.execute import map_calls
 
-            state = (self.waves, self.pixel, self.target, self.energy_ev, self.focal_spread)
+            state = (self.waves, self.pixel, self.target, self.energy_ev, self.focal_spread,
+                     self.loss)
             vals = map_calls(_evaluate_remote, [(state, x) for x in todo],
                              scheduler=self.scheduler)
         for x, (loss, t) in zip(todo, vals, strict=True):
@@ -166,7 +181,7 @@ class Objective:
             return float(r["f"]), np.asarray(r["g"], dtype=float)
         ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
         xt = torch.tensor(lo) + ut * torch.tensor(span)
-        n = self.ncc(xt.to(self.waves.real.dtype))
+        n = self.score(xt.to(self.waves.real.dtype))
         t = int(torch.argmax(n.detach()))
         f = torch.log(torch.clamp(1 - n.max().to(torch.float64), min=1e-9))
         f.backward()
@@ -198,15 +213,15 @@ class Objective:
 def evaluate_point(obj: Objective, x: np.ndarray) -> tuple[float, int]:
     """``(1 − max_t NCC_t, best thickness in repeats)`` at optics ``x`` (not recorded)."""
     with torch.no_grad():
-        n = obj.ncc([float(v) for v in x])
+        n = obj.score([float(v) for v in x])
     t = int(torch.argmax(n))
     return max(1.0 - float(n[t]), 1e-9), t + 1
 
 
 def _evaluate_remote(state: tuple, x: np.ndarray) -> tuple[float, int]:
-    waves, pixel, target, energy_ev, focal_spread = state
+    waves, pixel, target, energy_ev, focal_spread, loss = state
     return evaluate_point(Objective(waves, pixel, target, energy_ev=energy_ev,
-                                    focal_spread=focal_spread), x)
+                                    focal_spread=focal_spread, loss=loss), x)
 
 
 def _sobol(bounds: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -102,12 +102,19 @@ class MatchParams(Params):
     n_init: int = Field(16, ge=2, le=1000, description="Sobol start points (bo)")
     q: int = Field(1, ge=1, le=16, description="points per BO acquisition (qLogEI if > 1)")
     seed: int = Field(0, ge=0, description="seed of the search")
+    search_loss: Literal["ncc", "ssim", "power", "ncc+power", "ncc+ssim"] = Field(
+        "ncc", description="loss of the Sobol start and BO stage (power: radially averaged "
+        "power spectrum, global; ssim, ncc: local; a+b: the sum); random/grid use it too")
+    refine_loss: Literal["ncc", "ssim", "ncc+ssim", "ncc+power"] = Field(
+        "ncc", description="loss of the valley scan and gradient stage; the optimum is the "
+        "best point of this loss")
 
 
 @dataclass(frozen=True)
 class MatchResult:
     best_params: np.ndarray = quantity("Å, µm, repeats", "(3,) defocus, Cs, thickness")
-    best_loss: float = quantity("dimensionless", "1 - NCC at the optimum")
+    best_loss: float = quantity("dimensionless", "refine_loss at the optimum (1 - NCC by "
+                                "default)")
     losses: np.ndarray = quantity("dimensionless", "(n_evals,) loss of every evaluation")
     evaluated: np.ndarray = quantity("Å, µm, repeats", "(n_evals, 3) every evaluated point")
     stage: np.ndarray = quantity("dimensionless", "(n_evals,) stage index: sobol, bo, hessian, "
@@ -197,7 +204,8 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     target = lattice_average(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rotation_deg=rot,
                              scale=sc)
     obj = m.Objective(waves, wpx, target, energy_ev=params.energy_ev,
-                      focal_spread=params.focal_spread, log=log, scheduler=scheduler)
+                      focal_spread=params.focal_spread, log=log, scheduler=scheduler,
+                      loss=params.search_loss)
     bounds = np.array([[params.defocus_bounds[0], params.cs_bounds_um[0]],
                        [params.defocus_bounds[1], params.cs_bounds_um[1]]], dtype=float)
     n = params.budget
@@ -213,10 +221,17 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
         n_bo = max(params.n_init + 1, (2 * n) // 5)
         n_valley = max(3, n // 10)
         m.bo_search(obj, bounds, min(n_bo, n), n_init=params.n_init, seed=params.seed, q=params.q)
+        obj.loss = params.refine_loss  # stage 2: the local loss from the stage-1 optima
         for x0, _ in m.distinct_starts(obj.trace, bounds, 3, 0.15):
             if len(obj.trace.loss) + n_valley + 2 <= n:
                 m.valley_search(obj, bounds, x0, n_valley)
-        starts = m.distinct_starts(obj.trace, bounds, 3)
+        stage2 = obj.trace
+        if params.search_loss != params.refine_loss:  # rank by the refinement's loss only
+            stage2 = m.Trace()
+            for xi, li, ti, si in zip(obj.trace.x, obj.trace.loss, obj.trace.thickness, obj.trace.stage, strict=True):
+                if si in ("hessian", "valley"):
+                    stage2.add(xi, li, ti, si)
+        starts = m.distinct_starts(stage2, bounds, 3)
         for k, (x0, _) in enumerate(starts):
             left = n - len(obj.trace.loss)
             steps = left // (len(starts) - k)
@@ -226,14 +241,20 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     if len(tr.loss) > n:  # a refinement's last line search may overrun by a step
         for lst in (tr.x, tr.loss, tr.thickness, tr.stage):
             del lst[n:]
-    x, loss, t = tr.best()
+    # the optimum and the GP are of the last stage's loss (all evaluations if one loss)
+    final = [i for i, st in enumerate(tr.stage)
+             if params.method != "bo" or params.search_loss == params.refine_loss
+             or st in ("hessian", "valley", "refine")]
+    i_best = min(final, key=lambda i: tr.loss[i])
+    x, loss, t = tr.x[i_best], tr.loss[i_best], tr.thickness[i_best]
     with torch.no_grad():
         best_img = images(waves[t - 1], wpx, energy_ev=params.energy_ev, defocus=float(x[0]),
                           cs=float(x[1]) * 1e4, focal_spread=params.focal_spread).numpy()
     evaluated = np.column_stack([np.array(tr.x), np.array(tr.thickness, dtype=float)])
     from matterflow.microscopy.hrtem import uncertainty as u
 
-    gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x), np.array(tr.loss), bounds, np.asarray(x))
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x)[final], np.array(tr.loss)[final], bounds,
+                                         np.asarray(x))
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
     lap_iv, lap_std, sigma_n = u.laplace_intervals(
         waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
