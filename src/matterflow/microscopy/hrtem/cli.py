@@ -151,11 +151,12 @@ def match(
                   f"{res.best_loss:.3g}; lattice rotation {res.registration[0]:.2f}°, scale "
                   f"{res.registration[1]:.4f}; {len(res.losses)} evaluations "
                   f"({res.replayed} from the evaluation log)")
-    g, lap, sd = res.gp_interval, res.laplace_interval, res.laplace_std
+    g, lap = res.gp_interval, res.laplace_interval
     console.print(f"GP interval: defocus {g[0, 0]:.1f}…{g[0, 1]:.1f} Å, Cs {g[1, 0]:.2f}…"
-                  f"{g[1, 1]:.2f} µm; Laplace (95 %, noise σ {res.noise_level:.3g}): defocus "
-                  f"{d:.1f} ± {1.96 * sd[0]:.2f} Å, Cs {c:.2f} ± {1.96 * sd[1]:.2f} µm, "
-                  f"thickness {int(lap[2, 0])}…{int(lap[2, 1])}")
+                  f"{g[1, 1]:.2f} µm; Laplace 95 % (noise σ {res.noise_level:.3g}, misfit "
+                  f"χ²/dof {res.chi2_reduced:.2g}): defocus {lap[0, 0]:.1f}…{lap[0, 1]:.1f} Å, "
+                  f"Cs {lap[1, 0]:.2f}…{lap[1, 1]:.2f} µm, thickness "
+                  f"{int(lap[2, 0])}…{int(lap[2, 1])}")
     console.print(f"result: {out}\nfigures: {', '.join(str(f) for f in figs)}")
 
 

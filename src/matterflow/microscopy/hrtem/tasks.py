@@ -125,14 +125,19 @@ class MatchResult:
     gp_interval: np.ndarray = quantity("Å, µm", "(2, 2) [lo, hi] of defocus and Cs where the GP "
                                        "posterior's mean − 2 std reaches the minimum mean")
     laplace_interval: np.ndarray = quantity("Å, µm, repeats", "(3, 2) 95 % [lo, hi] of defocus, "
-                                            "Cs, thickness from the Laplace estimate")
-    laplace_std: np.ndarray = quantity("Å, µm", "(2,) Laplace std of defocus and Cs")
+                                            "Cs, thickness from the Laplace estimate (widened "
+                                            "by the misfit, see chi2_reduced)")
+    laplace_std: np.ndarray = quantity("Å, µm", "(2,) Laplace std of defocus and Cs from the "
+                                       "noise alone")
     noise_level: float = quantity("dimensionless", "noise std of the standardised target, "
                                   "estimated from the image")
     replayed: int = quantity("", "evaluations taken from the evaluation log (resume)")
     gp_mean: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior mean of "
                                    "log(1 - NCC) on the (defocus, Cs) grid spanning the bounds")
     gp_std: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior std of log(1 - NCC)")
+    chi2_reduced: float = quantity("dimensionless", "misfit over noise at the optimum, "
+                                   "2 (1 - NCC) / noise_level²; laplace_interval is widened by "
+                                   "its square root where > 1")
 
 
 def _check_bounds(params: MatchParams) -> None:
@@ -256,13 +261,13 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x)[final], np.array(tr.loss)[final], bounds,
                                          np.asarray(x))
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
-    lap_iv, lap_std, sigma_n = u.laplace_intervals(
+    lap_iv, lap_std, sigma_n, chi2 = u.laplace_intervals(
         waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
         focal_spread=params.focal_spread, dof=dof)
     res = MatchResult(np.array([x[0], x[1], t], dtype=float), float(loss), np.array(tr.loss),
                       evaluated, np.array([_STAGES.index(s) for s in tr.stage]),
                       np.array([rot, sc]), target, best_img, gp_iv, lap_iv, lap_std, sigma_n,
-                      min(obj.replayed, len(tr.loss)), gp_mu, gp_sd)
+                      min(obj.replayed, len(tr.loss)), gp_mu, gp_sd, chi2)
     return res, tr, waves
 
 

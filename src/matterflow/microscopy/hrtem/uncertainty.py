@@ -17,6 +17,9 @@ estimate at the optimum.
   mean), carried to the target by passing a unit white-noise image of the same shape through
   the same lattice average. The thickness interval holds the repeats whose
   ``ΔNLL ≤ 1.92`` at the best optics (optics not re-fitted per thickness: an inner bound).
+  Where the misfit at the optimum exceeds the noise (χ²_red = 2(1 − NCC)/σₙ² > 1: model error,
+  registration and interpolation), the intervals are widened by √χ²_red (the Birge ratio);
+  ``laplace_std`` stays the noise-only std (it scales as dose^−½).
 """
 
 from __future__ import annotations
@@ -100,9 +103,11 @@ def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.n
 def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray,
                       noise_std_target: float, best: np.ndarray, thickness: int, *,
                       energy_ev: float, focal_spread: float, dof: int
-                      ) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(intervals (3, 2), std (2,), σₙ)``: Laplace intervals of defocus (Å), Cs (µm) and
-    thickness (repeats) at ``best`` = (defocus Å, Cs µm); see the module doc."""
+                      ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """``(intervals (3, 2), std (2,), σₙ, χ²_red)``: Laplace intervals of defocus (Å), Cs (µm)
+    and thickness (repeats) at ``best`` = (defocus Å, Cs µm), from the std scaled by
+    ``max(1, χ²_red)^½`` (the Birge ratio: χ²_red = 2 (1 − NCC)/σₙ² at the optimum, 1 when the
+    misfit is the noise alone); ``std``: the noise-only std; see the module doc."""
     from matterflow.microscopy.hrtem.model import images, shift_ncc
 
     tgt = np.asarray(target, dtype=np.float64)
@@ -117,6 +122,12 @@ def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: n
 
     p0 = torch.tensor(np.asarray(best[:2], dtype=float), dtype=torch.float64)
     h = torch.autograd.functional.hessian(loss, p0).numpy()
+    with torch.no_grad():
+        n = shift_ncc(images(w, pixel, energy_ev=energy_ev, defocus=float(best[0]),
+                             cs=float(best[1]) * 1e4, focal_spread=focal_spread), tt).numpy()
+    l_t = 1 - n
+    chi2 = float(2 * l_t[thickness - 1] / sigma_n ** 2)
+    birge = max(1.0, chi2)
     fisher = dof / sigma_n ** 2 * 0.5 * (h + h.T)
     evals, evecs = np.linalg.eigh(fisher)
     with np.errstate(divide="ignore"):
@@ -124,16 +135,12 @@ def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: n
     cov_diag = (evecs ** 2 * inv).sum(1)
     std = np.sqrt(cov_diag)
     out = np.empty((3, 2))
-    out[:2, 0] = best[:2] - Z95 * std
-    out[:2, 1] = best[:2] + Z95 * std
-    with torch.no_grad():
-        n = shift_ncc(images(w, pixel, energy_ev=energy_ev, defocus=float(best[0]),
-                             cs=float(best[1]) * 1e4, focal_spread=focal_spread), tt).numpy()
-    l_t = 1 - n
-    dnll = dof * (l_t - l_t[thickness - 1]) / sigma_n ** 2
+    out[:2, 0] = best[:2] - Z95 * std * np.sqrt(birge)
+    out[:2, 1] = best[:2] + Z95 * std * np.sqrt(birge)
+    dnll = dof * (l_t - l_t[thickness - 1]) / (sigma_n ** 2 * birge)
     ok = np.flatnonzero(dnll <= CHI2_1_95_HALF) + 1
     out[2] = min(ok.min(), thickness), max(ok.max(), thickness)
-    return out, std, sigma_n
+    return out, std, sigma_n, chi2
 
 
 def target_noise(image: np.ndarray, pixel: float, cell_xy: tuple[float, float],
