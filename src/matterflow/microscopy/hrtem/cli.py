@@ -130,6 +130,10 @@ def match(
              "search, valley scan).")] = 1,
     force: Annotated[bool, typer.Option(
         help="Start over even if OUT.evals.jsonl holds another run's evaluations.")] = False,
+    search_loss: Annotated[str, typer.Option(
+        help="Loss of the Sobol/BO stage: ncc, ssim, power, ncc+power, ncc+ssim.")] = "ncc",
+    refine_loss: Annotated[str, typer.Option(
+        help="Loss of the valley/gradient stage: ncc, ssim, ncc+ssim, ncc+power.")] = "ncc",
 ) -> None:
     """Recover defocus, Cs and thickness of an image (writes HDF5 and figures).
 
@@ -139,7 +143,8 @@ def match(
 
     img, px = read_image(image, pixel_size)
     params = MatchParams(**_match_params(structure, zone, budget, method, focal_spread,
-                                         max_cells, seed))
+                                         max_cells, seed), search_loss=search_loss,
+                         refine_loss=refine_loss)
     with _scheduler(workers) as sched:
         res = match_image(img, px, params, log_path=out.with_suffix(".evals.jsonl"), force=force,
                           scheduler=sched)[0]
