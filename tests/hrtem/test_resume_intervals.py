@@ -154,7 +154,8 @@ def test_independent_evaluations_give_the_same_result_on_two_workers(image):
 
 @pytest.mark.slow
 def test_cli_match_killed_by_sigkill_resumes(image, tmp_path):
-    """`matterflow hrtem match` killed (SIGKILL) after at least 8 stored evaluations; the rerun
+    """`matterflow hrtem match` killed (SIGKILL) in its BO stage (after the 16 Sobol points and
+    at least 2 BO steps, each of which waits for a GP fit); the rerun
     takes them from OUT.evals.jsonl and ends with the evaluations of an uninterrupted run."""
     import os
     import signal
@@ -167,19 +168,19 @@ def test_cli_match_killed_by_sigkill_resumes(image, tmp_path):
     img, px = image
     np.save(tmp_path / "img.npy", img)
     args = [sys.executable, "-m", "matterflow.cli", "hrtem", "match", str(tmp_path / "img.npy"),
-            "--pixel-size", str(px), "--budget", "16", "--max-cells", "6"]
+            "--pixel-size", str(px), "--budget", "40", "--max-cells", "6"]
     log = tmp_path / "m.evals.jsonl"
     proc = subprocess.Popen([*args, "-o", str(tmp_path / "m.h5")], env={**os.environ},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < 120:
-        if log.exists() and len(log.read_text().splitlines()) >= 1 + 8:
+        if log.exists() and len(log.read_text().splitlines()) >= 1 + 18:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_stored = len(log.read_text().splitlines()) - 1
-    assert 8 <= n_stored < 16 and not (tmp_path / "m.h5").exists()
+    assert 18 <= n_stored < 40 and not (tmp_path / "m.h5").exists()
     r = subprocess.run([*args, "-o", str(tmp_path / "m.h5")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"({n_stored} from the evaluation log)" in r.stdout.replace("\n", " ")
