@@ -372,7 +372,8 @@ def identify(image: np.ndarray, pixel_size: float | None = None, *,
 
 
 def _match_candidate(image: np.ndarray, pixel_size: float | None, params: dict) -> MatchResult:
-    return match_image(image, pixel_size, MatchParams(**params))[0]
+    # one candidate per worker: its own points run here, not dispatched again
+    return match_image(image, pixel_size, MatchParams(**params), scheduler="synchronous")[0]
 
 
 def identify_image(image: np.ndarray, pixel_size: float | None, params: IdentifyParams, *,
