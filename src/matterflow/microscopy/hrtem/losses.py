@@ -10,7 +10,8 @@ torch, on periodic images of the cell grid (``sim`` (..., nx, ny), ``target`` (n
   circular shift that maximise the NCC (both standardised), so it is shift- and
   contrast-invariant like the NCC loss.
 
-Not yet wired into the search's stages (the BO still uses ``1 − NCC``).
+In the search as options: ``MatchParams.search_loss`` (Sobol + BO stage) and ``refine_loss``
+(valley + gradient stage); the default is ``ncc`` for both.
 """
 
 from __future__ import annotations
