@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,6 +88,22 @@ def simulate(
                   f"{res.pixel_size:.4f} Å, lattice rotation {res.true_params[3]:.2f}°")
 
 
+@contextlib.contextmanager
+def _scheduler(workers: int) -> Iterator[Any]:
+    """None for one worker, else a LocalCluster of ``workers`` processes (its Client)."""
+    from matterflow.core.errors import InputError
+
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1; got {workers}")
+    if workers == 1:
+        yield None
+        return
+    from matterflow.core.execute import dask_client
+
+    with dask_client(workers=workers, processes=True) as client:
+        yield client
+
+
 def _match_params(structure, zone, budget, method, focal_spread, max_cells, seed) -> dict:
     return {"structure": structure, "zone": zone, "budget": budget, "method": method,
             "focal_spread": focal_spread, "max_cells": max_cells, "seed": seed}
@@ -105,22 +123,45 @@ def match(
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Result file (HDF5); figures beside it.")] = Path("hrtem-match.h5"),
+        "--out", "-o", help="Result file (HDF5); figures and the evaluation log beside it.")
+    ] = Path("hrtem-match.h5"),
+    workers: Annotated[int, typer.Option(
+        help="Worker processes for the independent evaluations (Sobol start, random/grid "
+             "search, valley scan).")] = 1,
+    force: Annotated[bool, typer.Option(
+        help="Start over even if OUT.evals.jsonl holds another run's evaluations.")] = False,
+    search_loss: Annotated[str, typer.Option(
+        help="Loss of the Sobol/BO stage: ncc, ssim, power, ncc+power, ncc+ssim.")] = "ncc",
+    refine_loss: Annotated[str, typer.Option(
+        help="Loss of the valley/gradient stage: ncc, ssim, ncc+ssim, ncc+power.")] = "ncc",
 ) -> None:
-    """Recover defocus, Cs and thickness of an image (writes HDF5 and figures)."""
+    """Recover defocus, Cs and thickness of an image (writes HDF5 and figures).
+
+    Every evaluation is stored in OUT.evals.jsonl as it is made; a rerun with the same
+    image and settings resumes from it (a killed run continues where it stopped)."""
     from matterflow.microscopy.hrtem.tasks import _match_figures, match_image
 
     img, px = read_image(image, pixel_size)
     params = MatchParams(**_match_params(structure, zone, budget, method, focal_spread,
-                                         max_cells, seed))
-    res = match_image(img, px, params)[0]
+                                         max_cells, seed), search_loss=search_loss,
+                         refine_loss=refine_loss)
+    with _scheduler(workers) as sched:
+        res = match_image(img, px, params, log_path=out.with_suffix(".evals.jsonl"), force=force,
+                          scheduler=sched)[0]
     write_result_file(out, res, inputs={"image": image}, parameters=params.model_dump(mode="json"))
     vals = {k: getattr(res, k) for k in res.__dataclass_fields__}
     figs = save_figures(_match_figures(vals, params), stem=out.with_suffix(""))
     d, c, t = res.best_params
     console.print(f"defocus {d:.1f} Å, Cs {c:.2f} µm, thickness {int(t)}, 1 − NCC "
                   f"{res.best_loss:.3g}; lattice rotation {res.registration[0]:.2f}°, scale "
-                  f"{res.registration[1]:.4f}; {len(res.losses)} evaluations")
+                  f"{res.registration[1]:.4f}; {len(res.losses)} evaluations "
+                  f"({res.replayed} from the evaluation log)")
+    g, lap = res.gp_interval, res.laplace_interval
+    console.print(f"GP interval: defocus {g[0, 0]:.1f}…{g[0, 1]:.1f} Å, Cs {g[1, 0]:.2f}…"
+                  f"{g[1, 1]:.2f} µm; Laplace 95 % (noise σ {res.noise_level:.3g}, misfit "
+                  f"χ²/dof {res.chi2_reduced:.2g}): defocus {lap[0, 0]:.1f}…{lap[0, 1]:.1f} Å, "
+                  f"Cs {lap[1, 0]:.2f}…{lap[1, 1]:.2f} µm, thickness "
+                  f"{int(lap[2, 0])}…{int(lap[2, 1])}")
     console.print(f"result: {out}\nfigures: {', '.join(str(f) for f in figs)}")
 
 
@@ -136,15 +177,18 @@ def identify(
     focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
+    workers: Annotated[int, typer.Option(
+        help="Worker processes: the candidates are matched in parallel.")] = 1,
 ) -> None:
     """Match the image against each candidate structure and rank them."""
-    from matterflow.microscopy.hrtem.tasks import identify as task
+    from matterflow.microscopy.hrtem.tasks import IdentifyParams, identify_image
 
     img, px = read_image(image, pixel_size)
     names = tuple(s.strip() for s in candidates.split(",") if s.strip())
-    res = task(img, px, params={"candidates": names, "budget": budget,
-                                "focal_spread": focal_spread, "max_cells": max_cells,
-                                "seed": seed})
+    params = IdentifyParams(candidates=names, budget=budget, focal_spread=focal_spread,
+                            max_cells=max_cells, seed=seed)
+    with _scheduler(workers) as sched:
+        res = identify_image(img, px, params, scheduler=sched)
     for name, loss, p in zip(res.candidates, res.losses, res.best_params, strict=True):
         console.print(f"{name.decode():>18}: 1 − NCC {loss:.3g} (defocus {p[0]:.1f} Å, Cs {p[1]:.2f} µm, "
                       f"thickness {int(p[2])})")

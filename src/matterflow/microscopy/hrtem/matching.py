@@ -20,7 +20,7 @@ Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -67,15 +67,23 @@ class Objective:
     """``1 − max_shift NCC`` of the simulated thickness series against the lattice-averaged target.
 
     ``waves`` (n_t, nx, ny), ``pixel`` (dx, dy) Å, ``target`` (nx, ny); ``fixed`` optics
-    (energy_ev, focal_spread, ...) not searched.
+    (energy_ev, focal_spread, ...) not searched. ``log``: an
+    :class:`~matterflow.microscopy.hrtem.evallog.EvalLog` that stores every evaluation and
+    replays the stored ones (resume). ``scheduler``: where :meth:`many` runs independent
+    points (:func:`matterflow.core.execute.map_calls`; None: here, or on the executor's
+    workers inside a run).
     """
 
     def __init__(self, waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray | torch.Tensor, *,
-                 energy_ev: float, focal_spread: float, trace: Trace | None = None):
+                 energy_ev: float, focal_spread: float, trace: Trace | None = None,
+                 log: Any = None, scheduler: Any = None, loss: str = "ncc"):
         self.waves, self.pixel, self.energy_ev = waves, pixel, energy_ev
+        self.loss = loss  # "ncc", "ssim", "power", "ncc+power", "ncc+ssim": see score()
         self.target = torch.as_tensor(target, dtype=waves.real.dtype)
         self.focal_spread = focal_spread
         self.trace = trace if trace is not None else Trace()
+        self.log, self.scheduler = log, scheduler
+        self.replayed = 0
 
     def _optics(self, x):
         fs = x[2] if len(x) > 2 else self.focal_spread
@@ -86,19 +94,134 @@ class Objective:
         return shift_ncc(images(self.waves, self.pixel, energy_ev=self.energy_ev,
                                 **self._optics(x)), self.target)
 
+    def score(self, x: Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """``1 − loss`` at every thickness, ``(n_t,)``: the NCC for ``loss="ncc"``; else one
+        minus the loss named (:mod:`~matterflow.microscopy.hrtem.losses`; ``a+b`` the sum)."""
+        if self.loss == "ncc":
+            return self.ncc(x)
+        from matterflow.microscopy.hrtem import losses
+
+        imgs = images(self.waves, self.pixel, energy_ev=self.energy_ev, **self._optics(x))
+        fns = {"ncc": losses.ncc_loss, "ssim": losses.ssim_loss,
+               "power": losses.power_spectrum_loss}
+        total = sum(fns[name](imgs, self.target) for name in self.loss.split("+"))
+        return 1 - total
+
     def profiled_log_loss(self, u: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
         """``log(1 − max_t NCC_t)`` at box-normalised ``u`` (float64 tensor, differentiable)."""
         x = torch.tensor(bounds[0]) + u * torch.tensor(bounds[1] - bounds[0])
-        n = self.ncc(x.to(self.waves.real.dtype)).max()
+        n = self.score(x.to(self.waves.real.dtype)).max()
         return torch.log(torch.clamp(1 - n.to(torch.float64), min=1e-9))
 
+    # ---- the log: record, replay
+    def _stored(self, x: np.ndarray, stage: str) -> dict | None:
+        """The stored record of the next evaluation if it is this one; a different point
+        means the search has left the stored path: the rest of the log is dropped."""
+        if self.log is None:
+            return None
+        i = len(self.trace.loss)
+        if i >= len(self.log.records):
+            return None
+        r = self.log.records[i]
+        if r["stage"] == stage and np.array_equal(np.asarray(r["x"], dtype=float), x):
+            self.replayed += 1
+            return r
+        self.log.truncate(i)
+        return None
+
+    def _record(self, x: np.ndarray, loss: float, t: int, stage: str,
+                replayed: bool, **aux: Any) -> None:
+        self.trace.add(x, loss, t, stage)
+        if self.log is not None and not replayed:
+            self.log.append({"x": [float(v) for v in x], "loss": float(loss), "thickness": int(t),
+                             "stage": stage, **aux})
+
     def __call__(self, x: Sequence[float] | np.ndarray, stage: str = "bo") -> float:
-        with torch.no_grad():
-            n = self.ncc([float(v) for v in x])
-        t = int(torch.argmax(n))
-        loss = max(1.0 - float(n[t]), 1e-9)
-        self.trace.add(x, loss, t + 1, stage)
-        return loss
+        return self.many([x], stage)[0]
+
+    def many(self, xs: Sequence[Sequence[float]] | np.ndarray, stage: str) -> list[float]:
+        """Evaluate independent points (the stored ones from the log, the rest through
+        :func:`~matterflow.core.execute.map_calls`); recorded in order; their losses."""
+        xs = [np.asarray(x, dtype=float) for x in xs]
+        out: list[float] = []
+        k = 0
+        while k < len(xs):  # the stored prefix
+            r = self._stored(xs[k], stage)
+            if r is None:
+                break
+            self._record(xs[k], r["loss"], r["thickness"], stage, True)
+            out.append(float(r["loss"]))
+            k += 1
+        todo = xs[k:]
+        if not todo:
+            return out
+        if len(todo) == 1:
+            vals = [evaluate_point(self, todo[0])]
+        else:
+            from matterflow.core.execute import map_calls
+
+            state = (self.waves, self.pixel, self.target, self.energy_ev, self.focal_spread,
+                     self.loss)
+            vals = map_calls(_evaluate_remote, [(state, x) for x in todo],
+                             scheduler=self.scheduler)
+        for x, (loss, t) in zip(todo, vals, strict=True):
+            self._record(x, loss, t, stage, False)
+            out.append(loss)
+        return out
+
+    def log_loss_and_grad(self, u: np.ndarray, bounds: np.ndarray,
+                          stage: str = "refine") -> tuple[float, np.ndarray]:
+        """``log(1 − max_t NCC_t)`` at box-normalised ``u`` and its gradient (autograd through
+        the CTF); one evaluation, recorded (with the gradient, so that it replays)."""
+        lo, span = bounds[0], bounds[1] - bounds[0]
+        x = lo + np.asarray(u, dtype=float) * span
+        r = self._stored(x, stage)
+        if r is not None:
+            self._record(x, r["loss"], r["thickness"], stage, True)
+            return float(r["f"]), np.asarray(r["g"], dtype=float)
+        ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
+        xt = torch.tensor(lo) + ut * torch.tensor(span)
+        n = self.score(xt.to(self.waves.real.dtype))
+        t = int(torch.argmax(n.detach()))
+        f = torch.log(torch.clamp(1 - n.max().to(torch.float64), min=1e-9))
+        f.backward()
+        g = ut.grad.detach().numpy().copy()
+        loss = max(1.0 - float(n[t].detach()), 1e-9)
+        self._record(x, loss, t + 1, stage, False, f=float(f.detach()), g=[float(v) for v in g])
+        return float(f.detach()), g
+
+    def log_loss_hessian(self, x0: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Hessian of :meth:`profiled_log_loss` at ``x0`` (box-normalised coordinates);
+        counted as two evaluations at ``x0`` (stage ``hessian``), stored with them."""
+        lo, span = bounds[0], bounds[1] - bounds[0]
+        x0 = np.asarray(x0, dtype=float)
+        r = self._stored(x0, "hessian")
+        if r is not None and "h" in r:
+            self._record(x0, r["loss"], r["thickness"], "hessian", True)
+            h = np.asarray(r["h"], dtype=float)
+        else:
+            u0 = np.clip((x0 - lo) / span, 0, 1)
+            h = torch.autograd.functional.hessian(
+                lambda u: self.profiled_log_loss(u, bounds),
+                torch.tensor(u0, dtype=torch.float64)).numpy()
+            loss, t = evaluate_point(self, x0)
+            self._record(x0, loss, t, "hessian", False, h=h.tolist())
+        self(x0, "hessian")
+        return h
+
+
+def evaluate_point(obj: Objective, x: np.ndarray) -> tuple[float, int]:
+    """``(1 − max_t NCC_t, best thickness in repeats)`` at optics ``x`` (not recorded)."""
+    with torch.no_grad():
+        n = obj.score([float(v) for v in x])
+    t = int(torch.argmax(n))
+    return max(1.0 - float(n[t]), 1e-9), t + 1
+
+
+def _evaluate_remote(state: tuple, x: np.ndarray) -> tuple[float, int]:
+    waves, pixel, target, energy_ev, focal_spread, loss = state
+    return evaluate_point(Objective(waves, pixel, target, energy_ev=energy_ev,
+                                    focal_spread=focal_spread, loss=loss), x)
 
 
 def _sobol(bounds: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -119,8 +242,7 @@ def bo_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, n_init: int, 
     torch.manual_seed(seed)
     d = bounds.shape[1]
     start = len(obj.trace.loss)
-    for xi in _sobol(bounds, min(n_init, n_evals), seed):
-        obj(xi, "sobol")
+    obj.many(_sobol(bounds, min(n_init, n_evals), seed), "sobol")
     b = torch.tensor(bounds, dtype=torch.float64)
     while len(obj.trace.loss) - start < n_evals:
         x = torch.tensor(np.array(obj.trace.x[start:]), dtype=torch.float64)
@@ -135,15 +257,14 @@ def bo_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, n_init: int, 
         acq = (LogExpectedImprovement(gp, best_f=y.max()) if qq == 1
                else qLogExpectedImprovement(gp, best_f=y.max()))
         cand, _ = optimize_acqf(acq, bounds=b, q=qq, num_restarts=4, raw_samples=256)
-        for c in cand.numpy():
-            obj(c, "bo")
+        obj.many(cand.numpy(), "bo")
 
 
 def random_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, seed: int) -> None:
     """Uniform random points in the box (the baseline)."""
     rng = np.random.default_rng(seed)
-    for xi in bounds[0] + (bounds[1] - bounds[0]) * rng.random((n_evals, bounds.shape[1])):
-        obj(xi, "random")
+    obj.many(bounds[0] + (bounds[1] - bounds[0]) * rng.random((n_evals, bounds.shape[1])),
+             "random")
 
 
 def grid_search(obj: Objective, bounds: np.ndarray, n_evals: int) -> None:
@@ -152,8 +273,7 @@ def grid_search(obj: Objective, bounds: np.ndarray, n_evals: int) -> None:
     m = max(1, int(round(n_evals ** (1 / d))))
     axes = [bounds[0, i] + (np.arange(m) + 0.5) / m * (bounds[1, i] - bounds[0, i])
             for i in range(d)]
-    for xi in np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d):
-        obj(xi, "grid")
+    obj.many(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d), "grid")
 
 
 def refine(obj: Objective, bounds: np.ndarray, x0: np.ndarray, steps: int) -> None:
@@ -165,11 +285,7 @@ def refine(obj: Objective, bounds: np.ndarray, x0: np.ndarray, steps: int) -> No
     lo, span = bounds[0], bounds[1] - bounds[0]
 
     def fun(u):
-        ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
-        loss = obj.profiled_log_loss(ut, bounds)
-        loss.backward()
-        obj(lo + u * span, "refine")
-        return float(loss.detach()), ut.grad.detach().numpy().copy()
+        return obj.log_loss_and_grad(u, bounds)
 
     u0 = np.clip((np.asarray(x0, dtype=float) - lo) / span, 0, 1)
     minimize(fun, u0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(u0),
@@ -188,21 +304,16 @@ def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: 
     """
     lo, span = bounds[0], bounds[1] - bounds[0]
 
-    def f(u):
-        return obj.profiled_log_loss(u, bounds)
-
     u0 = np.clip((np.asarray(x0, dtype=float) - lo) / span, 0, 1)
-    h = torch.autograd.functional.hessian(f, torch.tensor(u0, dtype=torch.float64)).numpy()
-    for _ in range(2):
-        obj(x0, "hessian")
+    h = obj.log_loss_hessian(x0, bounds)
     v = np.linalg.eigh(0.5 * (h + h.T))[1][:, 0]
     # the segment of the line u0 + s v inside the unit box
     with np.errstate(divide="ignore"):
         a = np.where(v != 0, (0 - u0) / v, -np.inf)
         b = np.where(v != 0, (1 - u0) / v, np.inf)
     s_lo, s_hi = np.max(np.minimum(a, b)), np.min(np.maximum(a, b))
-    for s in np.linspace(s_lo, s_hi, n_points):
-        obj(lo + np.clip(u0 + s * v, 0, 1) * span, "valley")
+    obj.many([lo + np.clip(u0 + s * v, 0, 1) * span for s in np.linspace(s_lo, s_hi, n_points)],
+             "valley")
 
 
 def distinct_starts(trace: Trace, bounds: np.ndarray, k: int,

@@ -13,6 +13,9 @@ from matterflow.core.errors import InputError
 from matterflow.core.registry import Params, quantity, task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     import torch
 
     from matterflow.microscopy.hrtem.matching import Trace
@@ -99,12 +102,19 @@ class MatchParams(Params):
     n_init: int = Field(16, ge=2, le=1000, description="Sobol start points (bo)")
     q: int = Field(1, ge=1, le=16, description="points per BO acquisition (qLogEI if > 1)")
     seed: int = Field(0, ge=0, description="seed of the search")
+    search_loss: Literal["ncc", "ssim", "power", "ncc+power", "ncc+ssim"] = Field(
+        "ncc", description="loss of the Sobol start and BO stage (power: radially averaged "
+        "power spectrum, global; ssim, ncc: local; a+b: the sum); random/grid use it too")
+    refine_loss: Literal["ncc", "ssim", "ncc+ssim", "ncc+power"] = Field(
+        "ncc", description="loss of the valley scan and gradient stage; the optimum is the "
+        "best point of this loss")
 
 
 @dataclass(frozen=True)
 class MatchResult:
     best_params: np.ndarray = quantity("Å, µm, repeats", "(3,) defocus, Cs, thickness")
-    best_loss: float = quantity("dimensionless", "1 - NCC at the optimum")
+    best_loss: float = quantity("dimensionless", "refine_loss at the optimum (1 - NCC by "
+                                "default)")
     losses: np.ndarray = quantity("dimensionless", "(n_evals,) loss of every evaluation")
     evaluated: np.ndarray = quantity("Å, µm, repeats", "(n_evals, 3) every evaluated point")
     stage: np.ndarray = quantity("dimensionless", "(n_evals,) stage index: sobol, bo, hessian, "
@@ -112,6 +122,22 @@ class MatchResult:
     registration: np.ndarray = quantity("°, dimensionless", "(2,) lattice rotation and scale")
     target: np.ndarray = quantity("a.u.", "(nx, ny) lattice-averaged image on the cell grid")
     best_image: np.ndarray = quantity("a.u.", "(nx, ny) best simulation on the cell grid")
+    gp_interval: np.ndarray = quantity("Å, µm", "(2, 2) [lo, hi] of defocus and Cs where the GP "
+                                       "posterior's mean − 2 std reaches the minimum mean")
+    laplace_interval: np.ndarray = quantity("Å, µm, repeats", "(3, 2) 95 % [lo, hi] of defocus, "
+                                            "Cs, thickness from the Laplace estimate (widened "
+                                            "by the misfit, see chi2_reduced)")
+    laplace_std: np.ndarray = quantity("Å, µm", "(2,) Laplace std of defocus and Cs from the "
+                                       "noise alone")
+    noise_level: float = quantity("dimensionless", "noise std of the standardised target, "
+                                  "estimated from the image")
+    replayed: int = quantity("", "evaluations taken from the evaluation log (resume)")
+    gp_mean: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior mean of "
+                                   "log(1 - NCC) on the (defocus, Cs) grid spanning the bounds")
+    gp_std: np.ndarray = quantity("dimensionless", "(121, 121) GP posterior std of log(1 - NCC)")
+    chi2_reduced: float = quantity("dimensionless", "misfit over noise at the optimum, "
+                                   "2 (1 - NCC) / noise_level²; laplace_interval is widened by "
+                                   "its square root where > 1")
 
 
 def _check_bounds(params: MatchParams) -> None:
@@ -144,9 +170,17 @@ def _check_image(img: np.ndarray, pixel_size: float | None,
     return px
 
 
-def match_image(image: np.ndarray, pixel_size: float | None,
-                params: MatchParams) -> tuple[MatchResult, Trace, torch.Tensor]:
-    """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``."""
+def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams, *,
+                log_path: str | Path | None = None, force: bool = False,
+                scheduler: Any = None) -> tuple[MatchResult, Trace, torch.Tensor]:
+    """Registration, lattice average and the search; returns ``(MatchResult, trace, waves)``.
+
+    ``log_path``: the evaluation log (:mod:`~matterflow.microscopy.hrtem.evallog`): every
+    evaluation is stored there as it is made, and a rerun with the same image and settings
+    resumes from it (other settings: :class:`InputError` unless ``force``, which starts
+    over). ``scheduler``: where independent points run
+    (:func:`matterflow.core.execute.map_calls`).
+    """
     import torch
 
     from matterflow.microscopy.hrtem import matching as m
@@ -162,6 +196,12 @@ def match_image(image: np.ndarray, pixel_size: float | None,
     cell = slices(load_structure(params.structure, params.zone))
     img = np.asarray(image, dtype=np.float64)
     px = _check_image(img, pixel_size, cell.cell_xy)
+    log = None
+    if log_path is not None:
+        from matterflow.microscopy.hrtem.evallog import EvalLog, fingerprint
+
+        log = EvalLog(log_path, fingerprint(img, px, params.model_dump(mode="json"),
+                                            _MATCH_VERSION), force=force)
     rot, sc = register_lattice(img, px, cell.cell_xy, rotation_bounds=params.rotation_bounds_deg,
                                scale_bounds=params.scale_bounds)
     waves, wpx = exit_waves(cell, params.max_cells, energy_ev=params.energy_ev,
@@ -169,7 +209,8 @@ def match_image(image: np.ndarray, pixel_size: float | None,
     target = lattice_average(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rotation_deg=rot,
                              scale=sc)
     obj = m.Objective(waves, wpx, target, energy_ev=params.energy_ev,
-                      focal_spread=params.focal_spread)
+                      focal_spread=params.focal_spread, log=log, scheduler=scheduler,
+                      loss=params.search_loss)
     bounds = np.array([[params.defocus_bounds[0], params.cs_bounds_um[0]],
                        [params.defocus_bounds[1], params.cs_bounds_um[1]]], dtype=float)
     n = params.budget
@@ -185,10 +226,17 @@ def match_image(image: np.ndarray, pixel_size: float | None,
         n_bo = max(params.n_init + 1, (2 * n) // 5)
         n_valley = max(3, n // 10)
         m.bo_search(obj, bounds, min(n_bo, n), n_init=params.n_init, seed=params.seed, q=params.q)
+        obj.loss = params.refine_loss  # stage 2: the local loss from the stage-1 optima
         for x0, _ in m.distinct_starts(obj.trace, bounds, 3, 0.15):
             if len(obj.trace.loss) + n_valley + 2 <= n:
                 m.valley_search(obj, bounds, x0, n_valley)
-        starts = m.distinct_starts(obj.trace, bounds, 3)
+        stage2 = obj.trace
+        if params.search_loss != params.refine_loss:  # rank by the refinement's loss only
+            stage2 = m.Trace()
+            for xi, li, ti, si in zip(obj.trace.x, obj.trace.loss, obj.trace.thickness, obj.trace.stage, strict=True):
+                if si in ("hessian", "valley"):
+                    stage2.add(xi, li, ti, si)
+        starts = m.distinct_starts(stage2, bounds, 3)
         for k, (x0, _) in enumerate(starts):
             left = n - len(obj.trace.loss)
             steps = left // (len(starts) - k)
@@ -198,14 +246,28 @@ def match_image(image: np.ndarray, pixel_size: float | None,
     if len(tr.loss) > n:  # a refinement's last line search may overrun by a step
         for lst in (tr.x, tr.loss, tr.thickness, tr.stage):
             del lst[n:]
-    x, loss, t = tr.best()
+    # the optimum and the GP are of the last stage's loss (all evaluations if one loss)
+    final = [i for i, st in enumerate(tr.stage)
+             if params.method != "bo" or params.search_loss == params.refine_loss
+             or st in ("hessian", "valley", "refine")]
+    i_best = min(final, key=lambda i: tr.loss[i])
+    x, loss, t = tr.x[i_best], tr.loss[i_best], tr.thickness[i_best]
     with torch.no_grad():
         best_img = images(waves[t - 1], wpx, energy_ev=params.energy_ev, defocus=float(x[0]),
                           cs=float(x[1]) * 1e4, focal_spread=params.focal_spread).numpy()
     evaluated = np.column_stack([np.array(tr.x), np.array(tr.thickness, dtype=float)])
+    from matterflow.microscopy.hrtem import uncertainty as u
+
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x)[final], np.array(tr.loss)[final], bounds,
+                                         np.asarray(x))
+    noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
+    lap_iv, lap_std, sigma_n, chi2 = u.laplace_intervals(
+        waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
+        focal_spread=params.focal_spread, dof=dof)
     res = MatchResult(np.array([x[0], x[1], t], dtype=float), float(loss), np.array(tr.loss),
                       evaluated, np.array([_STAGES.index(s) for s in tr.stage]),
-                      np.array([rot, sc]), target, best_img)
+                      np.array([rot, sc]), target, best_img, gp_iv, lap_iv, lap_std, sigma_n,
+                      min(obj.replayed, len(tr.loss)), gp_mu, gp_sd, chi2)
     return res, tr, waves
 
 
@@ -242,10 +304,37 @@ def _match_figures(outputs: dict, params) -> dict:
     ax.set(xlabel="defocus (Å)", ylabel="Cs (µm)")
     fig.colorbar(sc, label="log10(1 − NCC)")
     figs["Evaluated optics"] = fig
+    if "gp_mean" in outputs and outputs["gp_mean"] is not None:
+        figs["GP posterior"] = _gp_figure(outputs, params)
     return figs
 
 
-@task("hrtem.match", params=MatchParams, figures=_match_figures, version="2")
+def _gp_figure(outputs: dict, params):
+    import matplotlib.pyplot as plt
+
+    p = params if isinstance(params, MatchParams) else MatchParams(**dict(params or {}))
+    ext = [*p.defocus_bounds, *p.cs_bounds_um]
+    d, c = np.asarray(outputs["best_params"])[:2]
+    g = np.asarray(outputs["gp_interval"])
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for a, key, title in zip(ax, ("gp_mean", "gp_std"), ("GP mean of log(1 − NCC)",
+                                                          "GP std of log(1 − NCC)"), strict=True):
+        im = a.imshow(np.asarray(outputs[key]).T, origin="lower", extent=ext, aspect="auto",
+                      cmap="viridis")
+        fig.colorbar(im, ax=a)
+        a.plot(*np.asarray(outputs["evaluated"])[:, :2].T, "w.", ms=2)
+        a.add_patch(plt.Rectangle((g[0, 0], g[1, 0]), g[0, 1] - g[0, 0], g[1, 1] - g[1, 0],
+                                  fill=False, ec="r", lw=1))
+        a.plot(d, c, "r*", ms=10)
+        a.set(xlabel="defocus (Å)", ylabel="Cs (µm)", title=title)
+    fig.tight_layout()
+    return fig
+
+
+_MATCH_VERSION = "3"
+
+
+@task("hrtem.match", params=MatchParams, figures=_match_figures, version=_MATCH_VERSION)
 def match(image: np.ndarray, pixel_size: float | None = None, *, params: MatchParams) -> MatchResult:
     """Recover defocus, Cs and thickness (and the lattice rotation/scale) from one image."""
     return match_image(image, pixel_size, params)[0]
@@ -279,11 +368,29 @@ def _identify_figures(outputs: dict, params) -> dict:
 def identify(image: np.ndarray, pixel_size: float | None = None, *,
              params: IdentifyParams) -> Identification:
     """Match the image against every candidate structure; rank by the best loss."""
+    return identify_image(image, pixel_size, params)
+
+
+def _match_candidate(image: np.ndarray, pixel_size: float | None, params: dict) -> MatchResult:
+    # one candidate per worker: its own points run here, not dispatched again
+    return match_image(image, pixel_size, MatchParams(**params), scheduler="synchronous")[0]
+
+
+def identify_image(image: np.ndarray, pixel_size: float | None, params: IdentifyParams, *,
+                   scheduler: Any = None) -> Identification:
+    """:func:`identify` with the candidates' matches run through
+    :func:`matterflow.core.execute.map_calls` on ``scheduler``."""
+    from matterflow.core.execute import map_calls
+
     base = params.model_dump(exclude={"candidates"})
-    rows = []
-    for name in params.candidates:
-        r = match_image(image, pixel_size, MatchParams(**{**base, "structure": name}))[0]
-        rows.append((r.best_loss, name, r.best_params))
+    img = np.asarray(image)
+    calls = [(img, pixel_size, {**base, "structure": name}) for name in params.candidates]
+    for c in calls:  # bad input before any simulation
+        p = MatchParams(**c[2])
+        _check_bounds(p)
+    results = map_calls(_match_candidate, calls, scheduler=scheduler)
+    rows = [(r.best_loss, name, r.best_params)
+            for r, name in zip(results, params.candidates, strict=True)]
     rows.sort(key=lambda r: r[0])
     losses = np.array([r[0] for r in rows])
     return Identification(np.array([r[1].encode() for r in rows], dtype="S"), losses, np.array([r[2] for r in rows]),
