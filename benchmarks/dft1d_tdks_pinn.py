@@ -28,6 +28,7 @@ Prints one JSON line. ``--adam-steps`` sets the training length (default
 import argparse
 import itertools
 import json
+import os
 import platform
 import time
 
@@ -125,6 +126,8 @@ def main() -> None:
         "tdks_vs_exact_pair": exx,
         "adam_steps": args.adam_steps, "learning_rate": args.lr, "causal_eps": args.causal_eps,
         "train_time_s": round(model.fit_time_s_, 1),
+        "train_cpu_time_s": round(model.fit_cpu_time_s_, 1),
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "final_residual": float(model.loss_history_[-1]),
         "cases": [list(c) for c in cases],
         "density_rel_l2": [round(r["density_error"], 4) for r in rows],

@@ -70,3 +70,34 @@ def test_bad_use_is_reported(tiny_model):
         tiny_model.predict_phi(np.zeros(3), np.zeros(2), 0.5, 0.5)
     with pytest.raises(InputError, match="not a saved TDKSPINN"):
         TDKSPINN.from_bytes(b"garbage")
+
+
+def test_cli_trains_compares_and_writes_nexus(tmp_path):
+    import h5py
+    from typer.testing import CliRunner
+
+    from matterflow.cli import app
+
+    runner = CliRunner()
+    model, out, fig = tmp_path / "m.pt", tmp_path / "r.h5", tmp_path / "f.png"
+    common = ["--n-x", "64", "--n-steps", "100", "--n-saved", "11", "--test-e0", "0.05",
+              "--test-omega", "0.5", "--test-state", "1"]
+    r = runner.invoke(app, ["dft1d", "pinn-tdks", "--adam-steps", "5", "--width", "8",
+                            "--depth", "1", "--t-final", "2", "--save", str(model), "-o", str(out),
+                            "--figure", str(fig), "--json", *common])
+    assert r.exit_code == 0, r.output
+    summary = __import__("json").loads(r.output.strip().splitlines()[-1])
+    assert summary["cases"] == [[0.05, 0.5, 1]] and model.is_file() and fig.stat().st_size > 0
+    with h5py.File(out) as f:
+        assert f["entry"].attrs["NX_class"] == "NXentry"
+        d = f["entry/case_0"]
+        assert d.attrs["NX_class"] == "NXdata" and d["density_pinn"].shape == (11, 64)
+        assert d["density_reference"].attrs["units"] == "1/bohr"
+        assert f["entry/summary/worst_density_error"][()] == pytest.approx(
+            summary["worst_density_error"])
+    r = runner.invoke(app, ["dft1d", "pinn-tdks", "--load", str(model), "-o", str(out), *common])
+    assert r.exit_code == 0 and "worst case" in r.output, r.output
+    r = runner.invoke(app, ["dft1d", "pinn-tdks", "--load", str(model), "--test-omega", "3"])
+    assert r.exit_code == 2 and "outside the trained range" in r.output
+    r = runner.invoke(app, ["dft1d", "pinn-tdks", "--help"])
+    assert r.exit_code == 0 and "E₀" in r.output
