@@ -58,22 +58,25 @@ def main() -> None:
     ap.add_argument("--adam-steps", type=int, default=6000)
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--causal-eps", type=float, default=50.0)
+    ap.add_argument("--t-final", type=float, default=10.0, help="time window (a.u.), an integer")
+    ap.add_argument("--ground-weight", type=float, default=1.0)
     ap.add_argument("--save", default="", help="also write the trained model here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    setup = TDKSSetup()
+    setup = TDKSSetup(t_final=args.t_final)
+    steps = int(round(100 * args.t_final))        # dt = 0.01 in the reference
 
     # 1. the reference
-    norm_drift = max(float(np.ptp(propagate_tdks(setup, 0.05, w, state=s).norm))
+    norm_drift = max(float(np.ptp(propagate_tdks(setup, 0.05, w, state=s, n_steps=steps).norm))
                      for w, s in ((0.3, 0), (1.0, 1)))
     stationary = {}
     for s in STATES:
-        sol = propagate_tdks(setup, 0.0, 0.5, state=s)
+        sol = propagate_tdks(setup, 0.0, 0.5, state=s, n_steps=steps)
         stationary[str(s)] = float(np.max(np.abs(sol.density - sol.density[0])))
     start = time.perf_counter()
-    pair = propagate_exact_pair(setup, 0.01, 0.5, n_x=96, n_steps=1000, n_saved=101)
+    pair = propagate_exact_pair(setup, 0.01, 0.5, n_x=96, n_steps=steps, n_saved=101)
     t_pair = time.perf_counter() - start
-    ks = propagate_tdks(setup, 0.01, 0.5, n_x=96, n_steps=1000, n_saved=101)
+    ks = propagate_tdks(setup, 0.01, 0.5, n_x=96, n_steps=steps, n_saved=101)
     d_pair, d_ks = pair.density - pair.density[:1], ks.density - ks.density[:1]
     exx = {"e0": 0.01, "omega": 0.5, "n_x": 96,
            "density_rel_l2": round(float(np.linalg.norm(ks.density - pair.density)
@@ -87,14 +90,15 @@ def main() -> None:
            "exact_pair_time_s": round(t_pair, 2)}
 
     # 2. training
-    model = TDKSPINN(adam_steps=args.adam_steps, learning_rate=args.lr,
-                     causal_eps=args.causal_eps, n_threads=args.threads).fit()
+    model = TDKSPINN(adam_steps=args.adam_steps, learning_rate=args.lr, t_final=args.t_final,
+                     causal_eps=args.causal_eps, ground_weight=args.ground_weight,
+                     n_threads=args.threads).fit()
     if args.save:
         model.save(args.save)
 
     # 3. accuracy on the test set
     cases = list(itertools.product(E0S, OMEGAS, STATES))
-    ev = evaluate_tdks(model, cases, repeats=3)
+    ev = evaluate_tdks(model, cases, repeats=3, n_steps=steps)
     rows = ev["rows"]
     worst = int(np.argmax([r["density_error"] for r in rows]))
 
@@ -103,6 +107,7 @@ def main() -> None:
     fine = rows[worst]["density_reference"]
     matched = None
     for n_x, n_steps in ((48, 50), (64, 50), (64, 100), (96, 100), (128, 200), (192, 400)):
+        n_steps = int(n_steps * args.t_final / 10)
         coarse = propagate_tdks(setup, e_w, w_w, state=s_w, n_x=n_x, n_steps=n_steps, n_saved=51)
         rho = np.array([np.interp(rows[worst]["x"], coarse.x, r) for r in coarse.density])
         err = float(np.linalg.norm(rho - fine[::2]) / np.linalg.norm(fine[::2]))
@@ -118,9 +123,11 @@ def main() -> None:
     n_star = ev["break_even_queries"]
     print(json.dumps({
         "benchmark": "dft1d_tdks_pinn",
-        "problem": "1D He (Z=2, soft Coulomb), TDKS adiabatic EXX, E0 sin(wt) x, t in [0,10], "
+        "problem": "1D He (Z=2, soft Coulomb), TDKS adiabatic EXX, E0 sin(wt) x, "
+                   f"t in [0,{args.t_final:g}], "
                    "x in [-10,10], E0 in [0,0.05], w in [0.3,1.0], states 0 and 1",
-        "reference": "self-consistent Crank-Nicolson, 256 points, 1000 steps",
+        "reference": f"self-consistent Crank-Nicolson, 256 points, {steps} steps",
+        "t_final": args.t_final, "ground_weight": args.ground_weight,
         "threads": args.threads, "machine": platform.processor() or platform.machine(),
         "reference_norm_drift": norm_drift, "reference_stationary_density_drift": stationary,
         "tdks_vs_exact_pair": exx,
