@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--causal-eps", type=float, default=50.0)
     ap.add_argument("--t-final", type=float, default=10.0, help="time window (a.u.), an integer")
-    ap.add_argument("--ground-weight", type=float, default=1.0)
+    ap.add_argument("--ground-weight", type=float, default=2.0)
     ap.add_argument("--save", default="", help="also write the trained model here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -107,7 +107,8 @@ class TDKSPINN:
         Time strata and causal weighting strength (0: off).
     ground_weight : float
         Weight of the ground-state blocks' squared residual (its response is smaller
-        than the excited state's, so its relative error is larger at equal residual).
+        than the excited state's, so its relative error is larger at equal residual);
+        the residual figures (``loss_history_``, :meth:`residual_loss`) include it.
     seed : int
         Seed of the weights and the collocation points.
     n_threads : int
@@ -122,7 +123,7 @@ class TDKSPINN:
                  states: Sequence[int] = (0, 1), width: int = 64, depth: int = 4,
                  n_fourier: int = 6, adam_steps: int = 3000, lbfgs_steps: int = 0,
                  learning_rate: float = 5e-3, n_blocks: int = 32, n_quad: int = 64,
-                 n_time_bins: int = 8, causal_eps: float = 50.0, ground_weight: float = 1.0,
+                 n_time_bins: int = 8, causal_eps: float = 50.0, ground_weight: float = 2.0,
                  seed: int = 0,
                  n_threads: int = 1) -> None:
         self.potential = potential
