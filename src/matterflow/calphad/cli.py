@@ -233,7 +233,8 @@ def propagate(
          "inputs": {"labels": "posterior.invariant_labels",
                     **{k: f"diagram.{k}" for k in (
                         "invariant_temperature_k", "invariant_x", "boundary_x", "temperatures_k",
-                        "query_fractions", "query_gibbs_j_mol", "query_activity")}}},
+                        "query_fractions", "query_gibbs_j_mol", "query_activity",
+                        "invariant_signature", "invariant_all_temperature_k")}}},
     ]
     opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
     summary = opts.run_steps(steps, name="calphad-propagate", summary=False)
@@ -256,6 +257,15 @@ def propagate(
                       f"[{tab.temperature_low_k[k]:.1f}, {tab.temperature_high_k[k]:.1f}]  "
                       f"x {tab.x_mean[k][1]:.3f} "
                       f"[{tab.x_low[k][1]:.3f}, {tab.x_high[k][1]:.3f}]")
+    topologies = json.loads(str(getattr(tab, "topologies", "[]")) or "[]")
+    if len(topologies) > 1:
+        console.print(f"{len(topologies)} topologies among the draws (each with its own "
+                      "invariants and intervals):")
+        for top in topologies:
+            console.print(f"  {top['count']} of {draws} draws:")
+            for r in top["invariants"]:
+                console.print(f"    {r['label']:34s} T {r['temperature_mean_k']:6.1f} K "
+                              f"[{r['temperature_low_k']:.1f}, {r['temperature_high_k']:.1f}]")
     queries = []
     qpts = qp or diagram_defaults_query()
     for j, (t, x) in enumerate(qpts):
@@ -273,7 +283,8 @@ def propagate(
                       f"± {tab.query_gibbs_std_j_mol[j]:.0f} J/mol; activity "
                       f"{tab.query_activity_mean[j]:.3f} [{tab.query_activity_low[j]:.3f}, "
                       f"{tab.query_activity_high[j]:.3f}]")
-    (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries},
+    (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries,
+                                                     "topologies": topologies},
                                                     indent=1, default=float))
     pngs = _save_figs(figures.ensemble_figures(tab.__dict__), out / "phase_diagram")
     console.print(f"draws: {out / 'draws.h5'}\ntable: {out / 'invariants.json'}\n"

@@ -205,6 +205,10 @@ class DrawDiagram:
     query_fractions: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
     query_gibbs_j_mol: np.ndarray = quantity("J/mol", "(n_q,) equilibrium molar G")
     query_activity: np.ndarray = quantity("dimensionless", "(n_q,) activity of component 2")
+    invariant_signature: str = quantity("", "labels of all this draw's invariants, ';'-joined "
+                                        "by temperature (its topology)")
+    invariant_all_temperature_k: np.ndarray = quantity("K", "(MAX_INVARIANTS,) temperatures of "
+                                                       "all its invariants, NaN-padded")
 
 
 @task("calphad.diagram", params=DiagramParams, map_over="draw")
@@ -257,6 +261,9 @@ class InvariantTable:
     boundary_x: np.ndarray = quantity("dimensionless", "(n_draws, n_pairs, n_T, 2)")
     invariant_temperature_k: np.ndarray = quantity("K", "(n_draws, n_labels)")
     invariant_x: np.ndarray = quantity("dimensionless", "(n_draws, n_labels, 3)")
+    topologies: str = quantity("", "JSON list: draws grouped by the topology of their diagram "
+                               "(signature, count, fraction, invariants with intervals)")
+    n_topologies: int = quantity("dimensionless", "distinct topologies among the draws")
 
 
 def _summary_figures(outputs: dict, params: SummarizeParams) -> dict:
@@ -268,10 +275,18 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
               boundary_x: np.ndarray, temperatures_k: np.ndarray, labels: list,
               query_fractions: np.ndarray | None = None,
               query_gibbs_j_mol: np.ndarray | None = None,
-              query_activity: np.ndarray | None = None, *,
+              query_activity: np.ndarray | None = None,
+              invariant_signature: list | None = None,
+              invariant_all_temperature_k: np.ndarray | None = None, *,
               params: SummarizeParams) -> InvariantTable:
-    """Invariant points and properties with mean and credible interval over draws."""
-    from matterflow.calphad.propagate import interval
+    """Invariant points and properties with mean and credible interval over draws.
+
+    With ``invariant_signature`` and ``invariant_all_temperature_k`` (from
+    ``calphad.diagram``) the draws are also grouped by topology, each with its
+    own invariants and intervals (``topologies``): a draw with other invariants
+    than the posterior mean is counted, not dropped.
+    """
+    from matterflow.calphad.propagate import interval, topology_table
 
     it = np.atleast_2d(np.asarray(invariant_temperature_k, dtype=float))
     ix = np.asarray(invariant_x, dtype=float).reshape(it.shape[0], it.shape[1], 3)
@@ -287,6 +302,12 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
     am, al, ah = interval(qa, level=params.level)
     temps = np.asarray(temperatures_k, dtype=float)
     temps = temps[0] if temps.ndim == 2 else temps
+    topo = []
+    if invariant_signature is not None and invariant_all_temperature_k is not None:
+        sigs = [str(s) for s in np.atleast_1d(np.asarray(invariant_signature, dtype=object))]
+        if len(sigs) != n:
+            raise InputError(f"invariant_signature: {len(sigs)} entries for {n} draws")
+        topo = topology_table(sigs, invariant_all_temperature_k, level=params.level)
     return InvariantTable(labels=list(labels), temperature_mean_k=tm, temperature_low_k=tl,
                           temperature_high_k=th, x_mean=xm, x_low=xl, x_high=xh,
                           found_fraction=np.mean(np.isfinite(it), axis=0),
@@ -296,7 +317,8 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
                           query_activity_mean=am, query_activity_low=al, query_activity_high=ah,
                           n_draws=int(n), temperatures_k=temps,
                           boundary_x=np.asarray(boundary_x, dtype=float),
-                          invariant_temperature_k=it, invariant_x=ix)
+                          invariant_temperature_k=it, invariant_x=ix,
+                          topologies=json.dumps(topo), n_topologies=len(topo))
 
 
 # ============================================================================ propose
