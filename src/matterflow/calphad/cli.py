@@ -96,12 +96,21 @@ def sample(
                                                   "bundled Cu-Mg).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Chain file (HDF5).")] = Path("chain.h5"),
     parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="Database "
-                         "symbol to sample (repeat).")] = None,
+                         "symbol to sample (repeat); 'all': every fitted symbol (VV....).")] = None,
     offset: Annotated[list[str] | None, typer.Option(help="NAME=TARGET: add a free offset to a "
                       "TDB parameter, e.g. DL0='G(LIQUID,CU,MG;0)' (repeat).")] = None,
     no_offsets: Annotated[bool, typer.Option("--no-offsets", help="Sample only --parameter "
                                              "symbols.")] = False,
-    engine: Annotated[str, typer.Option(help="fast (ours) or espei.")] = "fast",
+    engine: Annotated[str, typer.Option(help="fast (ours), espei (ESPEI's own) or fast-espei "
+                                     "(ESPEI's likelihood, all data types, on our engine).")
+                      ] = "fast",
+    espei_prior: Annotated[str | None, typer.Option(help="Prior as ESPEI defines it (JSON), "
+                           "e.g. '{\"name\": \"normal\", \"loc_relative\": 1, "
+                           "\"scale_relative\": 0.5}'.")] = None,
+    init_std_relative: Annotated[float | None, typer.Option(help="Initial walker spread "
+                                 "relative to |start| (ESPEI: 0.1).")] = None,
+    target_rhat: Annotated[float, typer.Option(help="Convergence check: R-hat at most.")] = 1.05,
+    target_ess: Annotated[float, typer.Option(help="Convergence check: ESS at least.")] = 200.0,
     walkers: Annotated[int, typer.Option(help="emcee walkers.")] = 8,
     steps: Annotated[int, typer.Option(help="MCMC steps.")] = 20,
     stride: Annotated[int, typer.Option(help="Use every k-th ZPF tie-line.")] = 1,
@@ -135,6 +144,15 @@ def sample(
     p = {"engine": engine, "n_walkers": walkers, "n_steps": steps, "data_stride": stride,
          "seed": seed, "checkpoint": str((checkpoint or out.with_suffix(".ckpt")).resolve()),
          "parameters": list(parameter or []), "trust_pickle": trust_pickle}
+    if espei_prior is not None:
+        import json
+
+        try:
+            p["espei_prior"] = json.loads(espei_prior)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--espei-prior {espei_prior!r}: not JSON ({exc.msg})") from None
+    if init_std_relative is not None:
+        p["init_std_relative"] = init_std_relative
     offs = _parse_offsets(offset)
     if offs is not None:
         p["offsets"] = offs
@@ -163,6 +181,13 @@ def sample(
     for n, r, e, c in zip(values["parameter_names"], values["rhat"], values["ess"],
                           values["chain"][-1].mean(axis=0), strict=False):
         console.print(f"  {n}: last mean {c:.1f} J/mol, R-hat {r:.3f}, ESS {e:.0f}")
+    bad = [str(n) for n, r, e in zip(values["parameter_names"], values["rhat"], values["ess"],
+                                     strict=False)
+           if not (float(r) <= target_rhat and float(e) >= target_ess)]
+    console.print(f"convergence (R-hat <= {target_rhat:g} and ESS >= {target_ess:g} for every "
+                  f"parameter): " + ("met" if not bad else
+                                     f"NOT met for {len(bad)} of {len(values['rhat'])} "
+                                     f"({', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''})"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         diagnostics(values["chain"], list(values["parameter_names"]))

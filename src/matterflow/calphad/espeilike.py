@@ -85,6 +85,7 @@ class AllDataLikelihood:
         import symengine
 
         self._init = (database, datasets, list(parameters), n_grid, n_line, data_weights)
+        self._lin: dict[Any, Any] = {}
         self.parameters = [str(p) for p in parameters]
         dbf = copy.deepcopy(database)
         for name in self.parameters:  # as ESPEI's setup_context
@@ -250,6 +251,61 @@ class AllDataLikelihood:
                                 "scale": np.asarray(d["weights"], float),
                                 "references": list(cd["references"])})
 
+    # ------------------------------------------------------------------ energies
+    def _linear(self, key, func, rows: Any, p: np.ndarray) -> np.ndarray:
+        """``func`` at fixed (T, site-fraction) ``rows`` (an array, or a callable giving it)
+        and parameters ``p``.
+
+        ESPEI's parameters enter the Gibbs energy linearly (``VV0001 + VV0002*T``):
+        the first call of a ``key`` splits the energy into ``E0 + F @ p`` (n_params + 1
+        compiled calls), checked against a direct call (1e-4 J/mol); later calls are
+        one matrix-vector product. A nonlinear parameter keeps the direct call.
+        """
+        ent = self._lin.get(key)
+        if ent is not None and ent[0] == "linear":
+            return ent[1] + ent[2] @ p
+        if ent is not None:
+            rows = ent[1]
+        else:
+            rows = rows() if callable(rows) else rows
+        n = len(rows)
+
+        def direct(q):
+            return np.asarray(func(np.column_stack([rows, np.tile(q, (n, 1))]))).reshape(n)
+
+        if ent is not None:
+            return direct(p)
+        npar = len(p)
+        e0 = direct(np.zeros(npar))
+        lin = np.empty((n, npar))
+        for i in range(npar):
+            lin[:, i] = (direct(1000.0 * np.eye(npar)[i]) - e0) / 1000.0
+        ref = direct(p)
+        if np.allclose(e0 + lin @ p, ref, rtol=0.0, atol=1e-4):
+            self._lin[key] = ("linear", e0, lin)
+        else:
+            self._lin[key] = ("direct", rows)
+        return ref
+
+    def _energies(self, p: np.ndarray) -> np.ndarray:
+        """Molar G of every grid point at every data temperature, (n_T, n_points)."""
+        m = self.model
+        t = self.temperatures
+        out = np.empty((len(t), m.n_points))
+        col = 0
+        for k, (f, y) in enumerate(zip(m._funcs, m._points, strict=True)):
+            n = len(y)
+            def rows(y=y, n=n):
+                return np.column_stack([np.repeat(t, n), np.tile(y, (len(t), 1))])
+
+            out[:, col:col + n] = self._linear(("E", k), f, rows, p).reshape(len(t), n)
+            col += n
+        if not np.all(np.isfinite(out)):
+            from matterflow.core.errors import ComputeError
+            raise ComputeError("Gibbs energy is not finite at some grid points "
+                               f"(parameters {p.tolist()})")
+        return out
+
     # ------------------------------------------------------------------ pieces
     def _hull(self, g_row):
         m = self.model
@@ -292,8 +348,8 @@ class AllDataLikelihood:
         n = len(temps)
         if not mixing:
             y = m._points[phase][0]
-            args = np.column_stack([temps, np.tile(y, (n, 1)), np.tile(p, (n, 1))])
-            return np.asarray(func(args)).reshape(n)
+            rows = np.column_stack([temps, np.tile(y, (n, 1))])
+            return self._linear(("C", phase, rows.tobytes()), func, rows, p)
 
         def y_for(s_fracs):  # s_fracs: dict sublattice -> fraction of B on it, arrays (n, L)
             shape = next(iter(s_fracs.values())).shape
@@ -322,8 +378,8 @@ class AllDataLikelihood:
             s0 = mixing[0]
             yb = np.clip((xs * total - fixed_b) / ratios[s0], 0.0, 1.0)
             y = y_for({s0: yb[:, None]})[:, 0, :]
-            args = np.column_stack([temps, y, np.tile(p, (n, 1))])
-            return np.asarray(func(args)).reshape(n)
+            rows = np.column_stack([temps, y])
+            return self._linear(("C", phase, rows.tobytes()), func, rows, p)
         if len(mixing) != 2:
             raise InputError(f"phase {m.phases[phase]}: more than two mixing sublattices")
         s1, s2 = mixing
@@ -357,7 +413,7 @@ class AllDataLikelihood:
         self._sample_cache = {}
         out = {"ZPF": 0.0, "ACR": 0.0, "THERMO": 0.0}
         if len(self.temperatures):
-            g = self.model.energies(self.temperatures, p)
+            g = self._energies(p)
             hulls: dict[int, Any] = {}
 
             def hull(ti):
@@ -374,7 +430,7 @@ class AllDataLikelihood:
         """Driving forces (J/mol) of every ZPF vertex, in ESPEI's order."""
         p = self.model.params_array(params)
         self._sample_cache = {}
-        g = self.model.energies(self.temperatures, p)
+        g = self._energies(p)
         return self._zpf_forces(p, g, lambda ti: self._hull(g[ti]))[0]
 
     def _zpf_forces(self, p, g, hull):
@@ -421,9 +477,8 @@ class AllDataLikelihood:
         for r, (t, weight, verts, _ref) in enumerate(self.zpf):
             ti = self._t_index[t]
             planes = [mus[(r, j)] for j, vx in enumerate(verts) if vx.known]
-            with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-                __import__("warnings").simplefilter("ignore")
-                plane = np.nanmean(planes, axis=0) if planes else np.array([np.nan, np.nan])
+            good = [q for q in planes if not np.isnan(q[0])]  # ESPEI's nanmean
+            plane = sum(good) / len(good) if good else np.array([np.nan, np.nan])
             if np.any(np.isnan(plane)):  # as ESPEI: no hyperplane, driving forces 0
                 forces.extend([0.0] * len(verts))
                 weights.extend([weight] * len(verts))
@@ -481,9 +536,11 @@ class AllDataLikelihood:
         cache = self._sample_cache
         if key not in cache:
             y, xs = self._samples[k]
-            n = len(y)
-            args = np.column_stack([np.full(n, t), y, np.tile(p, (n, 1))])
-            cache[key] = (xs, np.asarray(self.model._funcs[k](args)).reshape(n))
+
+            def rows():
+                return np.column_stack([np.full(len(y), t), y])
+
+            cache[key] = (xs, self._linear(("S", k, ti), self.model._funcs[k], rows, p))
         return cache[key]
 
     def _zpf(self, p, g, hull) -> float:
@@ -496,7 +553,7 @@ class AllDataLikelihood:
 
     def activity_residuals(self, params: ArrayLike) -> np.ndarray:
         p = self.model.params_array(params)
-        g = self.model.energies(self.temperatures, p)
+        g = self._energies(p)
         return self._activity_residuals(g, lambda ti: self._hull(g[ti]))[0]
 
     def _activity_residuals(self, g, hull):
