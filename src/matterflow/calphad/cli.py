@@ -78,6 +78,15 @@ def fit(
     console.print(f"{len(res.parameter_names)} parameters from {res.n_datasets} datasets -> {out}")
     for n, v in zip(res.parameter_names, res.parameter_values, strict=False):
         console.print(f"  {n} = {v:.6g}")
+    _print_data_warnings(res.data_warnings)
+
+
+def _print_data_warnings(messages) -> None:
+    """The model's diagram misses data it was fitted to (matterflow.calphad.checks)."""
+    from matterflow.clitools import err_console
+
+    for msg in messages:
+        err_console.print(f"[yellow]warning:[/yellow] {msg}", markup=True)
 
 
 def _parse_offsets(items: list[str] | None) -> dict | None:
@@ -212,6 +221,11 @@ def propagate(
     seed: Annotated[int, typer.Option(help="Random seed of the draw selection.")] = 0,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Draws per Dask task (default: "
                                                    "a few tasks per worker).")] = None,
+    datasets: Annotated[Path | None, typer.Option(help="ESPEI datasets the model was fitted to: "
+                        "its diagram at the posterior mean is checked against their ZPF data "
+                        "(default: the bundled Cu-Mg for a Cu-Mg model).")] = None,
+    check_data: Annotated[bool, typer.Option(help="Warn where the diagram misses the ZPF "
+                                              "data.")] = True,
     workers: Workers = None,
     processes: Processes = None,
     scheduler: Scheduler = None,
@@ -308,12 +322,41 @@ def propagate(
                       f"± {tab.query_gibbs_std_j_mol[j]:.0f} J/mol; activity "
                       f"{tab.query_activity_mean[j]:.3f} [{tab.query_activity_low[j]:.3f}, "
                       f"{tab.query_activity_high[j]:.3f}]")
+    data_warnings = _propagate_data_warnings(ch, post, datasets) if check_data else []
+    _print_data_warnings(data_warnings)
     (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries,
-                                                     "topologies": topologies},
+                                                     "topologies": topologies,
+                                                     "data_warnings": data_warnings},
                                                     indent=1, default=float))
     pngs = _save_figs(figures.ensemble_figures(tab.__dict__), out / "phase_diagram")
     console.print(f"draws: {out / 'draws.h5'}\ntable: {out / 'invariants.json'}\n"
                   f"figure: {pngs[0]}\nrun: {summary.results}")
+
+
+def _propagate_data_warnings(ch: dict, post, datasets: Path | None) -> list[str]:
+    """Messages where the posterior-mean diagram misses the ZPF data (empty if no data)."""
+    import warnings
+
+    from pycalphad import Database
+
+    from matterflow.calphad.checks import check_files
+    from matterflow.calphad.datasets import bundled_system
+    from matterflow.calphad.sampling import DEFAULT_ALIASES
+
+    dbf = Database(str(ch["model_tdb"]))
+    if datasets is None:
+        elements = sorted(str(e) for e in dbf.elements if str(e) not in ("VA", "/-"))
+        if elements != ["CU", "MG"]:
+            return []
+        datasets = bundled_system("Cu-Mg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            found = check_files(dbf, datasets, [str(n) for n in ch["parameter_names"]],
+                                post.posterior_mean, aliases=DEFAULT_ALIASES)
+        except InputError as exc:  # data of other phases or systems: say so, do not fail
+            return [f"diagram not checked against {datasets}: {exc}"]
+    return [m.message for m in found]
 
 
 @app.command()

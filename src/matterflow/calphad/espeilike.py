@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,6 +145,7 @@ class AllDataLikelihood:
         m = self.model
         a, b = m.components
         self.zpf: list[tuple[float, float, list[_Vertex], str]] = []
+        self.zpf_sources: list[str] = []  # file name (or reference) of each tie-line's data set
         for ds in datasets.all():
             if ds["output"] != "ZPF":
                 continue
@@ -177,6 +179,8 @@ class AllDataLikelihood:
                     k = m.phases.index(phase)
                     verts.append(_Vertex(k, x, self._stoich[k]))
                 self.zpf.append((t, weight, verts, str(ds.get("reference", ""))))
+                src = ds.get("_file")
+                self.zpf_sources.append(Path(src).name if src else str(ds.get("reference", "")))
 
     def _setup_activity(self, datasets) -> None:
         m = self.model

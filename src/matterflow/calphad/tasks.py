@@ -37,6 +37,9 @@ class FitParams(Params):
     ridge_alpha: float | None = Field(None, gt=0, description="ridge regularisation of the "
                                       "linear fits (ESPEI; None = ordinary least squares)")
     aicc_penalty_factor: float | None = Field(None, gt=0, description="AICc penalty factor")
+    check_data: bool = Field(True, description="compare the fitted model's phase diagram with "
+                             "the ZPF data (phases never stable, invariants off the data) and "
+                             "warn, naming the data set")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class FitResult:
     parameter_names: list = quantity("", "names of the fitted symbols (VV0000 ...)")
     parameter_values: np.ndarray = quantity("J/mol or J/(mol K)", "(n_params,)")
     n_datasets: int = quantity("dimensionless", "datasets read")
+    data_warnings: list = quantity("", "where the fitted model's diagram misses its ZPF data "
+                                   "(matterflow.calphad.checks), one message each")
 
 
 def _fit_figures(outputs: dict, params: FitParams) -> dict:
@@ -81,9 +86,19 @@ def fit(datasets: Path | None = None, phases: Path | None = None, *,
                               ridge_alpha=params.ridge_alpha,
                               aicc_penalty_factor=params.aicc_penalty_factor)
     names = sorted(s for s in dbf.symbols if s.startswith("VV"))
-    return FitResult(tdb=dbf.to_string(fmt="tdb"), parameter_names=names,
+    tdb = dbf.to_string(fmt="tdb")
+    notes: list[str] = []
+    if params.check_data:
+        from pycalphad import Database
+
+        from matterflow.calphad.checks import diagram_vs_data, warn_mismatches
+
+        found = diagram_vs_data(Database(tdb), dsets)
+        warn_mismatches(found)
+        notes = [m.message for m in found]
+    return FitResult(tdb=tdb, parameter_names=names,
                      parameter_values=np.array([float(dbf.symbols[s]) for s in names]),
-                     n_datasets=len(dsets))
+                     n_datasets=len(dsets), data_warnings=notes)
 
 
 # ============================================================================ sample
