@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -155,7 +155,7 @@ def diagram_vs_data(database: Database, datasets: TinyDB, parameters: Sequence[s
     return out
 
 
-def _rows(like):
+def _rows(like: Any) -> Any:
     for row, src in zip(like.zpf, like.zpf_sources, strict=True):
         yield (*row, src)
 
@@ -167,7 +167,7 @@ def warn_mismatches(mismatches: Sequence[Mismatch]) -> None:
 
 def check_files(tdb: str | Path | Database, datasets: str | Path | TinyDB,
                 parameters: Sequence[str] = (), values: ArrayLike | None = None,
-                aliases: dict[str, str] | None = None, **kw) -> list[Mismatch]:
+                aliases: dict[str, str] | None = None, **kw: Any) -> list[Mismatch]:
     """:func:`diagram_vs_data` from a TDB (path, text or Database) and a datasets folder."""
     from pycalphad import Database
 

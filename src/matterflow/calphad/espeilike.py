@@ -556,6 +556,7 @@ class AllDataLikelihood:
         return float(np.sum(_norm_logpdf(df, 1000.0 / self.weights["ZPF"] / w)))
 
     def activity_residuals(self, params: ArrayLike) -> np.ndarray:
+        """Computed minus target chemical potentials (J/mol) of every activity point."""
         p = self.model.params_array(params)
         g = self._energies(p)
         return self._activity_residuals(g, lambda ti: self._hull(g[ti]))[0]
@@ -611,14 +612,15 @@ class AllDataLikelihood:
         return total if np.isfinite(total) else -np.inf
 
     def n_residuals(self) -> int:
+        """Data points in the likelihood (ZPF vertices, activities, thermochemical values)."""
         return int(sum(len(v) for _t, _w, v, _r in self.zpf)
                    + sum(len(a["values"]) for a in self.activities)
                    + sum(len(d["values"]) for d in self.thermo))
 
-    def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
+    def __getstate__(self) -> dict[str, Any]:  # compiled functions do not pickle: rebuild
         return {"init": self._init}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(*state["init"])
 
 

@@ -50,7 +50,7 @@ def phase_set_labels(phases: Iterable[str]) -> list[str]:
     return phases + ["+".join(p) for p in itertools.combinations(phases, 2)]
 
 
-def pair_keys(phases) -> list[str]:
+def pair_keys(phases: Iterable[str]) -> list[str]:
     """Ordered pairs ``"A|B"`` (A left of B in x) of phases, ``"A|A"`` included.
 
     ``"A|A"`` is a miscibility gap of phase A (two compositions of one phase),

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from matterflow.calphad.likelihood import EspeiLikelihood, FastLikelihood
 
 __all__ = ["SampleParams", "SampleResult", "build_model", "make_loglike", "sample_posterior",
+           "all_parameters",
            "DEFAULT_OFFSETS", "DEFAULT_ALIASES"]
 
 DEFAULT_OFFSETS = {"DL0": "G(LIQUID,CU,MG;0)", "DCUMG2": "G(CUMG2,CU:MG;0)"}
