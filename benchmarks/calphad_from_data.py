@@ -35,7 +35,8 @@ PRIOR = '{"name": "normal", "loc_relative": 1.0, "scale_relative": 0.5}'
 def _run(args, log):
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "matterflow", *args], stdout=fh,
+        exe = Path(sys.executable).with_name("matterflow")  # the console script of this venv
+        proc = subprocess.run([str(exe) if exe.exists() else "matterflow", *args], stdout=fh,
                               stderr=subprocess.STDOUT)
     if proc.returncode:
         raise SystemExit(f"{' '.join(args[:2])} failed (exit {proc.returncode}); see {log}")
