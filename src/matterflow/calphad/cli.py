@@ -118,6 +118,8 @@ def sample(
                            "\"scale_relative\": 0.5}'.")] = None,
     init_std_relative: Annotated[float | None, typer.Option(help="Initial walker spread "
                                  "relative to |start| (ESPEI: 0.1).")] = None,
+    moves: Annotated[str, typer.Option(help="Ensemble moves: stretch, de (differential "
+                                    "evolution) or de-stretch.")] = "stretch",
     target_rhat: Annotated[float, typer.Option(help="Convergence check: R-hat at most.")] = 1.05,
     target_ess: Annotated[float, typer.Option(help="Convergence check: ESS at least.")] = 200.0,
     walkers: Annotated[int, typer.Option(help="emcee walkers.")] = 8,
@@ -162,6 +164,8 @@ def sample(
             raise InputError(f"--espei-prior {espei_prior!r}: not JSON ({exc.msg})") from None
     if init_std_relative is not None:
         p["init_std_relative"] = init_std_relative
+    if moves != "stretch":
+        p["moves"] = moves
     offs = _parse_offsets(offset)
     if offs is not None:
         p["offsets"] = offs

@@ -52,6 +52,9 @@ class SampleParams(Params):
         None, description="prior as ESPEI defines it (espei.priors.PriorSpec), e.g. "
         "{'name': 'normal', 'loc_relative': 1.0, 'scale_relative': 0.5}, built around each "
         "start value; replaces the Normal prior of prior_std")
+    moves: Literal["stretch", "de", "de-stretch"] = Field(
+        "stretch", description="ensemble moves: emcee's stretch, differential evolution, or "
+        "80 % DE + 20 % stretch (better mixing in many correlated dimensions)")
     init_std_relative: float | None = Field(
         None, gt=0, description="initial walker ball std relative to |start| (ESPEI's "
         "chain_std_deviation, 0.1); replaces init_std")
@@ -193,7 +196,7 @@ def sample_posterior(tdb: str | Path | None = None, datasets: str | Path | None 
     res = run_emcee(post, start, init,
                     n_walkers=params.n_walkers, n_steps=params.n_steps, seed=params.seed,
                     checkpoint=params.checkpoint, pool=pool, progress=progress,
-                    trust_pickle=params.trust_pickle,
+                    trust_pickle=params.trust_pickle, moves=params.moves,
                     tag=f"{params.engine}|{n_data}|{params.data_stride}|{params.prior_std}|"
                         f"{params.sigma_zpf}|{params.sigma_activity}|{params.n_grid}|"
                         f"{','.join(model.parameter_names)}|{sorted(params.offsets.items())}"
