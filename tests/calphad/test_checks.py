@@ -77,3 +77,31 @@ def test_published_assessment_meets_the_data(zpf_subset):
 
     found = check_files(cumg_truth_tdb(), zpf_subset, aliases={"LAVES_C15": "CU2MG"})
     assert found == []
+
+
+def test_liquid_measured_below_the_models_eutectic_is_named(fitted):
+    """The fitted model puts L -> LAVES_C15 + CUMG2 at 937 K (experiment 825 K): Urazova's
+    liquidus points between 825 and 900 K lie where it has no liquid."""
+    from pycalphad import equilibrium
+    from pycalphad import variables as v
+
+    from matterflow.calphad.checks import diagram_vs_data
+    from matterflow.calphad.datasets import zpf_points
+
+    name = "CU-MG-ZPF-CUMG2-FCC_A1-HCP_A3-LAVES_C15-LIQUID-Urazova1907.json"
+    data = load_datasets(bundled_system("Cu-Mg") / "zpf" / name)
+    dbf, names, values = fitted
+    found = diagram_vs_data(dbf, data, names, values)
+    absent = [m for m in found if m.kind == "phase-absent" and m.dataset == name]
+    assert absent and "LIQUID" in absent[0].message
+    # pycalphad: at one such point, 25 K above its measured temperature, no liquid
+    pts = [(p.temperature_k, x) for p in zpf_points(data, ["CU", "MG"])
+           for ph, x in zip(p.phases, p.x, strict=True)
+           if ph == "LIQUID" and 0.45 < x < 0.6 and p.temperature_k < 880]
+    t, x = pts[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eq = equilibrium(dbf, ["CU", "MG", "VA"], list(dbf.phases),
+                         {v.T: t + 25, v.P: 101325, v.N: 1, v.X("MG"): x},
+                         parameters=dict(zip(names, values, strict=True)))
+    assert "LIQUID" not in set(eq.Phase.values.ravel())

@@ -9,6 +9,10 @@ phase-equilibrium (ZPF) data of ESPEI datasets and reports
   within ``window_k``) whose ZPF driving forces are large (above
   ``threshold`` x 1000 J/mol, ESPEI's ZPF standard deviation): the model puts the
   invariant where the data do not;
+* measured compositions of a phase (at least ``min_points`` of a data set) where
+  the model has no such phase, not even ``window_k`` higher or lower, attributed to the
+  model's nearest invariant of that phase (e.g. a eutectic 60 K above the measured
+  liquidus points);
 * data sets whose driving forces are large over all their tie-lines (RMS above the
   threshold).
 
@@ -45,7 +49,7 @@ class DataMismatchWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Mismatch:
-    kind: str  # "phase-never-stable", "invariant-off-data", "dataset-off"
+    kind: str  # "phase-never-stable", "invariant-off-data", "phase-absent", "dataset-off"
     dataset: str  # file name (or reference) of the data set
     message: str
     value: float = float("nan")  # J/mol (driving force) where it applies
@@ -74,8 +78,8 @@ def _rename(datasets: TinyDB, aliases: dict[str, str], phases: Sequence[str]) ->
 def diagram_vs_data(database: Database, datasets: TinyDB, parameters: Sequence[str] = (),
                     values: ArrayLike | None = None, aliases: dict[str, str] | None = None,
                     threshold: float = 3.0, window_k: float = 25.0,
-                    t_scan: tuple[float, float] | None = None, n_grid: int = 120
-                    ) -> list[Mismatch]:
+                    t_scan: tuple[float, float] | None = None, n_grid: int = 120,
+                    min_points: int = 3) -> list[Mismatch]:
     """Mismatches between a model's diagram and its ZPF data (see the module docstring).
 
     Parameters
@@ -92,6 +96,9 @@ def diagram_vs_data(database: Database, datasets: TinyDB, parameters: Sequence[s
         Measured equilibria within this distance of an invariant temperature are checked.
     t_scan : (float, float), optional
         Temperature range of the invariant scan (default: that of the data, +-50 K).
+    min_points : int
+        Measured compositions of a phase that the model lacks (even ``window_k`` higher
+        or lower) needed before a data set is named for it.
     """
     from matterflow.calphad.espeilike import AllDataLikelihood
 
@@ -143,7 +150,44 @@ def diagram_vs_data(database: Database, datasets: TinyDB, parameters: Sequence[s
                                     f"equilibria of {src} within {window_k:g} K have driving "
                                     f"forces up to {f:.0f} J/mol (> {threshold:g} x "
                                     f"{SIGMA_ZPF:.0f}): the model misses them", f))
-    # 3. data sets off as a whole
+    # 3. measured phases where the model has none, even within +-window_k: attributed to
+    #    the model's invariant of that phase nearest in temperature
+    invs = model.invariants(p, t_min=lo, t_max=hi, dt=10.0, tol=0.05)
+    shifted = np.unique(np.clip(np.concatenate([like.temperatures - window_k,
+                                                like.temperatures + window_k]),
+                                *model.t_range))
+    g_shift = model.energies(shifted, p)
+    t_index = {float(t): i for i, t in enumerate(shifted)}
+
+    def has_phase(t, x, name):
+        if float(t) in like._t_index:
+            labels, _ = model.phase_set(t, [x], g_row=g[like._t_index[float(t)]])
+        else:
+            labels, _ = model.phase_set(t, [x], g_row=g_shift[t_index[float(t)]])
+        return name in labels[0].split("+")
+
+    absent: dict[tuple[str, str], list[float]] = {}
+    for t, _w, verts, _ref, src in _rows(like):
+        for vx in verts:
+            if not vx.known:
+                continue
+            name = model.phases[vx.phase]
+            ts = [float(np.clip(t + d, *model.t_range)) for d in (-window_k, 0.0, window_k)]
+            if not any(has_phase(tt, vx.x, name) for tt in ts):
+                absent.setdefault((src, name), []).append(t)
+    for (src, name), temps in sorted(absent.items()):
+        if len(temps) < min_points:
+            continue
+        near = [i for i in invs if name in i.phases]
+        where = ""
+        if near:
+            inv = min(near, key=lambda i: abs(i.temperature_k - float(np.median(temps))))
+            where = f"{inv.label} at {inv.temperature_k:.1f} K: "
+        out.append(Mismatch("phase-absent", src,
+                            f"{where}{len(temps)} measured {name} compositions of {src} "
+                            f"({min(temps):.0f}-{max(temps):.0f} K) lie where the model has no "
+                            f"{name}, not even {window_k:g} K higher or lower", len(temps)))
+    # 4. data sets off as a whole
     for src in sorted({r[2] for r in per_row}):
         f = np.array([r[3] for r in per_row if r[2] == src])
         rms = float(np.sqrt(np.mean(f * f)))
