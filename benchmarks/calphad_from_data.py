@@ -73,6 +73,7 @@ def main():
         rhat = np.asarray(f["rhat"][()], dtype=float)
         ess = np.asarray(f["ess"][()], dtype=float)
         sec = float(f["seconds_per_evaluation"][()])
+        resumed = int(f["resumed_from"][()])
         acc = float(np.mean(f["acceptance"][()]))
     table = json.loads((out / "propagate" / "invariants.json").read_text())
     rows = {r["label"]: r for r in table["invariants"]}
@@ -92,7 +93,10 @@ def main():
         "benchmark": "calphad_from_data", "system": "Cu-Mg", "walkers": args.walkers,
         "steps": args.steps, "draws": args.draws, "n_parameters": len(names),
         "seconds_fit": round(t_fit, 1), "seconds_sample": round(t_sample, 1),
-        "seconds_propagate": round(t_prop, 1), "seconds_per_evaluation": round(sec, 4),
+        "seconds_propagate": round(t_prop, 1),
+        # over the steps this call ran (a resumed run: only those after the checkpoint)
+        "seconds_per_evaluation": round(sec, 4) if resumed < args.steps else None,
+        "resumed_from_step": resumed,
         "acceptance": round(acc, 3),
         "rhat_max": round(float(np.nanmax(rhat)), 3), "ess_min": round(float(np.nanmin(ess)), 1),
         "rhat": dict(zip(names, np.round(rhat, 3).tolist(), strict=True)),
