@@ -78,6 +78,15 @@ def fit(
     console.print(f"{len(res.parameter_names)} parameters from {res.n_datasets} datasets -> {out}")
     for n, v in zip(res.parameter_names, res.parameter_values, strict=False):
         console.print(f"  {n} = {v:.6g}")
+    _print_data_warnings(res.data_warnings)
+
+
+def _print_data_warnings(messages) -> None:
+    """The model's diagram misses data it was fitted to (matterflow.calphad.checks)."""
+    from matterflow.clitools import err_console
+
+    for msg in messages:
+        err_console.print(f"[yellow]warning:[/yellow] {msg}", markup=True)
 
 
 def _parse_offsets(items: list[str] | None) -> dict | None:
@@ -96,12 +105,23 @@ def sample(
                                                   "bundled Cu-Mg).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Chain file (HDF5).")] = Path("chain.h5"),
     parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="Database "
-                         "symbol to sample (repeat).")] = None,
+                         "symbol to sample (repeat); 'all': every fitted symbol (VV....).")] = None,
     offset: Annotated[list[str] | None, typer.Option(help="NAME=TARGET: add a free offset to a "
                       "TDB parameter, e.g. DL0='G(LIQUID,CU,MG;0)' (repeat).")] = None,
     no_offsets: Annotated[bool, typer.Option("--no-offsets", help="Sample only --parameter "
                                              "symbols.")] = False,
-    engine: Annotated[str, typer.Option(help="fast (ours) or espei.")] = "fast",
+    engine: Annotated[str, typer.Option(help="fast (ours), espei (ESPEI's own) or fast-espei "
+                                     "(ESPEI's likelihood, all data types, on our engine).")
+                      ] = "fast",
+    espei_prior: Annotated[str | None, typer.Option(help="Prior as ESPEI defines it (JSON), "
+                           "e.g. '{\"name\": \"normal\", \"loc_relative\": 1, "
+                           "\"scale_relative\": 0.5}'.")] = None,
+    init_std_relative: Annotated[float | None, typer.Option(help="Initial walker spread "
+                                 "relative to |start| (ESPEI: 0.1).")] = None,
+    moves: Annotated[str, typer.Option(help="Ensemble moves: stretch, de (differential "
+                                    "evolution) or de-stretch.")] = "stretch",
+    target_rhat: Annotated[float, typer.Option(help="Convergence check: R-hat at most.")] = 1.05,
+    target_ess: Annotated[float, typer.Option(help="Convergence check: ESS at least.")] = 200.0,
     walkers: Annotated[int, typer.Option(help="emcee walkers.")] = 8,
     steps: Annotated[int, typer.Option(help="MCMC steps.")] = 20,
     stride: Annotated[int, typer.Option(help="Use every k-th ZPF tie-line.")] = 1,
@@ -135,6 +155,17 @@ def sample(
     p = {"engine": engine, "n_walkers": walkers, "n_steps": steps, "data_stride": stride,
          "seed": seed, "checkpoint": str((checkpoint or out.with_suffix(".ckpt")).resolve()),
          "parameters": list(parameter or []), "trust_pickle": trust_pickle}
+    if espei_prior is not None:
+        import json
+
+        try:
+            p["espei_prior"] = json.loads(espei_prior)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--espei-prior {espei_prior!r}: not JSON ({exc.msg})") from None
+    if init_std_relative is not None:
+        p["init_std_relative"] = init_std_relative
+    if moves != "stretch":
+        p["moves"] = moves
     offs = _parse_offsets(offset)
     if offs is not None:
         p["offsets"] = offs
@@ -163,6 +194,13 @@ def sample(
     for n, r, e, c in zip(values["parameter_names"], values["rhat"], values["ess"],
                           values["chain"][-1].mean(axis=0), strict=False):
         console.print(f"  {n}: last mean {c:.1f} J/mol, R-hat {r:.3f}, ESS {e:.0f}")
+    bad = [str(n) for n, r, e in zip(values["parameter_names"], values["rhat"], values["ess"],
+                                     strict=False)
+           if not (float(r) <= target_rhat and float(e) >= target_ess)]
+    console.print(f"convergence (R-hat <= {target_rhat:g} and ESS >= {target_ess:g} for every "
+                  f"parameter): " + ("met" if not bad else
+                                     f"NOT met for {len(bad)} of {len(values['rhat'])} "
+                                     f"({', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''})"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         diagnostics(values["chain"], list(values["parameter_names"]))
@@ -187,6 +225,11 @@ def propagate(
     seed: Annotated[int, typer.Option(help="Random seed of the draw selection.")] = 0,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Draws per Dask task (default: "
                                                    "a few tasks per worker).")] = None,
+    datasets: Annotated[Path | None, typer.Option(help="ESPEI datasets the model was fitted to: "
+                        "its diagram at the posterior mean is checked against their ZPF data "
+                        "(default: the bundled Cu-Mg for a Cu-Mg model).")] = None,
+    check_data: Annotated[bool, typer.Option(help="Warn where the diagram misses the ZPF "
+                                              "data.")] = True,
     workers: Workers = None,
     processes: Processes = None,
     scheduler: Scheduler = None,
@@ -233,7 +276,8 @@ def propagate(
          "inputs": {"labels": "posterior.invariant_labels",
                     **{k: f"diagram.{k}" for k in (
                         "invariant_temperature_k", "invariant_x", "boundary_x", "temperatures_k",
-                        "query_fractions", "query_gibbs_j_mol", "query_activity")}}},
+                        "query_fractions", "query_gibbs_j_mol", "query_activity",
+                        "invariant_signature", "invariant_all_temperature_k")}}},
     ]
     opts = RunOptions(out, workers, processes, scheduler, cluster, force, quiet)
     summary = opts.run_steps(steps, name="calphad-propagate", summary=False)
@@ -256,6 +300,15 @@ def propagate(
                       f"[{tab.temperature_low_k[k]:.1f}, {tab.temperature_high_k[k]:.1f}]  "
                       f"x {tab.x_mean[k][1]:.3f} "
                       f"[{tab.x_low[k][1]:.3f}, {tab.x_high[k][1]:.3f}]")
+    topologies = json.loads(str(getattr(tab, "topologies", "[]")) or "[]")
+    if len(topologies) > 1:
+        console.print(f"{len(topologies)} topologies among the draws (each with its own "
+                      "invariants and intervals):")
+        for top in topologies:
+            console.print(f"  {top['count']} of {draws} draws:")
+            for r in top["invariants"]:
+                console.print(f"    {r['label']:34s} T {r['temperature_mean_k']:6.1f} K "
+                              f"[{r['temperature_low_k']:.1f}, {r['temperature_high_k']:.1f}]")
     queries = []
     qpts = qp or diagram_defaults_query()
     for j, (t, x) in enumerate(qpts):
@@ -273,11 +326,41 @@ def propagate(
                       f"± {tab.query_gibbs_std_j_mol[j]:.0f} J/mol; activity "
                       f"{tab.query_activity_mean[j]:.3f} [{tab.query_activity_low[j]:.3f}, "
                       f"{tab.query_activity_high[j]:.3f}]")
-    (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries},
+    data_warnings = _propagate_data_warnings(ch, post, datasets) if check_data else []
+    _print_data_warnings(data_warnings)
+    (out / "invariants.json").write_text(json.dumps({"invariants": rows, "properties": queries,
+                                                     "topologies": topologies,
+                                                     "data_warnings": data_warnings},
                                                     indent=1, default=float))
     pngs = _save_figs(figures.ensemble_figures(tab.__dict__), out / "phase_diagram")
     console.print(f"draws: {out / 'draws.h5'}\ntable: {out / 'invariants.json'}\n"
                   f"figure: {pngs[0]}\nrun: {summary.results}")
+
+
+def _propagate_data_warnings(ch: dict, post, datasets: Path | None) -> list[str]:
+    """Messages where the posterior-mean diagram misses the ZPF data (empty if no data)."""
+    import warnings
+
+    from pycalphad import Database
+
+    from matterflow.calphad.checks import check_files
+    from matterflow.calphad.datasets import bundled_system
+    from matterflow.calphad.sampling import DEFAULT_ALIASES
+
+    dbf = Database(str(ch["model_tdb"]))
+    if datasets is None:
+        elements = sorted(str(e) for e in dbf.elements if str(e) not in ("VA", "/-"))
+        if elements != ["CU", "MG"]:
+            return []
+        datasets = bundled_system("Cu-Mg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            found = check_files(dbf, datasets, [str(n) for n in ch["parameter_names"]],
+                                post.posterior_mean, aliases=DEFAULT_ALIASES)
+        except InputError as exc:  # data of other phases or systems: say so, do not fail
+            return [f"diagram not checked against {datasets}: {exc}"]
+    return [m.message for m in found]
 
 
 @app.command()

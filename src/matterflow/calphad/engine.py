@@ -578,8 +578,9 @@ class BinaryModel:
         def mean_x(k):
             return 0.5 * (rich[k].x_left + rich[k].x_right)
 
-        if len(changed) == 1 and left is not None and right is not None \
-                and seq[left] != seq[right]:
+        # the two flanks may be one phase on both sides of its miscibility gap
+        # (FCC+LIQUID+FCC, as Cu-Ag): separate regions of the sequence all the same
+        if len(changed) == 1 and left is not None and right is not None:
             k = changed[0]
             phases = (seq[left], seq[k], seq[right])
             xs = (rich[left].x_right, mean_x(k), rich[right].x_left)

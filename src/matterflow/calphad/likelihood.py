@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from matterflow.calphad.datasets import ActivityPoint, ZPFPoint
 
-__all__ = ["FastLikelihood", "EspeiLikelihood", "LogPosterior"]
+__all__ = ["FastLikelihood", "EspeiLikelihood", "LogPosterior", "EspeiPriorLogPosterior"]
 
 
 class FastLikelihood:
@@ -174,7 +174,10 @@ class EspeiLikelihood:
     def __call__(self, params: ArrayLike) -> float:
         from espei.optimizers.opt_mcmc import EmceeOptimizer
 
-        return float(EmceeOptimizer.predict(np.asarray(params, dtype=float), **self.ctx))
+        # ESPEI orders its symbols sorted; ours may come in any order
+        order = np.argsort(self.parameters, kind="stable")
+        p = np.asarray(params, dtype=float)[order]
+        return float(EmceeOptimizer.predict(p, **self.ctx))
 
     def __getstate__(self):
         return self.__dict__
@@ -208,3 +211,35 @@ class LogPosterior:
         except Exception:  # a failed equilibrium is an impossible parameter set
             return -np.inf
         return lp + ll if np.isfinite(ll) else -np.inf
+
+
+class EspeiPriorLogPosterior(LogPosterior):
+    """A log-likelihood + priors as ESPEI builds them (``espei.priors``) around ``center``.
+
+    ``spec`` is an ESPEI prior specification (``{"name": "normal", "loc_relative": 1.0,
+    "scale_relative": 0.5}``, ``{"name": "zero"}``, triangular, uniform), one for all
+    parameters or a list with one per parameter.
+    """
+
+    def __init__(self, loglike: Callable[[np.ndarray], float], center: ArrayLike,
+                 spec: Any) -> None:
+        from espei.priors import build_prior_specs
+
+        super().__init__(loglike, center, 1.0)
+        self.spec = spec
+        try:
+            specs = build_prior_specs(spec, self.center.tolist())
+            self.priors = [s.get_prior(c) for s, c in zip(specs, self.center, strict=True)]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"espei_prior {spec!r}: not an ESPEI prior specification "
+                             f"({exc}); e.g. {{'name': 'normal', 'loc_relative': 1.0, "
+                             "'scale_relative': 0.5}") from None
+
+    def log_prior(self, params: ArrayLike) -> float:
+        p = np.asarray(params, dtype=float)
+        return float(sum(pr.logpdf(v) for pr, v in zip(self.priors, p, strict=True)))
+
+    def __call__(self, params: ArrayLike) -> float:
+        if not np.isfinite(self.log_prior(params)):  # outside a bounded prior: no likelihood
+            return -np.inf
+        return super().__call__(params)

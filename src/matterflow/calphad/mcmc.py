@@ -105,7 +105,7 @@ def _load(path: Path, trust_pickle: bool = False) -> dict:
 def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_std: np.ndarray, *,
               n_walkers: int, n_steps: int, seed: int, checkpoint: str | Path | None = None,
               pool: Any = None, progress: Callable[[int, int], None] | None = None,
-              tag: str = "", trust_pickle: bool = False) -> ChainResult:
+              tag: str = "", trust_pickle: bool = False, moves: str = "stretch") -> ChainResult:
     """Run emcee's affine-invariant ensemble sampler (emcee 2 API), checkpointing each step.
 
     Parameters
@@ -130,6 +130,10 @@ def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_st
         tag is refused.
     trust_pickle : bool
         Also read a checkpoint of an older matterflow (a pickle, which can run code).
+    moves : {"stretch", "de", "de-stretch"}
+        emcee's stretch move; differential-evolution moves (ter Braak 2006, as emcee 3's
+        ``DEMove``: x + gamma (x_a - x_b), two walkers of the other half, gamma =
+        2.38 / sqrt(2 d)); or DE for 80 % of the half-steps and stretch for the rest.
     """
     import emcee
 
@@ -138,8 +142,12 @@ def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_st
     if n_walkers < 2 * dim:
         raise InputError(f"n_walkers: emcee needs at least 2 x n_params = {2 * dim}; "
                          f"got {n_walkers}")
+    if moves not in ("stretch", "de", "de-stretch"):
+        raise InputError(f"moves: {moves!r} is not one of stretch, de, de-stretch")
     key = {"n_walkers": int(n_walkers), "dim": int(dim), "seed": int(seed),
            "start": start.tolist(), "tag": str(tag)}
+    if moves != "stretch":  # (stretch-move checkpoints of earlier versions stay valid)
+        key["moves"] = moves
     chain = np.empty((0, n_walkers, dim))
     lnp = np.empty((0, n_walkers))
     rstate = None
@@ -161,7 +169,11 @@ def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_st
         pos = start + rng.normal(size=(n_walkers, dim)) * np.asarray(init_std, dtype=float)
         lnp0 = None
         rstate = rng.get_state()
-    sampler = emcee.EnsembleSampler(n_walkers, dim, logpost, pool=pool)
+    if moves == "stretch":
+        sampler = emcee.EnsembleSampler(n_walkers, dim, logpost, pool=pool)
+    else:
+        sampler = _de_sampler(emcee)(n_walkers, dim, logpost, pool=pool)
+        sampler.de_fraction = 1.0 if moves == "de" else 0.8
     todo = n_steps - resumed
     if progress:
         progress(resumed, n_steps)
@@ -186,6 +198,29 @@ def run_emcee(logpost: Callable[[np.ndarray], float], start: np.ndarray, init_st
                            "the model's valid region; reduce init_std")
     return ChainResult(chain=chain, lnprob=lnp, acceptance=accepted / max(len(chain), 1),
                        resumed_from=resumed)
+
+
+def _de_sampler(emcee: Any) -> Any:
+    """emcee 2's ensemble sampler with differential-evolution proposals (see ``run_emcee``)."""
+
+    class DESampler(emcee.EnsembleSampler):
+        de_fraction = 1.0
+
+        def _propose_stretch(self, p0, p1, lnprob0):  # emcee 2 hook: one half-ensemble step
+            if self._random.rand() >= self.de_fraction:
+                return super()._propose_stretch(p0, p1, lnprob0)
+            s = np.atleast_2d(p0)
+            c = np.atleast_2d(p1)
+            ns, nc = len(s), len(c)
+            first = self._random.randint(nc, size=ns)
+            second = (first + 1 + self._random.randint(nc - 1, size=ns)) % nc  # another one
+            gamma = 2.38 / np.sqrt(2.0 * self.dim) * (1.0 + 1e-5 * self._random.randn(ns))
+            q = s + gamma[:, None] * (c[first] - c[second])
+            newlnprob, blob = self._get_lnprob(q)
+            accept = (newlnprob - lnprob0) > np.log(self._random.rand(ns))  # symmetric
+            return q, newlnprob, accept, blob
+
+    return DESampler
 
 
 def diagnostics(chain: np.ndarray, names: Sequence[str], burn_fraction: float = 0.5, rhat_max: float = 1.1,

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["model_from_text", "phase_set_labels", "diagram_of_draw", "summarize",
-           "entropy_map", "propose"]
+           "entropy_map", "propose", "pair_keys", "topology_table", "MAX_INVARIANTS"]
+
+#: invariants per draw kept in ``invariant_all_temperature_k`` (padded with NaN)
+MAX_INVARIANTS = 24
 
 
 @functools.lru_cache(maxsize=4)
@@ -47,9 +50,14 @@ def phase_set_labels(phases: Iterable[str]) -> list[str]:
     return phases + ["+".join(p) for p in itertools.combinations(phases, 2)]
 
 
-def pair_keys(phases) -> list[str]:
-    """Ordered pairs ``"A|B"`` (A left of B in x) of distinct phases."""
-    return [f"{a}|{b}" for a, b in itertools.permutations(sorted(phases), 2)]
+def pair_keys(phases: Iterable[str]) -> list[str]:
+    """Ordered pairs ``"A|B"`` (A left of B in x) of phases, ``"A|A"`` included.
+
+    ``"A|A"`` is a miscibility gap of phase A (two compositions of one phase),
+    which :meth:`BinaryModel.boundaries` reports as such; a posterior draw can
+    have one where the posterior mean has none.
+    """
+    return [f"{a}|{b}" for a, b in itertools.product(sorted(phases), repeat=2)]
 
 
 def diagram_of_draw(model: BinaryModel, params: ArrayLike | None, labels: Sequence[str],
@@ -65,11 +73,19 @@ def diagram_of_draw(model: BinaryModel, params: ArrayLike | None, labels: Sequen
       boundary_x (n_pairs, n_T, 2), phase_set_code (n_T, n_x) into
       :func:`phase_set_labels`, query_fractions (n_q, n_phases),
       query_gibbs_j_mol (n_q,), query_activity (n_q,) of the second component
-      (reference: its stable state at the same T).
+      (reference: its stable state at the same T),
+      invariant_signature (str): the labels of *all* this draw's invariants by
+      temperature, ``";"``-joined (its topology; a draw whose invariants differ from
+      ``labels`` is counted under its own signature by :func:`topology_table`),
+      invariant_all_temperature_k (MAX_INVARIANTS,): their temperatures, NaN-padded.
     """
     inv_t = np.full(len(labels), np.nan)
     inv_x = np.full((len(labels), 3), np.nan)
-    for inv in model.invariants(params, t_min=t_scan[0], t_max=t_scan[1], dt=dt, tol=tol):
+    invs = model.invariants(params, t_min=t_scan[0], t_max=t_scan[1], dt=dt, tol=tol)
+    all_t = np.full(MAX_INVARIANTS, np.nan)
+    all_t[:min(len(invs), MAX_INVARIANTS)] = [i.temperature_k for i in invs][:MAX_INVARIANTS]
+    signature = ";".join(i.label for i in invs[:MAX_INVARIANTS])
+    for inv in invs:
         if inv.label in labels:
             k = labels.index(inv.label)
             if np.isnan(inv_t[k]):
@@ -99,7 +115,8 @@ def diagram_of_draw(model: BinaryModel, params: ArrayLike | None, labels: Sequen
         act[j] = np.exp((mu_b - mu_ref) / (R_GAS * t))
     return {"invariant_temperature_k": inv_t, "invariant_x": inv_x, "boundary_x": bnd,
             "phase_set_code": codes, "query_fractions": fr, "query_gibbs_j_mol": gq,
-            "query_activity": act}
+            "query_activity": act, "invariant_signature": signature,
+            "invariant_all_temperature_k": all_t}
 
 
 def interval(values: np.ndarray, axis=0, level=0.95):
@@ -118,6 +135,43 @@ def summarize(inv_t: np.ndarray, inv_x: np.ndarray) -> tuple[np.ndarray, ...]:
     x_mean, x_lo, x_hi = interval(inv_x)
     found = np.mean(np.isfinite(inv_t), axis=0)
     return t_mean, t_lo, t_hi, x_mean, x_lo, x_hi, found
+
+
+def topology_table(signatures: Sequence[str], all_temperatures: ArrayLike,
+                   level: float = 0.95) -> list[dict[str, Any]]:
+    """Draws grouped by the topology of their diagram (the sequence of invariant labels).
+
+    Parameters
+    ----------
+    signatures : sequence of str, length n_draws
+        ``invariant_signature`` of each draw (labels ``";"``-joined, by temperature).
+    all_temperatures : array, shape (n_draws, MAX_INVARIANTS)
+        ``invariant_all_temperature_k`` of each draw.
+
+    Returns
+    -------
+    list of dict, most frequent topology first: ``signature``, ``count``,
+    ``fraction`` and ``invariants`` (label, mean, low, high temperature in K over
+    the draws of that topology; a label that occurs twice gets ``#2``).
+    """
+    temps = np.asarray(all_temperatures, dtype=float).reshape(len(signatures), -1)
+    groups: dict[str, list[int]] = {}
+    for d, sig in enumerate(signatures):
+        groups.setdefault(str(sig), []).append(d)
+    out = []
+    for sig, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        labs = [lab for lab in sig.split(";") if lab]
+        seen: dict[str, int] = {}
+        rows = []
+        for k, lab in enumerate(labs):
+            seen[lab] = seen.get(lab, 0) + 1
+            name = lab if seen[lab] == 1 else f"{lab}#{seen[lab]}"
+            m, lo, hi = interval(temps[idx, k], level=level)
+            rows.append({"label": name, "temperature_mean_k": float(m),
+                         "temperature_low_k": float(lo), "temperature_high_k": float(hi)})
+        out.append({"signature": sig, "count": len(idx), "fraction": len(idx) / len(signatures),
+                    "invariants": rows})
+    return out
 
 
 def entropy_map(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from matterflow.calphad.likelihood import EspeiLikelihood, FastLikelihood
 
 __all__ = ["SampleParams", "SampleResult", "build_model", "make_loglike", "sample_posterior",
+           "all_parameters",
            "DEFAULT_OFFSETS", "DEFAULT_ALIASES"]
 
 DEFAULT_OFFSETS = {"DL0": "G(LIQUID,CU,MG;0)", "DCUMG2": "G(CUMG2,CU:MG;0)"}
@@ -43,8 +44,20 @@ class SampleParams(Params):
                                     "published (numeric) assessment sampleable, start 0 J/mol")
     aliases: dict[str, str] = Field(DEFAULT_ALIASES, description="dataset phase -> model phase, "
                                     "used where the dataset name is not a model phase")
-    engine: Literal["fast", "espei"] = Field("fast", description="likelihood: our vectorised "
-                                             "ZPF+activity one, or ESPEI's (all data types)")
+    engine: Literal["fast", "espei", "fast-espei"] = Field(
+        "fast", description="likelihood: our vectorised ZPF+activity one, ESPEI's own (all data "
+        "types), or fast-espei: ESPEI's likelihood (all data types, its error model) on our "
+        "vectorised engine")
+    espei_prior: dict[str, Any] | None = Field(
+        None, description="prior as ESPEI defines it (espei.priors.PriorSpec), e.g. "
+        "{'name': 'normal', 'loc_relative': 1.0, 'scale_relative': 0.5}, built around each "
+        "start value; replaces the Normal prior of prior_std")
+    moves: Literal["stretch", "de", "de-stretch"] = Field(
+        "stretch", description="ensemble moves: emcee's stretch, differential evolution, or "
+        "80 % DE + 20 % stretch (better mixing in many correlated dimensions)")
+    init_std_relative: float | None = Field(
+        None, gt=0, description="initial walker ball std relative to |start| (ESPEI's "
+        "chain_std_deviation, 0.1); replaces init_std")
     data_stride: int = Field(1, ge=1, le=1000, description="use every k-th ZPF tie-line "
                              "(fast engine; subsets for quick runs)")
     n_walkers: int = Field(8, ge=2, le=1000, description="emcee walkers (>= 2 x n_params)")
@@ -87,6 +100,13 @@ class SampleResult:
     resumed_from: int = quantity("dimensionless", "steps read from the checkpoint")
 
 
+def all_parameters(dbf: Database) -> list[str]:
+    """The symbols ESPEI fits (``VV0000`` ...), sorted, as ESPEI's ``database_symbols_to_fit``."""
+    from espei.utils import database_symbols_to_fit
+
+    return sorted(str(s) for s in database_symbols_to_fit(dbf))
+
+
 def build_model(tdb: str | Path | None, params: SampleParams, n_grid: int | None = None
                 ) -> tuple[BinaryModel, Database]:
     """(BinaryModel, database) for ``tdb`` (path, text or None = published Cu-Mg) + offsets."""
@@ -105,7 +125,13 @@ def build_model(tdb: str | Path | None, params: SampleParams, n_grid: int | None
         except Exception as exc:
             raise InputError(f"model TDB text does not parse: {exc}") from None
     add_offset_parameters(dbf, params.offsets)
-    names = list(params.parameters) + list(params.offsets)
+    names = list(params.parameters)
+    if [n.lower() for n in names] == ["all"]:  # every fitted symbol (ESPEI's VV....)
+        names = all_parameters(dbf)
+        if not names:
+            raise InputError("parameters 'all': the TDB has no fitted symbols (VV0000 ...); "
+                             "is it a `calphad fit` output?")
+    names += list(params.offsets)
     if not names:
         raise InputError("parameters: nothing to sample; give parameters and/or offsets")
     model = BinaryModel(dbf, parameters=names, n_grid=n_grid or params.n_grid)
@@ -125,6 +151,14 @@ def make_loglike(model: BinaryModel, dbf: Database, datasets: str | Path | None,
 
     ds = load_datasets(Path(datasets) if datasets is not None else bundled_system("Cu-Mg"))
     aliases = {k: v for k, v in params.aliases.items() if k.upper() not in model.phases}
+    if params.engine == "fast-espei":
+        from matterflow.calphad.espeilike import AllDataLikelihood
+
+        if aliases:
+            raise InputError(f"engine 'fast-espei' needs dataset phases named as in the model; "
+                             f"aliases {aliases} only work with engine 'fast'")
+        like = AllDataLikelihood(dbf, ds, model.parameter_names, n_grid=model.n_grid)
+        return like, like.n_residuals()
     if params.engine == "espei":
         if aliases:
             raise InputError(f"engine 'espei' needs dataset phases named as in the model; "
@@ -150,15 +184,25 @@ def sample_posterior(tdb: str | Path | None = None, datasets: str | Path | None 
     model, dbf = build_model(tdb, params)
     like, n_data = make_loglike(model, dbf, datasets, params)
     start = model.default_parameters
-    post = LogPosterior(like, start, params.prior_std)
+    if params.espei_prior is not None:
+        from matterflow.calphad.likelihood import EspeiPriorLogPosterior
+
+        post = EspeiPriorLogPosterior(like, start, params.espei_prior)
+    else:
+        post = LogPosterior(like, start, params.prior_std)
+    init = np.full(start.size, params.init_std) if params.init_std_relative is None else \
+        params.init_std_relative * np.maximum(np.abs(start), 1.0)
     t0 = time.perf_counter()
-    res = run_emcee(post, start, np.full(start.size, params.init_std),
+    res = run_emcee(post, start, init,
                     n_walkers=params.n_walkers, n_steps=params.n_steps, seed=params.seed,
                     checkpoint=params.checkpoint, pool=pool, progress=progress,
-                    trust_pickle=params.trust_pickle,
+                    trust_pickle=params.trust_pickle, moves=params.moves,
                     tag=f"{params.engine}|{n_data}|{params.data_stride}|{params.prior_std}|"
                         f"{params.sigma_zpf}|{params.sigma_activity}|{params.n_grid}|"
-                        f"{','.join(model.parameter_names)}|{sorted(params.offsets.items())}")
+                        f"{','.join(model.parameter_names)}|{sorted(params.offsets.items())}"
+                        + (f"|{sorted(params.espei_prior.items())}|{params.init_std_relative}"
+                           if params.espei_prior is not None or params.init_std_relative
+                           else ""))
     n_eval = max((params.n_steps - res.resumed_from) * params.n_walkers, 1)
     sec = (time.perf_counter() - t0) / n_eval
     rhat, ess = diagnostics(res.chain, model.parameter_names)

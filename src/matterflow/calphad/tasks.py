@@ -37,6 +37,9 @@ class FitParams(Params):
     ridge_alpha: float | None = Field(None, gt=0, description="ridge regularisation of the "
                                       "linear fits (ESPEI; None = ordinary least squares)")
     aicc_penalty_factor: float | None = Field(None, gt=0, description="AICc penalty factor")
+    check_data: bool = Field(True, description="compare the fitted model's phase diagram with "
+                             "the ZPF data (phases never stable, invariants off the data) and "
+                             "warn, naming the data set")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class FitResult:
     parameter_names: list = quantity("", "names of the fitted symbols (VV0000 ...)")
     parameter_values: np.ndarray = quantity("J/mol or J/(mol K)", "(n_params,)")
     n_datasets: int = quantity("dimensionless", "datasets read")
+    data_warnings: list = quantity("", "where the fitted model's diagram misses its ZPF data "
+                                   "(matterflow.calphad.checks), one message each")
 
 
 def _fit_figures(outputs: dict, params: FitParams) -> dict:
@@ -81,9 +86,19 @@ def fit(datasets: Path | None = None, phases: Path | None = None, *,
                               ridge_alpha=params.ridge_alpha,
                               aicc_penalty_factor=params.aicc_penalty_factor)
     names = sorted(s for s in dbf.symbols if s.startswith("VV"))
-    return FitResult(tdb=dbf.to_string(fmt="tdb"), parameter_names=names,
+    tdb = dbf.to_string(fmt="tdb")
+    notes: list[str] = []
+    if params.check_data:
+        from pycalphad import Database
+
+        from matterflow.calphad.checks import diagram_vs_data, warn_mismatches
+
+        found = diagram_vs_data(Database(tdb), dsets)
+        warn_mismatches(found)
+        notes = [m.message for m in found]
+    return FitResult(tdb=tdb, parameter_names=names,
                      parameter_values=np.array([float(dbf.symbols[s]) for s in names]),
-                     n_datasets=len(dsets))
+                     n_datasets=len(dsets), data_warnings=notes)
 
 
 # ============================================================================ sample
@@ -205,6 +220,10 @@ class DrawDiagram:
     query_fractions: np.ndarray = quantity("dimensionless", "(n_q, n_phases)")
     query_gibbs_j_mol: np.ndarray = quantity("J/mol", "(n_q,) equilibrium molar G")
     query_activity: np.ndarray = quantity("dimensionless", "(n_q,) activity of component 2")
+    invariant_signature: str = quantity("", "labels of all this draw's invariants, ';'-joined "
+                                        "by temperature (its topology)")
+    invariant_all_temperature_k: np.ndarray = quantity("K", "(MAX_INVARIANTS,) temperatures of "
+                                                       "all its invariants, NaN-padded")
 
 
 @task("calphad.diagram", params=DiagramParams, map_over="draw")
@@ -257,6 +276,9 @@ class InvariantTable:
     boundary_x: np.ndarray = quantity("dimensionless", "(n_draws, n_pairs, n_T, 2)")
     invariant_temperature_k: np.ndarray = quantity("K", "(n_draws, n_labels)")
     invariant_x: np.ndarray = quantity("dimensionless", "(n_draws, n_labels, 3)")
+    topologies: str = quantity("", "JSON list: draws grouped by the topology of their diagram "
+                               "(signature, count, fraction, invariants with intervals)")
+    n_topologies: int = quantity("dimensionless", "distinct topologies among the draws")
 
 
 def _summary_figures(outputs: dict, params: SummarizeParams) -> dict:
@@ -268,10 +290,18 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
               boundary_x: np.ndarray, temperatures_k: np.ndarray, labels: list,
               query_fractions: np.ndarray | None = None,
               query_gibbs_j_mol: np.ndarray | None = None,
-              query_activity: np.ndarray | None = None, *,
+              query_activity: np.ndarray | None = None,
+              invariant_signature: list | None = None,
+              invariant_all_temperature_k: np.ndarray | None = None, *,
               params: SummarizeParams) -> InvariantTable:
-    """Invariant points and properties with mean and credible interval over draws."""
-    from matterflow.calphad.propagate import interval
+    """Invariant points and properties with mean and credible interval over draws.
+
+    With ``invariant_signature`` and ``invariant_all_temperature_k`` (from
+    ``calphad.diagram``) the draws are also grouped by topology, each with its
+    own invariants and intervals (``topologies``): a draw with other invariants
+    than the posterior mean is counted, not dropped.
+    """
+    from matterflow.calphad.propagate import interval, topology_table
 
     it = np.atleast_2d(np.asarray(invariant_temperature_k, dtype=float))
     ix = np.asarray(invariant_x, dtype=float).reshape(it.shape[0], it.shape[1], 3)
@@ -287,6 +317,12 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
     am, al, ah = interval(qa, level=params.level)
     temps = np.asarray(temperatures_k, dtype=float)
     temps = temps[0] if temps.ndim == 2 else temps
+    topo = []
+    if invariant_signature is not None and invariant_all_temperature_k is not None:
+        sigs = [str(s) for s in np.atleast_1d(np.asarray(invariant_signature, dtype=object))]
+        if len(sigs) != n:
+            raise InputError(f"invariant_signature: {len(sigs)} entries for {n} draws")
+        topo = topology_table(sigs, invariant_all_temperature_k, level=params.level)
     return InvariantTable(labels=list(labels), temperature_mean_k=tm, temperature_low_k=tl,
                           temperature_high_k=th, x_mean=xm, x_low=xl, x_high=xh,
                           found_fraction=np.mean(np.isfinite(it), axis=0),
@@ -296,7 +332,8 @@ def summarize(invariant_temperature_k: np.ndarray, invariant_x: np.ndarray,
                           query_activity_mean=am, query_activity_low=al, query_activity_high=ah,
                           n_draws=int(n), temperatures_k=temps,
                           boundary_x=np.asarray(boundary_x, dtype=float),
-                          invariant_temperature_k=it, invariant_x=ix)
+                          invariant_temperature_k=it, invariant_x=ix,
+                          topologies=json.dumps(topo), n_topologies=len(topo))
 
 
 # ============================================================================ propose
