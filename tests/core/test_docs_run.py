@@ -1,8 +1,9 @@
 """The documentation runs: every ```python block of README.md and docs/*.md, and the
 docstring examples (``>>>``) of the core's public API.
 
-The blocks of one page run in order in one namespace, in an empty folder, as a reader
-would paste them; an error names the page and line.
+The blocks of one page run in order in one namespace, in an empty folder (with the
+repository's ``tests/`` linked in, as in the root of a clone), as a reader would paste them;
+an error names the page and line.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def test_python_blocks_of_the_page_run(page, tmp_path, monkeypatch):
     import types
 
     monkeypatch.chdir(tmp_path)
+    # as from the root of a clone: pages may read the small data files under tests/
+    (tmp_path / "tests").symlink_to(ROOT / "tests", target_is_directory=True)
     module = types.ModuleType("docs_page")  # a real module, so dataclasses defined there work
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace = module.__dict__
