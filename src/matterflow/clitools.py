@@ -319,6 +319,26 @@ def write_result_file(path: Path, result: Any, *, inputs: dict[str, Path] | None
     return path
 
 
+def read_result_file(path: Path, what: str = "") -> dict[str, Any]:
+    """The values of a result file that :func:`write_result_file` (or a task) wrote.
+
+    :class:`InputError` naming ``path`` if it is missing or not HDF5; ``what`` says which kind of
+    file it should be (``"chain"`` gives "chain file not found", "not an HDF5 chain file").
+    """
+    import h5py
+
+    from matterflow.core.store import read_group
+
+    kind = f"{what} file" if what else "file"
+    if not path.exists():
+        raise InputError(f"{path}: {kind} not found")
+    try:
+        with h5py.File(path, "r") as f:
+            return read_group(f)[0]
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 {kind} ({exc})") from None
+
+
 def param_option(model: type[BaseModel], field: str, *param_decls: str, help: str | None = None,
                  **kwargs: Any) -> Any:
     """A ``typer.Option`` whose bounds and help come from ``model.model_fields[field]``.

@@ -21,6 +21,7 @@ from matterflow.clitools import (
     handle_errors,
     param_option,
     parse_key_values,
+    read_result_file,
     save_figures,
     write_result_file,
 )
@@ -33,20 +34,6 @@ app = typer.Typer(help="Bayesian CALPHAD on pycalphad/ESPEI: fit a model, sample
 
 def _write_h5(path: Path, result) -> None:
     write_result_file(path, result)
-
-
-def _read_h5(path: Path, what: str) -> dict:
-    import h5py
-
-    from matterflow.core.store import read_group
-
-    if not path.exists():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            return read_group(f)[0]
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 {what} file ({exc})") from None
 
 
 def diagram_defaults_query() -> list:
@@ -251,7 +238,7 @@ def propagate(
     from matterflow.calphad import figures
     from matterflow.core.store import Results
 
-    ch = _read_h5(chain, "chain")
+    ch = read_result_file(chain, "chain")
     for key in ("chain", "model_tdb", "parameter_names"):
         if key not in ch:
             raise InputError(f"{chain}: no {key!r} dataset; is it a `calphad sample` output?")
@@ -380,7 +367,7 @@ def propose(
     from matterflow.calphad import figures
     from matterflow.calphad.tasks import propose_experiments
 
-    d = _read_h5(draws, "draws")
+    d = read_result_file(draws, "draws")
     if "phase_set_code" not in d:
         raise InputError(f"{draws}: no 'phase_set_code'; is it a `calphad propagate` draws.h5?")
     res = propose_experiments(d["phase_set_code"], d["temperatures_k"], d["x_grid"],

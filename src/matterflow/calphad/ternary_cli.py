@@ -15,6 +15,7 @@ from matterflow.clitools import (
     console,
     handle_errors,
     parse_key_values,
+    read_result_file,
     save_figures,
     write_result_file,
 )
@@ -38,20 +39,6 @@ Temperature = Annotated[float, typer.Option("--T", "--temperature", help="Temper
 def _check_tdb(tdb: Path | None) -> None:
     if tdb is not None and not tdb.exists():
         raise InputError(f"--tdb {tdb}: not found")
-
-
-def _read_h5(path: Path, what: str) -> dict:
-    import h5py
-
-    from matterflow.core.store import read_group
-
-    if not path.exists():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            return read_group(f)[0]
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 {what} file ({exc})") from None
 
 
 def _inputs(tdb: Path | None) -> dict:
@@ -195,7 +182,7 @@ def register(app: typer.Typer) -> None:
                         "seed": seed}
         inputs: dict = {}
         if chain is not None:
-            ch = _read_h5(chain, "chain")
+            ch = read_result_file(chain, "chain")
             for key in ("chain", "model_tdb", "parameter_names"):
                 if key not in ch:
                     raise InputError(f"{chain}: no {key!r} dataset; is it a `calphad sample` "
@@ -242,7 +229,7 @@ def register(app: typer.Typer) -> None:
         from matterflow.calphad import ternary_figures
         from matterflow.calphad.ternary_tasks import section_propose
 
-        d = _read_h5(draws, "draws")
+        d = read_result_file(draws, "draws")
         if "codes" not in d or "label_names" not in d:
             raise InputError(f"{draws}: no 'codes'; is it a `calphad section-propagate` output?")
         ex = []

@@ -11,6 +11,7 @@ from matterflow.clitools import (
     console,
     handle_errors,
     param_option,
+    read_result_file,
     save_figures,
     write_result_file,
 )
@@ -21,20 +22,6 @@ app = typer.Typer(help="Multislice electron ptychography and joint ptychographic
                   no_args_is_help=True)
 
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder (result .h5 and PNGs).")]
-
-
-def _read_h5(path: Path) -> dict:
-    import h5py
-
-    from matterflow.core.store import read_group
-
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            return read_group(f)[0]
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from None
 
 
 def _figures(task_obj, result, params) -> dict:
@@ -105,7 +92,7 @@ def reconstruct(
     pos = truth = None
     extra: dict = {}
     if is_h5 and dataset is None:  # a file of `ptycho simulate`: positions, sampling, truth
-        stored = _read_h5(data)
+        stored = read_result_file(data)
         pos = stored.get("positions_a")
         truth = stored.get("truth")
         if "sampling_a" in stored and sampling is None:
@@ -159,7 +146,7 @@ def tomo(
 
     from matterflow.microscopy.ptycho.tasks import tomo as task
 
-    d = _read_h5(data)
+    d = read_result_file(data)
     missing = [k for k in ("patterns", "positions_a", "angles_deg", "sampling_a") if k not in d]
     if missing:
         raise InputError(f"{data}: datasets {', '.join(missing)} missing (write it with "
