@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["model_from_text", "phase_set_labels", "diagram_of_draw", "summarize",
-           "entropy_map", "propose", "pair_keys", "topology_table", "MAX_INVARIANTS"]
+           "entropy_map", "phase_probabilities", "entropy_of", "propose", "pair_keys", "topology_table",
+           "MAX_INVARIANTS"]
 
 #: invariants per draw kept in ``invariant_all_temperature_k`` (padded with NaN)
 MAX_INVARIANTS = 24
@@ -184,12 +185,21 @@ def entropy_map(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarra
     -------
     entropy, mode_code, mode_probability : ndarray, shape (n_T, n_x)
     """
+    return entropy_of(phase_probabilities(codes, n_labels))
+
+
+def phase_probabilities(codes: np.ndarray, n_labels: int) -> np.ndarray:
+    """(n_labels, ...) fraction of the draws (first axis of ``codes``) giving each label."""
     codes = np.asarray(codes, dtype=int)
-    counts = np.stack([(codes == k).sum(axis=0) for k in range(n_labels)], axis=0)
-    p = counts / codes.shape[0]
+    return np.stack([(codes == k).sum(axis=0) for k in range(n_labels)], axis=0) / codes.shape[0]
+
+
+def entropy_of(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shannon entropy (nats), modal label and its probability of label probabilities ``p``
+    (n_labels, ...), each of shape ``p.shape[1:]``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=0)
-    return h, counts.argmax(axis=0), p.max(axis=0)
+    return h, p.argmax(axis=0), p.max(axis=0)
 
 
 def propose(codes: np.ndarray, temperatures: ArrayLike, x_grid: ArrayLike, n_labels: int, top_k: int = 5,

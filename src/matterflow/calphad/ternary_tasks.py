@@ -198,11 +198,10 @@ class SectionEnsemble:
 
 def entropy_and_mode(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, ...]:
     """Probability (n_labels, m), entropy (m,) in nats, modal code and its probability."""
-    codes = np.asarray(codes, dtype=int)
-    p = np.stack([(codes == k).mean(axis=0) for k in range(n_labels)])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=0)
-    return p, h, p.argmax(axis=0), p.max(axis=0)
+    from matterflow.calphad.propagate import entropy_of, phase_probabilities
+
+    p = phase_probabilities(codes, n_labels)
+    return (p, *entropy_of(p))
 
 
 def _ensemble_figures(outputs: dict, params: EnsembleParams) -> dict:
