@@ -328,8 +328,13 @@ def simulate_pattern(phases: list[Phase], conv: PolarConverter, *, rng: np.rando
     keep_hkl = []
     bg_polar = _polar_of(conv, bg * yoneda, mask)
     for f in feats:
-        x0, _ = grid.to_px(f.q - 2.0 * f.sigma_q, 0)
-        x1, _ = grid.to_px(f.q + 2.0 * f.sigma_q, 0)
+        # the box is ±2σ of the profile as the polar image shows it: a Gaussian of width σ
+        # binned into pixels of width Δ has variance σ² + Δ²/12 (a peak narrower than a bin
+        # is one bin wide in the image, not 4σ < 1 px)
+        s_q = float(np.hypot(f.sigma_q, grid.dq / np.sqrt(12.0)))
+        s_chi = float(np.hypot(f.sigma_chi, grid.dchi / np.sqrt(12.0)))
+        x0, _ = grid.to_px(f.q - 2.0 * s_q, 0)
+        x1, _ = grid.to_px(f.q + 2.0 * s_q, 0)
         xc = int(np.clip(grid.to_px(f.q, 0)[0], 0, grid.n_q - 1))
         if f.q < grid.q_min or f.q > grid.q_max:
             continue
@@ -341,8 +346,8 @@ def simulate_pattern(phases: list[Phase], conv: PolarConverter, *, rng: np.rando
             y0, y1 = float(rows_ok[0]), float(rows_ok[-1] + 1)
             yc = int(rows_ok[len(rows_ok) // 2])
         else:
-            _, y0 = grid.to_px(0, f.chi - 2.0 * f.sigma_chi)
-            _, y1 = grid.to_px(0, f.chi + 2.0 * f.sigma_chi)
+            _, y0 = grid.to_px(0, f.chi - 2.0 * s_chi)
+            _, y1 = grid.to_px(0, f.chi + 2.0 * s_chi)
             yc = int(np.clip(grid.to_px(0, f.chi)[1], 0, grid.n_chi - 1))
             if not cover[yc, xc]:
                 continue

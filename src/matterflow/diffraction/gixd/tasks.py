@@ -95,7 +95,7 @@ def _feature_id(structure: str, category: int, hkl: tuple) -> int:
     return zlib.crc32(f"{structure}|{category}|{hkl}".encode()) & 0x7FFFFFFF
 
 
-@task("gixd.simulate", params=SimulateParams, version="2")
+@task("gixd.simulate", params=SimulateParams, version="3")
 def simulate(*, params: SimulateParams) -> Simulated:
     """Simulated GIXD frames (detector through pyFAI fibre geometry -> polar) with box labels."""
     from matterflow.diffraction.gixd._geometry import PolarConverter, make_poni
@@ -190,7 +190,7 @@ def _check_dataset(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                              "empty")
 
 
-@task("gixd.train", params=TrainParams, version="2")
+@task("gixd.train", params=TrainParams, version="3")
 def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np.ndarray,
           val_images: np.ndarray | None = None, val_boxes: np.ndarray | None = None,
           val_labels: np.ndarray | None = None, val_n_boxes: np.ndarray | None = None, *,
@@ -212,7 +212,8 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
     _check_dataset(images, boxes, labels, n_boxes)
     if params.width % 8:
         raise InputError(f"gixd.train params.width must be a multiple of 8; got {params.width}")
-    meta = {"shape": list(images.shape[1:]), "width": params.width, "categories": {1: "peak", 2: "ring"}}
+    meta = {"shape": list(images.shape[1:]), "width": params.width, "arch": 2,
+            "categories": {1: "peak", 2: "ring"}}
     state = None
     ck = Path(params.checkpoint_path) if params.checkpoint_path else None
     if ck is not None and ck.exists():
@@ -220,9 +221,11 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
         import json
 
         old = json.loads(state["meta"])
-        if old["shape"] != meta["shape"] or old["width"] != meta["width"]:
-            raise InputError(f"{ck}: checkpoint of input {old['shape']} width {old['width']}; "
-                             f"the training set is {meta['shape']} width {meta['width']}")
+        if (old["shape"] != meta["shape"] or old["width"] != meta["width"]
+                or old.get("arch", 1) != meta["arch"]):
+            raise InputError(f"{ck}: checkpoint of input {old['shape']} width {old['width']} "
+                             f"arch {old.get('arch', 1)}; the training set is {meta['shape']} "
+                             f"width {meta['width']} arch {meta['arch']}")
 
     def on_step(step: int, loss: float, model: Any, opt: Any, losses: list) -> None:
         if ck is not None and (step % 50 == 0 or step == params.steps):
