@@ -54,7 +54,7 @@ def test_exact_density_equals_the_numpy_solver_in_float64(spin):
     ks = KSDensity(x, occ)
     out = ks(torch.tensor(vs))
     assert out.dtype == torch.float64
-    for v, n in zip(vs, out.numpy()):
+    for v, n in zip(vs, out.numpy(), strict=True):
         ref = solve_noninteracting(v, x, occ).density
         assert np.abs(n - ref).max() <= 1e-8
         assert abs(n.sum() * (x[1] - x[0]) - 2.0) < 1e-10
