@@ -57,12 +57,12 @@ class Batch:
     def __init__(self, corner: np.ndarray, frac: np.ndarray, obj_shape: tuple[int, int],
                  window: int, dtype: torch.dtype):
         nx, ny = obj_shape
-        r = np.arange(window)
-        ix = (corner[:, 0, None] + r) % nx
-        iy = (corner[:, 1, None] + r) % ny
-        self.flat = torch.from_numpy((ix[:, :, None] * ny + iy[:, None, :]).reshape(-1))
+        self.corner = np.stack([corner[:, 0] % nx, corner[:, 1] % ny], 1)
         self.b = len(corner)
         self.window = window
+        self.obj_shape = (nx, ny)
+        # the periodic object padded by one window: every window is a plain slice of it
+        self.wrap = (torch.arange(nx + window) % nx, torch.arange(ny + window) % ny)
         self.shifted = bool(np.any(frac != 0))
         if self.shifted:
             f = np.fft.fftfreq(window)
@@ -74,16 +74,22 @@ class Batch:
 
     def windows(self, obj: torch.Tensor) -> torch.Tensor:
         """``(S, B, W, W)`` windows of ``obj`` ``(S, nx, ny)``."""
-        s = obj.shape[0]
         w = self.window
-        return torch.index_select(obj.reshape(s, -1), 1, self.flat).view(s, self.b, w, w)
+        pad = obj[:, self.wrap[0]][:, :, self.wrap[1]]
+        out = torch.empty((obj.shape[0], self.b, w, w), dtype=obj.dtype)
+        for b, (i, j) in enumerate(self.corner.tolist()):
+            out[:, b] = pad[:, i:i + w, j:j + w]
+        return out
 
-    def scatter(self, g_win: torch.Tensor, obj_shape: tuple[int, ...]) -> torch.Tensor:
+    def scatter(self, g_win: torch.Tensor) -> torch.Tensor:
         """Adjoint of :meth:`windows`: sum ``g_win`` ``(S, B, W, W)`` into ``(S, nx, ny)``."""
-        s = g_win.shape[0]
-        out = torch.zeros(s, obj_shape[-2] * obj_shape[-1], dtype=g_win.dtype)
-        out.index_add_(1, self.flat, g_win.reshape(s, -1))
-        return out.view(s, *obj_shape[-2:])
+        s, w = g_win.shape[0], self.window
+        nx, ny = self.obj_shape
+        pad = torch.zeros((s, nx + w, ny + w), dtype=g_win.dtype)
+        for b, (i, j) in enumerate(self.corner.tolist()):
+            pad[:, i:i + w, j:j + w] += g_win[:, b]
+        t = torch.zeros((s, nx, ny + w), dtype=g_win.dtype).index_add_(1, self.wrap[0], pad)
+        return torch.zeros((s, nx, ny), dtype=g_win.dtype).index_add_(2, self.wrap[1], t)
 
     def shifted_probe(self, probe: torch.Tensor, probe_k: torch.Tensor | None) -> torch.Tensor:
         """``(B, W, W)`` shifted probes (or the ``(1, W, W)`` probe when no shift)."""
@@ -124,11 +130,12 @@ def _forward(probe_s: torch.Tensor, win: torch.Tensor, prop: torch.Tensor | None
             incident.append(psi)
         chi = psi * win[s]
         if s < n - 1:
-            psi = torch.fft.ifft2(torch.fft.fft2(chi) * prop)
+            k = torch.fft.fft2(chi)
+            psi = torch.fft.ifft2(k.mul_(prop))
         else:
             psi = torch.fft.fft2(chi, norm="ortho")
             if prop is not None:
-                psi = psi * prop
+                psi.mul_(prop)
     return psi, incident
 
 
@@ -155,20 +162,21 @@ def loss_and_gradients(probe: torch.Tensor, obj: torch.Tensor, batch: Batch, mea
     win = batch.windows(obj)
     psi_k, incident = _forward(probe_s, win, prop, True)
     val, f = _factor(psi_k, meas, loss)
-    g = psi_k * f
+    g = psi_k.mul_(f)
     n = win.shape[0]
-    if prop is not None:
-        g = g * prop.conj()
+    prop_c = prop.conj_physical() if prop is not None else None
+    if prop_c is not None:
+        g.mul_(prop_c)
     g = torch.fft.ifft2(g, norm="ortho")          # 2 ∂L/∂χ* of the last slice
     g_win = torch.empty((n, batch.b, batch.window, batch.window), dtype=g.dtype)
     for s in range(n - 1, -1, -1):
-        g_win[s] = g * incident[s].conj()
+        torch.mul(g, incident[s].conj(), out=g_win[s])
         if s == 0 and not probe_grad:
             break
-        g = g * win[s].conj()                      # 2 ∂L/∂ψ* incident on slice s
+        g = g.mul_(win[s].conj())                  # 2 ∂L/∂ψ* incident on slice s
         if s > 0:
-            g = torch.fft.ifft2(torch.fft.fft2(g) * prop.conj())
-    g_obj = batch.scatter(g_win, tuple(obj.shape))
+            g = torch.fft.ifft2(torch.fft.fft2(g).mul_(prop_c))
+    g_obj = batch.scatter(g_win)
     g_probe = batch.probe_adjoint(g) if probe_grad else None
     return val, g_obj, g_probe
 
