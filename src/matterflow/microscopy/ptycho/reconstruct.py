@@ -86,9 +86,11 @@ def check_dataset(patterns: np.ndarray, positions_a: np.ndarray, *, source: str 
     if len(pos) != len(d):
         raise InputError(f"{source}: {len(d)} patterns but {len(pos)} scan positions "
                          "(axis 0 of the data against the scan)")
-    if not np.isfinite(d).all():
+    # in chunks of patterns, so the checks' boolean temporaries stay small
+    chunks = [d[i:i + 256] for i in range(0, len(d), 256)]
+    if not all(np.isfinite(c).all() for c in chunks):
         raise InputError(f"{source}: {int((~np.isfinite(d)).sum())} NaN or infinite counts")
-    if (d < 0).any():
+    if any((c < 0).any() for c in chunks):
         raise InputError(f"{source}: {int((d < 0).sum())} negative counts (min {d.min():.3g}); "
                          "subtract the background to >= 0 first")
     if not np.isfinite(pos).all():
@@ -137,11 +139,12 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
         ext = np.ceil(np.asarray(positions_a).max(0) / sampling_a).astype(int) + w
         object_shape = (int(ext[0]), int(ext[1]))
     cdt = torch.complex64 if dtype == torch.float32 else torch.complex128
-    meas = torch.tensor(d, dtype=dtype)
+    # one copy of the data (in FFT order for the analytic engine), √counts in place
+    meas = torch.from_numpy(np.fft.ifftshift(d, axes=(-2, -1)) if engine == "analytic"
+                            else np.array(d)).to(dtype)
     if loss == "amplitude":
         meas = torch.sqrt_(meas)
-    if engine == "analytic":  # compared in FFT order, positions split once
-        meas = analytic.unshift(meas)
+    if engine == "analytic":
         corners, fracs = analytic.split_positions(positions_a, sampling_a, w)
     scale = math.sqrt(float(d.sum((1, 2)).mean()))
     p0 = probe_wave((w, w), (sampling_a, sampling_a), energy_ev, semiangle_mrad=semiangle_mrad,
