@@ -151,6 +151,9 @@ class TrainParams(Params):
     batch_size: int = Field(4, ge=1, le=256, description="images per step")
     lr: float = Field(1e-3, gt=0, le=1, description="AdamW learning rate")
     width: int = Field(32, ge=8, le=256, description="channels of the first layers (multiple of 8)")
+    arch: int = Field(1, ge=1, le=2, description="backbone: 1 isotropic strides (the measured "
+                      "model of docs/gixd.md); 2 |q| strides 4x finer than chi, anchors on the "
+                      "labels (experimental: its AP is not measured yet)")
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time",
                                       json_schema_extra={"units": "min"})
     checkpoint_path: str | None = Field(None, description="file saved every 50 steps and at the "
@@ -212,7 +215,7 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
     _check_dataset(images, boxes, labels, n_boxes)
     if params.width % 8:
         raise InputError(f"gixd.train params.width must be a multiple of 8; got {params.width}")
-    meta = {"shape": list(images.shape[1:]), "width": params.width, "arch": 2,
+    meta = {"shape": list(images.shape[1:]), "width": params.width, "arch": params.arch,
             "categories": {1: "peak", 2: "ring"}}
     state = None
     ck = Path(params.checkpoint_path) if params.checkpoint_path else None
@@ -239,7 +242,7 @@ def train(images: np.ndarray, boxes: np.ndarray, labels: np.ndarray, n_boxes: np
     t0 = time.time()
     model, info = train_model(images, boxes, labels, n_boxes, steps=params.steps,
                               batch_size=params.batch_size, lr=params.lr, width=params.width,
-                              seed=params.seed, state=state, on_step=on_step,
+                              arch=params.arch, seed=params.seed, state=state, on_step=on_step,
                               max_seconds=params.max_minutes * 60 if params.max_minutes else None)
     meta["steps"] = info["step"]
     thr = np.nan
