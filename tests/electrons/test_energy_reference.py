@@ -5,8 +5,11 @@ import pytest
 from ase.build import bulk
 
 from matterflow.core.errors import InputError
-from matterflow.electrons.energy_reference import (fit_energy_reference, reference_shift_ev,
-                                                     shift_ldos_axis)
+from matterflow.electrons.energy_reference import (
+    fit_energy_reference,
+    reference_shift_ev,
+    shift_ldos_axis,
+)
 from matterflow.electrons.model import LdosSetup
 from matterflow.electrons.observables import band_energy, fermi_level
 
