@@ -76,7 +76,11 @@ def _md(atoms, temperature_k: float, steps: int, seed: int, frames_every: int = 
 
 
 def _msd(frames) -> float:
-    """Mean-squared displacement (Å²) between the first and last frame, unwrapped."""
+    """Mean-squared displacement (Å²) between the first and last frame, unwrapped, centre of mass removed.
+
+    The Langevin thermostat (``fixcm=False``) lets the centre of mass of 32 atoms random-walk:
+    17.6 Å² of the first run's "solid MSD" of 17.9 Å² was that drift (0.26 Å² without it).
+    """
     first = frames[0].get_positions()
     disp = np.zeros_like(first)
     prev = first
@@ -88,6 +92,7 @@ def _msd(frames) -> float:
         d = (frac - np.round(frac)) @ cell
         disp += d
         prev = f.get_positions()
+    disp -= disp.mean(axis=0)
     return float(np.mean(np.sum(disp**2, axis=1)))
 
 
@@ -112,6 +117,36 @@ def make_configurations(work: Path, frames: int, seed: int = 0) -> dict:
     return out
 
 
+def _train_with_reference(order: list, out: Path, epochs: int) -> dict:
+    """Train as ``electrons train`` does, with the LDOS on the axis E - k (N/V - n0).
+
+    ``k``: slope of the training cells' Fermi levels against N/V (see
+    :mod:`matterflow.electrons.energy_reference`); the last two files are the validation set.
+    """
+    from dataclasses import replace
+
+    from matterflow.electrons.descriptors import BispectrumParams
+    from matterflow.electrons.energy_reference import fit_energy_reference, shift_ldos_axis
+    from matterflow.electrons.ml_tasks import snapshot_dataset
+    from matterflow.electrons.model import FeedForwardLdosModel
+
+    data = snapshot_dataset([str(p) for p in order], "bispectrum", BispectrumParams(twojmax=6))
+    snaps = data.snapshots[:-2]
+    ref = fit_energy_reference([len(s.atoms) / s.atoms.get_volume() for s in snaps], [s.fermi_ev for s in snaps])
+    e = data.snapshots[0].energy_grid_ev
+    ys = [shift_ldos_axis(y, e, ref["k_ev_a3"] * (len(s.atoms) / s.atoms.get_volume() - ref["n0_a3"]))
+          for y, s in zip(data.y, data.snapshots, strict=True)]
+    setup = replace(data.setup, meta={**data.setup.meta, "energy_reference": ref})
+    model = FeedForwardLdosModel((128, 128), "leaky_relu", setup=setup, refit_output=True,
+                                 train={"max_epochs": epochs, "learning_rate": 5e-4, "batch_size": 128,
+                                        "patience": 15, "nproc": 1, "threads": 1})
+    t0 = time.perf_counter()
+    model.fit(np.concatenate(data.x[:-2]), np.concatenate(ys[:-2]), np.concatenate(data.x[-2:]),
+              np.concatenate(ys[-2:]))
+    model.save(out)
+    return {**ref, "train_seconds": time.perf_counter() - t0}
+
+
 def _mf(args: list[str]) -> None:
     exe = str(Path(sys.executable).with_name("matterflow"))
     subprocess.run([exe, *args], check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -125,6 +160,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--no-energy-reference", dest="energy_reference", action="store_false",
+                    help="train as before (no global energy-axis shift with N/V; model.pt)")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -145,8 +182,10 @@ def main() -> None:
     test = {p: f[len(f) - args.test:] for p, f in files.items()}
     # validation: the last training frame of each phase (train takes the last N as validation)
     order = train["solid"][:-1] + train["liquid"][:-1] + [train["solid"][-1], train["liquid"][-1]]
-    model = work / "model.pt"
-    if not model.exists():
+    model = work / ("model_eref.pt" if args.energy_reference else "model.pt")
+    if args.energy_reference and not model.exists():
+        doc["energy_reference"] = _train_with_reference(order, model, args.epochs)
+    elif not model.exists():
         _mf(["electrons", "train", *map(str, order), "--test", "0", "--validation", "2", "--twojmax", "6",
              "--hidden", "128,128", "--epochs", str(args.epochs), "--lr", "5e-4", "--batch-size", "128",
              "--patience", "15", "--quiet", "--out", str(model)])

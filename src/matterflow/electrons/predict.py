@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from matterflow.core.errors import InputError, MatterflowWarning
+from matterflow.electrons.energy_reference import reference_shift_ev
 from matterflow.electrons.model import LdosModel
 
 __all__ = ["Prediction", "predict_observables", "grid_shape_for", "descriptor_params_of"]
@@ -184,7 +185,8 @@ def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k,
         path.unlink()
     else:
         ldos = _chunk_ldos(model, atoms, grid, dparams, points)
-    rho = density_from_ldos(ldos, model.setup.energies, fermi_ev, temperature_k, ldos_smearing_ev=sigma)
+    energies = model.setup.energies + reference_shift_ev(model.setup, atoms)
+    rho = density_from_ldos(ldos, energies, fermi_ev, temperature_k, ldos_smearing_ev=sigma)
     return rho, (ldos.astype(np.float32) if keep_ldos else None)
 
 
@@ -251,7 +253,7 @@ def predict_observables(model: LdosModel, atoms: Any, *, grid_shape: tuple[int, 
     n_points = int(np.prod(grid))
     voxel = float(atoms.get_volume()) / n_points
     chunks = [np.arange(s, min(s + chunk_points, n_points)) for s in range(0, n_points, chunk_points)]
-    energies = setup.energies
+    energies = setup.energies + reference_shift_ev(setup, atoms)  # 0 unless meta["energy_reference"]
     valence = dict(setup.valence_electrons) or None
     n_electrons = float(obs.valence_charges(atoms, valence).sum())
     sigma = float(setup.ldos_smearing_ev) if broadening_correction else 0.0
