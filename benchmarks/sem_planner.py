@@ -1,7 +1,10 @@
 """Recall of planted rare events against the rescanned area: learned planner vs an
 intensity-threshold planner vs random tiles, with the effective speed-up (one JSON line).
 
-The learned planner scores tiles by the FastSR event head (TTA mean) plus its TTA spread.
+The learned planner scores tiles by the FastSR event head (TTA mean) plus its TTA spread;
+``anomaly`` is the training-free score of ``planning.anomaly_scores`` (variance-stabilised
+fast scan minus its local median, matched-filtered, in MAD units); ``learned+anomaly`` the
+weighted mean of the two ranks (``planning.rank_combine``).
 Held-out micrographs: dual-phase and grains, seeds from 90000, grain 28 px (never trained
 on), and lamellar (a family never trained on); events at 40 per megapixel.
 
@@ -51,6 +54,8 @@ def main():
     ap.add_argument("--tta", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--uncertainty-weight", type=float, default=0.3)
+    ap.add_argument("--anomaly-weight", type=float, default=0.5,
+                    help="weight of the training-free anomaly score's rank in learned+anomaly")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.model:
@@ -62,11 +67,12 @@ def main():
                          cfg=TrainConfig(steps=100_000, time_limit_s=60 * a.minutes, threads=a.threads))
     timing = {"pixel_size_nm": 10.0, "fast_dwell_us": 0.5, "full_dwell_us": 2.0}
     out = {"benchmark": "sem_planner", "tile_px": a.tile, "budgets": list(BUDGETS),
-           "event_density_per_mpx": 40, "tta": a.tta}
+           "event_density_per_mpx": 40, "tta": a.tta,
+           "anomaly_weight": a.anomaly_weight}
     for name, fams, struct in (("heldout", ["dual_phase", "grains"], {"grain_px": 28}),
                                ("lamellar", ["lamellar"], {})):
         d = synthetic_set(fams, a.n, (256, 256), seed=90000, structure=struct)
-        learned, thresh, rand = [], [], []
+        learned, thresh, rand, anom, comb = [], [], [], [], []
         t0 = time.perf_counter()
         for i, lr in enumerate(d.fast):
             _, spread, prob = tta_predict(model, lr, n=a.tta)
@@ -74,11 +80,15 @@ def main():
                                           uncertainty_weight=a.uncertainty_weight))
             thresh.append(pl.threshold_scores(lr, scale=4, tile_px=a.tile))
             rand.append(pl.random_scores(lr.shape, scale=4, tile_px=a.tile, seed=i))
+            anom.append(pl.anomaly_scores(lr, scale=4, tile_px=a.tile))
+            comb.append(pl.rank_combine(learned[-1], anom[-1], weights=(1 - a.anomaly_weight, a.anomaly_weight)))
         score_s = (time.perf_counter() - t0) / len(d.fast)
         shape = d.clean[0].shape
         out[name] = {"learned": curve(learned, d.labels, a.tile, shape, timing),
                      "threshold": curve(thresh, d.labels, a.tile, shape, timing),
                      "random": curve(rand, d.labels, a.tile, shape, timing),
+                     "anomaly": curve(anom, d.labels, a.tile, shape, timing),
+                     "learned+anomaly": curve(comb, d.labels, a.tile, shape, timing),
                      "score_s_per_image": round(score_s, 2)}
     print(json.dumps(out))
 

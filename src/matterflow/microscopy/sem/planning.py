@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["tile_scores", "choose_tiles", "stage_path", "path_length", "acquisition_time", "merge",
-           "recall", "threshold_scores", "random_scores"]
+           "recall", "threshold_scores", "random_scores", "anomaly_map", "anomaly_scores", "rank_combine"]
 
 
 def tile_scores(prob_lr: np.ndarray, spread: np.ndarray | None, *, scale: int, tile_px: int,
@@ -135,3 +135,35 @@ def random_scores(shape_lr: tuple[int, int], *, scale: int, tile_px: int, seed: 
     t = tile_px // scale
     return np.random.default_rng(seed).uniform(size=(shape_lr[0] // t, shape_lr[1] // t))
 
+
+
+def anomaly_map(fast: np.ndarray, *, window: int = 9, sigma: float = 0.7) -> np.ndarray:
+    """Training-free event score per low-resolution pixel: the fast scan made of constant
+    shot-noise variance (square root of the counts, Anscombe-like), minus its local median
+    (``window`` px, a robust background that ignores small features), smoothed by a Gaussian
+    of ``sigma`` px (a matched filter for events about one fast-scan pixel large), in units
+    of its robust spread (MAD) over the image."""
+    from scipy import ndimage
+
+    v = np.sqrt(np.clip(np.asarray(fast, np.float64), 0, None))
+    r = v - ndimage.median_filter(v, size=window, mode="reflect")
+    if sigma > 0:
+        r = ndimage.gaussian_filter(r, sigma, mode="reflect")
+    r = np.abs(r)
+    return (r / (np.median(r) / 0.6745 + 1e-12)).astype(np.float32)
+
+
+def anomaly_scores(fast: np.ndarray, *, scale: int, tile_px: int, window: int = 9,
+                   sigma: float = 0.7) -> np.ndarray:
+    """Per tile, the largest :func:`anomaly_map` value under it."""
+    return _per_tile_max(anomaly_map(fast, window=window, sigma=sigma), tile_px // scale)
+
+
+def rank_combine(*scores: np.ndarray, weights: tuple[float, ...] | None = None) -> np.ndarray:
+    """Weighted mean of the scores' ranks (each rank / number of tiles, so 0..1): a combination
+    of scores on different scales (probabilities, noise units)."""
+    from scipy.stats import rankdata
+
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
+    out = sum(wi * rankdata(s.ravel()).reshape(s.shape) / s.size for wi, s in zip(w, scores, strict=True))
+    return np.asarray(out / w.sum(), np.float64)
