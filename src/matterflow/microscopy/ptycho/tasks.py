@@ -341,8 +341,11 @@ class TomoParams(Params):
     n_slices: int = Field(8, ge=1, le=256, description="multislice slices of the rotated volume")
     iterations: int = Field(20, ge=1, le=10000, description="joint passes over all tilts")
     batch_size: int = Field(64, ge=1, le=65536, description="positions per Adam step")
-    lr: float = Field(1e-3, gt=0, le=1, description="Adam step", json_schema_extra={"units": "rad"})
-    tv_weight: float = Field(1.0, ge=0, le=1e4, description="total-variation weight")
+    lr: float = Field(5e-4, gt=0, le=1, description="Adam step (one per tilt)",
+                      json_schema_extra={"units": "rad"})
+    tv_weight: float = Field(2.5e-4, ge=0, le=1e4, description="total-variation weight against "
+                             "the amplitude loss over the areal dose",
+                             json_schema_extra={"units": "Å²/rad"})
     baseline: bool = Field(True, description="also run the sequential baseline and multislice "
                            "ptychography alone (middle tilt)")
     baseline_iterations: int = Field(300, ge=1, le=100000, description="tomographic "

@@ -47,6 +47,7 @@ class TomoResult:
     losses: np.ndarray       # (iterations,)
     seconds: float
     ncc_history: np.ndarray  # (iterations,) NCC against truth (nan if none)
+    times: np.ndarray | None = None  # (iterations,) s since the start at each iteration's end
 
 
 def _check(counts, angles_deg):
@@ -78,6 +79,17 @@ def simulate_tilts(volume: torch.Tensor, angles_deg: Sequence[float] | np.ndarra
                                      pos, sampling_a, prop) for a in angles_deg])
 
 
+def _area_per_position(positions_a: np.ndarray) -> float:
+    """Median nearest-neighbour distance squared (Å²): the scan step² of a raster."""
+    p = np.asarray(positions_a, float)
+    if len(p) < 2:
+        return 1.0
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(p).query(p, k=2)
+    return float(max(np.median(d[:, 1]), 1e-6) ** 2)
+
+
 def total_variation(vol: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Isotropic total variation of a 3D array (sum over voxels)."""
     dz = vol[1:, :-1, :-1] - vol[:-1, :-1, :-1]
@@ -90,13 +102,25 @@ def joint_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarra
                      positions_a: np.ndarray, *,
                      shape: tuple[int, int, int], sampling_a: float, energy_ev: float,
                      n_slices: int, iterations: int = 20, batch_size: int = 64,
-                     lr: float = 1e-3, tv_weight: float = 1.0, seed: int = 0,
+                     lr: float = 5e-4, tv_weight: float = 2.5e-4, seed: int = 0,
                      truth: torch.Tensor | None = None,
-                     progress: Callable[[int, float], None] | None = None) -> TomoResult:
-    """Volume optimised directly from every tilt's patterns (amplitude loss + TV, ≥ 0)."""
+                     progress: Callable[[int, float], None] | None = None,
+                     lr_floor: float = 0.05) -> TomoResult:
+    """Volume optimised directly from every tilt's patterns (amplitude loss + TV, ≥ 0).
+
+    One Adam step per tilt: the gradient of that tilt's whole scan is accumulated over
+    mini-batches of ``batch_size`` positions (memory ∝ batch; the rotation is done once
+    per tilt), so the number and size of the steps do not depend on the number of
+    positions. The data term is ``Σ_positions Σ_pixels (√I_model − √I)² / N̄`` with
+    ``N̄`` the mean counts per pattern (dose-independent), the TV term
+    ``tv_weight · TV(volume)``. The rate decays by a cosine to ``lr_floor · lr``.
+    """
     c = _check(counts, angles_deg)
     t_n, n, w, _ = c.shape
     meas = torch.sqrt(torch.tensor(c))
+    # counts per pattern over the area per position (the areal dose): Σ (√I_m − √I)² / dose
+    # is then an integral over the scanned area, independent of dose and position density
+    norm = max(float(c.sum((2, 3)).mean()), 1e-30) / _area_per_position(positions_a)
     dz = sampling_a * shape[0] / n_slices
     prop = propagator(w, sampling_a, dz, energy_ev)
     pos = torch.as_tensor(np.asarray(positions_a), dtype=torch.float32)
@@ -104,33 +128,36 @@ def joint_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarra
     opt = torch.optim.Adam([vol], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     angles = [math.radians(a) for a in angles_deg]
-    losses, nccs = [], []
+    losses, nccs, times = [], [], []
     t0 = time.perf_counter()
     for it in range(iterations):
-        # cosine decay to 5 %: per-tilt steps pull different ways, a constant rate oscillates
-        opt.param_groups[0]["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it
-                                                                       / max(iterations, 1))))
+        # cosine decay: per-tilt steps pull different ways, a constant rate oscillates
+        opt.param_groups[0]["lr"] = lr * (lr_floor + (1 - lr_floor) * 0.5
+                                          * (1 + math.cos(math.pi * it / max(iterations, 1))))
         total = 0.0
         for ti in torch.randperm(t_n, generator=gen).tolist():
-            order = torch.randperm(n, generator=gen)
+            opt.zero_grad()
+            ph = volume_slices(rotate_volume(vol, angles[ti]), n_slices)
+            leaf = ph.detach().requires_grad_(True)
+            trans = torch.polar(torch.ones_like(leaf), leaf)
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
-                opt.zero_grad()
-                trans = _transmissions(vol, angles[ti], n_slices)
-                model = far_field(exit_waves(probe, trans, pos[idx], sampling_a, prop))
-                data = ((torch.sqrt(model + 1e-10) - meas[ti, idx]) ** 2).sum() / len(idx)
-                loss = data + tv_weight * total_variation(vol)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    vol.clamp_(min=0)
-                total += float(data.detach()) * len(idx)
-        losses.append(total / (t_n * n))
+                model = far_field(exit_waves(probe, trans, pos[i:i + batch_size], sampling_a,
+                                             prop))
+                data = ((torch.sqrt(model + 1e-10) - meas[ti, i:i + batch_size]) ** 2).sum() / norm
+                data.backward(retain_graph=i + batch_size < n)
+                total += float(data.detach())
+            ph.backward(leaf.grad)
+            (tv_weight * total_variation(vol)).backward()
+            opt.step()
+            with torch.no_grad():
+                vol.clamp_(min=0)
+        losses.append(total * norm / (t_n * n))
+        times.append(time.perf_counter() - t0)
         nccs.append(ncc(vol.detach().numpy(), truth.numpy()) if truth is not None else math.nan)
         if progress is not None:
             progress(len(losses), losses[-1])
     return TomoResult(vol.detach().numpy(), np.array(losses), time.perf_counter() - t0,
-                      np.array(nccs))
+                      np.array(nccs), np.array(times))
 
 
 def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
@@ -161,7 +188,7 @@ def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.n
     # the ptychographic phase has a free offset: fit it per tilt with the volume
     offset = torch.zeros(len(angles), requires_grad=True)
     opt.add_param_group({"params": [offset], "lr": lr * 10})
-    losses, nccs = [], []
+    losses, nccs, times = [], [], []
     for _ in range(tomo_iterations):
         opt.zero_grad()
         loss = sum((mask * (rotate_volume(vol, a).sum(0) + offset[k] - proj_t[k]) ** 2).sum()
@@ -171,9 +198,10 @@ def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.n
         with torch.no_grad():
             vol.clamp_(min=0)
         losses.append(float(loss.detach()))
+        times.append(time.perf_counter() - t0)
         nccs.append(ncc(vol.detach().numpy(), truth.numpy()) if truth is not None else math.nan)
     return TomoResult(vol.detach().numpy(), np.array(losses), time.perf_counter() - t0,
-                      np.array(nccs))
+                      np.array(nccs), np.array(times))
 
 
 def depth_fwhm(volume: np.ndarray, centre_zxy: Sequence[float] | np.ndarray, voxel_a: float) -> float:
