@@ -138,7 +138,7 @@ def tomo(
                                          "nanocube` (patterns, positions_a, angles_deg).")],
     out: OutDir = Path("ptycho-tomo"),
     iterations: Annotated[int, param_option(TomoParams, "iterations")] = 20,
-    tv_weight: Annotated[float, param_option(TomoParams, "tv_weight")] = 1.0,
+    tv_weight: Annotated[float, param_option(TomoParams, "tv_weight")] = 2.5e-4,
     baseline: Annotated[bool, typer.Option(help="Also run the sequential baseline.")] = True,
 ) -> None:
     """Joint ptychographic tomography of a tilt series (and the sequential baseline)."""

@@ -117,6 +117,17 @@ class SimulateParams(Params):
     tilt_max_deg: float = Field(60.0, ge=0, le=90, description="nanocube: tilts over ±this",
                                 json_schema_extra={"units": "deg"})
     n_slices: int = Field(8, ge=1, le=512, description="nanocube: multislice slices of the volume")
+    atoms_per_edge: int = Field(0, ge=0, le=16, description="nanocube: atoms per cube edge "
+                                "(0: 3, or 2 below 24 voxels)")
+    atom_jitter_vox: float = Field(0.0, ge=0, le=4, description="nanocube: std of seeded random "
+                                   "atom displacements (a second sample)",
+                                   json_schema_extra={"units": "voxel"})
+    oversample: int = Field(1, ge=1, le=4, description="nanocube: simulate on a grid this many "
+                            "times finer with as many times more slices, patterns cropped to "
+                            "the window (not the reconstruction's forward model)")
+    tilt_shift_a: float = Field(0.0, ge=0, le=10, description="nanocube: std of a seeded "
+                                "in-plane shift per tilt (the tilt nearest 0° unshifted)",
+                                json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the noise and the jitter")
 
 
@@ -132,6 +143,8 @@ class SimulatedData:
     isolated_atom: np.ndarray = quantity("voxel", "(3,) z, x, y of the isolated atom (nan: none)")
     probe_amplitude: np.ndarray = quantity("sqrt(counts)", "(W, W) probe amplitude")
     probe_phase: np.ndarray = quantity("rad", "(W, W) probe phase")
+    tilt_shifts_a: np.ndarray = quantity("Å", "(tilts, 2) in-plane shift of each tilt's "
+                                         "positions in the data (0: none)")
 
 
 @task("ptycho.simulate", params=SimulateParams, figures=_sim_figures)
@@ -163,32 +176,52 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
         if w > n:
             raise InputError(f"ptycho.simulate params.window {w} must be <= params.voxels {n} "
                              "for the nanocube")
-        vol, centres = samples.nanocube_volume(n, sigma_vox=1.2,
-                                                atoms_per_edge=3 if n >= 24 else 2)
+        o = p.oversample
+        # phase per fine voxel: the same atoms (0.6 rad each over a coarse pixel's area),
+        # so the fine projected phase equals the coarse one pointwise
+        vol, centres = samples.nanocube_volume(
+            n * o, sigma_vox=1.2 * o, spacing_vox=4.0 * o, jitter_vox=p.atom_jitter_vox * o,
+            phase_per_atom=0.6 * o ** 2,
+            atoms_per_edge=p.atoms_per_edge or (3 if n >= 24 else 2), seed=p.seed)
+        centres = (centres + 0.5) / o - 0.5
         margin = max(n // 8, 1)
         step = (n - 2 * margin) * dx / (p.scan - 1)
         nominal = raster_positions(p.scan, p.scan, step, origin_a=(margin * dx, margin * dx))
         angles = (np.linspace(-p.tilt_max_deg, p.tilt_max_deg, p.n_tilts) if p.n_tilts > 1
                   else np.zeros(1))
-        truth = vol
+        truth = samples.block_sum(vol, o) / o ** 2  # summed along z, averaged across
         iso = centres[-1]
     pos = nominal + (np.random.default_rng(p.seed + 1).normal(0, p.jitter_a, nominal.shape)
                      if p.jitter_a else 0.0)
+    shifts = np.zeros((len(angles), 2))
+    if p.tilt_shift_a and p.sample == "nanocube":
+        shifts = np.random.default_rng(p.seed + 2).normal(0, p.tilt_shift_a, shifts.shape)
+        shifts[int(np.argmin(np.abs(angles)))] = 0.0
     probe = probe_wave((w, w), (dx, dx), p.energy_ev, semiangle_mrad=p.semiangle_mrad,
                        defocus=p.defocus, cs=p.cs, astigmatism=p.astigmatism)
     if p.sample == "srtio3":
         inten = model.patterns(probe, model.transmission(v, p.energy_ev, dx),
                                torch.tensor(pos, dtype=torch.float32), dx,
                                model.propagator(w, dx, dz, p.energy_ev))[None]
-    else:
+    elif p.oversample == 1:
         inten = simulate_tilts(truth, angles, probe, pos, sampling_a=dx, energy_ev=p.energy_ev,
-                               n_slices=p.n_slices)
+                               n_slices=p.n_slices, shifts_a=shifts)
+    else:
+        o = p.oversample
+        fine = probe_wave((w * o, w * o), (dx / o, dx / o), p.energy_ev,
+                          semiangle_mrad=p.semiangle_mrad, defocus=p.defocus, cs=p.cs,
+                          astigmatism=p.astigmatism)
+        inten = simulate_tilts(vol, angles, fine, pos, sampling_a=dx / o, energy_ev=p.energy_ev,
+                               n_slices=p.n_slices * o, shifts_a=shifts)
+        # the same angular pixel; the detector keeps the central W × W pixels
+        c0 = (w * o) // 2 - w // 2
+        inten = inten[..., c0:c0 + w, c0:c0 + w]
     epp = model.dose_to_electrons(p.dose, step)
     counts = np.stack([model.poisson_counts(inten[k], epp, seed=p.seed + 10 * k)
                        for k in range(len(angles))])
     pw = (probe * math.sqrt(epp)).numpy()
     return SimulatedData(counts, pos, nominal, angles, float(dx), np.asarray(truth, np.float32),
-                         np.asarray(iso, float), np.abs(pw), np.angle(pw))
+                         np.asarray(iso, float), np.abs(pw), np.angle(pw), shifts)
 
 
 def load_patterns(path: Path, dataset: str | None = None) -> tuple[np.ndarray, dict]:

@@ -69,14 +69,20 @@ def _transmissions(vol, angle_rad, n_slices):
 
 def simulate_tilts(volume: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
                    positions_a: np.ndarray, *,
-                   sampling_a: float, energy_ev: float, n_slices: int) -> torch.Tensor:
-    """Noise-free intensities ``(tilts, positions, W, W)`` of a phase volume."""
+                   sampling_a: float, energy_ev: float, n_slices: int,
+                   shifts_a: np.ndarray | None = None) -> torch.Tensor:
+    """Noise-free intensities ``(tilts, positions, W, W)`` of a phase volume; ``shifts_a``
+    ``(tilts, 2)`` Å are added to the positions of each tilt (sample drift: the
+    probe lights ``positions + shift`` of the tilted volume)."""
     dz = sampling_a * volume.shape[0] / n_slices
     prop = propagator(probe.shape[-1], sampling_a, dz, energy_ev, dtype=volume.dtype)
     pos = torch.as_tensor(np.asarray(positions_a), dtype=volume.dtype)
+    sh = (torch.zeros(len(angles_deg), 2, dtype=volume.dtype) if shifts_a is None
+          else torch.as_tensor(np.asarray(shifts_a), dtype=volume.dtype))
     with torch.no_grad():
         return torch.stack([patterns(probe, _transmissions(volume, math.radians(a), n_slices),
-                                     pos, sampling_a, prop) for a in angles_deg])
+                                     pos + sh[k], sampling_a, prop)
+                            for k, a in enumerate(angles_deg)])
 
 
 def _area_per_position(positions_a: np.ndarray) -> float:
