@@ -384,6 +384,6 @@ def propose(
 
 
 # ternary systems: section, liquidus, section-propagate, section-propose
-from matterflow.calphad.ternary_cli import register as _register_ternary  # noqa: E402
+from matterflow.calphad import ternary_cli  # noqa: E402
 
-_register_ternary(app)
+app.add_typer(ternary_cli.app)

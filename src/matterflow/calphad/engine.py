@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
     from pycalphad import Database
 
-__all__ = ["BinaryModel", "load_database", "lower_hull", "Region", "Invariant",
+__all__ = ["BinaryModel", "CompiledPhases", "load_database", "lower_hull", "Region", "Invariant",
            "add_offset_parameters"]
 
 R_GAS = 8.314462618  # J/(mol K)
@@ -231,7 +231,112 @@ class Invariant:
         return f"{self.kind}:{'+'.join(self.phases)}"
 
 
-class BinaryModel:
+class CompiledPhases:
+    """What the binary and ternary models share: the phases of a database made of the chosen
+    components, database symbols kept free, and one compiled molar Gibbs energy per phase.
+
+    pycalphad builds each phase's ``GM``; the free parameters stay symbols, and symengine
+    compiles ``GM(T, site fractions..., parameters...)`` once (LLVM backend), so one
+    compiled function serves every posterior draw. A subclass sets ``components``, calls
+    :meth:`_select` and :meth:`_compile`, keeps its constructor arguments in
+    ``_init_args`` (it is rebuilt from them when unpickled) and its site-fraction grids in
+    ``_grids``.
+    """
+
+    database: Database
+    components: tuple[str, ...]
+    phases: tuple[str, ...]
+    parameter_names: tuple[str, ...]
+    default_parameters: np.ndarray
+    t_range: tuple[float, float]
+    _funcs: list
+    _grids: list[np.ndarray]
+    _init_args: dict
+
+    def _select(self, phases: Sequence[str] | None, parameters: Sequence[str]) -> list[str]:
+        """Check and set ``phases`` and the free parameters; returns the species (with VA)."""
+        dbf = self.database
+        species = list(self.components) + (["VA"] if "VA" in {str(e) for e in dbf.elements} else [])
+        avail = sorted(name for name, ph in dbf.phases.items()
+                       if all(any(str(s) in species for s in sub) for sub in ph.constituents))
+        chosen = avail if phases is None else [p.strip().upper() for p in phases]
+        for p in chosen:
+            if p not in avail:
+                raise InputError(f"phase {p!r} is not in the model; phases of "
+                                 f"{'-'.join(self.components)}: {', '.join(avail)}")
+        self.phases = tuple(chosen)
+        self.parameter_names = tuple(str(p) for p in parameters)
+        for p in self.parameter_names:
+            if p not in dbf.symbols:
+                known = sorted(s for s in dbf.symbols if s.upper().startswith("VV")) or \
+                    sorted(dbf.symbols)[:20]
+                raise InputError(f"parameter {p!r} is not a symbol of the database; "
+                                 f"known: {', '.join(known)}")
+        self.default_parameters = np.array(
+            [_symbol_value(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
+        return species
+
+    def _compile(self, mod):
+        """``GM(T, *site_fractions, *parameters)`` of one pycalphad ``Model`` at 1 atm, compiled."""
+        import symengine as se
+        from pycalphad import variables as v
+
+        expr = mod.GM.xreplace({v.P: 101325.0})
+        args = [v.T, *mod.site_fractions, *[se.Symbol(p) for p in self.parameter_names]]
+        try:
+            return se.Lambdify(args, [expr], backend="llvm")
+        except RuntimeError:  # complex round-off constants (magnetic terms): drop i*1e-16
+            cplx = [a for a in expr.atoms(se.Number) if a.is_complex and not a.is_real]
+            expr = expr.xreplace({a: se.RealDouble(complex(a).real) for a in cplx})
+            return se.Lambdify(args, [expr], backend="llvm")
+
+    def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
+        return {"database": self.database, **self._init_args}
+
+    def __setstate__(self, state):
+        db = state.pop("database")
+        self.__init__(db, **state)  # type: ignore[misc]
+
+    def params_array(self, params: ArrayLike | None = None) -> np.ndarray:
+        """The free parameters' values (the database's when ``params`` is None), checked."""
+        if params is None:
+            return self.default_parameters
+        p = np.asarray(params, dtype=float).ravel()
+        if p.size != len(self.parameter_names):
+            raise InputError(f"parameters: expected {len(self.parameter_names)} values "
+                             f"({', '.join(self.parameter_names)}); got {p.size}")
+        return p
+
+    def check_temperature(self, temperature: ArrayLike) -> None:
+        """InputError unless every temperature (K) lies in ``t_range``."""
+        t = np.atleast_1d(np.asarray(temperature, dtype=float))
+        lo, hi = self.t_range
+        bad = t[(t < lo) | (t > hi) | ~np.isfinite(t)]
+        if bad.size:
+            raise InputError(f"temperature {bad[0]:g} K is outside the model's range "
+                             f"[{lo:g}, {hi:g}] K")
+
+    def _gibbs(self, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Molar Gibbs energy (J/mol of atoms) of every grid point, shape (n_T, n_points)."""
+        n_points = sum(len(y) for y in self._grids)
+        out = np.empty((len(t), n_points))
+        col = 0
+        for f, y in zip(self._funcs, self._grids, strict=True):
+            n = len(y)
+            args = np.empty((len(t), n, 1 + y.shape[1] + len(p)))
+            args[:, :, 0] = t[:, None]
+            args[:, :, 1:1 + y.shape[1]] = y[None]
+            args[:, :, 1 + y.shape[1]:] = p
+            out[:, col:col + n] = np.asarray(f(args.reshape(-1, args.shape[-1]))).reshape(len(t), n)
+            col += n
+        if not np.all(np.isfinite(out)):
+            from matterflow.core.errors import ComputeError
+            raise ComputeError("Gibbs energy is not finite at some grid points "
+                               f"(T in [{t.min():g}, {t.max():g}] K; parameters {p.tolist()})")
+        return out
+
+
+class BinaryModel(CompiledPhases):
     """Compiled Gibbs energies of all phases of a binary, with free parameters.
 
     Parameters
@@ -256,9 +361,7 @@ class BinaryModel:
     def __init__(self, database: Database | str | Path, components: Sequence[str] | None = None,
                  phases: Sequence[str] | None = None, parameters: Sequence[str] = (), n_grid: int = 400,
                  t_range: tuple[float, float] = (298.15, 3000.0)) -> None:
-        import symengine as se
         from pycalphad import Model
-        from pycalphad import variables as v
 
         self.database = load_database(database)
         dbf = self.database
@@ -272,46 +375,20 @@ class BinaryModel:
             raise InputError(f"components: need two of the database's elements {elements}; "
                              f"got {components}")
         self.components = tuple(components)
-        comps = list(components) + (["VA"] if "VA" in {str(e) for e in dbf.elements} else [])
-        avail = sorted(name for name, ph in dbf.phases.items()
-                       if all(any(str(s) in comps for s in sub) for sub in ph.constituents))
-        if phases is None:
-            phases = avail
-        phases = [p.upper() for p in phases]
-        for p in phases:
-            if p not in avail:
-                raise InputError(f"phase {p!r} is not in the model; phases of "
-                                 f"{'-'.join(components)}: {', '.join(avail)}")
-        self.phases = tuple(phases)
-        self.parameter_names = tuple(str(p) for p in parameters)
-        for p in self.parameter_names:
-            if p not in dbf.symbols:
-                known = sorted(s for s in dbf.symbols if s.upper().startswith("VV")) or \
-                    sorted(dbf.symbols)[:20]
-                raise InputError(f"parameter {p!r} is not a symbol of the database; "
-                                 f"known: {', '.join(known)}")
-        self.default_parameters = np.array(
-            [_symbol_value(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
+        comps = self._select(phases, parameters)
         self.t_range = (float(t_range[0]), float(t_range[1]))
         self.n_grid = int(n_grid)
-        psyms = [se.Symbol(p) for p in self.parameter_names]
         self._funcs, self._points, self._x, self._phase_of = [], [], [], []
         for i, name in enumerate(self.phases):
             mod = Model(dbf, comps, name, parameters=list(self.parameter_names))
             y_grid, x_b = self._internal_grid(mod)
-            expr = mod.GM.xreplace({v.P: 101325.0})
-            args = [v.T, *mod.site_fractions, *psyms]
-            try:
-                self._funcs.append(se.Lambdify(args, [expr], backend="llvm"))
-            except RuntimeError:  # complex round-off constants (magnetic terms): drop i*1e-16
-                cplx = [a for a in expr.atoms(se.Number) if a.is_complex and not a.is_real]
-                expr = expr.xreplace({a: se.RealDouble(complex(a).real) for a in cplx})
-                self._funcs.append(se.Lambdify(args, [expr], backend="llvm"))
+            self._funcs.append(self._compile(mod))
             self._points.append(y_grid)
             self._x.append(x_b)
             self._phase_of.append(np.full(len(x_b), i))
         self.x_all = np.concatenate(self._x)
         self.phase_all = np.concatenate(self._phase_of)
+        self._grids = self._points
         self.n_points = len(self.x_all)
         self.x_order = np.argsort(self.x_all, kind="stable")
         # largest spacing of each phase's own x points: a longer hull edge between two
@@ -320,13 +397,6 @@ class BinaryModel:
                                   for x in self._x])
         self._init_args = dict(components=components, phases=phases, parameters=parameters,
                                n_grid=n_grid, t_range=t_range)
-
-    def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
-        return {"database": self.database, **self._init_args}
-
-    def __setstate__(self, state):
-        db = state.pop("database")
-        self.__init__(db, **state)
 
     # ------------------------------------------------------------------ grids
     def _internal_grid(self, mod) -> tuple[np.ndarray, np.ndarray]:
@@ -373,42 +443,10 @@ class BinaryModel:
         return y, x_b
 
     # ------------------------------------------------------------------ energies
-    def check_temperature(self, temperature: ArrayLike) -> None:
-        t = np.atleast_1d(np.asarray(temperature, dtype=float))
-        lo, hi = self.t_range
-        bad = t[(t < lo) | (t > hi) | ~np.isfinite(t)]
-        if bad.size:
-            raise InputError(f"temperature {bad[0]:g} K is outside the model's range "
-                             f"[{lo:g}, {hi:g}] K")
-
-    def params_array(self, params: ArrayLike | None = None) -> np.ndarray:
-        if params is None:
-            return self.default_parameters
-        p = np.asarray(params, dtype=float).ravel()
-        if p.size != len(self.parameter_names):
-            raise InputError(f"parameters: expected {len(self.parameter_names)} values "
-                             f"({', '.join(self.parameter_names)}); got {p.size}")
-        return p
-
     def energies(self, temperatures: ArrayLike, params: ArrayLike | None = None) -> np.ndarray:
         """Molar Gibbs energy (J/mol of atoms) of every grid point, shape (n_T, n_points)."""
-        t = np.atleast_1d(np.asarray(temperatures, dtype=float))
-        p = self.params_array(params)
-        out = np.empty((len(t), self.n_points))
-        col = 0
-        for f, y in zip(self._funcs, self._points, strict=False):
-            n = len(y)
-            args = np.empty((len(t), n, 1 + y.shape[1] + len(p)))
-            args[:, :, 0] = t[:, None]
-            args[:, :, 1:1 + y.shape[1]] = y[None]
-            args[:, :, 1 + y.shape[1]:] = p
-            out[:, col:col + n] = np.asarray(f(args.reshape(-1, args.shape[-1]))).reshape(len(t), n)
-            col += n
-        if not np.all(np.isfinite(out)):
-            from matterflow.core.errors import ComputeError
-            raise ComputeError("Gibbs energy is not finite at some grid points "
-                               f"(T in [{t.min():g}, {t.max():g}] K; parameters {p.tolist()})")
-        return out
+        return self._gibbs(np.atleast_1d(np.asarray(temperatures, dtype=float)),
+                           self.params_array(params))
 
     # ------------------------------------------------------------------ equilibrium
     def hull(self, temperature: float, params: ArrayLike | None = None, g_row: np.ndarray | None = None

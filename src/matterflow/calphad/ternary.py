@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
-from matterflow.calphad.engine import R_GAS, composition_grid, load_database
+from matterflow.calphad.engine import R_GAS, CompiledPhases, composition_grid, load_database
 from matterflow.core.errors import ComputeError, InputError
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class LiquidusProjection:
     temperatures_k: np.ndarray  # scan temperatures
 
 
-class TernaryModel:
+class TernaryModel(CompiledPhases):
     """Compiled Gibbs energies of all phases of a ternary A-B-C, with free parameters.
 
     Parameters
@@ -264,11 +264,7 @@ class TernaryModel:
                  phases: Sequence[str] | None = None, parameters: Sequence[str] = (),
                  n_grid: int = 60, t_range: tuple[float, float] = (298.15, 6000.0),
                  liquid: str = "LIQUID", max_points: int = 40000) -> None:
-        import symengine as se
         from pycalphad import Model
-        from pycalphad import variables as v
-
-        from matterflow.calphad.engine import _symbol_value
 
         self.database = dbf = load_database(database)
         elements = sorted(str(e) for e in dbf.elements if str(e) not in ("VA", "/-"))
@@ -277,26 +273,11 @@ class TernaryModel:
             raise InputError(f"components: need three different elements of the database "
                              f"{elements}; got {list(components)}")
         self.components = (comps[0], comps[1], comps[2])
-        species = comps + (["VA"] if "VA" in {str(e) for e in dbf.elements} else [])
-        avail = sorted(name for name, ph in dbf.phases.items()
-                       if all(any(str(s) in species for s in sub) for sub in ph.constituents))
-        phases = avail if phases is None else [p.strip().upper() for p in phases]
-        for p in phases:
-            if p not in avail:
-                raise InputError(f"phase {p!r} is not in the model; phases of "
-                                 f"{'-'.join(comps)}: {', '.join(avail)}")
-        self.phases = tuple(phases)
+        species = self._select(phases, parameters)
         self.liquid = liquid.upper()
-        self.parameter_names = tuple(str(p) for p in parameters)
-        for p in self.parameter_names:
-            if p not in dbf.symbols:
-                raise InputError(f"parameter {p!r} is not a symbol of the database")
-        self.default_parameters = np.array(
-            [_symbol_value(dbf.symbols[p]) for p in self.parameter_names], dtype=float)
         self.t_range = (float(t_range[0]), float(t_range[1]))
         self.n_grid = int(n_grid)
         self.max_points = int(max_points)
-        psyms = [se.Symbol(p) for p in self.parameter_names]
         self._funcs: list = []
         self._y: list[np.ndarray] = []
         xs, owner, tol = [], [], []
@@ -307,19 +288,12 @@ class TernaryModel:
         for i, name in enumerate(self.phases):
             mod = Model(dbf, species, name, parameters=list(self.parameter_names))
             y, x = self._internal_grid(mod)
-            expr = mod.GM.xreplace({v.P: 101325.0})
-            args = [v.T, *mod.site_fractions, *psyms]
-            try:
-                fn = se.Lambdify(args, [expr], backend="llvm")
-            except RuntimeError:  # complex round-off constants (magnetic terms)
-                cplx = [a for a in expr.atoms(se.Number) if a.is_complex and not a.is_real]
-                expr = expr.xreplace({a: se.RealDouble(complex(a).real) for a in cplx})
-                fn = se.Lambdify(args, [expr], backend="llvm")
-            self._funcs.append(fn)
+            self._funcs.append(self._compile(mod))
             self._y.append(y)
             xs.append(x)
             owner.append(np.full(len(x), i))
             tol.append(_spacing(x) * 3.0 + 1e-9)
+        self._grids = self._y
         self.x_all = np.concatenate(xs)  # (n_points, 2): x_B, x_C
         self.phase_all = np.concatenate(owner)
         self.n_points = len(self.x_all)
@@ -328,13 +302,6 @@ class TernaryModel:
         self._init_args = dict(components=comps, phases=phases, parameters=parameters,
                                n_grid=n_grid, t_range=t_range, liquid=liquid,
                                max_points=max_points)
-
-    def __getstate__(self):  # compiled functions do not pickle: rebuild on the other side
-        return {"database": self.database, **self._init_args}
-
-    def __setstate__(self, state):
-        db = state.pop("database")
-        self.__init__(db, **state)
 
     # ------------------------------------------------------------------ grids
     def _internal_grid(self, mod) -> tuple[np.ndarray, np.ndarray]:
@@ -385,37 +352,10 @@ class TernaryModel:
         return y, moles[:, 1:]
 
     # ------------------------------------------------------------------ energies
-    def params_array(self, params: ArrayLike | None = None) -> np.ndarray:
-        if params is None:
-            return self.default_parameters
-        p = np.asarray(params, dtype=float).ravel()
-        if p.size != len(self.parameter_names):
-            raise InputError(f"parameters: expected {len(self.parameter_names)} values "
-                             f"({', '.join(self.parameter_names)}); got {p.size}")
-        return p
-
-    def check_temperature(self, temperature: float) -> None:
-        lo, hi = self.t_range
-        if not (np.isfinite(temperature) and lo <= temperature <= hi):
-            raise InputError(f"temperature {temperature:g} K is outside the model's range "
-                             f"[{lo:g}, {hi:g}] K")
-
     def energies(self, temperature: float, params: ArrayLike | None = None) -> np.ndarray:
         """Molar Gibbs energy (J/mol of atoms) of every grid point at T, shape (n_points,)."""
         self.check_temperature(temperature)
-        p = self.params_array(params)
-        out = []
-        for f, y in zip(self._funcs, self._y, strict=True):
-            args = np.empty((len(y), 1 + y.shape[1] + len(p)))
-            args[:, 0] = temperature
-            args[:, 1:1 + y.shape[1]] = y
-            args[:, 1 + y.shape[1]:] = p
-            out.append(np.asarray(f(args)).reshape(len(y)))
-        g = np.concatenate(out)
-        if not np.all(np.isfinite(g)):
-            raise ComputeError(f"Gibbs energy is not finite at some grid points (T = "
-                               f"{temperature:g} K; parameters {p.tolist()})")
-        return g
+        return self._gibbs(np.array([float(temperature)]), self.params_array(params))[0]
 
     # ------------------------------------------------------------------ hull
     def _lower_hull(self, x: np.ndarray, g: np.ndarray, temperature: float) -> np.ndarray:

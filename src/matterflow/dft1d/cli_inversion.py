@@ -243,6 +243,10 @@ def train_fno(
         "--residual-weight", min=0.0,
         help="γ: weight each sample's loss by 1 + γ r/mean(r), r its current density residual "
              "∫|n(v_pred) - n|/N (needs --density-weight > 0). 0: off.")] = 0.0,
+    gap_floor: Annotated[float, typer.Option(
+        "--gap-floor", min=0.0,
+        help="Ha, density_l1 only: clip level spacings below this floor in the gradient of the exact KS density "
+             "(bounds its 1/gap growth for near-degenerate samples; the loss itself stays exact). 0: exact.")] = 0.0,
     deterministic: Annotated[bool, typer.Option(
         "--deterministic/--no-deterministic",
         help="torch deterministic algorithms while training (same command + seed -> same model).")] = True,
@@ -290,6 +294,7 @@ def train_fno(
                                         density_warmup=density_warmup,
                                         grad_clip=grad_clip or None, init=init,
                                         symmetrise=symmetrise, residual_weight=residual_weight,
+                                        gap_floor=gap_floor,
                                         deterministic=deterministic,
                                         spin=ds.attrs.get("spin", "singlet"))
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +326,7 @@ def train_fno(
         "n_parameters": model.n_parameters_,
         "density_weight": density_weight, "physics_loss": physics_loss, "exact_hx": exact_hx,
         "density_warmup": density_warmup, "symmetrise": symmetrise,
-        "residual_weight": residual_weight, "deterministic": deterministic, "seed": seed,
+        "residual_weight": residual_weight, "gap_floor": gap_floor, "deterministic": deterministic, "seed": seed,
         "init_model": str(init_model) if init_model else None,
         "final_train_density_loss": (model.density_loss_history_[-1]
                                      if model.density_loss_history_ else None),

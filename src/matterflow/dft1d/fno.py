@@ -98,6 +98,10 @@ class DensityToPotentialFNO:
         ``1 + γ r_i / mean(r)`` (normalised to mean 1), ``r_i = ∫|n[v_pred] - n| dx / N`` of
         the batch's current prediction (no gradient through the weight), so the samples whose
         predicted potential misplaces charge count more; 0: off
+    gap_floor : Ha, for ``physics_loss="density_l1"``: the backward pass of the exact KS
+        density clips every level spacing ``|ε_i - ε_j|`` at this floor (sign kept), bounding
+        the ~1/gap gradient of near-degenerate samples (the forward density and the loss stay
+        exact; :class:`matterflow.dft1d.ks_torch.KSDensity`); 0: the exact gradient
     deterministic : train with ``torch.use_deterministic_algorithms(True)`` (restored after);
         with the seeded initialisation and batch order, the same data, settings and seed give
         the same weights on the same machine (to float32 rounding; ``threads`` must be the same)
@@ -113,7 +117,7 @@ class DensityToPotentialFNO:
                  n_electrons: int = 2, spin: Literal["unpolarised", "polarised"] = "unpolarised",
                  exact_hx: bool = False, softening: float = 1.0, warm_start: bool = False,
                  symmetrise: bool = False, residual_weight: float = 0.0,
-                 deterministic: bool = True):
+                 deterministic: bool = True, gap_floor: float = 0.0):
         self.n_modes = n_modes
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
@@ -136,6 +140,7 @@ class DensityToPotentialFNO:
         self.symmetrise = symmetrise
         self.residual_weight = residual_weight
         self.deterministic = deterministic
+        self.gap_floor = gap_floor
 
     def _apply(self, net: Any, xin: Any) -> Any:
         """``net(xin)``, or its mirror-symmetrised form (one batched call) if ``symmetrise``."""
@@ -225,7 +230,8 @@ class DensityToPotentialFNO:
                 vext_t = torch.as_tensor(np.asarray(v_ext, float), dtype=torch.float64)
             else:
                 vext_t = torch.zeros(d.shape, dtype=torch.float64)
-            ks = KSDensity(x, occupations_for(self.n_electrons, self.spin))
+            ks = KSDensity(x, occupations_for(self.n_electrons, self.spin),
+                           gap_floor=float(self.gap_floor))
             dens_t = torch.as_tensor(d, dtype=torch.float64)
             hx_t = torch.as_tensor(self._hx(d) + np.zeros(d.shape), dtype=torch.float64)
             if self.physics_loss == "wu_yang":  # W at the exact potential: the maximum
@@ -349,6 +355,8 @@ class DensityToPotentialFNO:
             raise InputError(f"target: accepted 'v_hxc', 'v_ks'; got {self.target!r}")
         if not (isinstance(self.residual_weight, int | float) and self.residual_weight >= 0):
             raise InputError(f"residual_weight: must be >= 0; got {self.residual_weight!r}")
+        if not (isinstance(self.gap_floor, int | float) and self.gap_floor >= 0):
+            raise InputError(f"gap_floor: a level spacing >= 0 Ha; got {self.gap_floor!r}")
         if self.residual_weight > 0 and not self.density_weight > 0:
             raise InputError("residual_weight: the density-residual weighting needs the density "
                              f"term (density_weight > 0); got density_weight={self.density_weight!r}")
@@ -396,7 +404,7 @@ class DensityToPotentialFNO:
                                               "density_warmup", "grad_clip", "target",
                                               "n_electrons", "spin", "exact_hx", "softening",
                                               "warm_start", "symmetrise", "residual_weight",
-                                              "deterministic")}
+                                              "deterministic", "gap_floor")}
         meta = {"hyper": hyper, "n_points": int(self.n_points_),
                 "out_std": float(self.out_std_),
                 "loss_history": [float(v) for v in self.loss_history_]}

@@ -268,6 +268,10 @@ class TrainFNOParams(Params):
     residual_weight: float = Field(0.0, ge=0, le=1e3, description="γ: weight each sample's loss "
                                    "by 1 + γ r/mean(r), r its density residual (needs "
                                    "density_weight > 0; dimensionless); 0: off")
+    gap_floor: float = Field(0.0, ge=0, le=10, description="density_l1 only: level spacings "
+                             "below this floor are clipped in the gradient of the exact KS "
+                             "density (bounds the 1/gap response); 0: the exact gradient",
+                             json_schema_extra={"units": "Ha"})
     n_timing: int = Field(20, ge=1, le=10_000, description="test densities inverted numerically "
                           "to time the inversion against the FNO")
     n_examples: int = Field(4, ge=1, le=64, description="test (and ood) samples kept for figures")
@@ -378,7 +382,7 @@ def train_fno(x: np.ndarray, v_ext: np.ndarray, density: np.ndarray, v_hxc: np.n
         density_weight=params.density_weight, density_warmup=params.density_warmup,
         physics_loss=params.physics_loss, spin=params.spin,
         exact_hx=params.exact_hx and params.target == "v_hxc", symmetrise=params.symmetrise,
-        residual_weight=params.residual_weight)
+        residual_weight=params.residual_weight, gap_floor=params.gap_floor)
     k = min(params.n_examples, len(rep.test_index))
     te = rep.test_index[:k]
     ko = min(params.n_examples, len(rep.ood_index))

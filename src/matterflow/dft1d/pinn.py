@@ -19,27 +19,23 @@ orbital and R gains ``−v_Hx[φ] c − (v_Hx[φ] − v_Hx[ψ₀]) ψ₀``, the 
 ``v_Hx = ∫|φ|² w dx'`` done by quadrature on a randomly shifted uniform grid
 of ``_N_QUAD`` points at each sampled time.
 
-Training: Adam on fresh random collocation points every step (time drawn in
+Training (:class:`~matterflow.dft1d.pinn_base.ParametricPINN`, shared with the
+TDKS PINN): Adam on fresh random collocation points every step (time drawn in
 equal strata), with *causal weights* (Wang, Sankaran & Perdikaris 2022):
 stratum k weighs ``exp(−ε Σ_{j<k} L_j)``, so late times are learned only
 once earlier ones are; then an L-BFGS finish on a fixed point set.
-
-The class follows scikit-learn: ``__init__`` stores the settings, ``fit``
-trains and returns ``self``, learned state ends in ``_``.
 """
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from matterflow.core.errors import ComputeError, InputError, NotFittedError
-from matterflow.dft1d.tdse import TDSESetup, grid, ground_state, setup_of
+from matterflow.core.errors import InputError
+from matterflow.dft1d.pinn_base import ParametricPINN, break_even_queries
+from matterflow.dft1d.tdse import TDSESetup, grid, ground_state, setup_of, well_potential
 
 __all__ = ["TDSEPINN", "compare_with_reference", "break_even_queries"]
 
@@ -49,7 +45,7 @@ _PARAM_NAMES = ("potential", "omega0", "charge", "softening", "omega", "t_final"
                 "learning_rate", "batch_size", "n_time_bins", "causal_eps", "seed", "n_threads")
 
 
-PINN_FORMAT = "matterflow.dft1d.TDSEPINN/2"  # torch.save of tensors + JSON text
+PINN_FORMAT = "matterflow.dft1d.TDSEPINN/2"  # torch.save of tensors + JSON text (pinn_base)
 _PINN_FORMAT_1 = "matterflow.dft1d.TDSEPINN/1"  # numpy arrays pickled: --trust-pickle only
 
 _N_QUAD = 64   # x quadrature points per sampled time for the two-electron v_Hx
@@ -86,7 +82,7 @@ def _build_net(width: int, depth: int, n_fourier: int):
     return Net()
 
 
-class TDSEPINN:
+class TDSEPINN(ParametricPINN):
     """Parametric PINN ``(x, t, E₀) → ψ`` for one electron driven by ``E₀ sin(ωt)``.
 
     Parameters
@@ -117,6 +113,11 @@ class TDSEPINN:
         Torch CPU threads while training (0 keeps torch's setting; default 1, which was
         the fastest on a shared 2-core machine).
     """
+
+    FORMAT = PINN_FORMAT
+    _PARAM_NAMES = _PARAM_NAMES
+    _BATCH_PARAM = "batch_size"
+    _WHAT = "a saved TDSEPINN model (from `matterflow dft1d pinn --save` or dft1d.pinn_train)"
 
     def __init__(self, potential: str = "harmonic", omega0: float = 1.0, charge: float = 1.0,
                  softening: float = 1.0, omega: float = 1.0, t_final: float = 2.0,
@@ -150,10 +151,6 @@ class TDSEPINN:
         self.n_threads = n_threads
 
     # ------------------------------------------------------------------ settings
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {k: getattr(self, k) for k in _PARAM_NAMES}
-
     @property
     def setup(self) -> TDSESetup:
         """The physical problem (validated)."""
@@ -172,6 +169,12 @@ class TDSEPINN:
         if not self.learning_rate > 0 or self.causal_eps < 0:
             raise InputError("learning_rate must be > 0 and causal_eps >= 0; got "
                              f"{self.learning_rate!r}, {self.causal_eps!r}")
+
+    def _init_model(self) -> None:
+        """Validate, solve for the ground state and build a fresh network."""
+        self._validate()
+        self._init_ground_state()
+        self.model_ = _build_net(int(self.width), int(self.depth), int(self.n_fourier))
 
     # ------------------------------------------------------------------ ground state
     def _init_ground_state(self) -> None:
@@ -232,11 +235,8 @@ class TDSEPINN:
         return r_re, r_im
 
     def _potential_torch(self, x):
-        import torch
-
-        if self.potential == "harmonic":
-            return 0.5 * self.omega0**2 * x**2
-        return -self.charge / torch.sqrt(x**2 + self.softening**2)
+        return well_potential(self.potential, x, omega0=self.omega0, charge=self.charge,
+                              softening=self.softening)
 
     def _sample(self, rng: np.random.Generator, n: int):
         """Collocation points: x uniform, t in equal strata (sorted by stratum), E₀ uniform."""
@@ -256,7 +256,7 @@ class TDSEPINN:
         e = rng.uniform(self.e0_min, self.e0_max, nb * per)
         xte = torch.tensor(np.stack([x, t, e], axis=1), dtype=torch.float32)
         psi0 = torch.tensor(self.psi0(x), dtype=torch.float32)
-        return xte, psi0, per
+        return (xte, psi0), per
 
     def _sample_grid(self, rng: np.random.Generator, n: int):
         """Two electrons: per sampled time, a uniform x grid of ``_N_QUAD`` points, randomly shifted."""
@@ -271,90 +271,13 @@ class TDSEPINN:
         x = x.ravel()
         xte = torch.tensor(np.stack([x, np.repeat(t, n_q), np.repeat(e, n_q)], axis=1),
                            dtype=torch.float32)
-        return xte, torch.tensor(self.psi0(x), dtype=torch.float32), k * n_q
+        return (xte, torch.tensor(self.psi0(x), dtype=torch.float32)), k * n_q
 
-    def _loss(self, xte, psi0, per: int):
-        """Causally weighted mean squared residual; also the plain mean."""
-        import torch
-
-        r_re, r_im = self._residual(xte, psi0)
-        sq = (r_re**2 + r_im**2).reshape(self.n_time_bins, per).mean(dim=1)
-        if self.causal_eps > 0:
-            with torch.no_grad():
-                w = torch.exp(-self.causal_eps * torch.cumsum(
-                    torch.cat([sq.new_zeros(1), sq[:-1]]), dim=0))
-            return (w * sq).mean(), sq.mean()
-        return sq.mean(), sq.mean()
-
-    # ------------------------------------------------------------------ training
-    def fit(self, progress: Callable[[int, int, float], None] | None = None) -> TDSEPINN:
-        """Train the network; ``progress(step, total_steps, loss)`` is called along the way.
-
-        Returns
-        -------
-        self
-        """
-        import torch
-
-        self._validate()
-        self._init_ground_state()
-        old_threads = torch.get_num_threads()
-        if self.n_threads:
-            torch.set_num_threads(int(self.n_threads))
-        try:
-            torch.manual_seed(self.seed)
-            rng = np.random.default_rng(self.seed)
-            self.model_ = _build_net(int(self.width), int(self.depth), int(self.n_fourier))
-            history: list[float] = []
-            total = int(self.adam_steps) + int(self.lbfgs_steps)
-            start = time.perf_counter()
-            if self.adam_steps:
-                opt = torch.optim.Adam(self.model_.parameters(), lr=self.learning_rate)
-                sched = torch.optim.lr_scheduler.ExponentialLR(
-                    opt, gamma=0.1 ** (1.0 / max(1, self.adam_steps)))
-                for step in range(int(self.adam_steps)):
-                    xte, psi0, per = self._sample(rng, int(self.batch_size))
-                    loss, plain = self._loss(xte, psi0, per)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    history.append(float(plain.detach()))
-                    if progress is not None:
-                        progress(step + 1, total, history[-1])
-            if self.lbfgs_steps:
-                xte, psi0, per = self._sample(rng, 4 * int(self.batch_size))
-                opt = torch.optim.LBFGS(self.model_.parameters(), lr=1.0, max_iter=20,
-                                        history_size=50, line_search_fn="strong_wolfe")
-                done = 0
-                while done < self.lbfgs_steps:
-                    def closure():
-                        opt.zero_grad()
-                        loss, _ = self._loss(xte.detach().clone(), psi0, per)
-                        loss.backward()
-                        return loss
-                    opt.step(closure)
-                    done += 20
-                    _, plain = self._loss(xte.detach().clone(), psi0, per)
-                    history.append(float(plain.detach()))
-                    if progress is not None:
-                        progress(int(self.adam_steps) + min(done, int(self.lbfgs_steps)), total,
-                                 history[-1])
-            self.fit_time_s_ = time.perf_counter() - start
-            self.loss_history_ = np.asarray(history)
-        finally:
-            torch.set_num_threads(old_threads)
-        if not np.all(np.isfinite(self.loss_history_)):
-            raise ComputeError("PINN training diverged: the residual loss became NaN/inf; "
-                               "lower learning_rate")
-        self.model_.eval()
-        return self
+    def _squared_residual(self, batch):
+        r_re, r_im = self._residual(*batch)
+        return r_re**2 + r_im**2
 
     # ------------------------------------------------------------------ prediction
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this TDSEPINN is not trained yet: call fit() or load()")
-
     def _check_e0(self, e0: float) -> None:
         if not (self.e0_min - 1e-12 <= e0 <= self.e0_max + 1e-12):
             raise InputError(f"e0: {e0!r} is outside the trained range "
@@ -394,90 +317,15 @@ class TDSEPINN:
         return self.n_electrons * np.abs(self.predict_psi(x, t, e0)) ** 2
 
     def residual_loss(self, n_points: int = 4096, seed: int = 123) -> float:
-        """Mean squared TDSE residual (no causal weights) on fresh random points."""
-        self._check_fitted()
-        xte, psi0, per = self._sample(np.random.default_rng(seed), n_points)
-        _, plain = self._loss(xte, psi0, per)
-        return float(plain.detach())
+        """Mean squared TDSE residual (no causal weights) on ``n_points`` fresh random points."""
+        return self._residual_on(n_points, seed)
 
-    # ------------------------------------------------------------------ persistence
-    def to_bytes(self) -> bytes:
-        """The trained model as bytes: a ``torch.save`` file of tensors and JSON text.
-
-        ``{"format": FORMAT, "meta": JSON (params, fit_time_s), "state": state dict,
-        "loss_history": float64 tensor}``: read back with ``weights_only=True``.
-        """
-        import json
-
-        import torch
-
-        self._check_fitted()
-        meta = {"params": {k: (float(v) if isinstance(v, np.floating) else
-                               int(v) if isinstance(v, np.integer) else v)
-                           for k, v in self.get_params().items()},
-                "fit_time_s": float(self.fit_time_s_)}
-        buf = io.BytesIO()
-        torch.save({"format": PINN_FORMAT, "meta": json.dumps(meta),
-                    "state": self.model_.state_dict(),
-                    "loss_history": torch.as_tensor(np.asarray(self.loss_history_, dtype=float))},
-                   buf)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "model",
-                   trust_pickle: bool = False) -> TDSEPINN:
-        """Rebuild a trained model written by :meth:`to_bytes` (``where`` names it in errors).
-
-        Nothing is unpickled: the file is read with ``torch.load(weights_only=True)``. An
-        old-format file (``TDSEPINN/1``, numpy arrays pickled) loads only with
-        ``trust_pickle``.
-        """
-        import json
-
-        from matterflow.core.safeload import load_torch
-
-        what = "a saved TDSEPINN model (from `matterflow dft1d pinn --save` or dft1d.pinn_train)"
-        blob = load_torch(bytes(data), source=where, what=what, trust_pickle=trust_pickle)
-        fmt = blob.get("format") if isinstance(blob, dict) else None
-        try:
-            if fmt == PINN_FORMAT:
-                meta = json.loads(blob["meta"])
-                params, fit_time = meta["params"], meta["fit_time_s"]
-                history = blob["loss_history"].numpy()
-            elif fmt == _PINN_FORMAT_1 and trust_pickle:
-                params, fit_time = blob["params"], blob["fit_time_s"]
-                history = np.asarray(blob["loss_history"])
-            else:
-                raise InputError(f"{where}: not {what} (format tag {fmt!r}; accepted "
-                                 f"{PINN_FORMAT!r})")
-            model = cls(**params)
-            model._init_ground_state()
-            model.model_ = _build_net(int(model.width), int(model.depth), int(model.n_fourier))
-            model.model_.load_state_dict(blob["state"])
-        except InputError:
-            raise
-        except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
-            raise InputError(f"{where}: not {what} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
-        model.model_.eval()
-        model.loss_history_ = np.asarray(history, dtype=float)
-        model.fit_time_s_ = float(fit_time)
-        return model
-
-    def save(self, path: str | Path) -> Path:
-        """Write the trained model to ``path`` (appears only when complete); returns the path."""
-        from matterflow.core.store import atomic_write_bytes
-
-        return atomic_write_bytes(path, self.to_bytes())
-
-    @classmethod
-    def load(cls, path: str | Path, *, trust_pickle: bool = False) -> TDSEPINN:
-        """Read a model written by :meth:`save` (old format only with ``trust_pickle``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: model file not found")
-        return cls.from_bytes(path.read_bytes(), where=str(path), trust_pickle=trust_pickle)
-
+    @staticmethod
+    def _legacy_file(blob: dict) -> tuple[dict, float, np.ndarray] | None:
+        """The old format (``TDSEPINN/1``, NumPy arrays pickled): read with ``trust_pickle`` only."""
+        if blob.get("format") != _PINN_FORMAT_1:
+            return None
+        return blob["params"], blob["fit_time_s"], np.asarray(blob["loss_history"])
 
 
 def compare_with_reference(model: TDSEPINN, e0: float, *, n_x: int = 256, n_steps: int = 400,
@@ -515,16 +363,3 @@ def compare_with_reference(model: TDSEPINN, e0: float, *, n_x: int = 256, n_step
             "density_error": density_rel_l2(rho, rho_ref),
             "static_error": density_rel_l2(np.broadcast_to(rho_ref[:1], rho_ref.shape), rho_ref),
             "inference_time_s": min(pinn_times), "reference_time_s": min(ref_times)}
-
-
-def break_even_queries(train_time_s: float, inference_time_s: float,
-                       reference_time_s: float) -> float:
-    """Number of new E₀ queries after which training + inference beats the reference.
-
-    ``n* = train / (reference − inference)`` (rounded up); ``inf`` when one
-    inference costs as much as or more than one reference run (never breaks even).
-    """
-    gain = reference_time_s - inference_time_s
-    if gain <= 0:
-        return float("inf")
-    return float(np.ceil(train_time_s / gain))

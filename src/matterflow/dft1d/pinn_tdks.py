@@ -27,17 +27,14 @@ Inputs besides ``x/L, t/T`` and the scaled parameters: ``sin/cos(kπx/L)``,
 ``sin/cos(ωt)`` (the drive) and ``sin/cos(Δε t)`` for the three KS gaps
 ``Δε = ε_k − ε_s`` of state ``s`` (the free oscillations in that frame).
 
-Training: Adam on fresh collocation blocks every step (times in equal strata,
+Training (:class:`~matterflow.dft1d.pinn_base.ParametricPINN`, shared with the
+TDSE PINN): Adam on fresh collocation blocks every step (times in equal strata,
 with causal weights, Wang, Sankaran & Perdikaris 2022), learning rate decaying
 ×0.1 over the run, then optional L-BFGS on a fixed set.
-
-The class follows scikit-learn: ``__init__`` stores the settings, ``fit``
-trains and returns ``self``, learned state ends in ``_``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from matterflow.core.errors import ComputeError, InputError, NotFittedError
+from matterflow.core.errors import InputError
+from matterflow.dft1d.pinn_base import ParametricPINN, break_even_queries
 from matterflow.dft1d.tdks import TDKSSetup, grid, ks_state
 
 __all__ = ["TDKSPINN", "compare_tdks", "evaluate_tdks", "break_even_queries", "write_nexus",
@@ -78,7 +76,7 @@ def _build_net(width: int, depth: int, n_in: int):
     return net
 
 
-class TDKSPINN:
+class TDKSPINN(ParametricPINN):
     """Parametric PINN ``(x, t; E₀, ω, s) → φ`` for the driven TDKS singlet pair.
 
     Parameters
@@ -114,6 +112,11 @@ class TDKSPINN:
     n_threads : int
         Torch threads while training (0 keeps torch's setting).
     """
+
+    FORMAT = PINN_FORMAT
+    _PARAM_NAMES = _PARAM_NAMES
+    _BATCH_PARAM = "n_blocks"
+    _WHAT = "a saved TDKSPINN model (from `matterflow dft1d pinn-tdks --save`)"
 
     def __init__(self, potential: str = "soft_coulomb", charge: float = 2.0,
                  softening: float = 1.0, omega0: float = 1.0, x_max: float = 10.0,
@@ -154,12 +157,6 @@ class TDKSPINN:
         self.n_threads = n_threads
 
     # ------------------------------------------------------------------ settings
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (``states`` as a list)."""
-        out = {k: getattr(self, k) for k in _PARAM_NAMES}
-        out["states"] = [int(s) for s in self.states]
-        return out
-
     @property
     def setup(self) -> TDKSSetup:
         """The physical problem (validated)."""
@@ -290,20 +287,14 @@ class TDKSPINN:
         return (col(x), col(t), col(e), col(w), col(s.astype(float)), col(phi_s),
                 col(rho_s_hxc), col(v_loc)), k * nq
 
-    def _loss(self, batch, per: int):
+    def _squared_residual(self, batch):
         import torch
 
-        r_re, r_im = self._residual(*[b.detach().clone() for b in batch])
+        r_re, r_im = self._residual(*batch)
         sq = r_re**2 + r_im**2
         if self.ground_weight != 1.0:
             sq = sq * torch.where(batch[4] == 0, float(self.ground_weight), 1.0)
-        sq = sq.reshape(int(self.n_time_bins), per).mean(dim=1)
-        if self.causal_eps > 0:
-            with torch.no_grad():
-                wts = torch.exp(-self.causal_eps * torch.cumsum(
-                    torch.cat([sq.new_zeros(1), sq[:-1]]), dim=0))
-            return (wts * sq).mean(), sq.mean()
-        return sq.mean(), sq.mean()
+        return sq
 
     def _init_model(self) -> None:
         import torch
@@ -319,70 +310,7 @@ class TDKSPINN:
         self._gaps_t = torch.tensor(self.state_gaps_, dtype=torch.float32)
         self.model_ = _build_net(int(self.width), int(self.depth), self._n_in)
 
-    # ------------------------------------------------------------------ training
-    def fit(self, progress: Callable[[int, int, float], None] | None = None) -> TDKSPINN:
-        """Train; ``progress(step, total_steps, residual)`` is called along the way. Returns self."""
-        import torch
-
-        old_threads = torch.get_num_threads()
-        if self.n_threads:
-            torch.set_num_threads(int(self.n_threads))
-        try:
-            torch.manual_seed(int(self.seed))
-            rng = np.random.default_rng(int(self.seed))
-            self._init_model()
-            history: list[float] = []
-            total = int(self.adam_steps) + int(self.lbfgs_steps)
-            start, cpu_start = time.perf_counter(), time.process_time()
-            if self.adam_steps:
-                opt = torch.optim.Adam(self.model_.parameters(), lr=float(self.learning_rate))
-                sched = torch.optim.lr_scheduler.ExponentialLR(
-                    opt, gamma=0.1 ** (1.0 / max(1, int(self.adam_steps))))
-                for step in range(int(self.adam_steps)):
-                    batch, per = self._sample(rng, int(self.n_blocks))
-                    loss, plain = self._loss(batch, per)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    history.append(float(plain.detach()))
-                    if not np.isfinite(history[-1]):
-                        break
-                    if progress is not None:
-                        progress(step + 1, total, history[-1])
-            if self.lbfgs_steps and np.isfinite(history[-1] if history else 0.0):
-                batch, per = self._sample(rng, 4 * int(self.n_blocks))
-                opt = torch.optim.LBFGS(self.model_.parameters(), lr=1.0, max_iter=20,
-                                        history_size=50, line_search_fn="strong_wolfe")
-                done = 0
-                while done < self.lbfgs_steps:
-                    def closure():
-                        opt.zero_grad()
-                        loss, _ = self._loss(batch, per)
-                        loss.backward()
-                        return loss
-                    opt.step(closure)
-                    done += 20
-                    history.append(float(self._loss(batch, per)[1].detach()))
-                    if progress is not None:
-                        progress(int(self.adam_steps) + min(done, int(self.lbfgs_steps)), total,
-                                 history[-1])
-            self.fit_time_s_ = time.perf_counter() - start
-            self.fit_cpu_time_s_ = time.process_time() - cpu_start
-            self.loss_history_ = np.asarray(history, dtype=float)
-        finally:
-            torch.set_num_threads(old_threads)
-        if not np.all(np.isfinite(self.loss_history_)):
-            raise ComputeError("TDKS PINN training diverged (residual NaN/inf); lower "
-                               "learning_rate")
-        self.model_.eval()
-        return self
-
     # ------------------------------------------------------------------ prediction
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this TDKSPINN is not trained yet: call fit() or load()")
-
     def check_query(self, e0: float, omega: float, state: int) -> None:
         """InputError unless ``(e0, omega, state)`` lies in the trained ranges."""
         if not (self.e0_min - 1e-12 <= e0 <= self.e0_max + 1e-12):
@@ -428,79 +356,7 @@ class TDKSPINN:
 
     def residual_loss(self, n_blocks: int = 64, seed: int = 123) -> float:
         """Mean squared scaled residual (no causal weights) on fresh random blocks."""
-        self._check_fitted()
-        batch, per = self._sample(np.random.default_rng(seed), n_blocks)
-        return float(self._loss(batch, per)[1].detach())
-
-    # ------------------------------------------------------------------ persistence
-    def to_bytes(self) -> bytes:
-        """``torch.save`` of ``{"format", "meta" (JSON), "state", "loss_history"}``."""
-        import torch
-
-        self._check_fitted()
-        params = {k: (float(v) if isinstance(v, np.floating) else
-                      int(v) if isinstance(v, np.integer) else v)
-                  for k, v in self.get_params().items()}
-        meta = {"params": params, "fit_time_s": float(self.fit_time_s_),
-                "fit_cpu_time_s": float(getattr(self, "fit_cpu_time_s_", float("nan")))}
-        buf = io.BytesIO()
-        torch.save({"format": PINN_FORMAT, "meta": json.dumps(meta),
-                    "state": self.model_.state_dict(),
-                    "loss_history": torch.as_tensor(np.asarray(self.loss_history_, dtype=float))},
-                   buf)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "model") -> TDKSPINN:
-        """Rebuild a model written by :meth:`to_bytes` (read with ``weights_only=True``)."""
-        from matterflow.core.safeload import load_torch
-
-        what = "a saved TDKSPINN model (from `matterflow dft1d pinn-tdks --save`)"
-        blob = load_torch(bytes(data), source=where, what=what)
-        fmt = blob.get("format") if isinstance(blob, dict) else None
-        if fmt != PINN_FORMAT:
-            raise InputError(f"{where}: not {what} (format tag {fmt!r}; accepted {PINN_FORMAT!r})")
-        try:
-            meta = json.loads(blob["meta"])
-            model = cls(**meta["params"])
-            model._init_model()
-            model.model_.load_state_dict(blob["state"])
-            history = blob["loss_history"].numpy()
-        except InputError:
-            raise
-        except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
-            raise InputError(f"{where}: not {what} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
-        model.model_.eval()
-        model.loss_history_ = np.asarray(history, dtype=float)
-        model.fit_time_s_ = float(meta["fit_time_s"])
-        model.fit_cpu_time_s_ = float(meta.get("fit_cpu_time_s", float("nan")))
-        return model
-
-    def save(self, path: str | Path) -> Path:
-        """Write the trained model to ``path`` (appears only when complete)."""
-        from matterflow.core.store import atomic_write_bytes
-
-        return atomic_write_bytes(path, self.to_bytes())
-
-    @classmethod
-    def load(cls, path: str | Path) -> TDKSPINN:
-        """Read a model written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: model file not found")
-        return cls.from_bytes(path.read_bytes(), where=str(path))
-
-
-def break_even_queries(train_time_s: float, inference_time_s: float,
-                       reference_time_s: float) -> float:
-    """New queries after which training + PINN queries cost less than reference runs.
-
-    ``n* = ceil(train / (reference − inference))``; ``inf`` when a PINN query
-    is not cheaper than a reference run.
-    """
-    gain = reference_time_s - inference_time_s
-    return float("inf") if gain <= 0 else float(np.ceil(train_time_s / gain))
+        return self._residual_on(n_blocks, seed)
 
 
 def compare_tdks(model: TDKSPINN, e0: float, omega: float, state: int = 0, *, n_x: int = 256,

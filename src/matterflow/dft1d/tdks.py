@@ -43,7 +43,7 @@ import numpy as np
 from scipy.linalg import eigh_tridiagonal, solve_banded
 
 from matterflow.core.errors import ComputeError, InputError
-from matterflow.dft1d.tdse import grid
+from matterflow.dft1d.tdse import grid, well_potential
 
 __all__ = ["TDKSSetup", "KSOrbital", "TDKSSolution", "PairSolution", "external_potential",
            "hxc_kernel", "ks_state", "propagate_tdks", "propagate_exact_pair",
@@ -98,10 +98,8 @@ class TDKSSetup:
 
 def external_potential(setup: TDKSSetup, x: np.ndarray) -> np.ndarray:
     """The static well ``V(x)`` (hartree) at ``x`` (bohr)."""
-    x = np.asarray(x, dtype=float)
-    if setup.potential == "harmonic":
-        return 0.5 * setup.omega0**2 * x**2
-    return -setup.charge / np.sqrt(x**2 + setup.softening**2)
+    return well_potential(setup.potential, np.asarray(x, dtype=float), omega0=setup.omega0,
+                          charge=setup.charge, softening=setup.softening)
 
 
 def hxc_kernel(setup: TDKSSetup, x: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from scipy.linalg import eigh_tridiagonal, solve_banded
 
 from matterflow.core.errors import ComputeError, InputError
 
-__all__ = ["PotentialName", "TDSESetup", "setup_of", "TDSESolution", "grid", "binding_potential",
+__all__ = ["PotentialName", "TDSESetup", "setup_of", "TDSESolution", "grid", "well_potential", "binding_potential",
            "hx_kernel", "ground_state", "propagate", "harmonic_centre", "density_rel_l2"]
 
 PotentialName = Literal["harmonic", "soft_coulomb"]
@@ -160,12 +160,21 @@ def grid(x_max: float, n_x: int) -> np.ndarray:
     return np.linspace(-x_max, x_max, n_x + 2)[1:-1]
 
 
+def well_potential(kind: str, x: Any, *, omega0: float, charge: float, softening: float) -> Any:
+    """The static well ``V(x)`` (hartree) at ``x`` (bohr; a NumPy array or a torch tensor).
+
+    ``kind`` ``"harmonic"``: ``½ ω₀² x²``; ``"soft_coulomb"``: ``−Z / √(x² + a²)``. The one
+    definition behind :func:`binding_potential`, :func:`.tdks.external_potential` and the PINNs.
+    """
+    if kind == "harmonic":
+        return 0.5 * omega0**2 * x**2
+    return -charge / (x**2 + softening**2) ** 0.5
+
+
 def binding_potential(setup: TDSESetup, x: np.ndarray) -> np.ndarray:
     """The static potential ``V(x)`` (hartree) at points ``x`` (bohr)."""
-    x = np.asarray(x, dtype=float)
-    if setup.potential == "harmonic":
-        return 0.5 * setup.omega0**2 * x**2
-    return -setup.charge / np.sqrt(x**2 + setup.softening**2)
+    return well_potential(setup.potential, np.asarray(x, dtype=float), omega0=setup.omega0,
+                          charge=setup.charge, softening=setup.softening)
 
 
 def hx_kernel(setup: TDSESetup, x: np.ndarray) -> np.ndarray:

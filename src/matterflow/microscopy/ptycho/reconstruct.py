@@ -29,6 +29,7 @@ import torch
 
 from matterflow.core.errors import ComputeError, InputError
 from matterflow.microscopy.probe import probe_wave
+from matterflow.microscopy.ptycho import analytic
 from matterflow.microscopy.ptycho.model import exit_waves, far_field, propagator
 
 if TYPE_CHECKING:
@@ -85,9 +86,11 @@ def check_dataset(patterns: np.ndarray, positions_a: np.ndarray, *, source: str 
     if len(pos) != len(d):
         raise InputError(f"{source}: {len(d)} patterns but {len(pos)} scan positions "
                          "(axis 0 of the data against the scan)")
-    if not np.isfinite(d).all():
+    # in chunks of patterns, so the checks' boolean temporaries stay small
+    chunks = [d[i:i + 256] for i in range(0, len(d), 256)]
+    if not all(np.isfinite(c).all() for c in chunks):
         raise InputError(f"{source}: {int((~np.isfinite(d)).sum())} NaN or infinite counts")
-    if (d < 0).any():
+    if any((c < 0).any() for c in chunks):
         raise InputError(f"{source}: {int((d < 0).sum())} negative counts (min {d.min():.3g}); "
                          "subtract the background to >= 0 first")
     if not np.isfinite(pos).all():
@@ -112,12 +115,23 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
                 checkpoint: Path | None = None, checkpoint_every: int = 5,
                 diverge_factor: float = 1.5, max_retries: int = 8,
                 dtype: torch.dtype = torch.float32,
-                progress: Callable[[int, int], None] | None = None) -> Reconstruction:
+                progress: Callable[[int, int], None] | None = None,
+                loss: str = "amplitude", engine: str = "analytic") -> Reconstruction:
     """Reconstruct object slices (and the probe) from ``patterns`` ``(n, W, W)`` (centred).
 
     ``positions_a`` ``(n, 2)`` Å, ``sampling_a`` object pixel (Å) = λ / (W · detector
     angle per pixel). A ``checkpoint`` file that exists is resumed from.
+    ``loss``: ``amplitude`` (``Σ (√I_model − √I)²``) or ``poisson`` (the Poisson deviance
+    ``Σ (I_model − I − I ln(I_model / I))``). ``engine``: ``analytic`` (hand-derived
+    gradients of :mod:`matterflow.microscopy.ptycho.analytic`, the fast default) or
+    ``autograd`` (torch autograd through :mod:`matterflow.microscopy.ptycho.model`, the
+    reference); both feed the probe's Adam moments from the start, its step is 0 before
+    ``probe_start``.
     """
+    if loss not in ("amplitude", "poisson"):
+        raise InputError(f"ptychography loss must be 'amplitude' or 'poisson'; got {loss!r}")
+    if engine not in ("analytic", "autograd"):
+        raise InputError(f"ptychography engine must be 'analytic' or 'autograd'; got {engine!r}")
     d = check_dataset(patterns, positions_a)
     n, w, _ = d.shape
     pos = torch.tensor(np.asarray(positions_a, float), dtype=dtype)
@@ -125,7 +139,13 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
         ext = np.ceil(np.asarray(positions_a).max(0) / sampling_a).astype(int) + w
         object_shape = (int(ext[0]), int(ext[1]))
     cdt = torch.complex64 if dtype == torch.float32 else torch.complex128
-    meas = torch.sqrt(torch.tensor(d, dtype=dtype))
+    # one copy of the data (in FFT order for the analytic engine), √counts in place
+    meas = torch.from_numpy(np.fft.ifftshift(d, axes=(-2, -1)) if engine == "analytic"
+                            else np.array(d)).to(dtype)
+    if loss == "amplitude":
+        meas = torch.sqrt_(meas)
+    if engine == "analytic":
+        corners, fracs = analytic.split_positions(positions_a, sampling_a, w)
     scale = math.sqrt(float(d.sum((1, 2)).mean()))
     p0 = probe_wave((w, w), (sampling_a, sampling_a), energy_ev, semiangle_mrad=semiangle_mrad,
                     defocus=defocus, cs=cs, dtype=dtype) * scale
@@ -168,14 +188,23 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
             prev_snap = ([st[f"prev_{k}"] for k in ("phase", "absorption", "probe_re", "probe_im")],
                          st["prev_optimizer"])
     it = start
+    def batch_of(idx):
+        ix = idx.numpy()
+        return analytic.Batch(corners[ix], fracs[ix], object_shape, w, dtype)
+
     # the loss of the starting object guards the first iteration too
     with torch.no_grad():
         trans = torch.polar(torch.exp(-absorb), phase).to(cdt)
-        first = sum(float(((torch.sqrt(far_field(exit_waves(torch.complex(pr, pi), trans,
-                                                            pos[i:i + batch_size], sampling_a,
-                                                            prop)) + 1e-10)
-                            - meas[i:i + batch_size]) ** 2).sum())
-                    for i in range(0, n, batch_size)) / n
+        probe = torch.complex(pr, pi)
+        first = 0.0
+        for i in range(0, n, batch_size):
+            sl = torch.arange(i, min(i + batch_size, n))
+            if engine == "analytic":
+                first += analytic.loss_only(probe, trans, batch_of(sl), meas[sl], prop, loss)
+            else:
+                model = far_field(exit_waves(probe, trans, pos[sl], sampling_a, prop))
+                first += float(_autograd_loss(model, meas[sl], loss))
+        first /= n
     t0 = time.perf_counter()
     while it < iterations:
         snap = ([t.detach().clone() for t in (phase, absorb, pr, pi)],
@@ -185,22 +214,37 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
         bad = False
         for g, b in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = b * lr_scale
-        opt.param_groups[1]["lr"] *= float(retrieve_probe and it >= probe_start)
+        probe_on = bool(retrieve_probe and it >= probe_start)
+        opt.param_groups[1]["lr"] *= float(probe_on)
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             opt.zero_grad()
-            trans = torch.polar(torch.exp(-absorb), phase).to(cdt)
-            probe = torch.complex(pr, pi)
-            model = far_field(exit_waves(probe, trans, pos[idx], sampling_a, prop))
-            loss = ((torch.sqrt(model + 1e-10) - meas[idx]) ** 2).sum()
-            if not torch.isfinite(loss):
-                bad = True
-                break
-            loss.backward()
+            if engine == "analytic":
+                with torch.no_grad():
+                    trans = torch.polar(torch.exp(-absorb), phase).to(cdt)
+                    val, g_obj, g_pr = analytic.loss_and_gradients(
+                        torch.complex(pr, pi), trans, batch_of(idx), meas[idx], prop,
+                        loss=loss, probe_grad=retrieve_probe)
+                    if not math.isfinite(val):
+                        bad = True
+                        break
+                    phase.grad, absorb.grad = analytic.transmission_grads(trans, g_obj)
+                    if g_pr is not None:
+                        pr.grad, pi.grad = g_pr.real.contiguous(), g_pr.imag.contiguous()
+            else:
+                trans = torch.polar(torch.exp(-absorb), phase).to(cdt)
+                probe = torch.complex(pr, pi)
+                model = far_field(exit_waves(probe, trans, pos[idx], sampling_a, prop))
+                lval = _autograd_loss(model, meas[idx], loss)
+                if not torch.isfinite(lval):
+                    bad = True
+                    break
+                lval.backward()
+                val = float(lval.detach())
             opt.step()
             with torch.no_grad():
                 absorb.clamp_(min=0)
-            total += float(loss.detach())
+            total += val
         total /= n
         best = min(losses) if losses else first
         if bad or not math.isfinite(total) or total > diverge_factor * best:
@@ -246,6 +290,14 @@ def reconstruct(patterns: np.ndarray, positions_a: np.ndarray, *, sampling_a: fl
                           absorb.detach().numpy().astype(np.float32),
                           torch.complex(pr, pi).detach().numpy(), np.array(losses),
                           retries, sec, sec / done, resumed_from)
+
+
+def _autograd_loss(model: torch.Tensor, meas: torch.Tensor, loss: str) -> torch.Tensor:
+    """Loss of modelled intensities against ``meas`` (√counts or counts), same as analytic."""
+    if loss == "amplitude":
+        return ((torch.sqrt(model + analytic.EPS) - meas) ** 2).sum()
+    return (model - meas - meas * torch.log(model + analytic.EPS)
+            + torch.xlogy(meas, meas)).sum()
 
 
 def _clone_state(state: dict) -> dict:
