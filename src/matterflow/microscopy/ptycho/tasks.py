@@ -126,7 +126,8 @@ class SimulateParams(Params):
                             "times finer with as many times more slices, patterns cropped to "
                             "the window (not the reconstruction's forward model)")
     tilt_shift_a: float = Field(0.0, ge=0, le=10, description="nanocube: std of a seeded "
-                                "in-plane shift per tilt (the tilt nearest 0° unshifted)",
+                                "in-plane shift per tilt (less what a volume translation explains: "
+                                "tomo.shift_gauge)",
                                 json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the noise and the jitter")
 
@@ -155,7 +156,7 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
     from matterflow.microscopy.optics import interaction_constant
     from matterflow.microscopy.probe import probe_wave, raster_positions
     from matterflow.microscopy.ptycho import model, samples
-    from matterflow.microscopy.ptycho.tomo import simulate_tilts
+    from matterflow.microscopy.ptycho.tomo import shift_gauge, simulate_tilts
 
     p = params
     w = p.window
@@ -195,8 +196,9 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
                      if p.jitter_a else 0.0)
     shifts = np.zeros((len(angles), 2))
     if p.tilt_shift_a and p.sample == "nanocube":
-        shifts = np.random.default_rng(p.seed + 2).normal(0, p.tilt_shift_a, shifts.shape)
-        shifts[int(np.argmin(np.abs(angles)))] = 0.0
+        # without the part a translation of the volume explains (the truth stays put)
+        shifts = shift_gauge(np.random.default_rng(p.seed + 2).normal(0, p.tilt_shift_a,
+                                                                      shifts.shape), angles)
     probe = probe_wave((w, w), (dx, dx), p.energy_ev, semiangle_mrad=p.semiangle_mrad,
                        defocus=p.defocus, cs=p.cs, astigmatism=p.astigmatism)
     if p.sample == "srtio3":
@@ -383,6 +385,10 @@ class TomoParams(Params):
                            "ptychography alone (middle tilt)")
     baseline_iterations: int = Field(300, ge=1, le=100000, description="tomographic "
                                      "iterations of the sequential baseline")
+    align: bool = Field(False, description="estimate each tilt's in-plane shift (sample drift) "
+                        "with the volume (gradient through the probe shift)")
+    shift_lr: float = Field(0.3, gt=0, le=10, description="Adam step of the per-tilt shifts",
+                            json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the batch order")
 
 
@@ -402,6 +408,7 @@ class TomoResult:
     baseline_depth_fwhm_a: float = quantity("Å", "the same, sequential baseline")
     ms_depth_fwhm_a: float = quantity("Å", "the same, multislice ptychography alone")
     depth_profiles: np.ndarray = quantity("rad", "(4, nz) truth, joint, sequential, multislice")
+    shifts_a: np.ndarray = quantity("Å", "(tilts, 2) estimated per-tilt shift (0: align off)")
 
 
 @task("ptycho.tomo", params=TomoParams, figures=_tomo_figures)
@@ -443,7 +450,7 @@ def tomo(patterns: np.ndarray, positions_a: np.ndarray, angles_deg: np.ndarray,
     j = tm.joint_tomography(c, angles, probe, positions_a, shape=shape, sampling_a=p.sampling_a,
                             energy_ev=p.energy_ev, n_slices=p.n_slices, iterations=p.iterations,
                             batch_size=p.batch_size, lr=p.lr, tv_weight=p.tv_weight, seed=p.seed,
-                            truth=t)
+                            truth=t, align=p.align, shift_lr=p.shift_lr)
     nan = math.nan
     iso = np.asarray(isolated_atom, float) if isolated_atom is not None else np.full(3, nan)
     has_iso = bool(np.isfinite(iso).all())
@@ -475,7 +482,7 @@ def tomo(patterns: np.ndarray, positions_a: np.ndarray, angles_deg: np.ndarray,
                          ms_prof])
     return TomoResult(j.volume, j.volume / interaction_constant(p.energy_ev), p.sampling_a,
                       j.losses, j.ncc_history, float(j.ncc_history[-1]), j.seconds, b_vol, b_ncc,
-                      b_sec, fwhm(j.volume), b_fw, ms_fw, profiles)
+                      b_sec, fwhm(j.volume), b_fw, ms_fw, profiles, j.shifts_a)
 
 
 TASKS = [simulate, reconstruct, tomo]
