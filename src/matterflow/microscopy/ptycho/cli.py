@@ -138,8 +138,9 @@ def tomo(
                                          "nanocube` (patterns, positions_a, angles_deg).")],
     out: OutDir = Path("ptycho-tomo"),
     iterations: Annotated[int, param_option(TomoParams, "iterations")] = 20,
-    tv_weight: Annotated[float, param_option(TomoParams, "tv_weight")] = 1.0,
+    tv_weight: Annotated[float, param_option(TomoParams, "tv_weight")] = 2.5e-4,
     baseline: Annotated[bool, typer.Option(help="Also run the sequential baseline.")] = True,
+    align: Annotated[bool, typer.Option(help="Estimate each tilt's in-plane shift.")] = False,
 ) -> None:
     """Joint ptychographic tomography of a tilt series (and the sequential baseline)."""
     import numpy as np
@@ -159,7 +160,7 @@ def tomo(
                          semiangle_mrad=sp.get("semiangle_mrad", 20.0),
                          defocus=sp.get("defocus", 50.0), sampling_a=float(d["sampling_a"]),
                          voxels=n, n_slices=sp.get("n_slices", 8), iterations=iterations,
-                         tv_weight=tv_weight, baseline=baseline)
+                         tv_weight=tv_weight, baseline=baseline, align=align)
     res = task(d["patterns"], d["positions_a"], d["angles_deg"],
                truth if truth is not None and np.shape(truth)[0] == n else None,
                d.get("isolated_atom"), d.get("probe_amplitude"), d.get("probe_phase"),

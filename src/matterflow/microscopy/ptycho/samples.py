@@ -8,7 +8,7 @@ import torch
 from matterflow.microscopy.multislice import antialias_aperture
 from matterflow.microscopy.potentials import slice_potentials
 
-__all__ = ["srtio3_slices", "nanocube_volume", "A_SRTIO3"]
+__all__ = ["srtio3_slices", "nanocube_volume", "block_sum", "A_SRTIO3"]
 
 A_SRTIO3 = 3.905
 _BASIS = [("Sr", 0, 0, 0), ("Ti", .5, .5, .5), ("O", .5, .5, 0), ("O", .5, 0, .5), ("O", 0, .5, .5)]
@@ -40,15 +40,19 @@ def band_limit(img: torch.Tensor, sampling: float) -> torch.Tensor:
 
 def nanocube_volume(n: int, *, atoms_per_edge: int = 3, spacing_vox: float = 4.0,
                     sigma_vox: float = 0.8, phase_per_atom: float = 0.6, isolated: bool = True,
+                    jitter_vox: float = 0.0, seed: int = 0,
                     dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, np.ndarray]:
     """Phase volume ``(n, n, n)`` (rad per voxel) of a cubic cluster of Gaussian atoms
     (integrated phase ``phase_per_atom`` rad each), centred; with ``isolated`` one more
-    atom sits alone above the cube, off its columns. Returns the volume and the atom
+    atom sits alone above the cube, off its columns; ``jitter_vox`` displaces the cube's
+    atoms by seeded Gaussian offsets (std, voxels). Returns the volume and the atom
     centres ``(m, 3)`` in voxels (z, x, y)."""
     c = (n - 1) / 2
     k = (np.arange(atoms_per_edge) - (atoms_per_edge - 1) / 2) * spacing_vox
     zz, xx, yy = np.meshgrid(k, k, k, indexing="ij")
     centres = np.stack([zz.ravel(), xx.ravel(), yy.ravel()], 1) + c
+    if jitter_vox:
+        centres = centres + np.random.default_rng(seed).normal(0, jitter_vox, centres.shape)
     if isolated:
         # above the cube and beside its columns, so its own column holds only it
         half = (atoms_per_edge - 1) / 2 * spacing_vox
@@ -62,3 +66,11 @@ def nanocube_volume(n: int, *, atoms_per_edge: int = 3, spacing_vox: float = 4.0
                        * np.exp(-(g - x0) ** 2 / (2 * sigma_vox ** 2))[None, :, None]
                        * np.exp(-(g - y0) ** 2 / (2 * sigma_vox ** 2))[None, None, :])
     return torch.tensor(vol, dtype=dtype), centres
+
+
+def block_sum(vol: torch.Tensor, factor: int) -> torch.Tensor:
+    """Sum ``factor³`` blocks of a ``(nz, nx, ny)`` volume (phase per voxel is additive)."""
+    if factor == 1:
+        return vol
+    nz, nx, ny = (s // factor for s in vol.shape)
+    return vol.reshape(nz, factor, nx, factor, ny, factor).sum((1, 3, 5))

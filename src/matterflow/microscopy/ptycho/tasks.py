@@ -117,6 +117,18 @@ class SimulateParams(Params):
     tilt_max_deg: float = Field(60.0, ge=0, le=90, description="nanocube: tilts over ±this",
                                 json_schema_extra={"units": "deg"})
     n_slices: int = Field(8, ge=1, le=512, description="nanocube: multislice slices of the volume")
+    atoms_per_edge: int = Field(0, ge=0, le=16, description="nanocube: atoms per cube edge "
+                                "(0: 3, or 2 below 24 voxels)")
+    atom_jitter_vox: float = Field(0.0, ge=0, le=4, description="nanocube: std of seeded random "
+                                   "atom displacements (a second sample)",
+                                   json_schema_extra={"units": "voxel"})
+    oversample: int = Field(1, ge=1, le=4, description="nanocube: simulate on a grid this many "
+                            "times finer with as many times more slices, patterns cropped to "
+                            "the window (not the reconstruction's forward model)")
+    tilt_shift_a: float = Field(0.0, ge=0, le=10, description="nanocube: std of a seeded "
+                                "in-plane shift per tilt (less what a volume translation explains: "
+                                "tomo.shift_gauge)",
+                                json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the noise and the jitter")
 
 
@@ -132,6 +144,8 @@ class SimulatedData:
     isolated_atom: np.ndarray = quantity("voxel", "(3,) z, x, y of the isolated atom (nan: none)")
     probe_amplitude: np.ndarray = quantity("sqrt(counts)", "(W, W) probe amplitude")
     probe_phase: np.ndarray = quantity("rad", "(W, W) probe phase")
+    tilt_shifts_a: np.ndarray = quantity("Å", "(tilts, 2) in-plane shift of each tilt's "
+                                         "positions in the data (0: none)")
 
 
 @task("ptycho.simulate", params=SimulateParams, figures=_sim_figures)
@@ -142,7 +156,7 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
     from matterflow.microscopy.optics import interaction_constant
     from matterflow.microscopy.probe import probe_wave, raster_positions
     from matterflow.microscopy.ptycho import model, samples
-    from matterflow.microscopy.ptycho.tomo import simulate_tilts
+    from matterflow.microscopy.ptycho.tomo import shift_gauge, simulate_tilts
 
     p = params
     w = p.window
@@ -163,32 +177,53 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
         if w > n:
             raise InputError(f"ptycho.simulate params.window {w} must be <= params.voxels {n} "
                              "for the nanocube")
-        vol, centres = samples.nanocube_volume(n, sigma_vox=1.2,
-                                                atoms_per_edge=3 if n >= 24 else 2)
+        o = p.oversample
+        # phase per fine voxel: the same atoms (0.6 rad each over a coarse pixel's area),
+        # so the fine projected phase equals the coarse one pointwise
+        vol, centres = samples.nanocube_volume(
+            n * o, sigma_vox=1.2 * o, spacing_vox=4.0 * o, jitter_vox=p.atom_jitter_vox * o,
+            phase_per_atom=0.6 * o ** 2,
+            atoms_per_edge=p.atoms_per_edge or (3 if n >= 24 else 2), seed=p.seed)
+        centres = (centres + 0.5) / o - 0.5
         margin = max(n // 8, 1)
         step = (n - 2 * margin) * dx / (p.scan - 1)
         nominal = raster_positions(p.scan, p.scan, step, origin_a=(margin * dx, margin * dx))
         angles = (np.linspace(-p.tilt_max_deg, p.tilt_max_deg, p.n_tilts) if p.n_tilts > 1
                   else np.zeros(1))
-        truth = vol
+        truth = samples.block_sum(vol, o) / o ** 2  # summed along z, averaged across
         iso = centres[-1]
     pos = nominal + (np.random.default_rng(p.seed + 1).normal(0, p.jitter_a, nominal.shape)
                      if p.jitter_a else 0.0)
+    shifts = np.zeros((len(angles), 2))
+    if p.tilt_shift_a and p.sample == "nanocube":
+        # without the part a translation of the volume explains (the truth stays put)
+        shifts = shift_gauge(np.random.default_rng(p.seed + 2).normal(0, p.tilt_shift_a,
+                                                                      shifts.shape), angles)
     probe = probe_wave((w, w), (dx, dx), p.energy_ev, semiangle_mrad=p.semiangle_mrad,
                        defocus=p.defocus, cs=p.cs, astigmatism=p.astigmatism)
     if p.sample == "srtio3":
         inten = model.patterns(probe, model.transmission(v, p.energy_ev, dx),
                                torch.tensor(pos, dtype=torch.float32), dx,
                                model.propagator(w, dx, dz, p.energy_ev))[None]
-    else:
+    elif p.oversample == 1:
         inten = simulate_tilts(truth, angles, probe, pos, sampling_a=dx, energy_ev=p.energy_ev,
-                               n_slices=p.n_slices)
+                               n_slices=p.n_slices, shifts_a=shifts)
+    else:
+        o = p.oversample
+        fine = probe_wave((w * o, w * o), (dx / o, dx / o), p.energy_ev,
+                          semiangle_mrad=p.semiangle_mrad, defocus=p.defocus, cs=p.cs,
+                          astigmatism=p.astigmatism)
+        inten = simulate_tilts(vol, angles, fine, pos, sampling_a=dx / o, energy_ev=p.energy_ev,
+                               n_slices=p.n_slices * o, shifts_a=shifts)
+        # the same angular pixel; the detector keeps the central W × W pixels
+        c0 = (w * o) // 2 - w // 2
+        inten = inten[..., c0:c0 + w, c0:c0 + w]
     epp = model.dose_to_electrons(p.dose, step)
     counts = np.stack([model.poisson_counts(inten[k], epp, seed=p.seed + 10 * k)
                        for k in range(len(angles))])
     pw = (probe * math.sqrt(epp)).numpy()
     return SimulatedData(counts, pos, nominal, angles, float(dx), np.asarray(truth, np.float32),
-                         np.asarray(iso, float), np.abs(pw), np.angle(pw))
+                         np.asarray(iso, float), np.abs(pw), np.angle(pw), shifts)
 
 
 def load_patterns(path: Path, dataset: str | None = None) -> tuple[np.ndarray, dict]:
@@ -341,12 +376,19 @@ class TomoParams(Params):
     n_slices: int = Field(8, ge=1, le=256, description="multislice slices of the rotated volume")
     iterations: int = Field(20, ge=1, le=10000, description="joint passes over all tilts")
     batch_size: int = Field(64, ge=1, le=65536, description="positions per Adam step")
-    lr: float = Field(1e-3, gt=0, le=1, description="Adam step", json_schema_extra={"units": "rad"})
-    tv_weight: float = Field(1.0, ge=0, le=1e4, description="total-variation weight")
+    lr: float = Field(5e-4, gt=0, le=1, description="Adam step (one per tilt)",
+                      json_schema_extra={"units": "rad"})
+    tv_weight: float = Field(2.5e-4, ge=0, le=1e4, description="total-variation weight against "
+                             "the amplitude loss over the areal dose",
+                             json_schema_extra={"units": "Å²/rad"})
     baseline: bool = Field(True, description="also run the sequential baseline and multislice "
                            "ptychography alone (middle tilt)")
     baseline_iterations: int = Field(300, ge=1, le=100000, description="tomographic "
                                      "iterations of the sequential baseline")
+    align: bool = Field(False, description="estimate each tilt's in-plane shift (sample drift) "
+                        "with the volume (gradient through the probe shift)")
+    shift_lr: float = Field(0.3, gt=0, le=10, description="Adam step of the per-tilt shifts",
+                            json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the batch order")
 
 
@@ -366,6 +408,7 @@ class TomoResult:
     baseline_depth_fwhm_a: float = quantity("Å", "the same, sequential baseline")
     ms_depth_fwhm_a: float = quantity("Å", "the same, multislice ptychography alone")
     depth_profiles: np.ndarray = quantity("rad", "(4, nz) truth, joint, sequential, multislice")
+    shifts_a: np.ndarray = quantity("Å", "(tilts, 2) estimated per-tilt shift (0: align off)")
 
 
 @task("ptycho.tomo", params=TomoParams, figures=_tomo_figures)
@@ -407,7 +450,7 @@ def tomo(patterns: np.ndarray, positions_a: np.ndarray, angles_deg: np.ndarray,
     j = tm.joint_tomography(c, angles, probe, positions_a, shape=shape, sampling_a=p.sampling_a,
                             energy_ev=p.energy_ev, n_slices=p.n_slices, iterations=p.iterations,
                             batch_size=p.batch_size, lr=p.lr, tv_weight=p.tv_weight, seed=p.seed,
-                            truth=t)
+                            truth=t, align=p.align, shift_lr=p.shift_lr)
     nan = math.nan
     iso = np.asarray(isolated_atom, float) if isolated_atom is not None else np.full(3, nan)
     has_iso = bool(np.isfinite(iso).all())
@@ -439,7 +482,7 @@ def tomo(patterns: np.ndarray, positions_a: np.ndarray, angles_deg: np.ndarray,
                          ms_prof])
     return TomoResult(j.volume, j.volume / interaction_constant(p.energy_ev), p.sampling_a,
                       j.losses, j.ncc_history, float(j.ncc_history[-1]), j.seconds, b_vol, b_ncc,
-                      b_sec, fwhm(j.volume), b_fw, ms_fw, profiles)
+                      b_sec, fwhm(j.volume), b_fw, ms_fw, profiles, j.shifts_a)
 
 
 TASKS = [simulate, reconstruct, tomo]

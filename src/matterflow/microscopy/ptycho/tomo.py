@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 __all__ = ["TomoResult", "simulate_tilts", "joint_tomography", "sequential_tomography",
-           "depth_fwhm", "total_variation"]
+           "depth_fwhm", "total_variation", "shift_gauge"]
 
 
 @dataclass
@@ -47,6 +47,8 @@ class TomoResult:
     losses: np.ndarray       # (iterations,)
     seconds: float
     ncc_history: np.ndarray  # (iterations,) NCC against truth (nan if none)
+    times: np.ndarray | None = None  # (iterations,) s since the start at each iteration's end
+    shifts_a: np.ndarray | None = None  # (tilts, 2) Å estimated in-plane shift of each tilt
 
 
 def _check(counts, angles_deg):
@@ -68,14 +70,50 @@ def _transmissions(vol, angle_rad, n_slices):
 
 def simulate_tilts(volume: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
                    positions_a: np.ndarray, *,
-                   sampling_a: float, energy_ev: float, n_slices: int) -> torch.Tensor:
-    """Noise-free intensities ``(tilts, positions, W, W)`` of a phase volume."""
+                   sampling_a: float, energy_ev: float, n_slices: int,
+                   shifts_a: np.ndarray | None = None) -> torch.Tensor:
+    """Noise-free intensities ``(tilts, positions, W, W)`` of a phase volume; ``shifts_a``
+    ``(tilts, 2)`` Å are added to the positions of each tilt (sample drift: the
+    probe lights ``positions + shift`` of the tilted volume)."""
     dz = sampling_a * volume.shape[0] / n_slices
     prop = propagator(probe.shape[-1], sampling_a, dz, energy_ev, dtype=volume.dtype)
     pos = torch.as_tensor(np.asarray(positions_a), dtype=volume.dtype)
+    sh = (torch.zeros(len(angles_deg), 2, dtype=volume.dtype) if shifts_a is None
+          else torch.as_tensor(np.asarray(shifts_a), dtype=volume.dtype))
     with torch.no_grad():
         return torch.stack([patterns(probe, _transmissions(volume, math.radians(a), n_slices),
-                                     pos, sampling_a, prop) for a in angles_deg])
+                                     pos + sh[k], sampling_a, prop)
+                            for k, a in enumerate(angles_deg)])
+
+
+def shift_gauge(shifts_a: np.ndarray | torch.Tensor, angles_deg: Sequence[float] | np.ndarray
+                ) -> np.ndarray | torch.Tensor:
+    """Per-tilt shifts ``(tilts, 2)`` (Å; x ⟂ tilt axis, y along it) without the part that
+    a translation of the volume explains: a translation ``(dz, dx, dy)`` moves tilt θ's
+    projection by ``(dx cos θ + dz sin θ, dy)``, so the least-squares fit of
+    ``{cos θ, sin θ}`` is removed from the x shifts and the mean from the y shifts. Shifts
+    are only defined up to that translation; this is the convention of both the
+    simulation (``ptycho.simulate tilt_shift_a``) and the estimate."""
+    th = np.radians(np.asarray(angles_deg, float))
+    basis = np.stack([np.cos(th), np.sin(th)], 1)                       # (T, 2)
+    proj = basis @ np.linalg.pinv(basis)                                 # (T, T)
+    if isinstance(shifts_a, torch.Tensor):
+        pt = torch.as_tensor(proj, dtype=shifts_a.dtype)
+        return torch.stack([shifts_a[:, 0] - pt @ shifts_a[:, 0],
+                            shifts_a[:, 1] - shifts_a[:, 1].mean()], 1)
+    s = np.asarray(shifts_a, float)
+    return np.stack([s[:, 0] - proj @ s[:, 0], s[:, 1] - s[:, 1].mean()], 1)
+
+
+def _area_per_position(positions_a: np.ndarray) -> float:
+    """Median nearest-neighbour distance squared (Å²): the scan step² of a raster."""
+    p = np.asarray(positions_a, float)
+    if len(p) < 2:
+        return 1.0
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(p).query(p, k=2)
+    return float(max(np.median(d[:, 1]), 1e-6) ** 2)
 
 
 def total_variation(vol: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -90,13 +128,32 @@ def joint_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarra
                      positions_a: np.ndarray, *,
                      shape: tuple[int, int, int], sampling_a: float, energy_ev: float,
                      n_slices: int, iterations: int = 20, batch_size: int = 64,
-                     lr: float = 1e-3, tv_weight: float = 1.0, seed: int = 0,
+                     lr: float = 5e-4, tv_weight: float = 2.5e-4, seed: int = 0,
                      truth: torch.Tensor | None = None,
-                     progress: Callable[[int, float], None] | None = None) -> TomoResult:
-    """Volume optimised directly from every tilt's patterns (amplitude loss + TV, ≥ 0)."""
+                     progress: Callable[[int, float], None] | None = None,
+                     lr_floor: float = 0.05, align: bool = False, shift_lr: float = 0.3,
+                     align_start: int = 2) -> TomoResult:
+    """Volume optimised directly from every tilt's patterns (amplitude loss + TV, ≥ 0).
+
+    One Adam step per tilt: the gradient of that tilt's whole scan is accumulated over
+    mini-batches of ``batch_size`` positions (memory ∝ batch; the rotation is done once
+    per tilt), so the number and size of the steps do not depend on the number of
+    positions. The data term is ``Σ_positions Σ_pixels (√I_model − √I)² / N̄`` with
+    ``N̄`` the mean counts per pattern (dose-independent), the TV term
+    ``tv_weight · TV(volume)``. The rate decays by a cosine to ``lr_floor · lr``.
+
+    ``align``: each tilt's in-plane shift (Å, added to its positions: sample drift between
+    tilts) is a parameter too, from iteration ``align_start`` on (once the volume holds
+    structure): its gradient comes through the probe's sub-pixel Fourier shift, one Adam
+    step of ``shift_lr`` Å per tilt visit (cosine-decayed with the volume's rate), and the
+    shifts are kept in :func:`shift_gauge` after every pass. Returned in ``shifts_a``.
+    """
     c = _check(counts, angles_deg)
     t_n, n, w, _ = c.shape
     meas = torch.sqrt(torch.tensor(c))
+    # counts per pattern over the area per position (the areal dose): Σ (√I_m − √I)² / dose
+    # is then an integral over the scanned area, independent of dose and position density
+    norm = max(float(c.sum((2, 3)).mean()), 1e-30) / _area_per_position(positions_a)
     dz = sampling_a * shape[0] / n_slices
     prop = propagator(w, sampling_a, dz, energy_ev)
     pos = torch.as_tensor(np.asarray(positions_a), dtype=torch.float32)
@@ -104,33 +161,51 @@ def joint_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarra
     opt = torch.optim.Adam([vol], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     angles = [math.radians(a) for a in angles_deg]
-    losses, nccs = [], []
+    # one (2,) parameter per tilt: Adam skips the tilts whose gradient is None
+    shifts = [torch.zeros(2, requires_grad=True) for _ in range(t_n)]
+    opt_s = torch.optim.Adam(shifts, lr=shift_lr)
+    losses, nccs, times = [], [], []
     t0 = time.perf_counter()
     for it in range(iterations):
-        # cosine decay to 5 %: per-tilt steps pull different ways, a constant rate oscillates
-        opt.param_groups[0]["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it
-                                                                       / max(iterations, 1))))
+        # cosine decay: per-tilt steps pull different ways, a constant rate oscillates
+        decay = lr_floor + (1 - lr_floor) * 0.5 * (1 + math.cos(math.pi * it / max(iterations, 1)))
+        opt.param_groups[0]["lr"] = lr * decay
+        opt_s.param_groups[0]["lr"] = shift_lr * decay
+        move = align and it >= align_start
         total = 0.0
         for ti in torch.randperm(t_n, generator=gen).tolist():
-            order = torch.randperm(n, generator=gen)
+            opt.zero_grad()
+            opt_s.zero_grad()
+            ph = volume_slices(rotate_volume(vol, angles[ti]), n_slices)
+            leaf = ph.detach().requires_grad_(True)
+            trans = torch.polar(torch.ones_like(leaf), leaf)
+            sh = shifts[ti] if move else shifts[ti].detach()
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
-                opt.zero_grad()
-                trans = _transmissions(vol, angles[ti], n_slices)
-                model = far_field(exit_waves(probe, trans, pos[idx], sampling_a, prop))
-                data = ((torch.sqrt(model + 1e-10) - meas[ti, idx]) ** 2).sum() / len(idx)
-                loss = data + tv_weight * total_variation(vol)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    vol.clamp_(min=0)
-                total += float(data.detach()) * len(idx)
-        losses.append(total / (t_n * n))
+                model = far_field(exit_waves(probe, trans, pos[i:i + batch_size] + sh,
+                                             sampling_a, prop))
+                data = ((torch.sqrt(model + 1e-10) - meas[ti, i:i + batch_size]) ** 2).sum() / norm
+                data.backward(retain_graph=i + batch_size < n)
+                total += float(data.detach())
+            ph.backward(leaf.grad)
+            (tv_weight * total_variation(vol)).backward()
+            opt.step()
+            if move:
+                opt_s.step()
+            with torch.no_grad():
+                vol.clamp_(min=0)
+        if move:
+            with torch.no_grad():
+                fixed = shift_gauge(torch.stack([s.detach() for s in shifts]), angles_deg)
+                for k, s in enumerate(shifts):
+                    s.copy_(fixed[k])
+        losses.append(total * norm / (t_n * n))
+        times.append(time.perf_counter() - t0)
         nccs.append(ncc(vol.detach().numpy(), truth.numpy()) if truth is not None else math.nan)
         if progress is not None:
             progress(len(losses), losses[-1])
     return TomoResult(vol.detach().numpy(), np.array(losses), time.perf_counter() - t0,
-                      np.array(nccs))
+                      np.array(nccs), np.array(times),
+                      torch.stack([s.detach() for s in shifts]).numpy().astype(float))
 
 
 def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.ndarray, probe: torch.Tensor,
@@ -161,7 +236,7 @@ def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.n
     # the ptychographic phase has a free offset: fit it per tilt with the volume
     offset = torch.zeros(len(angles), requires_grad=True)
     opt.add_param_group({"params": [offset], "lr": lr * 10})
-    losses, nccs = [], []
+    losses, nccs, times = [], [], []
     for _ in range(tomo_iterations):
         opt.zero_grad()
         loss = sum((mask * (rotate_volume(vol, a).sum(0) + offset[k] - proj_t[k]) ** 2).sum()
@@ -171,9 +246,10 @@ def sequential_tomography(counts: np.ndarray, angles_deg: Sequence[float] | np.n
         with torch.no_grad():
             vol.clamp_(min=0)
         losses.append(float(loss.detach()))
+        times.append(time.perf_counter() - t0)
         nccs.append(ncc(vol.detach().numpy(), truth.numpy()) if truth is not None else math.nan)
     return TomoResult(vol.detach().numpy(), np.array(losses), time.perf_counter() - t0,
-                      np.array(nccs))
+                      np.array(nccs), np.array(times))
 
 
 def depth_fwhm(volume: np.ndarray, centre_zxy: Sequence[float] | np.ndarray, voxel_a: float) -> float:
