@@ -175,12 +175,16 @@ def lattice_average(image: np.ndarray, pixel: float, cell_xy: tuple[float, float
     return np.fft.ifft2(full).real * grid[0] * grid[1]
 
 
-def shift_ncc(sim: torch.Tensor, target: torch.Tensor, *, upsample: int = 2) -> torch.Tensor:
+def shift_ncc(sim: torch.Tensor, target: torch.Tensor, *, upsample: int = 2,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
     """Normalised cross-correlation of periodic images, maximised over circular shifts on an
     ``upsample``-times finer grid: ``(...)`` for ``sim`` (..., nx, ny), ``target`` (nx, ny).
-    Invariant to an affine contrast change (offset and gain > 0); differentiable."""
+    Invariant to an affine contrast change (offset and gain > 0); differentiable. ``mask``
+    (nx, ny) in FFT order: the Fourier components compared (e.g. a low-pass band)."""
     fs = torch.fft.fft2(sim)
     ft = torch.fft.fft2(target)
+    if mask is not None:
+        fs, ft = fs * mask, ft * mask
     fs = fs.clone()
     fs[..., 0, 0] = 0
     ft = ft.clone()
