@@ -72,10 +72,26 @@ def test_match_recovers_known_optics_of_a_noisy_image():
     ±5 Å, ±2 µm and the exact thickness in 100 evaluations (the default budget)."""
     sim = simulate(params={"defocus": 80, "cs_um": -15, "thickness_cells": 12, "seed": 1,
                            "size": 256})
-    res = match(sim.image, sim.pixel_size, params={"budget": 100, "max_cells": 16, "seed": 0})
+    res = match(sim.image, sim.pixel_size, params={"budget": 100, "max_cells": 16, "seed": 0,
+                                                   "focal_spread": 30.0})
     d, c, t = res.best_params
     assert abs(d - 80) <= 5 and abs(c + 15) <= 2 and t == 12, res.best_params
     assert len(res.losses) <= 100
+
+
+def test_match_fits_an_unknown_focal_spread():
+    """Focal spread 45 Å hidden from the matcher (fitted in its default 10–80 Å), optics in a
+    small box around the truth, 20 evaluations: the focal spread within ±5 Å, and its Laplace
+    interval is finite and ordered."""
+    sim = simulate(params={"defocus": 80, "cs_um": -15, "thickness_cells": 6, "seed": 1,
+                           "size": 192, "focal_spread": 45.0})
+    res = match(sim.image, sim.pixel_size, params={
+        "budget": 20, "n_init": 6, "max_cells": 8, "seed": 0,
+        "defocus_bounds": (70.0, 90.0), "cs_bounds_um": (-20.0, -10.0)})
+    assert len(res.losses) <= 20
+    assert abs(res.focal_spread - 45.0) <= 5, (res.focal_spread, res.best_params)
+    lo, hi = res.focal_spread_interval
+    assert np.isfinite([lo, hi]).all() and lo <= res.focal_spread <= hi
 
 
 def test_identify_prefers_the_true_structure():

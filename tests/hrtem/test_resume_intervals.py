@@ -93,7 +93,8 @@ def test_intervals_hold_the_truth_and_shrink_with_dose():
     Cs in at least 2 of the 3 seeds (measured 2), its thickness interval the true thickness in
     all (the GP interval is not asserted: it held the truth in 1 of the 3); ten times the dose shrinks the noise-only
     Laplace std by about √10 = 3.2 (Poisson statistics; measured 3.1; 2…4.5 asserted)."""
-    box = {"budget": 20, "n_init": 8, "max_cells": 7, "defocus_bounds": (66.0, 92.0),
+    box = {"budget": 20, "n_init": 8, "max_cells": 7, "focal_spread": 30.0,
+           "defocus_bounds": (66.0, 92.0),
            "cs_bounds_um": (-21.0, -8.0)}
 
     def holds(iv):

@@ -119,7 +119,7 @@ def match(
     zone: Annotated[str, typer.Option(help="Cell vector along the beam: a, b or c.")] = "c",
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
     method: Annotated[str, typer.Option(help="bo, random or grid.")] = "bo",
-    focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
+    focal_spread: Annotated[float | None, param_option(MatchParams, "focal_spread")] = None,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
     out: Annotated[Path, typer.Option(
@@ -152,7 +152,10 @@ def match(
     vals = {k: getattr(res, k) for k in res.__dataclass_fields__}
     figs = save_figures(_match_figures(vals, params), stem=out.with_suffix(""))
     d, c, t = res.best_params
-    console.print(f"defocus {d:.1f} Å, Cs {c:.2f} µm, thickness {int(t)}, 1 − NCC "
+    fsi = res.focal_spread_interval
+    fs_txt = (f"focal spread {res.focal_spread:.1f} Å (95 % {fsi[0]:.1f}…{fsi[1]:.1f})"
+              if params.focal_spread is None else f"focal spread {res.focal_spread:.1f} Å (known)")
+    console.print(f"defocus {d:.1f} Å, Cs {c:.2f} µm, thickness {int(t)}, {fs_txt}, 1 − NCC "
                   f"{res.best_loss:.3g}; lattice rotation {res.registration[0]:.2f}°, scale "
                   f"{res.registration[1]:.4f}; {len(res.losses)} evaluations "
                   f"({res.replayed} from the evaluation log)")
@@ -174,7 +177,7 @@ def identify(
     pixel_size: Annotated[float | None, typer.Option(
         "--pixel-size", help="Pixel size in Å (overrides the file's).")] = None,
     budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
-    focal_spread: Annotated[float, param_option(MatchParams, "focal_spread")] = 30.0,
+    focal_spread: Annotated[float | None, param_option(MatchParams, "focal_spread")] = None,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
     workers: Annotated[int, typer.Option(

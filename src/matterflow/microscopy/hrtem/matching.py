@@ -14,7 +14,10 @@ The physics the search uses:
   strongest reflections, so the BO's best few points are refined by gradient steps
   through the differentiable CTF (multi-start), every step counted as an evaluation.
 
-Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``.
+Parameters ``x`` are ``(defocus Å, Cs µm[, focal spread Å])``: with the focal spread fitted
+(``MatchParams.focal_spread=None``) it is a third coordinate of the BO, the random and grid
+searches and the gradient refinement (the temporal envelope is differentiable); the valley
+scan stays in the (defocus, Cs) plane at the start's focal spread.
 """
 
 from __future__ import annotations
@@ -270,7 +273,7 @@ def random_search(obj: Objective, bounds: np.ndarray, n_evals: int, *, seed: int
 def grid_search(obj: Objective, bounds: np.ndarray, n_evals: int) -> None:
     """A regular grid of about ``n_evals`` points (cell centres; the baseline)."""
     d = bounds.shape[1]
-    m = max(1, int(round(n_evals ** (1 / d))))
+    m = max(1, int(n_evals ** (1 / d) + 1e-9))  # m^d <= n_evals
     axes = [bounds[0, i] + (np.arange(m) + 0.5) / m * (bounds[1, i] - bounds[0, i])
             for i in range(d)]
     obj.many(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d), "grid")
@@ -292,10 +295,13 @@ def refine(obj: Objective, bounds: np.ndarray, x0: np.ndarray, steps: int) -> No
              options={"maxfun": steps, "maxiter": steps})
 
 
-def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: int) -> None:
+def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: int, *,
+                  dims: int | None = None) -> None:
     """Scan the loss valley through ``x0``: its direction is the Hessian's softest eigenvector
     (autograd through the CTF, in box-normalised coordinates), and ``n_points`` evaluations are
-    spread along that straight line across the box.
+    spread along that straight line across the box. ``dims``: the valley lies in the plane of
+    the first ``dims`` parameters (defocus, Cs), the others (the focal spread) kept at ``x0``
+    (default: all parameters).
 
     Physics: the image is most sensitive to the phase χ at its strongest high-order
     reflections, ``χ(g) = −πλg²Δf + ½πλ³g⁴Cs``, which is linear in (Δf, Cs): a constant
@@ -306,11 +312,14 @@ def valley_search(obj: Objective, bounds: np.ndarray, x0: np.ndarray, n_points: 
 
     u0 = np.clip((np.asarray(x0, dtype=float) - lo) / span, 0, 1)
     h = obj.log_loss_hessian(x0, bounds)
-    v = np.linalg.eigh(0.5 * (h + h.T))[1][:, 0]
+    k = len(u0) if dims is None else dims
+    v = np.zeros(len(u0))
+    v[:k] = np.linalg.eigh(0.5 * (h[:k, :k] + h[:k, :k].T))[1][:, 0]
     # the segment of the line u0 + s v inside the unit box
     with np.errstate(divide="ignore"):
-        a = np.where(v != 0, (0 - u0) / v, -np.inf)
-        b = np.where(v != 0, (1 - u0) / v, np.inf)
+        nz = v != 0
+        a = np.where(nz, (0 - u0) / np.where(nz, v, 1), -np.inf)
+        b = np.where(nz, (1 - u0) / np.where(nz, v, 1), np.inf)
     s_lo, s_hi = np.max(np.minimum(a, b)), np.min(np.maximum(a, b))
     obj.many([lo + np.clip(u0 + s * v, 0, 1) * span for s in np.linspace(s_lo, s_hi, n_points)],
              "valley")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from matterflow.microscopy.multislice import multislice, plane_wave
-from matterflow.microscopy.optics import ctf, spatial_frequencies
+from matterflow.microscopy.optics import ctf, spatial_frequencies, wavelength
 from matterflow.microscopy.potentials import slice_potentials
 from matterflow.microscopy.structures import SlicedCell
 
@@ -55,9 +55,18 @@ def images(waves: torch.Tensor, pixel: tuple[float, float], *, energy_ev: float 
     """Intensities ``|ψ ⊛ PSF|²`` of ``waves`` (..., nx, ny) for one optics (Å, rad, mrad);
     tensors keep gradients. Coherent CTF times the quasi-coherent envelopes."""
     kx, ky = spatial_frequencies(tuple(waves.shape[-2:]), pixel, dtype=waves.real.dtype)
-    t = ctf(kx, ky, energy_ev, defocus=defocus, cs=cs, focal_spread=focal_spread,
-            astigmatism=astigmatism, astigmatism_angle=astigmatism_angle,
-            divergence_mrad=divergence_mrad)
+    if isinstance(focal_spread, torch.Tensor) and focal_spread.requires_grad:
+        # a fitted focal spread: the temporal envelope multiplied onto the coherent CTF here,
+        # since torch.polar's second derivative is NaN where the envelope underflows to 0
+        t = ctf(kx, ky, energy_ev, defocus=defocus, cs=cs, astigmatism=astigmatism,
+                astigmatism_angle=astigmatism_angle, divergence_mrad=divergence_mrad)
+        lam = wavelength(energy_ev)
+        t = t * torch.exp(-0.5 * (math.pi * lam * focal_spread.to(kx.dtype)
+                                  * (kx ** 2 + ky ** 2)) ** 2)
+    else:
+        t = ctf(kx, ky, energy_ev, defocus=defocus, cs=cs, focal_spread=focal_spread,
+                astigmatism=astigmatism, astigmatism_angle=astigmatism_angle,
+                divergence_mrad=divergence_mrad)
     return torch.fft.ifft2(torch.fft.fft2(waves) * t).abs() ** 2
 
 
@@ -166,12 +175,16 @@ def lattice_average(image: np.ndarray, pixel: float, cell_xy: tuple[float, float
     return np.fft.ifft2(full).real * grid[0] * grid[1]
 
 
-def shift_ncc(sim: torch.Tensor, target: torch.Tensor, *, upsample: int = 2) -> torch.Tensor:
+def shift_ncc(sim: torch.Tensor, target: torch.Tensor, *, upsample: int = 2,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
     """Normalised cross-correlation of periodic images, maximised over circular shifts on an
     ``upsample``-times finer grid: ``(...)`` for ``sim`` (..., nx, ny), ``target`` (nx, ny).
-    Invariant to an affine contrast change (offset and gain > 0); differentiable."""
+    Invariant to an affine contrast change (offset and gain > 0); differentiable. ``mask``
+    (nx, ny) in FFT order: the Fourier components compared (e.g. a low-pass band)."""
     fs = torch.fft.fft2(sim)
     ft = torch.fft.fft2(target)
+    if mask is not None:
+        fs, ft = fs * mask, ft * mask
     fs = fs.clone()
     fs[..., 0, 0] = 0
     ft = ft.clone()

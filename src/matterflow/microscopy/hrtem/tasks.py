@@ -88,8 +88,12 @@ class MatchParams(Params):
     cs_bounds_um: tuple[float, float] = Field((-30.0, 30.0), description="Cs range",
                                               json_schema_extra={"units": "µm"})
     max_cells: int = Field(40, ge=1, le=200, description="largest thickness in repeats")
-    focal_spread: float = Field(30.0, ge=0, le=300, description="focal spread (known)",
-                                json_schema_extra={"units": "Å"})
+    focal_spread: float | None = Field(None, ge=0, le=300, description="focal spread if known "
+                                       "(None: fitted within focal_spread_bounds)",
+                                       json_schema_extra={"units": "Å"})
+    focal_spread_bounds: tuple[float, float] = Field((10.0, 80.0), description="focal spread "
+                                                     "range searched when it is fitted",
+                                                     json_schema_extra={"units": "Å"})
     rotation_bounds_deg: tuple[float, float] = Field((-5.0, 5.0), json_schema_extra={"units": "°"},
                                                      description="in-plane rotation searched")
     scale_bounds: tuple[float, float] = Field((0.97, 1.03), description="lattice scale searched "
@@ -138,15 +142,25 @@ class MatchResult:
     chi2_reduced: float = quantity("dimensionless", "misfit over noise at the optimum, "
                                    "2 (1 - NCC) / noise_level²; laplace_interval is widened by "
                                    "its square root where > 1")
+    focal_spread: float = quantity("Å", "focal spread at the optimum (fitted, or the known one)")
+    focal_spread_interval: np.ndarray = quantity("Å", "(2,) 95 % Laplace [lo, hi] of the fitted "
+                                                 "focal spread (widened as laplace_interval; "
+                                                 "[σ, σ] when it is known)")
+    evaluated_focal_spread: np.ndarray = quantity("Å", "(n_evals,) focal spread of every "
+                                                  "evaluated point")
 
 
 def _check_bounds(params: MatchParams) -> None:
-    for name in ("defocus_bounds", "cs_bounds_um", "rotation_bounds_deg", "scale_bounds"):
+    for name in ("defocus_bounds", "cs_bounds_um", "rotation_bounds_deg", "scale_bounds",
+                 "focal_spread_bounds"):
         lo, hi = getattr(params, name)
         if not lo < hi:
             raise InputError(f"hrtem.match params.{name}: lower < upper needed; got {(lo, hi)}")
     if params.scale_bounds[0] <= 0:
         raise InputError(f"hrtem.match params.scale_bounds: > 0 needed; got {params.scale_bounds}")
+    if params.focal_spread_bounds[0] < 0:
+        raise InputError("hrtem.match params.focal_spread_bounds: >= 0 needed; got "
+                         f"{params.focal_spread_bounds}")
 
 
 def _check_image(img: np.ndarray, pixel_size: float | None,
@@ -208,11 +222,15 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
                             sampling=params.sampling)
     target = lattice_average(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rotation_deg=rot,
                              scale=sc)
+    fit_fs = params.focal_spread is None
+    fs_lo, fs_hi = params.focal_spread_bounds
     obj = m.Objective(waves, wpx, target, energy_ev=params.energy_ev,
-                      focal_spread=params.focal_spread, log=log, scheduler=scheduler,
-                      loss=params.search_loss)
+                      focal_spread=0.5 * (fs_lo + fs_hi) if fit_fs else float(params.focal_spread),
+                      log=log, scheduler=scheduler, loss=params.search_loss)
     bounds = np.array([[params.defocus_bounds[0], params.cs_bounds_um[0]],
                        [params.defocus_bounds[1], params.cs_bounds_um[1]]], dtype=float)
+    if fit_fs:  # the focal spread: a third coordinate of every stage
+        bounds = np.column_stack([bounds, [fs_lo, fs_hi]])
     n = params.budget
     if params.method == "random":
         m.random_search(obj, bounds, n, seed=params.seed)
@@ -229,7 +247,7 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
         obj.loss = params.refine_loss  # stage 2: the local loss from the stage-1 optima
         for x0, _ in m.distinct_starts(obj.trace, bounds, 3, 0.15):
             if len(obj.trace.loss) + n_valley + 2 <= n:
-                m.valley_search(obj, bounds, x0, n_valley)
+                m.valley_search(obj, bounds, x0, n_valley, dims=2)
         stage2 = obj.trace
         if params.search_loss != params.refine_loss:  # rank by the refinement's loss only
             stage2 = m.Trace()
@@ -252,22 +270,27 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
              or st in ("hessian", "valley", "refine")]
     i_best = min(final, key=lambda i: tr.loss[i])
     x, loss, t = tr.x[i_best], tr.loss[i_best], tr.thickness[i_best]
+    fs = float(x[2]) if fit_fs else obj.focal_spread
     with torch.no_grad():
         best_img = images(waves[t - 1], wpx, energy_ev=params.energy_ev, defocus=float(x[0]),
-                          cs=float(x[1]) * 1e4, focal_spread=params.focal_spread).numpy()
-    evaluated = np.column_stack([np.array(tr.x), np.array(tr.thickness, dtype=float)])
+                          cs=float(x[1]) * 1e4, focal_spread=fs).numpy()
+    xs = np.array(tr.x)
+    evaluated = np.column_stack([xs[:, :2], np.array(tr.thickness, dtype=float)])
+    ev_fs = xs[:, 2] if fit_fs else np.full(len(xs), fs)
     from matterflow.microscopy.hrtem import uncertainty as u
 
-    gp_iv, gp_mu, gp_sd = u.gp_intervals(np.array(tr.x)[final], np.array(tr.loss)[final], bounds,
-                                         np.asarray(x))
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(xs[final], np.array(tr.loss)[final], bounds,
+                                         np.asarray(x), grid_dims=2)
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
     lap_iv, lap_std, sigma_n, chi2 = u.laplace_intervals(
         waves, wpx, target, noise_t, np.asarray(x), t, energy_ev=params.energy_ev,
-        focal_spread=params.focal_spread, dof=dof)
+        focal_spread=fs, dof=dof, fit_focal_spread=fit_fs)
+    fs_iv = lap_iv[3] if fit_fs else np.array([fs, fs])
     res = MatchResult(np.array([x[0], x[1], t], dtype=float), float(loss), np.array(tr.loss),
                       evaluated, np.array([_STAGES.index(s) for s in tr.stage]),
-                      np.array([rot, sc]), target, best_img, gp_iv, lap_iv, lap_std, sigma_n,
-                      min(obj.replayed, len(tr.loss)), gp_mu, gp_sd, chi2)
+                      np.array([rot, sc]), target, best_img, gp_iv, lap_iv[:3], lap_std[:2],
+                      sigma_n, min(obj.replayed, len(tr.loss)), gp_mu, gp_sd, chi2,
+                      focal_spread=fs, focal_spread_interval=fs_iv, evaluated_focal_spread=ev_fs)
     return res, tr, waves
 
 
@@ -287,7 +310,8 @@ def _match_figures(outputs: dict, params) -> dict:
         a.imshow(np.tile(im, (2, 2)).T, cmap="gray", origin="lower", vmin=t.min(), vmax=t.max())
         a.set(title=title, xticks=[], yticks=[])
     d, c, th = outputs["best_params"]
-    fig.suptitle(f"defocus {d:.1f} Å, Cs {c:.2f} µm, thickness {int(th)}, "
+    fs = float(outputs.get("focal_spread", float("nan")))
+    fig.suptitle(f"defocus {d:.1f} Å, Cs {c:.2f} µm, thickness {int(th)}, σ {fs:.1f} Å, "
                  f"1 − NCC {float(outputs['best_loss']):.2e}")
     figs["Image, best simulation, difference"] = fig
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -331,12 +355,13 @@ def _gp_figure(outputs: dict, params):
     return fig
 
 
-_MATCH_VERSION = "3"
+_MATCH_VERSION = "4"  # 4: the focal spread fitted by default
 
 
 @task("hrtem.match", params=MatchParams, figures=_match_figures, version=_MATCH_VERSION)
 def match(image: np.ndarray, pixel_size: float | None = None, *, params: MatchParams) -> MatchResult:
-    """Recover defocus, Cs and thickness (and the lattice rotation/scale) from one image."""
+    """Recover defocus, Cs, thickness and the focal spread (unless known), and the lattice
+    rotation/scale, from one image."""
     return match_image(image, pixel_size, params)[0]
 
 

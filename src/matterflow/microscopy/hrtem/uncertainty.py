@@ -54,11 +54,13 @@ def white_noise_variance(image: np.ndarray) -> float:
 
 
 def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.ndarray, *,
-                 k: float = 2.0, n_grid: int = 121
+                 k: float = 2.0, n_grid: int = 121, grid_dims: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(intervals (d, 2), μ, σ)``: the intervals of the region ``μ − kσ ≤ min μ`` of a GP on
     ``log loss``, and its posterior mean and std of log loss on the grid ``(n_grid,) * d``
-    spanning the box (``np.linspace(lo, hi, n_grid)`` along each axis)."""
+    spanning the box (``np.linspace(lo, hi, n_grid)`` along each axis). ``grid_dims``: the
+    grid (and the intervals) over the first ``grid_dims`` parameters only, the GP's other
+    inputs held at ``best`` (a slice; default all, d = ``bounds.shape[1]``)."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -74,8 +76,13 @@ def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.n
         fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     except Exception:  # noqa: BLE001  (a failed hyper-parameter fit keeps the prior's)
         pass
+    d_all = d
+    d = d_all if grid_dims is None else grid_dims
     axes = [np.linspace(bounds[0, i], bounds[1, i], n_grid) for i in range(d)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    if d < d_all:
+        rest = np.broadcast_to(np.asarray(best, dtype=float)[d:d_all], (len(grid), d_all - d))
+        grid = np.column_stack([grid, rest])
     gp.eval()
     with torch.no_grad():
         # one point per batch: the marginals only (a joint posterior of the grid would build
@@ -102,12 +109,16 @@ def gp_intervals(x: np.ndarray, loss: np.ndarray, bounds: np.ndarray, best: np.n
 
 def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: np.ndarray,
                       noise_std_target: float, best: np.ndarray, thickness: int, *,
-                      energy_ev: float, focal_spread: float, dof: int
+                      energy_ev: float, focal_spread: float, dof: int,
+                      fit_focal_spread: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """``(intervals (3, 2), std (2,), σₙ, χ²_red)``: Laplace intervals of defocus (Å), Cs (µm)
     and thickness (repeats) at ``best`` = (defocus Å, Cs µm), from the std scaled by
     ``max(1, χ²_red)^½`` (the Birge ratio: χ²_red = 2 (1 − NCC)/σₙ² at the optimum, 1 when the
-    misfit is the noise alone); ``std``: the noise-only std; see the module doc."""
+    misfit is the noise alone); ``std``: the noise-only std; see the module doc.
+    ``fit_focal_spread``: the focal spread ``focal_spread`` is a third fitted parameter of the
+    Hessian (the defocus and Cs intervals are then marginal over it); intervals ``(4, 2)``
+    (the fourth row the focal spread, Å) and std ``(3,)``."""
     from matterflow.microscopy.hrtem.model import images, shift_ncc
 
     tgt = np.asarray(target, dtype=np.float64)
@@ -117,10 +128,12 @@ def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: n
 
     def loss(p):
         img = images(w[thickness - 1], pixel, energy_ev=energy_ev, defocus=p[0], cs=p[1] * 1e4,
-                     focal_spread=focal_spread)
+                     focal_spread=p[2] if fit_focal_spread else focal_spread)
         return 1 - shift_ncc(img, tt)
 
-    p0 = torch.tensor(np.asarray(best[:2], dtype=float), dtype=torch.float64)
+    npar = 3 if fit_focal_spread else 2
+    best = np.r_[np.asarray(best, dtype=float)[:2], [focal_spread]][:npar]
+    p0 = torch.tensor(best, dtype=torch.float64)
     h = torch.autograd.functional.hessian(loss, p0).numpy()
     with torch.no_grad():
         n = shift_ncc(images(w, pixel, energy_ev=energy_ev, defocus=float(best[0]),
@@ -134,9 +147,11 @@ def laplace_intervals(waves: torch.Tensor, pixel: tuple[float, float], target: n
         inv = np.where(evals > 0, 1 / np.where(evals > 0, evals, 1), np.inf)
     cov_diag = (evecs ** 2 * inv).sum(1)
     std = np.sqrt(cov_diag)
-    out = np.empty((3, 2))
-    out[:2, 0] = best[:2] - Z95 * std * np.sqrt(birge)
-    out[:2, 1] = best[:2] + Z95 * std * np.sqrt(birge)
+    out = np.empty((npar + 1, 2))
+    out[:2, 0] = best[:2] - Z95 * std[:2] * np.sqrt(birge)
+    out[:2, 1] = best[:2] + Z95 * std[:2] * np.sqrt(birge)
+    if fit_focal_spread:
+        out[3] = best[2] + np.array([-1, 1]) * Z95 * std[2] * np.sqrt(birge)
     dnll = dof * (l_t - l_t[thickness - 1]) / (sigma_n ** 2 * birge)
     ok = np.flatnonzero(dnll <= CHI2_1_95_HALF) + 1
     out[2] = min(ok.min(), thickness), max(ok.max(), thickness)
