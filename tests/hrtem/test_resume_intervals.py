@@ -184,9 +184,9 @@ def test_cli_match_killed_by_sigkill_resumes(image, tmp_path):
     assert 18 <= n_stored < 40 and not (tmp_path / "m.h5").exists()
     r = subprocess.run([*args, "-o", str(tmp_path / "m.h5")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"({n_stored} from the evaluation log)" in r.stdout.replace("\n", " ")
+    assert f"({n_stored} from the evaluation log)" in " ".join(r.stdout.split())
     r = subprocess.run([*args, "-o", str(tmp_path / "ref.h5")], capture_output=True, text=True)
-    assert r.returncode == 0 and "(0 from the evaluation log)" in r.stdout.replace("\n", " ")
+    assert r.returncode == 0 and "(0 from the evaluation log)" in " ".join(r.stdout.split())
     with h5py.File(tmp_path / "m.h5") as a, h5py.File(tmp_path / "ref.h5") as b:
         for name in ("losses", "evaluated", "best_params", "laplace_interval"):
             np.testing.assert_array_equal(_find(a, name), _find(b, name))
