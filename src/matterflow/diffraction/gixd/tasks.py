@@ -586,7 +586,7 @@ class TrackParams(Params):
     max_width_ratio: float = Field(0.0, ge=0, description="a detection whose χ extent differs "
                                    "from the track's by more than this factor is not linked "
                                    "(0: off)")
-    close_gap: int = Field(0, ge=0, description="join track fragments: an end and a start of the "
+    close_gap: int = Field(8, ge=0, description="join track fragments: an end and a start of the "
                            "same category up to this many frames apart within the gates "
                            "(0: off)")
     history: int = Field(5, ge=1, description="a track's gates sit at the position predicted "
@@ -656,7 +656,7 @@ def track_figures(outputs: dict, params: Any) -> dict:
     return {"Tracked peak positions": fig}
 
 
-@task("gixd.track", params=TrackParams, figures=track_figures, version="2")
+@task("gixd.track", params=TrackParams, figures=track_figures, version="3")
 def track(q_inv_nm: np.ndarray, chi_deg: np.ndarray, scores: np.ndarray, n: np.ndarray,
           width_q_inv_nm: np.ndarray | None = None, width_chi_deg: np.ndarray | None = None,
           labels: np.ndarray | None = None, *, params: TrackParams) -> Tracks:
