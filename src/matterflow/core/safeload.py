@@ -26,7 +26,7 @@ from typing import Any
 from matterflow.core.errors import InputError, MatterflowWarning
 
 __all__ = ["MAGIC_ZIP", "MAGIC_HDF5", "UnsafeLoadWarning", "file_kind", "check_kind",
-           "load_torch", "load_trusted_pickle", "warn_trusted_pickle", "NOT_TRUSTED"]
+           "load_torch", "load_trusted_pickle", "warn_trusted_pickle", "not_readable", "NOT_TRUSTED"]
 
 MAGIC_ZIP = b"PK\x03\x04"  # torch.save and skops archives
 MAGIC_HDF5 = b"\x89HDF\r\n\x1a\n"
@@ -68,6 +68,14 @@ def check_kind(data: bytes, accepted: tuple[str, ...], *, source: str, what: str
                      + " or ".join(_KIND_NAMES[k] for k in accepted if k != "pickle"))
 
 
+def not_readable(source: str, what: str, exc: BaseException, *, why: str = "") -> InputError:
+    """The :class:`InputError` for a file that is not ``what``: a missing key, a wrong shape,
+    a damaged archive. Names ``source``, ``why`` (if given) and the first line of ``exc``."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return InputError(f"{source}: not {what}: {why + ' ' if why else ''}"
+                      f"({type(exc).__name__}: {text})")
+
+
 def warn_trusted_pickle(source: str) -> None:
     """Say that ``source`` is unpickled because the user trusts it."""
     warnings.warn(f"{source}: unpickling an old-format file because --trust-pickle was given "
@@ -94,14 +102,13 @@ def load_torch(data: bytes, *, source: str, what: str, trust_pickle: bool = Fals
         if not trust_pickle:
             raise InputError(f"{source}: not loaded as {what}: {NOT_TRUSTED}") from None
     except Exception as exc:
-        raise InputError(f"{source}: not {what}: the torch archive is damaged or incomplete "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise not_readable(source, what, exc,
+                           why="the torch archive is damaged or incomplete") from None
     warn_trusted_pickle(source)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise InputError(f"{source}: not {what} ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise not_readable(source, what, exc) from None
 
 
 def load_trusted_pickle(data: bytes, *, source: str, what: str, hint: str = "") -> Any:

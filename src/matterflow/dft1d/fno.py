@@ -427,7 +427,7 @@ class DensityToPotentialFNO:
         Nothing is unpickled (``torch.load(weights_only=True)``); a file of an older
         matterflow (numpy arrays pickled) loads only with ``trust_pickle``.
         """
-        from matterflow.core.safeload import load_torch
+        from matterflow.core.safeload import load_torch, not_readable
 
         path = Path(path)
         if not path.is_file():
@@ -463,8 +463,7 @@ class DensityToPotentialFNO:
         except InputError:
             raise
         except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
-            raise InputError(f"{path}: not {what} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+            raise not_readable(str(path), what, exc) from None
         self.model_.eval()
         return self
 

@@ -191,7 +191,7 @@ class ParametricPINN:
         Nothing is unpickled unless ``trust_pickle`` is given for an older format that
         needs it (see the subclass).
         """
-        from matterflow.core.safeload import load_torch
+        from matterflow.core.safeload import load_torch, not_readable
 
         blob = load_torch(bytes(data), source=where, what=cls._WHAT, trust_pickle=trust_pickle)
         fmt = blob.get("format") if isinstance(blob, dict) else None
@@ -214,8 +214,7 @@ class ParametricPINN:
         except InputError:
             raise
         except Exception as exc:  # a missing key, a wrong shape: a damaged or foreign file
-            raise InputError(f"{where}: not {cls._WHAT} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+            raise not_readable(where, cls._WHAT, exc) from None
         model.model_.eval()
         model.loss_history_ = np.asarray(history, dtype=float)
         model.fit_time_s_ = float(fit_time)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from matterflow.core.errors import InputError
+from matterflow.core.safeload import load_torch, not_readable
 
 __all__ = ["build_model", "prepare", "train_model", "save_checkpoint", "load_checkpoint",
            "predict"]
@@ -195,7 +196,6 @@ def save_checkpoint(model: Any, meta: dict[str, Any]) -> bytes:
 
 def load_checkpoint(data: bytes | str, where: str = "model") -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, metadata) from checkpoint bytes or a file path."""
-    import torch
 
     if isinstance(data, (str,)):
         from pathlib import Path
@@ -204,16 +204,17 @@ def load_checkpoint(data: bytes | str, where: str = "model") -> tuple[Any, dict[
         if not p.exists():
             raise InputError(f"{where}: model file {data!r} not found")
         data = p.read_bytes()
+    what = "a gixd model checkpoint"
+    ck = load_torch(bytes(data), source=where, what=what)
     try:
-        ck = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
         meta = json.loads(ck["meta"])
         model = build_model(tuple(meta["shape"]), width=int(meta["width"]),
                             arch=int(meta.get("arch", 1)))
         model.load_state_dict(ck["model"])
     except InputError:
         raise
-    except Exception as exc:
-        raise InputError(f"{where}: not a gixd model checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # a missing key, a wrong shape: a foreign file
+        raise not_readable(where, what, exc) from None
     model.eval()
     return model, meta
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from matterflow.core.errors import InputError
+from matterflow.core.safeload import load_torch, not_readable
 
 if TYPE_CHECKING:
     import os
@@ -501,14 +502,16 @@ def model_to_bytes(model: FastSR, *, metadata: dict | None = None, optimizer: di
 
 def model_from_bytes(data: bytes, *, source: str = "model") -> tuple[FastSR, dict, dict | None, list[float]]:
     """(model, metadata, optimizer state or None, loss history) from checkpoint bytes."""
+    what = "a matterflow sem model checkpoint"
+    obj = load_torch(bytes(data), source=source, what=what)
     try:
-        obj = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
         meta = json.loads(obj["metadata_json"])
         model = build_model(meta["settings"])
         model.load_state_dict(obj["state_dict"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is bad input
-        raise InputError(f"{source}: not a matterflow sem model checkpoint ({type(exc).__name__}: "
-                         f"{exc})") from None
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a missing key, a wrong shape: a foreign file
+        raise not_readable(source, what, exc) from None
     model.eval()
     return model, meta, obj.get("optimizer"), obj["history"].tolist()
 
