@@ -8,7 +8,7 @@ import torch
 from matterflow.microscopy.multislice import antialias_aperture
 from matterflow.microscopy.potentials import slice_potentials
 
-__all__ = ["srtio3_slices", "nanocube_volume", "block_sum", "A_SRTIO3"]
+__all__ = ["srtio3_slices", "nanocube_volume", "block_sum", "bilayer_slices", "A_SRTIO3"]
 
 A_SRTIO3 = 3.905
 _BASIS = [("Sr", 0, 0, 0), ("Ti", .5, .5, .5), ("O", .5, .5, 0), ("O", .5, 0, .5), ("O", 0, .5, .5)]
@@ -74,3 +74,37 @@ def block_sum(vol: torch.Tensor, factor: int) -> torch.Tensor:
         return vol
     nz, nx, ny = (s // factor for s in vol.shape)
     return vol.reshape(nz, factor, nx, factor, ny, factor).sum((1, 3, 5))
+
+
+def bilayer_slices(n_px: int = 96, cell_a: float = 15.36, *, gap_a: float = 12.0,
+                   slice_a: float = 2.0, margin_a: float = 4.0,
+                   species: tuple[str, str] = ("Pt", "Pt"), periods: tuple[int, int] = (4, 5),
+                   dtype: torch.dtype = torch.float32
+                   ) -> tuple[torch.Tensor, float, float, tuple[int, int], torch.Tensor]:
+    """Two single-atom-layer sheets ``gap_a`` Å apart along the beam in a periodic
+    ``cell_a``² cell: the upper (entrance) one a square lattice of ``periods[0]²`` atoms of
+    ``species[0]`` per cell, the lower one ``periods[1]²`` atoms of ``species[1]`` offset
+    by half its period (no atom above another), vacuum ``margin_a`` Å before and after.
+
+    Returns the projected potentials of the ``slice_a``-thick slices ``(S, n, n)`` (V·Å),
+    the pixel (Å), the slice thickness (Å), the two layers' slice indices and the layers'
+    own projected potentials ``(2, n, n)`` (V·Å)."""
+    m = int(round(margin_a / slice_a))
+    g = int(round(gap_a / slice_a))
+    if g < 1 or m < 0:
+        raise ValueError(f"bilayer: gap {gap_a} Å must be at least one slice ({slice_a} Å)")
+    n_slices = 2 * m + g + 1
+    idx = (m, m + g)
+    layers = []
+    for layer, (sym, per) in enumerate(zip(species, periods, strict=True)):
+        a = cell_a / per
+        off = 0.0 if layer == 0 else a / 2
+        i, j = np.meshgrid(np.arange(per), np.arange(per), indexing="ij")
+        pos = np.stack([i.ravel(), j.ravel()], 1) * a + off
+        layers.append(slice_potentials(pos, [sym] * len(pos), (cell_a, cell_a), (n_px, n_px),
+                                       np.zeros(len(pos), int), 1, dtype=dtype)[0])
+    lay = torch.stack(layers)
+    v = torch.zeros(n_slices, n_px, n_px, dtype=dtype)
+    v[idx[0]] = lay[0]
+    v[idx[1]] = lay[1]
+    return v, cell_a / n_px, slice_a, idx, lay
