@@ -8,7 +8,8 @@ import torch
 from matterflow.microscopy.multislice import antialias_aperture
 from matterflow.microscopy.potentials import slice_potentials
 
-__all__ = ["srtio3_slices", "nanocube_volume", "block_sum", "bilayer_slices", "A_SRTIO3"]
+__all__ = ["srtio3_slices", "nanocube_volume", "block_sum", "bilayer_slices",
+           "layer_ncc_profile", "A_SRTIO3"]
 
 A_SRTIO3 = 3.905
 _BASIS = [("Sr", 0, 0, 0), ("Ti", .5, .5, .5), ("O", .5, .5, 0), ("O", .5, 0, .5), ("O", 0, .5, .5)]
@@ -108,3 +109,14 @@ def bilayer_slices(n_px: int = 96, cell_a: float = 15.36, *, gap_a: float = 12.0
     v[idx[0]] = lay[0]
     v[idx[1]] = lay[1]
     return v, cell_a / n_px, slice_a, idx, lay
+
+
+def layer_ncc_profile(phase_slices: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """NCC (Pearson) of each reconstructed slice ``(S, n, n)`` with each layer's own
+    in-plane pattern ``(L, n, n)``: the depth profile ``(S, L)`` of every layer."""
+    a = np.asarray(phase_slices, float).reshape(len(phase_slices), -1)
+    b = np.asarray(layers, float).reshape(len(layers), -1)
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    den = np.sqrt((a * a).sum(1))[:, None] * np.sqrt((b * b).sum(1))[None, :]
+    return (a @ b.T) / np.where(den > 0, den, np.inf)
