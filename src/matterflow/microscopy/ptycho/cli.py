@@ -34,22 +34,28 @@ def _figures(task_obj, result, params) -> dict:
 @handle_errors
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="HDF5 file to write.")] = Path("ptycho-data.h5"),
-    sample: Annotated[str, typer.Option(help="srtio3 (one tilt) or nanocube (tilt series).")] = "srtio3",
+    sample: Annotated[str, typer.Option(help="srtio3 (one tilt), nanocube (tilt series) or "
+                                        "bilayer (two atom layers apart in depth).")] = "srtio3",
     scan: Annotated[int | None, param_option(SimulateParams, "scan", help="Scan positions per "
                                              "side (default 20 srtio3, 8 nanocube)")] = None,
     dose: Annotated[float, param_option(SimulateParams, "dose")] = 1e5,
     n_tilts: Annotated[int, param_option(SimulateParams, "n_tilts")] = 11,
     jitter: Annotated[float, param_option(SimulateParams, "jitter_a")] = 0.0,
+    layer_gap: Annotated[float, param_option(SimulateParams, "layer_gap_a")] = 12.0,
     seed: Annotated[int, param_option(SimulateParams, "seed")] = 0,
 ) -> None:
     """Simulate a noisy 4D-STEM dataset (HDF5: patterns, positions_a, truth, ...) and its figure."""
     from matterflow.microscopy.ptycho.tasks import simulate as task
 
-    if sample not in ("srtio3", "nanocube"):
-        raise InputError(f"--sample must be srtio3 or nanocube; got {sample!r}")
+    if sample not in ("srtio3", "nanocube", "bilayer"):
+        raise InputError(f"--sample must be srtio3, nanocube or bilayer; got {sample!r}")
     extra: dict = ({"energy_ev": 200e3, "semiangle_mrad": 20.0, "defocus": 50.0, "window": 24,
                     "scan": scan or 8, "dose": 1e6 if dose == 1e5 else dose}
                    if sample == "nanocube" else {"scan": scan or 20})
+    if sample == "bilayer":  # a large angle: λ/α² = 27.9 Å at 30 mrad
+        extra = {"energy_ev": 200e3, "semiangle_mrad": 30.0, "defocus": 40.0, "window": 40,
+                 "scan": scan or 16, "dose": 1e6 if dose == 1e5 else dose,
+                 "layer_gap_a": layer_gap}
     params = task.params(**{"sample": sample, "dose": dose, "n_tilts": n_tilts,
                             "jitter_a": jitter, "seed": seed, **extra})
     res = task(params=params)
@@ -78,6 +84,7 @@ def reconstruct(
     iterations: Annotated[int, param_option(ReconstructParams, "iterations")] = 15,
     batch_size: Annotated[int, param_option(ReconstructParams, "batch_size")] = 64,
     object_px: Annotated[int | None, param_option(ReconstructParams, "object_px")] = None,
+    lr_object: Annotated[float, param_option(ReconstructParams, "lr_object")] = 0.01,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Keep the probe fixed.")] = False,
 ) -> None:
     """Ptychography of one dataset; resumes from OUT/checkpoint.pt after a kill."""
@@ -114,7 +121,7 @@ def reconstruct(
              "scan_step_a": scan_step, "object_px": object_px}
     params = task.params(**{k: v for k, v in given.items() if v is not None}, **extra,
                          defocus=defocus or 0.0, n_slices=slices, slice_thickness_a=slice_thickness,
-                         iterations=iterations, batch_size=batch_size,
+                         iterations=iterations, batch_size=batch_size, lr_object=lr_object,
                          retrieve_probe=not no_probe, checkpoint=str(out / "checkpoint.pt"),
                          dataset=ds)
     for k, v in attrs.items():
@@ -129,6 +136,11 @@ def reconstruct(
     console.print(f"{path}: {len(res.loss)} iterations, {res.seconds_per_iteration:.3f} s each, "
                   f"final loss {res.loss[-1]:.4g}, retries {len(res.retries)}"
                   + (f", phase NCC {res.ncc:.4f}" if np.isfinite(res.ncc) else ""))
+    if res.layer_ncc.size:
+        z = (np.argmax(res.layer_ncc, 0) + 0.5) * params.slice_thickness_a
+        console.print("depth profile: each truth layer's pattern peaks at "
+                      + ", ".join(f"{v:.2f} Å" for v in z) + " (NCC "
+                      + ", ".join(f"{v:.3f}" for v in res.layer_ncc.max(0)) + ")")
 
 
 @app.command()

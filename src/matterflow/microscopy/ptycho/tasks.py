@@ -56,7 +56,18 @@ def _rec_figures(out: dict, params) -> dict:
     a2.semilogy(np.arange(1, len(out["loss"]) + 1), out["loss"])
     a2.set(xlabel="iteration", ylabel="amplitude loss per pattern")
     f2.tight_layout()
-    return {"Phase and probe": fig, "Loss": f2}
+    figs = {"Phase and probe": fig, "Loss": f2}
+    prof = np.asarray(out.get("layer_ncc", np.zeros((0, 0))))
+    if prof.size:
+        f3, a3 = plt.subplots(figsize=(5, 3.5))
+        z = (np.arange(len(prof)) + 0.5) * params.slice_thickness_a
+        for k in range(prof.shape[1]):
+            a3.plot(z, prof[:, k], "o-", label=f"layer {k + 1} of the truth")
+        a3.set(xlabel="slice depth (Å)", ylabel="slice phase NCC with the layer")
+        a3.legend()
+        f3.tight_layout()
+        figs["Depth profile"] = f3
+    return figs
 
 
 def _tomo_figures(out: dict, params) -> dict:
@@ -90,9 +101,10 @@ def _tomo_figures(out: dict, params) -> dict:
 
 
 class SimulateParams(Params):
-    sample: Literal["srtio3", "nanocube"] = Field(
+    sample: Literal["srtio3", "nanocube", "bilayer"] = Field(
         "srtio3", description="srtio3: SrTiO3 [001] slab (Lobato potentials), one tilt; "
-        "nanocube: cube of point-like atoms, tilt series")
+        "nanocube: cube of point-like atoms, tilt series; bilayer: two Pt sheets (4×4 and "
+        "5×5 lattices per 15.36 Å cell, 96² px) layer_gap_a apart in depth, one tilt")
     energy_ev: float = Field(200e3, gt=1e3, le=1.5e6, description="beam energy", json_schema_extra=_E)
     semiangle_mrad: float = Field(25.0, gt=0, le=100, description="probe aperture semi-angle",
                                   json_schema_extra=_MRAD)
@@ -129,6 +141,8 @@ class SimulateParams(Params):
                                 "in-plane shift per tilt (less what a volume translation explains: "
                                 "tomo.shift_gauge)",
                                 json_schema_extra=_A)
+    layer_gap_a: float = Field(12.0, ge=2, le=200, description="bilayer: depth between the "
+                               "two layers (simulated in 2 Å slices)", json_schema_extra=_A)
     seed: int = Field(0, ge=0, description="seed of the noise and the jitter")
 
 
@@ -140,7 +154,8 @@ class SimulatedData:
     angles_deg: np.ndarray = quantity("deg", "(tilts,) tilt angles about y")
     sampling_a: float = quantity("Å", "object pixel = voxel size")
     truth: np.ndarray = quantity("rad", "(nz, nx, ny) phase per voxel (srtio3: (1, nx, ny) "
-                                 "projected phase σV, band-limited)")
+                                 "projected phase σV, band-limited; bilayer: (2, nx, ny), "
+                                 "each layer's)")
     isolated_atom: np.ndarray = quantity("voxel", "(3,) z, x, y of the isolated atom (nan: none)")
     probe_amplitude: np.ndarray = quantity("sqrt(counts)", "(W, W) probe amplitude")
     probe_phase: np.ndarray = quantity("rad", "(W, W) probe phase")
@@ -167,6 +182,13 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
         nominal = raster_positions(p.scan, p.scan, step)
         angles = np.zeros(1)
         truth = (interaction_constant(p.energy_ev) * samples.band_limit(v.sum(0), dx))[None]
+        iso = np.full(3, np.nan)
+    elif p.sample == "bilayer":
+        v, dx, dz, _, layers = samples.bilayer_slices(gap_a=p.layer_gap_a)
+        step = v.shape[-1] * dx / p.scan
+        nominal = raster_positions(p.scan, p.scan, step)
+        angles = np.zeros(1)
+        truth = interaction_constant(p.energy_ev) * samples.band_limit(layers, dx)
         iso = np.full(3, np.nan)
     else:
         dx = p.voxel_a
@@ -201,7 +223,7 @@ def simulate(*, params: SimulateParams) -> SimulatedData:
                                                                       shifts.shape), angles)
     probe = probe_wave((w, w), (dx, dx), p.energy_ev, semiangle_mrad=p.semiangle_mrad,
                        defocus=p.defocus, cs=p.cs, astigmatism=p.astigmatism)
-    if p.sample == "srtio3":
+    if p.sample in ("srtio3", "bilayer"):
         inten = model.patterns(probe, model.transmission(v, p.energy_ev, dx),
                                torch.tensor(pos, dtype=torch.float32), dx,
                                model.propagator(w, dx, dz, p.energy_ev))[None]
@@ -297,6 +319,9 @@ class PtychoResult:
     seconds_per_iteration: float = quantity("s", "wall time per iteration")
     sampling_a: float = quantity("Å", "object pixel")
     ncc: float = quantity("dimensionless", "phase NCC against the truth (nan: none given)")
+    layer_ncc: np.ndarray = quantity("dimensionless", "(n_slices, layers) NCC of each slice's "
+                                     "phase with each layer of a layered truth (depth profile; "
+                                     "(0, 0): none)")
 
 
 def _resolve(params: ReconstructParams, attrs: dict, name: str, src: str):
@@ -360,9 +385,14 @@ def reconstruct(patterns: np.ndarray | Path, positions_a: np.ndarray | None = No
         if t.shape != ph.shape:
             raise InputError(f"truth shape {t.shape} differs from the object {ph.shape}")
         score = rec.ncc(ph, t)
+    layer_ncc = np.zeros((0, 0))
+    if truth is not None and np.ndim(truth) == 3 and len(truth) > 1 and p.n_slices > 1:
+        from matterflow.microscopy.ptycho.samples import layer_ncc_profile
+
+        layer_ncc = layer_ncc_profile(r.phase, np.asarray(truth, float))
     return PtychoResult(r.phase, r.absorption, np.abs(r.probe), np.angle(r.probe), r.losses,
                         np.array(r.retries, float).reshape(-1, 2), r.seconds_per_iteration,
-                        sampling, score)
+                        sampling, score, layer_ncc)
 
 
 class TomoParams(Params):
