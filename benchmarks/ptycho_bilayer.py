@@ -104,9 +104,9 @@ def main() -> None:
             ax[k].plot(r["_z"], r["_prof"][:, 1], "s-", label=f"lower layer ({per[1]}×{per[1]})")
             for z, c in zip(r["layer_depths_a"], ("C0", "C1"), strict=True):
                 ax[k].axvline(z, color=c, ls="--")
-            ax[k].set(xlabel="depth z (Å)", ylabel="slice-phase NCC with layer",
-                      title=f"{r['semiangle_mrad']:.0f} mrad, λ/α² {r['depth_of_field_a']} Å, "
-                      f"gap {a.gap:g} Å", fontsize=9)
+            ax[k].set(xlabel="depth z (Å)", ylabel="slice-phase NCC with layer")
+            ax[k].set_title(f"{r['semiangle_mrad']:.0f} mrad, λ/α² {r['depth_of_field_a']} Å, "
+                            f"gap {a.gap:g} Å", fontsize=9)
             ax[k].legend(fontsize=7)
         r = res["large_angle"]
         for k, layer in enumerate(("upper", "lower")):
