@@ -12,7 +12,7 @@ interleaved (the machine is shared; each figure is the minimum over ``--repeats`
 - ``unbatched_loop``: autograd, one position per step (a plain torch loop; the baseline
   of the first version of this benchmark).
 
-quantem and py4DSTEM are not installed here (checked below). Prints one JSON line.
+The peers (quantem, py4DSTEM, own venvs) are compared in ptycho_peers.py. Prints one JSON line.
 
     OMP_NUM_THREADS=1 python benchmarks/ptycho_iteration.py [--full] [--iterations 2]
 """
