@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TASKS", "simulate", "match", "identify", "match_image"]
 
-_STAGES = ("sobol", "bo", "hessian", "valley", "refine", "random", "grid")
+_STAGES = ("sobol", "bo", "hessian", "valley", "refine", "random", "grid", "scan")
 
 
 class SimulateParams(Params):
@@ -100,9 +100,12 @@ class MatchParams(Params):
                                               "(pixel-size calibration error)")
     sampling: float = Field(0.08, ge=0.01, le=0.2, description="multislice grid pixel (at most)",
                             json_schema_extra={"units": "Å"})
-    method: Literal["bo", "random", "grid"] = Field("bo", description="search: physics-informed BO "
-                                                    "or a baseline with the same loss")
-    budget: int = Field(100, ge=8, le=5000, description="forward evaluations (CTF on the series)")
+    method: Literal["scan", "bo", "random", "grid"] = Field(
+        "scan", description="search: scan (fine defocus scans, multi-start gradient refinement "
+        "from their valleys), bo (physics-informed BO, valley scan and gradient refinement), "
+        "or a baseline with the same loss")
+    budget: int = Field(700, ge=8, le=20000, description="forward evaluations: CTF passes over "
+                        "the thickness series (the series is one multislice pass, made once)")
     n_init: int = Field(16, ge=2, le=1000, description="Sobol start points (bo)")
     q: int = Field(1, ge=1, le=16, description="points per BO acquisition (qLogEI if > 1)")
     seed: int = Field(0, ge=0, description="seed of the search")
@@ -122,7 +125,7 @@ class MatchResult:
     losses: np.ndarray = quantity("dimensionless", "(n_evals,) loss of every evaluation")
     evaluated: np.ndarray = quantity("Å, µm, repeats", "(n_evals, 3) every evaluated point")
     stage: np.ndarray = quantity("dimensionless", "(n_evals,) stage index: sobol, bo, hessian, "
-                                 "valley, refine, random, grid")
+                                 "valley, refine, random, grid, scan")
     registration: np.ndarray = quantity("°, dimensionless", "(2,) lattice rotation and scale")
     target: np.ndarray = quantity("a.u.", "(nx, ny) lattice-averaged image on the cell grid")
     best_image: np.ndarray = quantity("a.u.", "(nx, ny) best simulation on the cell grid")
@@ -232,7 +235,9 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     if fit_fs:  # the focal spread: a third coordinate of every stage
         bounds = np.column_stack([bounds, [fs_lo, fs_hi]])
     n = params.budget
-    if params.method == "random":
+    if params.method == "scan":
+        m.defocus_scan_search(obj, bounds, n)
+    elif params.method == "random":
         m.random_search(obj, bounds, n, seed=params.seed)
     elif params.method == "grid":
         m.grid_search(obj, bounds, n)
@@ -355,7 +360,7 @@ def _gp_figure(outputs: dict, params):
     return fig
 
 
-_MATCH_VERSION = "4"  # 4: the focal spread fitted by default
+_MATCH_VERSION = "5"  # 4: the focal spread fitted by default; 5: method scan, budget 700
 
 
 @task("hrtem.match", params=MatchParams, figures=_match_figures, version=_MATCH_VERSION)
