@@ -343,7 +343,8 @@ def distinct_starts(trace: Trace, bounds: np.ndarray, k: int,
 def defocus_scan_search(obj: Objective, bounds: np.ndarray, n_evals: int, *,
                         cs_fractions: Sequence[float] = (0.25, 0.75),
                         focal_spread_fractions: Sequence[float] = (0.2, 0.55),
-                        n_starts: int = 12, start_steps: int = 12, final_starts: int = 2) -> None:
+                        n_starts: int = 12, start_steps: int = 12, final_starts: int = 2,
+                        refine_loss: str | None = None) -> None:
     """The valley-seeded multi-start search (``method="scan"``), at most ``n_evals`` evaluations.
 
     1. **Defocus scans**: fine 1D scans across the whole defocus range (≈ 58 % of the budget)
@@ -361,7 +362,8 @@ def defocus_scan_search(obj: Objective, bounds: np.ndarray, n_evals: int, *,
        rest of the budget.
 
     Every scan point, gradient and line-search step is one evaluation (a CTF pass over the
-    thickness series; the series itself is one multislice pass, made once).
+    thickness series; the series itself is one multislice pass, made once). ``refine_loss``:
+    the loss of stages 2–3 (default: the objective's); the scans use the objective's.
     """
     d = bounds.shape[1]
     start = len(obj.trace.loss)
@@ -397,12 +399,21 @@ def defocus_scan_search(obj: Objective, bounds: np.ndarray, n_evals: int, *,
     def left() -> int:
         return n_evals - (len(obj.trace.loss) - start)
 
+    if refine_loss is not None:
+        obj.loss = refine_loss
+
     for p in chosen:
         steps = min(start_steps, left())
         if steps > 0:
             refine(obj, bounds, p, steps)
-    sub = Trace(obj.trace.x[start:], obj.trace.loss[start:], obj.trace.thickness[start:],
-                obj.trace.stage[start:])
+    sub = Trace()
+    for xi, li, ti, si in zip(obj.trace.x[start:], obj.trace.loss[start:],
+                              obj.trace.thickness[start:], obj.trace.stage[start:], strict=True):
+        if si == "refine" or refine_loss is None:
+            sub.add(xi, li, ti, si)
+    if not sub.loss:  # no refinement fitted in the budget: the scan's best
+        sub = Trace(obj.trace.x[start:], obj.trace.loss[start:], obj.trace.thickness[start:],
+                    obj.trace.stage[start:])
     finals = distinct_starts(sub, bounds, final_starts, 0.05)
     for k, (x0, _) in enumerate(finals):
         steps = left() // (len(finals) - k)

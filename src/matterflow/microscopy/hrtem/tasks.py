@@ -236,7 +236,7 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
         bounds = np.column_stack([bounds, [fs_lo, fs_hi]])
     n = params.budget
     if params.method == "scan":
-        m.defocus_scan_search(obj, bounds, n)
+        m.defocus_scan_search(obj, bounds, n, refine_loss=params.refine_loss)
     elif params.method == "random":
         m.random_search(obj, bounds, n, seed=params.seed)
     elif params.method == "grid":
@@ -271,8 +271,10 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
             del lst[n:]
     # the optimum and the GP are of the last stage's loss (all evaluations if one loss)
     final = [i for i, st in enumerate(tr.stage)
-             if params.method != "bo" or params.search_loss == params.refine_loss
+             if params.method in ("random", "grid") or params.search_loss == params.refine_loss
              or st in ("hessian", "valley", "refine")]
+    if not final:  # scan: no refinement fitted in the budget
+        final = list(range(len(tr.stage)))
     i_best = min(final, key=lambda i: tr.loss[i])
     x, loss, t = tr.x[i_best], tr.loss[i_best], tr.thickness[i_best]
     fs = float(x[2]) if fit_fs else obj.focal_spread
