@@ -286,7 +286,8 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     ev_fs = xs[:, 2] if fit_fs else np.full(len(xs), fs)
     from matterflow.microscopy.hrtem import uncertainty as u
 
-    gp_iv, gp_mu, gp_sd = u.gp_intervals(xs[final], np.array(tr.loss)[final], bounds,
+    gp_pts = sorted(final, key=lambda i: tr.loss[i])[:1000]  # the GP is O(n³): the best 1000
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(xs[gp_pts], np.array(tr.loss)[gp_pts], bounds,
                                          np.asarray(x), grid_dims=2)
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
     lap_iv, lap_std, sigma_n, chi2 = u.laplace_intervals(
@@ -396,7 +397,7 @@ def _identify_figures(outputs: dict, params) -> dict:
     return {"Candidate ranking": fig}
 
 
-@task("hrtem.identify", params=IdentifyParams, figures=_identify_figures)
+@task("hrtem.identify", params=IdentifyParams, figures=_identify_figures, version="2")
 def identify(image: np.ndarray, pixel_size: float | None = None, *,
              params: IdentifyParams) -> Identification:
     """Match the image against every candidate structure; rank by the best loss."""
