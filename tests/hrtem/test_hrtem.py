@@ -69,7 +69,8 @@ def test_registration_and_lattice_average_recover_the_cell_image():
 
 def test_match_recovers_known_optics_of_a_noisy_image():
     """SrTiO3 [001], 300 kV, 2e4 e/Å², hidden defocus 80 Å, Cs −15 µm, 12 cells: found within
-    ±5 Å, ±2 µm and the exact thickness in 100 evaluations (the default budget)."""
+    ±5 Å, ±2 µm and the exact thickness in 100 evaluations (method scan, the default; the
+    focal spread known, so two scan lines)."""
     sim = simulate(params={"defocus": 80, "cs_um": -15, "thickness_cells": 12, "seed": 1,
                            "size": 256})
     res = match(sim.image, sim.pixel_size, params={"budget": 100, "max_cells": 16, "seed": 0,
