@@ -69,7 +69,8 @@ def test_registration_and_lattice_average_recover_the_cell_image():
 
 def test_match_recovers_known_optics_of_a_noisy_image():
     """SrTiO3 [001], 300 kV, 2e4 e/Å², hidden defocus 80 Å, Cs −15 µm, 12 cells: found within
-    ±5 Å, ±2 µm and the exact thickness in 100 evaluations (the default budget)."""
+    ±5 Å, ±2 µm and the exact thickness in 100 evaluations (method scan, the default; the
+    focal spread known, so two scan lines)."""
     sim = simulate(params={"defocus": 80, "cs_um": -15, "thickness_cells": 12, "seed": 1,
                            "size": 256})
     res = match(sim.image, sim.pixel_size, params={"budget": 100, "max_cells": 16, "seed": 0,
@@ -124,3 +125,19 @@ def test_cli_simulate_writes_a_tiff_that_carries_its_pixel_size(tmp_path):
     assert r.exit_code == 0, r.output
     img, px = read_image(out, None)
     assert img.shape == (384, 384) and px == 0.1
+
+
+def test_scan_search_finds_the_true_valley_where_bo_does_not():
+    """Search regression on a small case with the focal spread unknown: SrTiO3 [001], 192²,
+    truth 150 Å, −20 µm, 11 cells, σ = 25 Å, the full box (−200…200 Å, −30…30 µm, σ 10–80 Å),
+    12 repeats, 200 evaluations: method scan lands within ±5 Å, ±2 µm, the exact thickness and
+    σ ± 5 Å (measured 149.96, −20.04, 11, 25.0; ~4 s). BO with the same budget fell into
+    another thickness–defocus valley (−108.2 Å, −30 µm, 7 cells), so a search that loses the
+    valleys' scan fails here."""
+    sim = simulate(params={"defocus": 150.0, "cs_um": -20.0, "thickness_cells": 11, "seed": 6,
+                           "size": 192, "focal_spread": 25.0})
+    res = match(sim.image, sim.pixel_size, params={"method": "scan", "budget": 200,
+                                                   "max_cells": 12, "seed": 0})
+    d, c, t = res.best_params
+    assert abs(d - 150) <= 5 and abs(c + 20) <= 2 and t == 11, res.best_params
+    assert abs(res.focal_spread - 25) <= 5 and len(res.losses) <= 200

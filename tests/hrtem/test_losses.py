@@ -51,7 +51,8 @@ def test_stagewise_search_judges_the_optimum_by_the_refinement_loss():
 
     sim = simulate(params={"defocus": 80, "cs_um": -15, "thickness_cells": 4, "seed": 3,
                            "size": 160})
-    p = MatchParams(budget=16, n_init=6, max_cells=6, focal_spread=30.0, defocus_bounds=(60.0, 100.0),
+    p = MatchParams(method="bo", budget=16, n_init=6, max_cells=6, focal_spread=30.0,
+                    defocus_bounds=(60.0, 100.0),
                     cs_bounds_um=(-25.0, -5.0), search_loss="power", refine_loss="ncc")
     res, tr, waves = match_image(sim.image, sim.pixel_size, p)
     i = int(np.flatnonzero(res.losses == res.best_loss)[0])

@@ -9,8 +9,8 @@ from matterflow.core.errors import InputError
 from matterflow.microscopy.hrtem import matching
 from matterflow.microscopy.hrtem.tasks import MatchParams, match_image, simulate
 
-SMALL = {"budget": 16, "n_init": 6, "max_cells": 6, "defocus_bounds": (40.0, 120.0),
-         "cs_bounds_um": (-25.0, -5.0)}
+SMALL = {"method": "bo", "budget": 16, "n_init": 6, "max_cells": 6,
+         "defocus_bounds": (40.0, 120.0), "cs_bounds_um": (-25.0, -5.0)}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,19 @@ def test_a_match_killed_mid_way_resumes_and_equals_an_uninterrupted_run(image, t
     assert [r["loss"] for r in rec[:16]] == list(full.losses)
 
 
+def test_the_scan_search_replays_from_its_log(image, tmp_path):
+    """method="scan": a rerun on the complete log takes every evaluation (scan points and
+    L-BFGS steps with their gradients) from it and gives the same result."""
+    img, px = image
+    p = MatchParams(**{**SMALL, "method": "scan", "budget": 40})
+    log = tmp_path / "scan.jsonl"
+    first = match_image(img, px, p, log_path=log)[0]
+    again = match_image(img, px, p, log_path=log)[0]
+    assert first.replayed == 0 and again.replayed == len(first.losses) > 20
+    np.testing.assert_array_equal(again.losses, first.losses)
+    np.testing.assert_array_equal(again.best_params, first.best_params)
+
+
 def test_a_log_of_other_settings_is_refused_unless_forced(image, tmp_path):
     img, px = image
     log = tmp_path / "m.jsonl"
@@ -93,7 +106,7 @@ def test_intervals_hold_the_truth_and_shrink_with_dose():
     Cs in at least 2 of the 3 seeds (measured 2), its thickness interval the true thickness in
     all (the GP interval is not asserted: it held the truth in 1 of the 3); ten times the dose shrinks the noise-only
     Laplace std by about √10 = 3.2 (Poisson statistics; measured 3.1; 2…4.5 asserted)."""
-    box = {"budget": 20, "n_init": 8, "max_cells": 7, "focal_spread": 30.0,
+    box = {"method": "bo", "budget": 20, "n_init": 8, "max_cells": 7, "focal_spread": 30.0,
            "defocus_bounds": (66.0, 92.0),
            "cs_bounds_um": (-21.0, -8.0)}
 

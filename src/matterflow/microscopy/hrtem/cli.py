@@ -117,8 +117,10 @@ def match(
         "--pixel-size", help="Pixel size in Å (overrides the file's).")] = None,
     structure: Annotated[str, typer.Option(help="Built-in structure or structure file.")] = "SrTiO3",
     zone: Annotated[str, typer.Option(help="Cell vector along the beam: a, b or c.")] = "c",
-    budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
-    method: Annotated[str, typer.Option(help="bo, random or grid.")] = "bo",
+    budget: Annotated[int, param_option(MatchParams, "budget")] = 700,
+    method: Annotated[str, typer.Option(
+        help="scan (defocus scans + multi-start gradient refinement), bo, random or grid.")
+    ] = "scan",
     focal_spread: Annotated[float | None, param_option(MatchParams, "focal_spread")] = None,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,
@@ -176,7 +178,7 @@ def identify(
         help="Comma-separated structures (names or files).")] = "SrTiO3,BaTiO3,SrTiO3-strained",
     pixel_size: Annotated[float | None, typer.Option(
         "--pixel-size", help="Pixel size in Å (overrides the file's).")] = None,
-    budget: Annotated[int, param_option(MatchParams, "budget")] = 100,
+    budget: Annotated[int, param_option(MatchParams, "budget")] = 700,
     focal_spread: Annotated[float | None, param_option(MatchParams, "focal_spread")] = None,
     max_cells: Annotated[int, param_option(MatchParams, "max_cells")] = 40,
     seed: Annotated[int, param_option(MatchParams, "seed")] = 0,

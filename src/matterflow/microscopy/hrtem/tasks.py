@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TASKS", "simulate", "match", "identify", "match_image"]
 
-_STAGES = ("sobol", "bo", "hessian", "valley", "refine", "random", "grid")
+_STAGES = ("sobol", "bo", "hessian", "valley", "refine", "random", "grid", "scan")
 
 
 class SimulateParams(Params):
@@ -100,9 +100,12 @@ class MatchParams(Params):
                                               "(pixel-size calibration error)")
     sampling: float = Field(0.08, ge=0.01, le=0.2, description="multislice grid pixel (at most)",
                             json_schema_extra={"units": "Å"})
-    method: Literal["bo", "random", "grid"] = Field("bo", description="search: physics-informed BO "
-                                                    "or a baseline with the same loss")
-    budget: int = Field(100, ge=8, le=5000, description="forward evaluations (CTF on the series)")
+    method: Literal["scan", "bo", "random", "grid"] = Field(
+        "scan", description="search: scan (fine defocus scans, multi-start gradient refinement "
+        "from their valleys), bo (physics-informed BO, valley scan and gradient refinement), "
+        "or a baseline with the same loss")
+    budget: int = Field(700, ge=8, le=20000, description="forward evaluations: CTF passes over "
+                        "the thickness series (the series is one multislice pass, made once)")
     n_init: int = Field(16, ge=2, le=1000, description="Sobol start points (bo)")
     q: int = Field(1, ge=1, le=16, description="points per BO acquisition (qLogEI if > 1)")
     seed: int = Field(0, ge=0, description="seed of the search")
@@ -122,7 +125,7 @@ class MatchResult:
     losses: np.ndarray = quantity("dimensionless", "(n_evals,) loss of every evaluation")
     evaluated: np.ndarray = quantity("Å, µm, repeats", "(n_evals, 3) every evaluated point")
     stage: np.ndarray = quantity("dimensionless", "(n_evals,) stage index: sobol, bo, hessian, "
-                                 "valley, refine, random, grid")
+                                 "valley, refine, random, grid, scan")
     registration: np.ndarray = quantity("°, dimensionless", "(2,) lattice rotation and scale")
     target: np.ndarray = quantity("a.u.", "(nx, ny) lattice-averaged image on the cell grid")
     best_image: np.ndarray = quantity("a.u.", "(nx, ny) best simulation on the cell grid")
@@ -232,7 +235,9 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     if fit_fs:  # the focal spread: a third coordinate of every stage
         bounds = np.column_stack([bounds, [fs_lo, fs_hi]])
     n = params.budget
-    if params.method == "random":
+    if params.method == "scan":
+        m.defocus_scan_search(obj, bounds, n, refine_loss=params.refine_loss)
+    elif params.method == "random":
         m.random_search(obj, bounds, n, seed=params.seed)
     elif params.method == "grid":
         m.grid_search(obj, bounds, n)
@@ -266,8 +271,10 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
             del lst[n:]
     # the optimum and the GP are of the last stage's loss (all evaluations if one loss)
     final = [i for i, st in enumerate(tr.stage)
-             if params.method != "bo" or params.search_loss == params.refine_loss
+             if params.method in ("random", "grid") or params.search_loss == params.refine_loss
              or st in ("hessian", "valley", "refine")]
+    if not final:  # scan: no refinement fitted in the budget
+        final = list(range(len(tr.stage)))
     i_best = min(final, key=lambda i: tr.loss[i])
     x, loss, t = tr.x[i_best], tr.loss[i_best], tr.thickness[i_best]
     fs = float(x[2]) if fit_fs else obj.focal_spread
@@ -279,7 +286,8 @@ def match_image(image: np.ndarray, pixel_size: float | None, params: MatchParams
     ev_fs = xs[:, 2] if fit_fs else np.full(len(xs), fs)
     from matterflow.microscopy.hrtem import uncertainty as u
 
-    gp_iv, gp_mu, gp_sd = u.gp_intervals(xs[final], np.array(tr.loss)[final], bounds,
+    gp_pts = sorted(final, key=lambda i: tr.loss[i])[:1000]  # the GP is O(n³): the best 1000
+    gp_iv, gp_mu, gp_sd = u.gp_intervals(xs[gp_pts], np.array(tr.loss)[gp_pts], bounds,
                                          np.asarray(x), grid_dims=2)
     noise_t, dof = u.target_noise(img, px, cell.cell_xy, tuple(waves.shape[-2:]), rot, sc)
     lap_iv, lap_std, sigma_n, chi2 = u.laplace_intervals(
@@ -355,7 +363,7 @@ def _gp_figure(outputs: dict, params):
     return fig
 
 
-_MATCH_VERSION = "4"  # 4: the focal spread fitted by default
+_MATCH_VERSION = "5"  # 4: the focal spread fitted by default; 5: method scan, budget 700
 
 
 @task("hrtem.match", params=MatchParams, figures=_match_figures, version=_MATCH_VERSION)
@@ -389,7 +397,7 @@ def _identify_figures(outputs: dict, params) -> dict:
     return {"Candidate ranking": fig}
 
 
-@task("hrtem.identify", params=IdentifyParams, figures=_identify_figures)
+@task("hrtem.identify", params=IdentifyParams, figures=_identify_figures, version="2")
 def identify(image: np.ndarray, pixel_size: float | None = None, *,
              params: IdentifyParams) -> Identification:
     """Match the image against every candidate structure; rank by the best loss."""
