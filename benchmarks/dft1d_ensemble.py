@@ -15,7 +15,9 @@ Each member is ``dft1d_exact_density.py``'s model: the family table's Wu–Yang 
 ``--ft-epochs`` of the exact-density loss (``density_l1``, gap floor ``--gap-floor`` Ha,
 optionally small-gap training samples repeated, ``--oversample-gap``). Members are cached in
 ``--cache-dir`` (the seed-0 base is the one ``dft1d_exact_density.py`` cached), so
-``--train-only --seeds 1`` in two processes trains members side by side.
+``--train-only --seeds 1`` in two processes trains members side by side. ``--shared-base``
+makes a cheap ensemble: every member fine-tunes the seed-0 base, the seed sets only the
+fine-tuning's data order.
 
 ``--mode in``: trained on all nine families, scored on the seed-0 ``test`` split;
 ``--mode loo``: trained without the declared family, scored on all of its seed-0 samples.
@@ -68,11 +70,13 @@ def _sets(a: argparse.Namespace) -> tuple[dict, np.ndarray, np.ndarray, np.ndarr
 
 
 def _paths(a: argparse.Namespace, seed: int) -> tuple[Path, Path]:
-    tag = "" if (seed, a.extra_per_family) == (0, 0) else f"_s{seed}_x{a.extra_per_family}"
+    base_seed = 0 if a.shared_base else seed
+    tag = "" if (base_seed, a.extra_per_family) == (0, 0) else f"_s{base_seed}_x{a.extra_per_family}"
     base = Path(a.cache_dir) / f"exact_base_{a.spin}_{a.mode}_{a.n_per_family}_{a.epochs}{tag}.pt"
+    ft_tag = f"_fs{seed}" if a.shared_base and seed != 0 else ""
     ft = base.with_name(base.stem + f"_ft{a.ft_epochs}_g{a.gap_floor:g}_o{a.oversample_gap:g}"
                                     f"_w{a.ft_weight:g}_r{a.ft_residual_weight:g}"
-                                    f"_lr{a.ft_lr:g}.pt")
+                                    f"_lr{a.ft_lr:g}{ft_tag}.pt")
     return base, ft
 
 
@@ -84,7 +88,7 @@ def _member(a, seed: int, z: dict, tr: np.ndarray, gaps: np.ndarray, occ_name: s
     out: dict = {"seed": seed, "base_seconds": None, "finetune_seconds": None}
     if not base_path.is_file():
         t0 = time.perf_counter()
-        s = {**_settings(a.epochs), "seed": seed}
+        s = {**_settings(a.epochs), "seed": 0 if a.shared_base else seed}
         m = DensityToPotentialFNO(**s, n_electrons=2, spin=occ_name).fit(
             z["density"][tr], z["v_hxc"][tr], v_ext=z["v_ext"][tr], x=z["x"])
         m.save(base_path)
@@ -95,6 +99,7 @@ def _member(a, seed: int, z: dict, tr: np.ndarray, gaps: np.ndarray, occ_name: s
             ft_tr = np.concatenate([tr, tr[gaps[tr] < a.oversample_gap]])
         m = DensityToPotentialFNO.load(base_path)
         m.x_ = z["x"]
+        m.seed = seed  # the fine-tuning's data order (and the base's weights unless shared)
         m.warm_start, m.epochs, m.learning_rate = True, a.ft_epochs, a.ft_lr
         m.physics_loss, m.density_weight = "density_l1", a.ft_weight
         m.residual_weight, m.gap_floor, m.density_warmup = a.ft_residual_weight, a.gap_floor, 0.0
@@ -122,6 +127,9 @@ def main() -> None:
     ap.add_argument("--oversample-gap", type=float, default=0.0)
     ap.add_argument("--small-gap", type=float, default=0.05)
     ap.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    ap.add_argument("--shared-base", action="store_true",
+                    help="every member fine-tunes the seed-0 base (the seed sets only the "
+                         "fine-tuning's data order): a cheap ensemble")
     ap.add_argument("--train-only", action="store_true", help="train missing members, no scores")
     a = ap.parse_args()
     from matterflow.dft1d.exact import occupations_for
@@ -164,7 +172,7 @@ def main() -> None:
         "validation": "seed-1 test split" + ("" if a.mode == "in" else f" without {DECLARED_HOLDOUT}"),
         "declared_holdout": DECLARED_HOLDOUT, "n_train": int(len(tr)), "n_eval": int(len(ev)),
         "n_val": int(len(val)), "seeds": seeds, "base_settings": _settings(a.epochs),
-        "extra_per_family": a.extra_per_family,
+        "extra_per_family": a.extra_per_family, "shared_base": a.shared_base,
         "finetune": {"physics_loss": "density_l1", "epochs": a.ft_epochs, "weight": a.ft_weight,
                      "residual_weight": a.ft_residual_weight, "learning_rate": a.ft_lr,
                      "gap_floor_Ha": a.gap_floor, "oversample_gap_Ha": a.oversample_gap},

@@ -61,3 +61,40 @@ def test_members_must_agree():
         FNOEnsemble([_Member(v), _Member(np.zeros((2, 9)))])
     with pytest.raises(InputError, match="at least one"):
         FNOEnsemble([])
+
+
+def test_cli_invert_with_an_ensemble_of_saved_models(triplets, tmp_path):
+    """`invert --model a.pt --model b.pt`: the FNO alone reports the ensemble's residual (the
+    density of the mean of the two models' potentials, against the exact two-electron density),
+    and fno+refine started from the ensemble is exact to 1e-6."""
+    from typer.testing import CliRunner
+
+    from matterflow.cli import app
+    from matterflow.dft1d.exact import solve_noninteracting
+    from matterflow.dft1d.fno import DensityToPotentialFNO
+
+    x, v, dens, vhxc = triplets
+    paths = []
+    for seed in (0, 1):
+        m = DensityToPotentialFNO(epochs=2, n_modes=8, hidden_channels=8, batch_size=2,
+                                  density_weight=1.0, physics_loss="wu_yang", exact_hx=True,
+                                  spin="polarised", density_warmup=0.0, seed=seed).fit(
+            dens, vhxc, v_ext=v, x=x)
+        paths.append(tmp_path / f"m{seed}.pt")
+        m.save(paths[-1])
+    mean_v = 0.5 * sum(DensityToPotentialFNO.load(p).predict(dens) for p in paths)
+    occ = np.array([1.0, 1.0])
+    resid = np.array([np.abs(solve_noninteracting(v[k] + mean_v[k], x, occ).density - dens[k]).sum()
+                      * (x[1] - x[0]) / 2 for k in range(len(dens))])
+    np.savez(tmp_path / "d.npz", x=x, density=dens, v_ext=v)
+    run = CliRunner().invoke
+    models = ["--model", str(paths[0]), "--model", str(paths[1])]
+    r = run(app, ["dft1d", "invert", str(tmp_path / "d.npz"), "--method", "fno", *models,
+                  "--spin", "polarised", "-o", str(tmp_path / "f.npz")])
+    assert r.exit_code == 0, r.output
+    f = np.load(tmp_path / "f.npz")
+    assert np.allclose(f["density_residual"], resid, rtol=1e-4, atol=1e-7)
+    r = run(app, ["dft1d", "invert", str(tmp_path / "d.npz"), "--method", "fno+refine", *models,
+                  "--spin", "polarised", "--tol", "1e-6", "-o", str(tmp_path / "r.npz")])
+    assert r.exit_code == 0, r.output
+    assert np.abs(np.load(tmp_path / "r.npz")["density"] - dens).max() <= 1e-6
