@@ -80,8 +80,9 @@ def invert(
         help="wu-yang (numerical inversion), fno+refine (the FNO's potential starts Wu-Yang, run to "
              "--tol: exact, faster) or fno (the FNO alone, with its density residual, KS gap and a "
              "reliability flag per sample). The FNO methods need --model.")] = "wu-yang",
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="fno.pt of `matterflow dft1d train-fno` (for --method fno, fno+refine).")] = None,
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", help="fno.pt of `matterflow dft1d train-fno` (for --method fno, fno+refine); "
+                        "repeat for an ensemble (the members' mean potential).")] = None,
     flag_threshold: Annotated[float, typer.Option(
         "--flag-threshold", min=0.0,
         help="--method fno: flag samples whose density residual ∫|n[v_FNO] - n|/N exceeds this.")] = 0.02,
@@ -99,12 +100,18 @@ def invert(
         raise InputError(f"--method: accepted wu-yang, fno+refine, fno; got {method!r}")
     fno = None
     if method != "wu-yang":
-        if model is None:
+        if not model:
             raise InputError(f"--model: --method {method} needs a trained FNO (fno.pt of "
                              f"`matterflow dft1d train-fno`)")
         from matterflow.dft1d.fno import DensityToPotentialFNO
 
-        fno = DensityToPotentialFNO.load(model, trust_pickle=trust_pickle)
+        members = [DensityToPotentialFNO.load(m, trust_pickle=trust_pickle) for m in model]
+        if len(members) == 1:
+            fno = members[0]
+        else:
+            from matterflow.dft1d.fno_ensemble import FNOEnsemble
+
+            fno = FNOEnsemble(members)
 
     if source.suffix == ".npz":
         if not source.exists():
