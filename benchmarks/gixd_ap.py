@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=14.0)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--arch", type=int, default=1)
+    ap.add_argument("--arch", type=int, default=2)
     ap.add_argument("--n-q", type=int, default=128, help="polar bins along |q|")
     ap.add_argument("--n-chi", type=int, default=128, help="polar bins along chi")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gixd-bench"))

@@ -37,7 +37,7 @@ def _ap(s: dict, **kw) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", type=int, default=1)
+    ap.add_argument("--arch", type=int, default=2)
     ap.add_argument("--n-q", type=int, default=128)
     ap.add_argument("--n-chi", type=int, default=128)
     ap.add_argument("--n-train", type=int, default=200)

@@ -101,7 +101,7 @@ def train(
     batch_size: Annotated[int, param_option(TrainParams, "batch_size")] = 4,
     lr: Annotated[float, param_option(TrainParams, "lr")] = 1e-3,
     width: Annotated[int, param_option(TrainParams, "width")] = 32,
-    arch: Annotated[int, param_option(TrainParams, "arch")] = 1,
+    arch: Annotated[int, param_option(TrainParams, "arch")] = 2,
     max_minutes: Annotated[float | None, param_option(TrainParams, "max_minutes")] = None,
     resume: Annotated[Path | None, typer.Option(help="Training checkpoint, saved every 50 steps "
                                                 "and resumed if it exists.")] = None,
