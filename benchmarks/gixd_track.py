@@ -184,8 +184,15 @@ def main() -> None:
     ap.add_argument("--oracle-false", type=float, default=1.0)
     ap.add_argument("--no-baseline", action="store_true")
     a = ap.parse_args()
-    sim = simulate(params={"n_images": a.frames, "mode": "series", "seed": a.seed})
+    grid = {}
+    if a.model is not None:   # the series on the model's polar grid
+        from matterflow.diffraction.gixd._model import load_checkpoint
+
+        n_chi, n_q = load_checkpoint(str(a.model))[1]["shape"]
+        grid = {"n_chi": int(n_chi), "n_q": int(n_q)}
+    sim = simulate(params={"n_images": a.frames, "mode": "series", "seed": a.seed, **grid})
     out = {"figure": "gixd_track", "frames": a.frames, "max_gap": a.max_gap, "seed": a.seed,
+           "polar_shape": list(sim.polar.shape[1:]),
            "planted_features": int(len(set(sim.feature_id[sim.feature_id >= 0].tolist())))}
     rng = np.random.default_rng(a.seed)
     det = oracle(sim, rng, jitter=a.oracle_jitter, drop=a.oracle_drop, dup=a.oracle_dup,

@@ -203,3 +203,29 @@ def test_track_keeps_category_and_merges_a_feature_seen_twice():
                 params={"min_score": 0.3, "merge_iou": 0.99, "history": 1,
                         "merge_tracks": 0.0, "keep_category": False})
     assert old.n_tracks > 2
+
+
+@pytest.mark.slow
+def test_short_anisotropic_training_beats_the_classical_baseline():
+    # the demo's setting (48 frames of 96², 300 steps of a width-16 arch-2 model): on held-out
+    # frames its AP50 exceeds that of the independent classical peak finder by a clear margin
+    # (measured 0.587 vs 0.281; the isotropic arch 1 reaches 0.217 here, so it fails this test)
+    from matterflow.diffraction.gixd.tasks import detect_batch
+
+    grid = {"n_q": 96, "n_chi": 96, "detector_px": 256}
+    tr = simulate(params={"n_images": 48, "seed": 0, **grid})
+    te = simulate(params={"n_images": 8, "seed": 1, **grid})
+    res = train(tr.polar, tr.boxes, tr.labels, tr.n_boxes,
+                params={"steps": 300, "batch_size": 2, "width": 16, "lr": 0.002})
+
+    def ap50(d):
+        nb = te.n_boxes
+        return average_precision([x["boxes"] for x in d], [x["scores"] for x in d],
+                                 [x["labels"] for x in d],
+                                 [te.boxes[i, :nb[i]] for i in range(len(d))],
+                                 [te.labels[i, :nb[i]] for i in range(len(d))]).ap50
+
+    model = ap50(detect_batch(te.polar, model=np.asarray(res.checkpoint)))
+    base = ap50(detect_batch(te.polar, method="classical"))
+    print(f"AP50 model {model:.3f} baseline {base:.3f}")
+    assert model > base + 0.1, (model, base)

@@ -151,3 +151,27 @@ def test_model_of_another_input_size_is_named(sim, tmp_path):
                             "-o", str(tmp_path / "run")])
     msg = _err(r)
     assert r.exit_code == 2 and "m.pt" in msg and "(64, 64)" in msg and "(32, 32)" in msg, r.output
+
+
+def test_finer_q_grid_and_anisotropic_model(tmp_path):
+    # --n-q: |q| sampled twice as finely as χ; the labelled boxes sit at the features' |q|
+    data = tmp_path / "fine.h5"
+    r = runner.invoke(app, ["gixd", "simulate", str(data), "--n", "2", "--size", "64", "--n-q",
+                            "128", "--detector-px", "128", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    with h5py.File(data, "r") as f:
+        polar, boxes, n = f["polar"][()], f["boxes"][()], f["n_boxes"][()]
+        q_axis, q_lab = f["q_axis"][()], f["q_inv_nm"][()]
+    assert polar.shape == (2, 64, 128) and q_axis.shape == (128,)
+    dq = q_axis[1] - q_axis[0]
+    for i in range(2):
+        centre = (boxes[i, :n[i], 0] + boxes[i, :n[i], 2]) / 2      # polar px along |q|
+        q_box = q_axis[0] - dq / 2 + centre * dq
+        assert n[i] > 0 and np.abs(q_box - q_lab[i, :n[i]]).max() < 2 * dq
+    model = tmp_path / "m.pt"
+    r = runner.invoke(app, ["gixd", "train", str(data), "--steps", "1", "--batch-size", "1",
+                            "--width", "8", "--arch", "2", "-o", str(model)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["gixd", "detect", str(data), "--model", str(model), "-p",
+                            str(tmp_path / "p.h5"), "-o", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0 and "of 2 frames" in r.output, r.output

@@ -62,6 +62,8 @@ def simulate(
                                       "series (in-situ).")] = "random",
     size: Annotated[int, param_option(SimulateParams, "n_q", "--size",
                                       help="Polar bins along |q| and χ")] = 128,
+    n_q: Annotated[int | None, typer.Option("--n-q", help="Polar bins along |q| when they differ "
+                                            "from χ's (--size); e.g. 256 with --size 128")] = None,
     detector_px: Annotated[int, param_option(SimulateParams, "detector_px")] = 512,
     keep_detector: Annotated[bool, typer.Option(help="Also write the detector images "
                                                 "(dataset `detector`) and the PONI.")] = False,
@@ -72,7 +74,8 @@ def simulate(
     from matterflow.diffraction.gixd._coco import to_coco, write_coco
     from matterflow.diffraction.gixd.tasks import simulate as task
 
-    params = {"n_images": n, "mode": mode, "n_q": size, "n_chi": size, "seed": seed,
+    params = {"n_images": n, "mode": mode, "n_q": size if n_q is None else n_q, "n_chi": size,
+              "seed": seed,
               "detector_px": detector_px, "keep_detector": keep_detector}
     res = task(params=params)
     write_result_file(out, res, parameters=params)
@@ -98,6 +101,7 @@ def train(
     batch_size: Annotated[int, param_option(TrainParams, "batch_size")] = 4,
     lr: Annotated[float, param_option(TrainParams, "lr")] = 1e-3,
     width: Annotated[int, param_option(TrainParams, "width")] = 32,
+    arch: Annotated[int, param_option(TrainParams, "arch")] = 2,
     max_minutes: Annotated[float | None, param_option(TrainParams, "max_minutes")] = None,
     resume: Annotated[Path | None, typer.Option(help="Training checkpoint, saved every 50 steps "
                                                 "and resumed if it exists.")] = None,
@@ -124,7 +128,7 @@ def train(
     if val is not None:
         val_inputs = tuple(_read(val, "polar", "boxes", "labels", "n_boxes"))
     res = task(images, boxes, lab, nb, *val_inputs, params={
-        "steps": steps, "batch_size": batch_size, "lr": lr, "width": width,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "width": width, "arch": arch,
         "max_minutes": max_minutes, "seed": seed,
         "checkpoint_path": str(resume) if resume else None})
     atomic_write_bytes(out, res.checkpoint.tobytes())
