@@ -4,12 +4,15 @@ One setting per run, one JSON line: the density NMAE (mean |Δn| / mean n, %) on
 ``interp_*`` snapshots for
 
 - ``target=ldos``: the network predicts the LDOS (all channels, scaled per channel by its
-  maximum as ``Se3LdosModel`` does, or by one global maximum with ``--scale global``),
+  maximum, or with ``--scale global`` by one global maximum, as ``Se3LdosModel`` does),
   density integrated at the Fermi level found from the predicted DOS (the ``predict`` path)
   and at the DFT Fermi level;
 - ``target=rho``: one output, the density itself (scaled by its mean);
 - ``target=drho``: one output, ρ − ρ_SAD (sum of hydrogenic atomic densities, the
-  benchmark's baseline), added back to ρ_SAD;
+  benchmark's baseline, or with ``--sad local`` only of the K listed neighbours, as the
+  model's density head), added back to ρ_SAD;
+- ``target=both``: LDOS channels (``--scale``) and the Δρ column, each loss part divided by
+  its target variance (the model's ``density_head``);
 
 and the floor: the density integrated from the *true* LDOS through the same pipeline.
 Training: Adam, ``--steps`` steps of ``--batch`` random training points, cosine decay of
@@ -60,6 +63,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--point-radial", action="store_true", help="atom–point distances in the atom features")
     ap.add_argument("--sad", choices=["full", "local"], default="full",
                     help="ρ_SAD of the whole cell, or of the K neighbours in the descriptor only")
     a = ap.parse_args()
@@ -92,7 +96,8 @@ def main() -> None:
         y = np.concatenate([t[4] - (t[5] if a.target == "drho" else 0.0) for t in train])[:, None]
         scale = np.array([np.abs(y).mean() if a.target == "rho" else y.std()])
     xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y / scale).float()
-    net = _build_network(1, y.shape[1], a.cutoff, a.n_scalars, a.irreps, a.lmax, a.n_basis, 16).float()
+    net = _build_network(1, y.shape[1], a.cutoff, a.n_scalars, a.irreps, a.lmax, a.n_basis, 16,
+                         point_radial=a.point_radial).float()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.steps, eta_min=0.05 * a.lr)
     var_l = float(yt[:, :-1].var()) if a.target == "both" else 1.0

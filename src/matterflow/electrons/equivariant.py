@@ -18,7 +18,7 @@ The network (:class:`Se3LdosModel`, architecture ``"se3"``):
    ``FullyConnectedTensorProduct``) → ``hidden_irreps``, gated non-linearity;
 3. atom → grid-point convolution (the same construction with the atom →
    point vectors) to scalars only, then a small MLP → LDOS channels;
-4. with ``density_head=True`` a second output layer on the same features predicts the
+4. with ``density_head=True`` a second network of the same construction predicts the
    density as a residual over the sum of atomic densities of the listed neighbours,
    ``n = n_SAD + Δn`` (hydrogenic 1s densities for H, 0 for other species), and
    ``predict``/``evaluate`` take the density from it instead of integrating the LDOS
@@ -67,7 +67,8 @@ def neighbour_sad_density(x: np.ndarray, species: tuple[str, ...]) -> np.ndarray
 
 
 def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hidden_irreps: str,
-                   lmax: int, n_basis: int, radial_hidden: int, density_head: bool = False):
+                   lmax: int, n_basis: int, radial_hidden: int, density_head: bool = False,
+                   point_radial: bool = False):
     import torch
     from e3nn import o3
     from e3nn.nn import FullyConnectedNet, Gate
@@ -85,10 +86,13 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             return self.mlp(basis) * env
 
     class Net(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, n_out: int):
             super().__init__()
             self.sh_irreps = o3.Irreps.spherical_harmonics(lmax)
             self.embed = torch.nn.Linear(n_species, n_scalars, bias=False)
+            # point_radial: each atom's distance to the grid point (an invariant) enters its
+            # scalar features, so an atom–atom message knows the whole point–i–j triangle
+            self.point_rad = Radial(n_scalars) if point_radial else None
             node0 = o3.Irreps(f"{n_scalars}x0e")
             hid = o3.Irreps(hidden_irreps).simplify()
             scal = o3.Irreps([(m, ir) for m, ir in hid if ir.l == 0])
@@ -105,8 +109,6 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             self.rad2 = Radial(self.tp2.weight_numel)
             self.head = torch.nn.Sequential(torch.nn.Linear(n_scalars, 2 * n_scalars), torch.nn.SiLU(),
                                             torch.nn.Linear(2 * n_scalars, n_out))
-            # density residual over the neighbours' atomic densities (density_head)
-            self.dens = torch.nn.Linear(2 * n_scalars, 1) if density_head else None
             self.n_species = n_species
 
         def forward(self, x):
@@ -119,7 +121,10 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             vec, code = x[..., :3], x[..., 3].round().long()
             mask = code > 0
             onehot = torch.nn.functional.one_hot((code - 1).clamp(min=0), self.n_species).to(x.dtype)
-            h0 = self.embed(onehot) * mask[..., None]                       # (b, k, n_scalars)
+            h0 = self.embed(onehot)
+            if self.point_rad is not None:
+                h0 = h0 + self.point_rad(vec.norm(dim=-1).reshape(-1)).reshape(b, k, -1)
+            h0 = h0 * mask[..., None]                                        # (b, k, n_scalars)
             # atom–atom messages among the neighbours of each point (vector a -> b)
             pair = vec[:, None, :, :] - vec[:, :, None, :]                   # (b, k_i, k_j, 3): i -> j
             rij = pair.norm(dim=-1)
@@ -142,7 +147,11 @@ def _build_network(n_species: int, n_out: int, cutoff: float, n_scalars: int, hi
             g.index_add_(0, ba, m2)
             return self.head[:-1](g / math.sqrt(max(k, 1)))
 
-    return Net()
+    net = Net(n_out)
+    # density_head: a second network of the same size, one output, for the density residual
+    # over the neighbours' atomic densities (sharing the LDOS network's features made both worse)
+    net.dens_net = Net(1) if density_head else None
+    return net
 
 
 @register_architecture("se3")
@@ -172,8 +181,13 @@ class Se3LdosModel(LdosModel):
     density_head : bool
         Also predict the density directly, as a residual over
         :func:`neighbour_sad_density` (then ``fit`` needs ``density``, the DFT density of
-        each training point, and ``predict``/``evaluate`` use this density). Trained jointly:
-        loss = MSE(LDOS) / Var(LDOS) + MSE(Δn) / Var(Δn), all scaled.
+        each training point, and ``predict``/``evaluate`` use this density). A second network
+        of the same size, trained in the same steps on the same points (loss = MSE(LDOS) /
+        Var(LDOS) + MSE(Δn) / Var(Δn), scaled; the networks share no weights).
+    point_radial : bool
+        Add a learned radial function of each atom's distance to the grid point to its
+        scalar features (an invariant; the atom–atom messages then see the whole
+        point–atom–atom triangle, not only the angle at the atom).
     """
 
     def __init__(self, n_scalars: int = 16, hidden_irreps: str = "16x0e+8x1o+4x2e", lmax: int = 2,
@@ -181,7 +195,8 @@ class Se3LdosModel(LdosModel):
                  learning_rate: float = 3e-3, seed: int = 0, dtype: str = "float32",
                  output_scaling: str = "max", setup: LdosSetup | None = None,
                  neighbours: NeighbourParams | None = None, refit_output: bool = True,
-                 points_per_epoch: int | None = None, density_head: bool = False):
+                 points_per_epoch: int | None = None, density_head: bool = False,
+                 point_radial: bool = False):
         if dtype not in ("float32", "float64"):
             raise InputError(f"dtype: float32 or float64 is accepted; got {dtype!r}")
         self.n_scalars, self.hidden_irreps, self.lmax = int(n_scalars), hidden_irreps, int(lmax)
@@ -191,6 +206,7 @@ class Se3LdosModel(LdosModel):
         self.dtype, self.output_scaling, self.setup = dtype, output_scaling, setup
         self.refit_output = bool(refit_output)
         self.density_head = bool(density_head)
+        self.point_radial = bool(point_radial)
         self.points_per_epoch = None if points_per_epoch is None else int(points_per_epoch)
         if neighbours is None:
             dp = setup.descriptor_params if setup is not None and setup.descriptor_kind == "neighbours" else {}
@@ -205,7 +221,7 @@ class Se3LdosModel(LdosModel):
     def _net(self, n_out: int):
         return _build_network(len(self.neighbours.species), n_out, self.neighbours.cutoff, self.n_scalars,
                               self.hidden_irreps, self.lmax, self.n_basis, self.radial_hidden,
-                              self.density_head).to(self._torch_dtype())
+                              self.density_head, self.point_radial).to(self._torch_dtype())
 
     def _check_x(self, x: np.ndarray, name: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(-1, np.asarray(x).shape[-1])
@@ -303,8 +319,7 @@ class Se3LdosModel(LdosModel):
         def out(xb):
             if not self.density_head:
                 return net(xb)
-            f = net.features(xb)
-            return torch.cat([net.head[-1](f), net.dens(f)], dim=1)
+            return torch.cat([net(xb), net.dens_net(xb)], dim=1)
 
         def point_loss(err2):   # (b,) squared error per point, LDOS and density parts equally weighted
             if not self.density_head:
@@ -357,8 +372,8 @@ class Se3LdosModel(LdosModel):
             refit_output_layer(net, x, self.y_scaler_.transform(y), last=net.head[-1], body=net.features,
                                chunk=4096)
             if self.density_head:
-                refit_output_layer(net, x, (dres / self.density_scale_)[:, None], last=net.dens,
-                                   body=net.features, chunk=4096)
+                refit_output_layer(net, x, (dres / self.density_scale_)[:, None], last=net.dens_net.head[-1],
+                                   body=net.dens_net.features, chunk=4096)
         res.epochs_run = len(res.train_loss)
         res.seconds = time.perf_counter() - t_start
         self.history_ = res
@@ -395,9 +410,9 @@ class Se3LdosModel(LdosModel):
         dt, net = self._torch_dtype(), self.network_
         with torch.no_grad():
             for s in range(0, len(x), batch_size):
-                f = net.features(torch.from_numpy(x[s:s + batch_size]).to(dt))
-                ldos[s:s + batch_size] = self.y_scaler_.inverse_transform(net.head[-1](f).double().numpy())
-                rho[s:s + batch_size] = net.dens(f).double().numpy()[:, 0] * self.density_scale_
+                xb = torch.from_numpy(x[s:s + batch_size]).to(dt)
+                ldos[s:s + batch_size] = self.y_scaler_.inverse_transform(net(xb).double().numpy())
+                rho[s:s + batch_size] = net.dens_net(xb).double().numpy()[:, 0] * self.density_scale_
         return ldos, rho + neighbour_sad_density(x, tuple(self.neighbours.species))
 
     def predict_density(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
@@ -413,7 +428,8 @@ class Se3LdosModel(LdosModel):
                 "dtype": self.dtype, "output_scaling": self.output_scaling,
                 "refit_output": self.refit_output, "points_per_epoch": self.points_per_epoch,
                 "neighbours": self.neighbours.model_dump(mode="json"), "n_energies": int(self.n_energies_),
-                "density_head": self.density_head, "density_scale": float(getattr(self, "density_scale_", 1.0)),
+                "density_head": self.density_head, "point_radial": self.point_radial,
+                "density_scale": float(getattr(self, "density_scale_", 1.0)),
                 "y_scaler": self.y_scaler_.to_dict(),
                 "state_dict": {k: v.clone() for k, v in self.network_.state_dict().items()}}
 
@@ -426,7 +442,8 @@ class Se3LdosModel(LdosModel):
                 data["output_scaling"], neighbours=NeighbourParams(**nb),
                 refit_output=bool(data.get("refit_output", True)),
                 points_per_epoch=data.get("points_per_epoch"),
-                density_head=bool(data.get("density_head", False)))
+                density_head=bool(data.get("density_head", False)),
+                point_radial=bool(data.get("point_radial", False)))
         m.density_scale_ = float(data.get("density_scale", 1.0))
         m.n_energies_ = int(data["n_energies"])
         m.y_scaler_ = Scaler.from_dict(data["y_scaler"])
