@@ -182,6 +182,12 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     arch: Annotated[str, typer.Option("--model", help="feedforward (descriptor MLP) or se3 (e3nn network "
                                       "on neighbour lists; --rcutfac is its cut-off, Å).")] = "feedforward",
+    density_head: Annotated[bool, typer.Option(
+        "--density-head/--no-density-head",
+        help="se3 only: also predict the density directly, as a residual over the sum of atomic "
+             "densities (trained on the snapshots' DFT densities; predict/evaluate then use it).")] = False,
+    max_neighbours: Annotated[int, typer.Option("--max-neighbours", min=1, max=256,
+                                                help="se3 only: nearest atoms per grid point.")] = 16,
 ) -> None:
     """Train the descriptors → LDOS network on DFT snapshots; resumable; --nproc N for DDP."""
     import numpy as np
@@ -199,8 +205,11 @@ def train_cmd(
             from matterflow.electrons.equivariant import NeighbourParams, Se3LdosModel
             from matterflow.electrons.ml_tasks import snapshot_dataset
 
-            data = snapshot_dataset(snapshots, "neighbours", NeighbourParams(cutoff=rcutfac or 3.0),
+            data = snapshot_dataset(snapshots, "neighbours", NeighbourParams(cutoff=rcutfac or 3.0,
+                                                                             max_neighbours=max_neighbours),
                                     progress=progress)
+        elif density_head:
+            raise InputError("--density-head: only with --model se3")
         else:
             data = _load(snapshots, kind, params, twojmax, rcutfac, descriptors, progress)
         fit, val, held = _split(len(snapshots), test, validation)
@@ -215,15 +224,25 @@ def train_cmd(
         model = nets[0] if members == 1 else EnsembleLdosModel(nets, setup=data.setup)
         if arch == "se3":
             model = Se3LdosModel(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                                 setup=data.setup)
+                                 setup=data.setup, density_head=density_head)
         bar = progress.add_task("training", total=epochs)
 
         def on_epoch(epoch: int, loss: float) -> None:
             progress.update(bar, completed=epoch + 1, description=f"training (val {loss:.3g})")
 
         ckpt = checkpoint_dir or out.with_name(out.name + ".ckpt")
+        dens: dict = {}
+        if arch == "se3" and density_head:   # the snapshots' DFT densities train the density head
+            def _rho(idx: list) -> np.ndarray:
+                for i in idx:
+                    if data.snapshots[i].density is None:
+                        raise InputError(f"{snapshots[i]}: density: --density-head needs the DFT density "
+                                         "in every training snapshot")
+                return np.concatenate([np.asarray(data.snapshots[i].density).reshape(-1) for i in idx])
+
+            dens = {"density": _rho(fit), "density_val": _rho(val) if val else None}
         model.fit(x, y, xv, yv, checkpoint_dir=ckpt, on_epoch=on_epoch if nproc == 1 else None,
-                  trust_pickle=trust_pickle)
+                  trust_pickle=trust_pickle, **dens)
         progress.update(bar, completed=epochs)
         if energy_correction:
             from matterflow.electrons.correct import attach_energy_correction

@@ -8,7 +8,8 @@ memory (unless ``return_ldos=True``). The grid is cut into chunks of
    ``sum_r LDOS(r, E) dV`` (the DOS is additive over chunks); the sum over
    chunks is the DOS, which fixes the Fermi level for the electron count;
 2. per chunk again (descriptors and LDOS recomputed, cheaper than storing
-   them): the density ``n(r) = ∫ LDOS(r, E) f(E; μ, T) dE``.
+   them): the density ``n(r) = ∫ LDOS(r, E) f(E; μ, T) dE``, or, for a model with
+   ``density_head`` true, its own density output (``predict_ldos_and_density``).
 
 Chunks run in parallel through :func:`matterflow.core.execute.map_calls`
 (``scheduler``: ``"threads"``, ``"processes"``, ``"synchronous"``, a
@@ -179,6 +180,16 @@ def _chunk_density(model, atoms, grid, dparams, points, fermi_ev, temperature_k,
                    spool=None):
     from matterflow.electrons.observables import density_from_ldos
 
+    if getattr(model, "density_head", False):
+        # the model predicts the density itself (e.g. Se3LdosModel(density_head=True))
+        from matterflow.electrons.descriptors import compute_descriptors
+
+        if spool is not None:
+            _spool_file(spool, points).unlink(missing_ok=True)
+        desc = compute_descriptors(_near(atoms, grid, dparams, points), grid, dparams, points=points,
+                                   n_threads=1)
+        ldos, rho = model.predict_ldos_and_density(desc)
+        return rho, (ldos.astype(np.float32) if keep_ldos else None)
     if spool is not None:
         path = _spool_file(spool, points)
         ldos = np.load(path)
