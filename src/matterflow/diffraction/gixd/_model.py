@@ -1,9 +1,12 @@
 """The detector: a torchvision Faster R-CNN on polar (|q|, χ) images, trained from scratch.
 
-A small convolutional body (strides 4, 8, 16) with torchvision's FPN, anchors for
-GIXD features (compact spots, arcs elongated along χ, rings spanning the whole χ
-range: sqrt-area sizes 4-32 px, aspect ratios h/w from 1 to 32), no pretrained weights (nothing is
-downloaded). Checkpoints are a state dict plus JSON metadata, read with
+A small convolutional body with torchvision's FPN and no pretrained weights (nothing is
+downloaded). The default (``arch`` 2) samples |q| four times finer than χ inside the network,
+because GIXD features are narrow along |q| (boxes 1.4-5 px wide) and long along χ (arcs, rings
+spanning the whole χ range); its anchors were chosen on the label statistics
+(:data:`ANCHORS_V2`). ``arch`` 1 is the first, isotropic model (strides
+4-32 both ways, sqrt-area anchor sizes 4-32 px, aspect ratios h/w 1-32), kept so that older
+model files load. Checkpoints are a state dict plus JSON metadata, read with
 ``torch.load(..., weights_only=True)``.
 """
 
