@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from fno_stand_in import FixedFNO
 
 from matterflow.core.errors import InputError
 from matterflow.dft1d.exact import solve_two_electrons
@@ -10,21 +11,6 @@ from matterflow.dft1d.grid import make_grid
 from matterflow.dft1d.inversion import invert_density
 from matterflow.dft1d.potentials import sample_potentials
 from matterflow.dft1d.refine import fno_reliability
-
-
-class _Member:
-    """A stand-in for a fitted FNO returning given potentials (v_Hxc, Ha)."""
-
-    target, n_electrons = "v_hxc", 2
-
-    def __init__(self, v_hxc: np.ndarray, spin: str = "polarised"):
-        self.v_hxc, self.spin, self.n_points_ = v_hxc, spin, v_hxc.shape[1]
-
-    def _check_fitted(self) -> None:
-        pass
-
-    def predict(self, density: np.ndarray) -> np.ndarray:
-        return self.v_hxc[: len(density)]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def test_errors_of_opposite_sign_cancel_in_the_ensemble(triplets):
     (≤ 1e-5), the spread is the maximum of |δ|."""
     x, v, dens, vhxc = triplets
     delta = 0.3 * np.exp(-((x - 1.0) ** 2))
-    a, b = _Member(vhxc + delta), _Member(vhxc - delta)
+    a, b = FixedFNO(vhxc + delta), FixedFNO(vhxc - delta)
     ra = fno_reliability(a, dens, v, x, threshold=0.02)
     assert (ra.density_residual > 0.02).all() and ra.flagged.all()
     ens = FNOEnsemble([a, b])
@@ -56,9 +42,9 @@ def test_errors_of_opposite_sign_cancel_in_the_ensemble(triplets):
 def test_members_must_agree():
     v = np.zeros((2, 8))
     with pytest.raises(InputError, match="spin"):
-        FNOEnsemble([_Member(v, "polarised"), _Member(v, "unpolarised")])
+        FNOEnsemble([FixedFNO(v, "polarised"), FixedFNO(v, "unpolarised")])
     with pytest.raises(InputError, match="n_points_"):
-        FNOEnsemble([_Member(v), _Member(np.zeros((2, 9)))])
+        FNOEnsemble([FixedFNO(v), FixedFNO(np.zeros((2, 9)))])
     with pytest.raises(InputError, match="at least one"):
         FNOEnsemble([])
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from fno_stand_in import FixedFNO
 from typer.testing import CliRunner
 
 from matterflow.core.errors import InputError
@@ -19,21 +20,6 @@ from matterflow.dft1d.potentials import (
     sample_potentials,
 )
 from matterflow.dft1d.refine import fno_reliability, refine_inversion
-
-
-class _Oracle:
-    """A stand-in for a fitted FNO: returns given potentials (v_Hxc, Ha) for the densities."""
-
-    target, n_electrons = "v_hxc", 2
-
-    def __init__(self, v_hxc: np.ndarray, spin: str = "polarised"):
-        self.v_hxc, self.spin, self.n_points_ = v_hxc, spin, v_hxc.shape[1]
-
-    def _check_fitted(self) -> None:
-        pass
-
-    def predict(self, density: np.ndarray) -> np.ndarray:
-        return self.v_hxc[: len(density)]
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +40,16 @@ def test_refinement_reaches_the_tolerance_on_the_exact_density_and_saves_iterati
     x, v, dens, vhxc = triplets
     rng = np.random.default_rng(0)
     near = vhxc + 0.01 * np.abs(vhxc).max() * rng.standard_normal(vhxc.shape)
-    r = refine_inversion(_Oracle(near), dens, v, x, tol=1e-6, compare_cold=True)
+    r = refine_inversion(FixedFNO(near), dens, v, x, tol=1e-6, compare_cold=True)
     assert r.converged.all() and r.max_density_error.max() <= 1e-6
     assert np.abs(r.density - dens).max() <= 1e-6      # against the exact solver's density
     assert (r.n_iterations < r.cold_n_iterations).all()
     assert r.cold_max_density_error.max() <= 1e-6 and np.isfinite(r.speedup)
     assert (r.start_max_density_error > 1e-6).all()    # there was something to refine
     far = vhxc + 0.8 * np.sin(3 * x)
-    r2 = refine_inversion(_Oracle(far), dens, v, x, tol=1e-6)
+    r2 = refine_inversion(FixedFNO(far), dens, v, x, tol=1e-6)
     assert r2.converged.all() and np.abs(r2.density - dens).max() <= 1e-6
-    awful = refine_inversion(_Oracle(vhxc + 3.0 * np.sin(3 * x)), dens, v, x, tol=1e-6)
+    awful = refine_inversion(FixedFNO(vhxc + 3.0 * np.sin(3 * x)), dens, v, x, tol=1e-6)
     assert awful.n_fallbacks == 3 and np.abs(awful.density - dens).max() <= 1e-6  # robust path
     for k in range(len(dens)):  # the same potential where there is charge (up to a constant)
         m = dens[k] > 0.02
@@ -77,18 +63,18 @@ def test_reliability_flags_bad_starts_and_reports_the_gap(triplets):
     x, v, dens, vhxc = triplets
     bad = vhxc.copy()
     bad[1] += 0.5 * np.exp(-((x - 1.0) ** 2))
-    rel = fno_reliability(_Oracle(bad), dens, v, x, threshold=0.02)
+    rel = fno_reliability(FixedFNO(bad), dens, v, x, threshold=0.02)
     assert rel.density_residual[0] < 1e-6 and rel.density_residual[2] < 1e-6
     assert rel.density_residual[1] > 0.02 and rel.flagged.tolist() == [False, True, False]
     omega = 0.5
     harm = 0.5 * omega**2 * x**2
     for spin in ("unpolarised", "polarised"):
-        h = fno_reliability(_Oracle((harm - v)[:1], spin=spin), dens[:1], v[:1], x)
+        h = fno_reliability(FixedFNO((harm - v)[:1], spin=spin), dens[:1], v[:1], x)
         assert h.gap[0] == pytest.approx(omega, rel=2e-3)
-    gap_flag = fno_reliability(_Oracle(vhxc), dens, v, x, gap_threshold=10.0)
-    assert gap_flag.flagged.all() and not fno_reliability(_Oracle(vhxc), dens, v, x).flagged.any()
+    gap_flag = fno_reliability(FixedFNO(vhxc), dens, v, x, gap_threshold=10.0)
+    assert gap_flag.flagged.all() and not fno_reliability(FixedFNO(vhxc), dens, v, x).flagged.any()
     with pytest.raises(InputError, match="threshold"):
-        fno_reliability(_Oracle(vhxc), dens, v, x, threshold=0)
+        fno_reliability(FixedFNO(vhxc), dens, v, x, threshold=0)
 
 
 def test_invert_density_v_start(triplets):
